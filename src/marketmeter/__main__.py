@@ -1,0 +1,5 @@
+"""``python -m marketmeter``: the same as the ``marketmeter`` command."""
+
+from marketmeter.cli import main
+
+main()

@@ -1,0 +1,301 @@
+"""Reading a catalog file (YAML) into a validated ``Catalog``.
+
+Fields are checked by pydantic models (unknown fields refused, so typos surface); identifiers
+that reach the wire (product codes, dimensions, customer identifiers) are checked against the
+service model's own constraints; references (a product's seller, an agreement's buyer and
+product) are resolved against the file plus the catalog already stored. Every problem is
+reported at once, each naming its entry and field, e.g.::
+
+    products[1] (demo-saas): kind: Input should be 'saas', 'ami' or 'container'
+
+A file with any problem is not applied at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from marketmeter.catalog.model import (
+    LICENSE_ARN_FORMAT,
+    AccessKey,
+    Agreement,
+    AgreementState,
+    Buyer,
+    Catalog,
+    Integration,
+    Product,
+    ProductKind,
+    Seller,
+    license_arn_for,
+)
+from marketmeter.protocol.spec import service_model
+from marketmeter.protocol.validation import Violations, compile_shape
+
+__all__ = ["CatalogError", "load_catalog", "load_catalog_file"]
+
+AccountId = str
+
+
+class CatalogError(Exception):
+    """A catalog file that cannot be applied; ``problems`` name entry and field each."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s), nothing applied:\n{lines}")
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _AccessKey(_Entry):
+    access_key_id: str = Field(min_length=16, max_length=128, pattern=r"^[A-Z0-9]+$")
+    secret_access_key: str = Field(min_length=1)
+
+
+class _Seller(_Entry):
+    account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
+    name: str = ""
+    access_keys: list[_AccessKey] = []
+
+
+class _Product(_Entry):
+    product_code: str
+    seller: AccountId
+    kind: Literal["saas", "ami", "container"]
+    dimensions: list[str] = Field(min_length=1)
+    integration: Literal["legacy", "concurrent-agreements"] = "legacy"
+    name: str = ""
+    registration_url: str | None = Field(default=None, pattern=r"^https?://")
+    per_request_metering: bool = False
+
+
+class _Buyer(_Entry):
+    account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
+    customer_identifier: str | None = None
+    name: str = ""
+    access_keys: list[_AccessKey] = []
+
+
+class _Agreement(_Entry):
+    buyer: AccountId
+    product: str
+    license_arn: str | None = None
+    state: Literal["subscribed", "unsubscribe-pending", "unsubscribed", "suspended"] = (
+        "subscribed"
+    )
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class _File(_Entry):
+    sellers: list[_Seller] = []
+    products: list[_Product] = []
+    buyers: list[_Buyer] = []
+    agreements: list[_Agreement] = []
+
+
+def load_catalog_file(path: str | Path, existing: Catalog | None = None) -> Catalog:
+    """Read and validate a catalog file; raise ``CatalogError`` listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise CatalogError(source, [f"cannot read the file: {error.strerror}"]) from error
+    return load_catalog(text, existing, source=source)
+
+
+def load_catalog(text: str, existing: Catalog | None = None, source: str = "catalog") -> Catalog:
+    """Validate catalog YAML ``text``; references may point into ``existing``."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise CatalogError(source, [f"not valid YAML: {error}"]) from error
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise CatalogError(source, ["the file must be a mapping with sellers, products, ..."])
+    try:
+        parsed = _File.model_validate(raw)
+    except ValidationError as error:
+        raise CatalogError(source, [_describe(raw, e) for e in error.errors()]) from error
+    problems: list[str] = []
+    catalog = _build(parsed, existing or Catalog(), problems)
+    if problems:
+        raise CatalogError(source, problems)
+    return catalog
+
+
+def _describe(raw: dict[str, Any], error: Any) -> str:
+    location = list(error["loc"])
+    where = ""
+    if len(location) >= 2 and isinstance(location[1], int):
+        section, index = location[0], location[1]
+        where = f"{section}[{index}]{_label(raw, section, index)}"
+        rest = location[2:]
+    else:
+        rest = location
+    field = ".".join(str(part) for part in rest)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    parts = [part for part in (where, field) if part]
+    return f"{': '.join(parts)}: {message}" if parts else message
+
+
+def _label(raw: dict[str, Any], section: str, index: int) -> str:
+    entries = raw.get(section)
+    if not isinstance(entries, list) or index >= len(entries):
+        return ""
+    entry = entries[index]
+    if not isinstance(entry, dict):
+        return ""
+    for key in ("product_code", "account_id", "license_arn"):
+        if isinstance(entry.get(key), str | int):
+            return f" ({entry[key]})"
+    if "buyer" in entry and "product" in entry:
+        return f" ({entry['buyer']} × {entry['product']})"
+    return ""
+
+
+def _wire_check(shape_name: str, value: str, where: str, problems: list[str]) -> None:
+    """Check an identifier with the service model's own constraints for that shape."""
+    violations = Violations()
+    compile_shape(service_model().shape_for(shape_name))(value, where, violations)
+    problems.extend(
+        v.replace("Member must", "must").replace(f" at '{where}'", "").replace("Value", where, 1)
+        for v in violations
+    )
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _keys(entries: Iterable[_AccessKey]) -> tuple[AccessKey, ...]:
+    return tuple(AccessKey(k.access_key_id, k.secret_access_key) for k in entries)
+
+
+def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
+    seller_ids = {s.account_id for s in existing.sellers}
+    product_codes = {p.product_code for p in existing.products}
+    buyer_ids = {b.account_id for b in existing.buyers}
+    key_owner: dict[str, str] = {}
+    for owner in (*existing.sellers, *existing.buyers):
+        for key in owner.access_keys:
+            key_owner[key.access_key_id] = owner.account_id
+    identifier_owner = {
+        b.customer_identifier: b.account_id for b in existing.buyers if b.customer_identifier
+    }
+
+    def claim_keys(where: str, account: str, keys: list[_AccessKey]) -> None:
+        for i, key in enumerate(keys):
+            owner = key_owner.setdefault(key.access_key_id, account)
+            if owner != account:
+                problems.append(
+                    f"{where}: access_keys[{i}].access_key_id: {key.access_key_id} already "
+                    f"belongs to account {owner}"
+                )
+
+    sellers = []
+    seen: set[str] = set()
+    for i, s in enumerate(parsed.sellers):
+        where = f"sellers[{i}] ({s.account_id})"
+        if s.account_id in seen:
+            problems.append(f"{where}: account_id: listed twice")
+        seen.add(s.account_id)
+        claim_keys(where, s.account_id, s.access_keys)
+        sellers.append(Seller(s.account_id, s.name, _keys(s.access_keys)))
+    seller_ids |= seen
+
+    products = []
+    seen = set()
+    for i, p in enumerate(parsed.products):
+        where = f"products[{i}] ({p.product_code})"
+        _wire_check("ProductCode", p.product_code, f"{where}: product_code", problems)
+        if not p.product_code:
+            problems.append(f"{where}: product_code: must not be empty")
+        if p.product_code in seen:
+            problems.append(f"{where}: product_code: listed twice")
+        seen.add(p.product_code)
+        if p.seller not in seller_ids:
+            problems.append(f"{where}: seller: no seller with account_id {p.seller}")
+        if len(set(p.dimensions)) != len(p.dimensions):
+            problems.append(f"{where}: dimensions: a dimension is listed twice")
+        for j, dimension in enumerate(p.dimensions):
+            _wire_check("UsageDimension", dimension, f"{where}: dimensions[{j}]", problems)
+        products.append(
+            Product(
+                product_code=p.product_code,
+                seller_account_id=p.seller,
+                kind=ProductKind(p.kind),
+                dimensions=tuple(p.dimensions),
+                integration=Integration(p.integration),
+                name=p.name,
+                registration_url=p.registration_url,
+                per_request_metering=p.per_request_metering,
+            )
+        )
+    product_codes |= seen
+
+    buyers = []
+    seen = set()
+    for i, b in enumerate(parsed.buyers):
+        where = f"buyers[{i}] ({b.account_id})"
+        if b.account_id in seen or b.account_id in seller_ids:
+            problems.append(f"{where}: account_id: listed twice (buyers and sellers included)")
+        seen.add(b.account_id)
+        if b.customer_identifier is not None:
+            _wire_check(
+                "CustomerIdentifier", b.customer_identifier, f"{where}: customer_identifier",
+                problems,
+            )
+            owner = identifier_owner.setdefault(b.customer_identifier, b.account_id)
+            if owner != b.account_id or not b.customer_identifier:
+                problems.append(
+                    f"{where}: customer_identifier: {b.customer_identifier!r} is empty or "
+                    f"already used by buyer {owner}"
+                )
+        claim_keys(where, b.account_id, b.access_keys)
+        buyers.append(Buyer(b.account_id, b.customer_identifier, b.name, _keys(b.access_keys)))
+    buyer_ids |= seen
+
+    agreements = []
+    seen = set()
+    for i, a in enumerate(parsed.agreements):
+        start, end = _epoch(a.start), _epoch(a.end)
+        arn = a.license_arn or license_arn_for(a.buyer, a.product, str(start))
+        where = f"agreements[{i}] ({a.buyer} × {a.product})"
+        if a.buyer not in buyer_ids:
+            problems.append(f"{where}: buyer: no buyer with account_id {a.buyer}")
+        if a.product not in product_codes:
+            problems.append(f"{where}: product: no product with product_code {a.product}")
+        match = LICENSE_ARN_FORMAT.fullmatch(arn)
+        if match is None:
+            problems.append(
+                f"{where}: license_arn: must look like "
+                "arn:aws:license-manager::<buyer>:license:l-<32 hex digits>"
+            )
+        elif match["account"] != a.buyer:
+            problems.append(f"{where}: license_arn: the account in the ARN is not the buyer's")
+        if arn in seen:
+            problems.append(f"{where}: license_arn: listed twice")
+        seen.add(arn)
+        if start is not None and end is not None and end <= start:
+            problems.append(f"{where}: end: must be after start")
+        agreements.append(
+            Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end)
+        )
+    return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))

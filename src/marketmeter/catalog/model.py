@@ -1,0 +1,162 @@
+"""The catalog as domain values, and the read-only snapshot the rules look things up in.
+
+Plain frozen dataclasses; imports nothing of ours. The YAML loader builds a ``Catalog``; the
+store persists it and hands the rules a ``CatalogSnapshot`` (dict lookups, no I/O).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "LICENSE_ARN_FORMAT",
+    "AccessKey",
+    "Agreement",
+    "AgreementState",
+    "Buyer",
+    "Catalog",
+    "CatalogSnapshot",
+    "Integration",
+    "Product",
+    "ProductKind",
+    "Seller",
+    "license_arn_for",
+]
+
+# The LicenseArns marketmeter issues (spec §2); any other well-formed ARN is not a license.
+LICENSE_ARN_FORMAT = re.compile(
+    r"arn:aws[a-zA-Z-]*:license-manager::(?P<account>[0-9]{12}):license:l-[0-9a-f]{32}"
+)
+
+
+def license_arn_for(buyer_account_id: str, *seed: str) -> str:
+    """A stable LicenseArn for a buyer, derived from ``seed`` (same seed, same ARN)."""
+    digest = hashlib.sha256("|".join((buyer_account_id, *seed)).encode()).hexdigest()[:32]
+    return f"arn:aws:license-manager::{buyer_account_id}:license:l-{digest}"
+
+
+class ProductKind(StrEnum):
+    SAAS = "saas"
+    AMI = "ami"
+    CONTAINER = "container"
+
+
+class Integration(StrEnum):
+    LEGACY = "legacy"  # CustomerIdentifier + ProductCode
+    CONCURRENT_AGREEMENTS = "concurrent-agreements"  # CustomerAWSAccountId + LicenseArn
+
+
+class AgreementState(StrEnum):
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBE_PENDING = "unsubscribe-pending"
+    UNSUBSCRIBED = "unsubscribed"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    access_key_id: str
+    secret_access_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Seller:
+    account_id: str
+    name: str = ""
+    access_keys: tuple[AccessKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    product_code: str
+    seller_account_id: str
+    kind: ProductKind
+    dimensions: tuple[str, ...]
+    integration: Integration = Integration.LEGACY
+    name: str = ""
+    registration_url: str | None = None
+    per_request_metering: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Buyer:
+    account_id: str
+    customer_identifier: str | None = None
+    name: str = ""
+    access_keys: tuple[AccessKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """A buyer's subscription to a product. Times are epoch seconds; ``None`` is unbounded."""
+
+    license_arn: str
+    buyer_account_id: str
+    product_code: str
+    state: AgreementState = AgreementState.SUBSCRIBED
+    starts_at: float | None = None
+    ends_at: float | None = None
+
+    def covers(self, timestamp: float) -> bool:
+        """True if ``timestamp`` lies within the agreement's period [start, end)."""
+        if self.starts_at is not None and timestamp < self.starts_at:
+            return False
+        return not (self.ends_at is not None and timestamp >= self.ends_at)
+
+    @property
+    def bills(self) -> bool:
+        """True if the state lets usage be metered (spec §2, §7)."""
+        return self.state in (AgreementState.SUBSCRIBED, AgreementState.UNSUBSCRIBE_PENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    sellers: tuple[Seller, ...] = ()
+    products: tuple[Product, ...] = ()
+    buyers: tuple[Buyer, ...] = ()
+    agreements: tuple[Agreement, ...] = ()
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """An immutable view of the catalog with the lookups the rules need."""
+
+    version: int
+    catalog: Catalog
+    products: dict[str, Product] = field(init=False)
+    buyers: dict[str, Buyer] = field(init=False)
+    buyers_by_customer_identifier: dict[str, Buyer] = field(init=False)
+    agreements_by_license: dict[str, Agreement] = field(init=False)
+    agreements_by_buyer_product: dict[tuple[str, str], tuple[Agreement, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        catalog = self.catalog
+        set_ = object.__setattr__
+        set_(self, "products", {p.product_code: p for p in catalog.products})
+        set_(self, "buyers", {b.account_id: b for b in catalog.buyers})
+        set_(
+            self,
+            "buyers_by_customer_identifier",
+            {b.customer_identifier: b for b in catalog.buyers if b.customer_identifier},
+        )
+        set_(self, "agreements_by_license", {a.license_arn: a for a in catalog.agreements})
+        grouped: dict[tuple[str, str], list[Agreement]] = {}
+        for agreement in catalog.agreements:
+            key = (agreement.buyer_account_id, agreement.product_code)
+            grouped.setdefault(key, []).append(agreement)
+        set_(
+            self,
+            "agreements_by_buyer_product",
+            {key: tuple(values) for key, values in grouped.items()},
+        )
+
+    @classmethod
+    def empty(cls) -> CatalogSnapshot:
+        return cls(0, Catalog())
+
+    def agreements_of(self, buyer_account_id: str, product_code: str) -> Iterable[Agreement]:
+        return self.agreements_by_buyer_product.get((buyer_account_id, product_code), ())

@@ -1,0 +1,209 @@
+"""The ``marketmeter`` command: ``serve``, ``catalog apply|show|demo``, ``usage list``.
+
+Every command that touches the database takes ``--db`` (default ``marketmeter.db`` in the
+current directory, or ``$MARKETMETER_DB``), so the CLI and a running server share one ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+import click
+import orjson
+
+from marketmeter import __version__
+from marketmeter.admin.usage import AdminInputError, as_table, record_json, usage_query
+from marketmeter.catalog.loader import CatalogError, load_catalog_file
+from marketmeter.config import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, Settings
+from marketmeter.metering.windows import WindowPolicy
+from marketmeter.store.base import SchemaError
+from marketmeter.store.open import UnsupportedDatabase, open_store
+from marketmeter.store.sqlite import SQLiteStore
+
+__all__ = ["main"]
+
+_db_option = click.option(
+    "--db",
+    envvar="MARKETMETER_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLite file or URL (sqlite:///path). Env: MARKETMETER_DB.",
+)
+
+
+def _open(db: str) -> SQLiteStore:
+    try:
+        return open_store(db)
+    except (UnsupportedDatabase, SchemaError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="marketmeter")
+def main() -> None:
+    """marketmeter: the AWS Marketplace Metering Service, self-hosted."""
+
+
+@main.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+@_db_option
+@click.option(
+    "--catalog",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Catalog YAML to apply at start. Default: the bundled demo catalog, applied only "
+    "if the database has no catalog yet.",
+)
+@click.option(
+    "--window",
+    type=click.Choice([p.value for p in WindowPolicy]),
+    default=WindowPolicy.SIX_HOURS.value,
+    show_default=True,
+    help="Usage timestamp window: 6h (seed documents) or 24h-month-end (AWS today).",
+)
+@click.option(
+    "--future-skew",
+    type=click.IntRange(0),
+    default=300,
+    show_default=True,
+    help="Seconds a usage timestamp may lie in the future.",
+)
+@click.option(
+    "--sync",
+    "synchronous",
+    type=click.Choice(["full", "normal"]),
+    default="full",
+    show_default=True,
+    help="SQLite synchronous mode: full survives power loss, normal only process crashes.",
+)
+def serve(
+    host: str,
+    port: int,
+    db: str,
+    catalog: Path | None,
+    window: str,
+    future_skew: int,
+    synchronous: str,
+) -> None:
+    """Start the Metering Service endpoint and the admin API."""
+    from marketmeter.server import serve as run
+
+    settings = Settings(
+        host=host,
+        port=port,
+        db=db,
+        catalog=catalog,
+        window=WindowPolicy(window),
+        future_skew=timedelta(seconds=future_skew),
+        synchronous="normal" if synchronous == "normal" else "full",
+    )
+    try:
+        run(settings)
+    except CatalogError as error:
+        raise click.ClickException(str(error)) from None
+    except (UnsupportedDatabase, SchemaError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.group()
+def catalog() -> None:
+    """Sellers, products, buyers and agreements the service meters against."""
+
+
+@catalog.command("apply")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@_db_option
+def catalog_apply(file: Path, db: str) -> None:
+    """Validate FILE and upsert it into the catalog (all or nothing; idempotent)."""
+    store = _open(db)
+    try:
+        current = store.catalog_snapshot_now().catalog
+        try:
+            parsed = load_catalog_file(file, current)
+        except CatalogError as error:
+            raise click.ClickException(str(error)) from None
+        version = store.apply_catalog_now(parsed)
+    finally:
+        store.close_now()
+    click.echo(
+        f"applied {file}: {len(parsed.sellers)} seller(s), {len(parsed.products)} product(s), "
+        f"{len(parsed.buyers)} buyer(s), {len(parsed.agreements)} agreement(s); "
+        f"catalog version {version}"
+    )
+
+
+@catalog.command("show")
+@_db_option
+def catalog_show(db: str) -> None:
+    """Print the stored catalog as JSON."""
+    store = _open(db)
+    try:
+        snapshot = store.catalog_snapshot_now()
+    finally:
+        store.close_now()
+    body = {"version": snapshot.version, **asdict(snapshot.catalog)}
+    click.echo(json.dumps(body, indent=2, default=str))
+
+
+@catalog.command("demo")
+def catalog_demo() -> None:
+    """Print the bundled demo catalog (a starting point for your own)."""
+    from marketmeter.server import demo_catalog_text
+
+    click.echo(demo_catalog_text(), nl=False)
+
+
+@main.group()
+def usage() -> None:
+    """What has been billed."""
+
+
+@usage.command("list")
+@_db_option
+@click.option("--product", help="Only this product code.")
+@click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
+@click.option("--dimension", help="Only this dimension.")
+@click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
+@click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@click.option("--limit", default="1000", show_default=True, help="At most this many records.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def usage_list(
+    db: str,
+    product: str | None,
+    customer: str | None,
+    dimension: str | None,
+    start: str | None,
+    end: str | None,
+    limit: str,
+    as_json: bool,
+) -> None:
+    """List billed usage records, oldest usage first."""
+    filters = {
+        "product": product,
+        "customer": customer,
+        "dimension": dimension,
+        "from": start,
+        "to": end,
+        "limit": limit,
+    }
+    try:
+        query = usage_query({k: v for k, v in filters.items() if v is not None})
+    except AdminInputError as error:
+        raise click.BadParameter(error.message, param_hint=f"--{error.field}") from None
+    store = _open(db)
+    try:
+        records = store.usage_now(query)
+    finally:
+        store.close_now()
+    if as_json:
+        sys.stdout.buffer.write(
+            orjson.dumps({"records": [record_json(r) for r in records]}, option=orjson.OPT_INDENT_2)
+            + b"\n"
+        )
+    else:
+        click.echo(as_table(records))

@@ -1,0 +1,34 @@
+"""One frozen ``Settings`` object: built once (by the CLI or a test), passed in, never global."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from marketmeter.metering.windows import UsageWindow, WindowPolicy
+from marketmeter.protocol.endpoint import DEFAULT_MAX_BODY_BYTES
+
+__all__ = ["DEFAULT_DB", "DEFAULT_HOST", "DEFAULT_PORT", "Settings"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8686
+DEFAULT_DB = "marketmeter.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    db: str = DEFAULT_DB  # a SQLite path or URL (sqlite:///path)
+    catalog: Path | None = None  # None: the bundled demo catalog, if the ledger has none yet
+    auth: Literal["open"] = "open"
+    window: WindowPolicy = WindowPolicy.SIX_HOURS
+    future_skew: timedelta = timedelta(minutes=5)
+    synchronous: Literal["full", "normal"] = "full"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    usage_window: UsageWindow = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "usage_window", UsageWindow(self.window, self.future_skew))

@@ -1,0 +1,239 @@
+"""Every error marketmeter can answer an AWS client with, as a typed exception.
+
+The rules and the protocol layer raise these; only ``protocol.serialize`` turns them into bytes
+(``{"__type", "message"}`` body, ``x-amzn-ErrorType`` header, HTTP status).
+
+Exception tree::
+
+    AwsError                              code, http_status, fault ("client" | "server")
+    ├── modelled errors                   the error shapes of the botocore service model
+    │   ├── InternalServiceErrorException     500, server fault
+    │   ├── IdempotencyConflictException      409
+    │   └── (every other *Exception shape)    400
+    └── framework errors                  sent by AWS's JSON 1.1 front end, not in the model
+        ├── ValidationException               400
+        ├── SerializationException            400
+        ├── UnknownOperationException         400
+        ├── RequestEntityTooLargeException    413
+        ├── MissingAuthenticationTokenException, UnrecognizedClientException,
+        │   InvalidSignatureException, IncompleteSignatureException,
+        │   AccessDeniedException             400 (strict SigV4 auth)
+        └── DryRunOperation                   400 (MeterUsage with DryRun; clients treat it as success)
+
+A test compares the modelled classes with the error shapes of the service model, so the two can
+never drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+__all__ = [
+    "MODELLED_ERRORS",
+    "AccessDeniedException",
+    "AwsError",
+    "CustomerNotEntitledException",
+    "DisabledApiException",
+    "DryRunOperation",
+    "DuplicateRequestException",
+    "ExpiredTokenException",
+    "IdempotencyConflictException",
+    "IncompleteSignatureException",
+    "InternalServiceErrorException",
+    "InvalidCustomerIdentifierException",
+    "InvalidEndpointRegionException",
+    "InvalidLicenseException",
+    "InvalidProductCodeException",
+    "InvalidPublicKeyVersionException",
+    "InvalidRegionException",
+    "InvalidSignatureException",
+    "InvalidTagException",
+    "InvalidTokenException",
+    "InvalidUsageAllocationsException",
+    "InvalidUsageDimensionException",
+    "MissingAuthenticationTokenException",
+    "PlatformNotSupportedException",
+    "RequestEntityTooLargeException",
+    "SerializationException",
+    "ThrottlingException",
+    "TimestampOutOfBoundsException",
+    "UnknownOperationException",
+    "UnrecognizedClientException",
+    "ValidationException",
+]
+
+Fault = Literal["client", "server"]
+
+
+class AwsError(Exception):
+    """An error answered to the client. ``code`` is the wire ``__type``."""
+
+    code: ClassVar[str] = "AwsError"
+    http_status: ClassVar[int] = 400
+    fault: ClassVar[Fault] = "client"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = cls.__name__
+
+
+# --- modelled errors (botocore meteringmarketplace 2016-01-14) -------------------------------
+
+
+class CustomerNotEntitledException(AwsError):
+    """The buyer has no active agreement for the product (MeterUsage, RegisterUsage)."""
+
+
+class DisabledApiException(AwsError):
+    """The API is disabled in the Region."""
+
+
+class DuplicateRequestException(AwsError):
+    """MeterUsage: the hour already has a record with a different quantity."""
+
+
+class ExpiredTokenException(AwsError):
+    """ResolveCustomer: the registration token has expired."""
+
+
+class IdempotencyConflictException(AwsError):
+    """MeterUsage: the same ClientToken with different parameters."""
+
+    http_status = 409
+
+
+class InternalServiceErrorException(AwsError):
+    """Something failed on our side; the client should retry."""
+
+    http_status = 500
+    fault = "server"
+
+
+class InvalidCustomerIdentifierException(AwsError):
+    """Modelled by AWS; marketmeter answers unknown customers with CustomerNotSubscribed."""
+
+
+class InvalidEndpointRegionException(AwsError):
+    """MeterUsage called in a Region that does not match the instance."""
+
+
+class InvalidLicenseException(AwsError):
+    """A LicenseArn that is malformed, foreign, or outside its activation period."""
+
+
+class InvalidProductCodeException(AwsError):
+    """Unknown product code, or one that belongs to another seller."""
+
+
+class InvalidPublicKeyVersionException(AwsError):
+    """RegisterUsage: unknown public key version."""
+
+
+class InvalidRegionException(AwsError):
+    """RegisterUsage called in a Region that does not match the task."""
+
+
+class InvalidTagException(AwsError):
+    """A tag outside the allowed charset, or more than 5 distinct tag keys in a record."""
+
+
+class InvalidTokenException(AwsError):
+    """ResolveCustomer: unknown, malformed or foreign registration token."""
+
+
+class InvalidUsageAllocationsException(AwsError):
+    """Allocations that do not add up, repeat a tag set, or hold two untagged buckets."""
+
+
+class InvalidUsageDimensionException(AwsError):
+    """A dimension the product does not have (names are case-sensitive)."""
+
+
+class PlatformNotSupportedException(AwsError):
+    """RegisterUsage from a platform that is not ECS or EKS."""
+
+
+class ThrottlingException(AwsError):
+    """Too many calls. Status 400: botocore retries it by its code."""
+
+
+class TimestampOutOfBoundsException(AwsError):
+    """A usage timestamp outside the accepted window; the whole batch is refused."""
+
+
+MODELLED_ERRORS: tuple[type[AwsError], ...] = (
+    CustomerNotEntitledException,
+    DisabledApiException,
+    DuplicateRequestException,
+    ExpiredTokenException,
+    IdempotencyConflictException,
+    InternalServiceErrorException,
+    InvalidCustomerIdentifierException,
+    InvalidEndpointRegionException,
+    InvalidLicenseException,
+    InvalidProductCodeException,
+    InvalidPublicKeyVersionException,
+    InvalidRegionException,
+    InvalidTagException,
+    InvalidTokenException,
+    InvalidUsageAllocationsException,
+    InvalidUsageDimensionException,
+    PlatformNotSupportedException,
+    ThrottlingException,
+    TimestampOutOfBoundsException,
+)
+
+
+# --- framework errors (AWS JSON 1.1 front end; spec §1) ---------------------------------------
+
+
+class ValidationException(AwsError):
+    """A constraint of the model is broken; message in AWS's counted, joined style."""
+
+    @classmethod
+    def from_violations(cls, violations: list[str]) -> ValidationException:
+        count = len(violations)
+        noun = "error" if count == 1 else "errors"
+        return cls(f"{count} validation {noun} detected: " + "; ".join(violations))
+
+
+class SerializationException(AwsError):
+    """The body is not JSON, or a member has the wrong JSON type."""
+
+
+class UnknownOperationException(AwsError):
+    """Missing or unknown X-Amz-Target."""
+
+
+class RequestEntityTooLargeException(AwsError):
+    """A body of 1 MB or more."""
+
+    http_status = 413
+
+
+class MissingAuthenticationTokenException(AwsError):
+    """Strict auth: the request carries no SigV4 signature."""
+
+
+class UnrecognizedClientException(AwsError):
+    """Strict auth: unknown access key."""
+
+
+class InvalidSignatureException(AwsError):
+    """Strict auth: signature mismatch or expired date."""
+
+
+class IncompleteSignatureException(AwsError):
+    """Strict auth: malformed Authorization header."""
+
+
+class AccessDeniedException(AwsError):
+    """Credentials of the wrong kind (seller vs buyer) for the operation."""
+
+
+class DryRunOperation(AwsError):
+    """MeterUsage with DryRun: the call would have succeeded."""

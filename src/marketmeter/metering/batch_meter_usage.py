@@ -1,0 +1,244 @@
+"""BatchMeterUsage: the rules of spec §3.
+
+Order of the whole-request checks (each refuses the whole batch, nothing recorded):
+
+1. every record names exactly one of CustomerIdentifier / CustomerAWSAccountId
+   → ``ValidationException``;
+2. the product: the request's ProductCode, or the product of the records' LicenseArns when it
+   has none → ``InvalidProductCodeException`` / ``InvalidLicenseException``;
+3. every dimension belongs to the product (case-sensitive) → ``InvalidUsageDimensionException``;
+4. every timestamp lies in the window → ``TimestampOutOfBoundsException``;
+5. allocations and tags → ``InvalidUsageAllocationsException`` / ``InvalidTagException``;
+6. every LicenseArn belongs to the record's customer and covers its timestamp
+   → ``InvalidLicenseException``.
+
+Then each record gets its verdict in request order: ``CustomerNotSubscribed`` (not billed), or
+it goes to the ledger, whose unique key decides between ``Success`` (new, or an identical
+retry: the first MeteringRecordId) and ``DuplicateRecord`` (same key, different quantity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from marketmeter.catalog.model import (
+    LICENSE_ARN_FORMAT,
+    Agreement,
+    Buyer,
+    CatalogSnapshot,
+    Product,
+    ProductKind,
+)
+from marketmeter.errors import (
+    InvalidLicenseException,
+    InvalidProductCodeException,
+    InvalidUsageDimensionException,
+    TimestampOutOfBoundsException,
+    ValidationException,
+)
+from marketmeter.metering.allocations import check_allocations
+from marketmeter.metering.clock import Clock
+from marketmeter.metering.ids import IdGenerator
+from marketmeter.metering.types import (
+    BatchMeterUsageRequest,
+    BatchMeterUsageResult,
+    Caller,
+    LedgerEntry,
+    RecordStatus,
+    UsageRecord,
+    UsageRecordResult,
+)
+from marketmeter.metering.windows import UsageWindow, floor_to_hour
+from marketmeter.store.base import Store
+
+__all__ = ["BatchMeterUsage"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """A record's fate before the ledger: not subscribed, or an entry to bill."""
+
+    entry: LedgerEntry | None
+
+
+class BatchMeterUsage:
+    """The operation, wired to its store, clock, id generator and time window."""
+
+    def __init__(self, store: Store, clock: Clock, ids: IdGenerator, window: UsageWindow) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._window = window
+
+    async def __call__(
+        self, request: BatchMeterUsageRequest, caller: Caller
+    ) -> BatchMeterUsageResult:
+        records = request.records
+        if not records:
+            return BatchMeterUsageResult(results=())
+        _check_identities(records)
+        catalog = await self._store.catalog_snapshot()
+        now = self._clock.now()
+        product = _resolve_product(request, catalog, caller)
+        _check_dimensions(records, product)
+        self._check_window(records, now)
+        for record in records:
+            if record.allocations is not None:
+                check_allocations(record.allocations, record.billed_quantity)
+        _check_license_owners(records, catalog)
+
+        received_at = now.timestamp()
+        verdicts = [self._verdict(record, product, catalog, received_at) for record in records]
+        entries = [verdict.entry for verdict in verdicts if verdict.entry is not None]
+        outcomes = iter(await self._store.bill(entries) if entries else [])
+
+        results: list[UsageRecordResult] = []
+        for record, verdict in zip(records, verdicts, strict=True):
+            entry = verdict.entry
+            if entry is None:
+                results.append(UsageRecordResult(record, RecordStatus.CUSTOMER_NOT_SUBSCRIBED))
+                continue
+            outcome = next(outcomes)
+            if outcome.inserted or outcome.quantity == entry.quantity:
+                results.append(
+                    UsageRecordResult(record, RecordStatus.SUCCESS, outcome.metering_record_id)
+                )
+            else:
+                results.append(UsageRecordResult(record, RecordStatus.DUPLICATE_RECORD))
+        return BatchMeterUsageResult(results=tuple(results))
+
+    def _check_window(self, records: tuple[UsageRecord, ...], now: datetime) -> None:
+        window = self._window
+        for index, record in enumerate(records, start=1):
+            if not window.accepts(record.timestamp, now):
+                raise TimestampOutOfBoundsException(
+                    f"The timestamp of usageRecords.{index} ({record.timestamp}) is out of the "
+                    f"allowed range: usage must be {window.describe()}."
+                )
+
+    def _verdict(
+        self, record: UsageRecord, product: Product, catalog: CatalogSnapshot, received_at: float
+    ) -> _Verdict:
+        buyer = _buyer_of(record, catalog)
+        if buyer is None:
+            return _Verdict(None)
+        if record.license_arn is not None:
+            agreement = catalog.agreements_by_license[record.license_arn]
+            if not agreement.bills:
+                return _Verdict(None)
+            scope = f"license:{record.license_arn}"
+        else:
+            if not any(
+                agreement.bills and agreement.covers(record.timestamp)
+                for agreement in catalog.agreements_of(buyer.account_id, product.product_code)
+            ):
+                return _Verdict(None)
+            scope = f"product:{product.product_code}"
+        return _Verdict(
+            LedgerEntry(
+                hour=floor_to_hour(record.timestamp),
+                scope=scope,
+                customer_account=buyer.account_id,
+                dimension=record.dimension,
+                quantity=record.billed_quantity,
+                metering_record_id=self._ids(),
+                product_code=product.product_code,
+                record=record,
+                received_at=received_at,
+            )
+        )
+
+
+def _check_identities(records: tuple[UsageRecord, ...]) -> None:
+    violations = []
+    for index, record in enumerate(records, start=1):
+        has_identifier = record.customer_identifier is not None
+        has_account = record.customer_aws_account_id is not None
+        if has_identifier == has_account:
+            which = "both" if has_identifier else "neither"
+            violations.append(
+                f"usageRecords.{index}.member has {which} of customerIdentifier and "
+                "customerAWSAccountId: exactly one must be specified"
+            )
+    if violations:
+        raise ValidationException.from_violations(violations)
+
+
+def _resolve_product(
+    request: BatchMeterUsageRequest, catalog: CatalogSnapshot, caller: Caller
+) -> Product:
+    licenses: list[Agreement] = []
+    for record in request.records:
+        arn = record.license_arn
+        if arn is None:
+            continue
+        if LICENSE_ARN_FORMAT.fullmatch(arn) is None:
+            raise InvalidLicenseException(f"LicenseArn '{arn}' is not a valid license ARN.")
+        agreement = catalog.agreements_by_license.get(arn)
+        if agreement is None:
+            raise InvalidLicenseException(f"LicenseArn '{arn}' does not exist.")
+        licenses.append(agreement)
+
+    code = request.product_code
+    if code is None:
+        if len(licenses) != len(request.records):
+            raise InvalidProductCodeException(
+                "A ProductCode is required unless every usage record carries a LicenseArn."
+            )
+        codes = sorted({agreement.product_code for agreement in licenses})
+        if len(codes) > 1:
+            raise InvalidLicenseException(
+                "The LicenseArns of one request must all belong to one product; "
+                f"found licenses of {', '.join(codes)}."
+            )
+        code = codes[0]
+
+    product = catalog.products.get(code)
+    if product is None or product.kind is not ProductKind.SAAS:
+        raise InvalidProductCodeException(f"Product code '{code}' is not a valid SaaS product.")
+    if caller.kind == "seller" and product.seller_account_id != caller.account_id:
+        raise InvalidProductCodeException(f"Product code '{code}' is not a valid SaaS product.")
+    for agreement in licenses:
+        if agreement.product_code != code:
+            raise InvalidLicenseException(
+                f"LicenseArn '{agreement.license_arn}' does not belong to product '{code}'."
+            )
+    return product
+
+
+def _check_dimensions(records: tuple[UsageRecord, ...], product: Product) -> None:
+    for record in records:
+        if record.dimension not in product.dimensions:
+            raise InvalidUsageDimensionException(
+                f"Dimension '{record.dimension}' is not a usage dimension of product "
+                f"'{product.product_code}'."
+            )
+
+
+def _buyer_of(record: UsageRecord, catalog: CatalogSnapshot) -> Buyer | None:
+    if record.customer_identifier is not None:
+        return catalog.buyers_by_customer_identifier.get(record.customer_identifier)
+    if record.customer_aws_account_id is not None:
+        return catalog.buyers.get(record.customer_aws_account_id)
+    return None
+
+
+def _check_license_owners(records: tuple[UsageRecord, ...], catalog: CatalogSnapshot) -> None:
+    for record in records:
+        if record.license_arn is None:
+            continue
+        agreement = catalog.agreements_by_license[record.license_arn]
+        if record.customer_aws_account_id is not None:
+            customer_account: str | None = record.customer_aws_account_id
+        else:
+            buyer = _buyer_of(record, catalog)
+            customer_account = buyer.account_id if buyer is not None else None
+        if customer_account != agreement.buyer_account_id:
+            raise InvalidLicenseException(
+                f"LicenseArn '{record.license_arn}' does not belong to the record's customer."
+            )
+        if not agreement.covers(record.timestamp):
+            raise InvalidLicenseException(
+                f"LicenseArn '{record.license_arn}' is not active at the record's timestamp."
+            )

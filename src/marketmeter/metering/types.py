@@ -1,0 +1,129 @@
+"""Typed domain values of the metering rules: requests, results, ledger entries, callers.
+
+Plain frozen dataclasses with snake_case names. They import nothing of ours; the protocol
+layer builds them from the wire and turns results back into wire JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "BatchMeterUsageRequest",
+    "BatchMeterUsageResult",
+    "Caller",
+    "LedgerEntry",
+    "LedgerOutcome",
+    "RecordStatus",
+    "Tag",
+    "UsageAllocation",
+    "UsageRecord",
+    "UsageRecordResult",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageAllocation:
+    quantity: int
+    tags: tuple[Tag, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One record of a BatchMeterUsage call, as the client sent it.
+
+    ``timestamp`` is epoch seconds exactly as received (int or float) so that it can be echoed
+    back unchanged; ``quantity`` is ``None`` when the client left it out (it then counts as 0).
+    """
+
+    timestamp: int | float
+    dimension: str
+    quantity: int | None = None
+    customer_identifier: str | None = None
+    customer_aws_account_id: str | None = None
+    license_arn: str | None = None
+    allocations: tuple[UsageAllocation, ...] | None = None
+
+    @property
+    def billed_quantity(self) -> int:
+        return 0 if self.quantity is None else self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMeterUsageRequest:
+    records: tuple[UsageRecord, ...]
+    product_code: str | None = None
+
+
+class RecordStatus(StrEnum):
+    SUCCESS = "Success"
+    CUSTOMER_NOT_SUBSCRIBED = "CustomerNotSubscribed"
+    DUPLICATE_RECORD = "DuplicateRecord"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecordResult:
+    record: UsageRecord
+    status: RecordStatus
+    metering_record_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMeterUsageResult:
+    results: tuple[UsageRecordResult, ...]
+    unprocessed: tuple[UsageRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as authentication established it.
+
+    In open auth every caller is ``anonymous``: no ownership rule applies. Strict SigV4 auth
+    maps the access key to a seller or a buyer account.
+    """
+
+    kind: Literal["anonymous", "seller", "buyer"]
+    account_id: str | None = None
+    access_key_id: str | None = None
+
+    @classmethod
+    def anonymous(cls, access_key_id: str | None = None) -> Caller:
+        return cls("anonymous", None, access_key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A record the rules decided to bill, with its deduplication key.
+
+    The key is (``hour``, ``scope``, ``customer_account``, ``dimension``): ``scope`` is
+    ``product:<code>`` for records keyed by product and ``license:<arn>`` for records keyed by
+    LicenseArn, so that the two keys never collide (spec §3, "Deduplication key").
+    ``metering_record_id`` is the id to use if the key is new.
+    """
+
+    hour: int
+    scope: str
+    customer_account: str
+    dimension: str
+    quantity: int
+    metering_record_id: str
+    product_code: str
+    record: UsageRecord
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerOutcome:
+    """What the ledger holds for an entry's key after the insert attempt."""
+
+    metering_record_id: str
+    quantity: int
+    inserted: bool

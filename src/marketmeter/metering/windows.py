@@ -1,0 +1,70 @@
+"""Which usage timestamps the service accepts, and the hour a timestamp falls in (spec §3).
+
+Two policies:
+
+- ``6h`` (default, the seed documents' rule): a record is accepted only if its timestamp is
+  less than 6 hours in the past.
+- ``24h-month-end`` (AWS's current rule): less than 24 hours in the past, and a record for the
+  previous calendar month only until 06:00 UTC on the 1st.
+
+Both refuse timestamps more than ``future_skew`` ahead of the clock (AWS leaves this
+undocumented; 5 minutes by default). Timestamps are epoch seconds, possibly fractional, possibly
+absurd (``1e300``): everything is computed on floats so no input can overflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+__all__ = ["UsageWindow", "WindowPolicy", "floor_to_hour"]
+
+_HOUR = 3600
+
+
+class WindowPolicy(StrEnum):
+    SIX_HOURS = "6h"
+    AWS_24H_MONTH_END = "24h-month-end"
+
+
+def floor_to_hour(timestamp: float) -> int:
+    """The start of the UTC hour a timestamp falls in, in epoch seconds."""
+    return int(timestamp // _HOUR) * _HOUR
+
+
+def _start_of_month(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWindow:
+    policy: WindowPolicy = WindowPolicy.SIX_HOURS
+    future_skew: timedelta = timedelta(minutes=5)
+    month_end_grace: timedelta = timedelta(hours=6)
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(hours=6 if self.policy is WindowPolicy.SIX_HOURS else 24)
+
+    def accepts(self, timestamp: float, now: datetime) -> bool:
+        """True if a record stamped ``timestamp`` may be metered at ``now``."""
+        current = now.timestamp()
+        if timestamp > current + self.future_skew.total_seconds():
+            return False
+        if current - timestamp >= self.max_age.total_seconds():
+            return False
+        if self.policy is WindowPolicy.AWS_24H_MONTH_END:
+            month_start = _start_of_month(now)
+            if timestamp < month_start.timestamp():
+                return now < month_start + self.month_end_grace
+        return True
+
+    def describe(self) -> str:
+        """How the window reads in an error message."""
+        hours = int(self.max_age.total_seconds() // _HOUR)
+        text = f"less than {hours} hours in the past"
+        if self.policy is WindowPolicy.AWS_24H_MONTH_END:
+            text += " (previous month only until 06:00 UTC on the 1st)"
+        minutes = int(self.future_skew.total_seconds() // 60)
+        return f"{text} and no more than {minutes} minutes in the future"

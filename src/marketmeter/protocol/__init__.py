@@ -1,0 +1,1 @@
+"""The wire edge: AWS JSON 1.1 in and out. Knows the format, knows no metering rule."""

@@ -1,0 +1,106 @@
+"""Requests in: ``X-Amz-Target`` → operation; body → validated JSON → typed domain request.
+
+PascalCase member names are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from marketmeter.errors import SerializationException, UnknownOperationException
+from marketmeter.metering.types import (
+    BatchMeterUsageRequest,
+    Tag,
+    UsageAllocation,
+    UsageRecord,
+)
+from marketmeter.protocol.spec import service_model, target_prefix
+from marketmeter.protocol.validation import Checker, compile_shape, validate
+
+__all__ = ["ParsedRequest", "RequestParser", "batch_meter_usage_request"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    operation: str
+    params: dict[str, Any]
+
+
+class RequestParser:
+    """Knows every operation of the model and holds its precompiled input checker."""
+
+    def __init__(self) -> None:
+        model = service_model()
+        prefix = target_prefix()
+        self._checkers: dict[str, tuple[str, Checker]] = {
+            f"{prefix}.{name}": (name, compile_shape(model.operation_model(name).input_shape))
+            for name in model.operation_names
+        }
+
+    def operation(self, target: str | None) -> tuple[str, Checker]:
+        """The operation named by ``X-Amz-Target``, or ``UnknownOperationException``."""
+        found = self._checkers.get(target) if target else None
+        if found is None:
+            raise UnknownOperationException(
+                "No operation named by the X-Amz-Target header"
+                if not target
+                else f"Unknown operation {target}"
+            )
+        return found
+
+    def parse(self, target: str | None, body: bytes) -> ParsedRequest:
+        name, checker = self.operation(target)
+        params = decode_json(body)
+        validate(checker, params)
+        return ParsedRequest(name, params)
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object. An empty body is ``{}``, as botocore would send."""
+    if not body.strip():
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise SerializationException(f"The request body is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise SerializationException("The request body must be a JSON object")
+    return value
+
+
+def _allocations(raw: list[dict[str, Any]] | None) -> tuple[UsageAllocation, ...] | None:
+    if raw is None:
+        return None
+    return tuple(
+        UsageAllocation(
+            quantity=item["AllocatedUsageQuantity"],
+            tags=(
+                tuple(Tag(tag["Key"], tag["Value"]) for tag in item["Tags"] if tag is not None)
+                if item.get("Tags") is not None
+                else None
+            ),
+        )
+        for item in raw
+        if item is not None
+    )
+
+
+def batch_meter_usage_request(params: dict[str, Any]) -> BatchMeterUsageRequest:
+    """Typed BatchMeterUsage input from validated JSON."""
+    records = tuple(
+        UsageRecord(
+            timestamp=raw["Timestamp"],
+            dimension=raw["Dimension"],
+            quantity=raw.get("Quantity"),
+            customer_identifier=raw.get("CustomerIdentifier"),
+            customer_aws_account_id=raw.get("CustomerAWSAccountId"),
+            license_arn=raw.get("LicenseArn"),
+            allocations=_allocations(raw.get("UsageAllocations")),
+        )
+        for raw in params["UsageRecords"]
+        if raw is not None
+    )
+    return BatchMeterUsageRequest(records=records, product_code=params.get("ProductCode"))

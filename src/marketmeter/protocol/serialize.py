@@ -1,0 +1,78 @@
+"""Responses out: the one place that turns results and errors into AWS JSON 1.1 bytes.
+
+Success: 200, ``application/x-amz-json-1.1``. Error: ``{"__type", "message"}`` body and the
+``x-amzn-ErrorType`` header (botocore reads the body, the JS and Go SDKs prefer the header),
+with the error's status. PascalCase member names are written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from marketmeter.errors import AwsError
+from marketmeter.metering.types import (
+    BatchMeterUsageResult,
+    UsageAllocation,
+    UsageRecord,
+    UsageRecordResult,
+)
+
+__all__ = ["CONTENT_TYPE", "WireResponse", "batch_meter_usage_result", "error", "success"]
+
+CONTENT_TYPE = b"application/x-amz-json-1.1"
+
+
+@dataclass(frozen=True, slots=True)
+class WireResponse:
+    status: int
+    body: bytes
+    error_type: str | None = None
+
+
+def success(payload: dict[str, Any]) -> WireResponse:
+    return WireResponse(200, orjson.dumps(payload))
+
+
+def error(failure: AwsError) -> WireResponse:
+    body = orjson.dumps({"__type": failure.code, "message": failure.message})
+    return WireResponse(failure.http_status, body, failure.code)
+
+
+def _allocation(allocation: UsageAllocation) -> dict[str, Any]:
+    wire: dict[str, Any] = {"AllocatedUsageQuantity": allocation.quantity}
+    if allocation.tags is not None:
+        wire["Tags"] = [{"Key": tag.key, "Value": tag.value} for tag in allocation.tags]
+    return wire
+
+
+def usage_record(record: UsageRecord) -> dict[str, Any]:
+    """A record echoed as received (absent members stay absent)."""
+    wire: dict[str, Any] = {"Timestamp": record.timestamp, "Dimension": record.dimension}
+    if record.customer_identifier is not None:
+        wire["CustomerIdentifier"] = record.customer_identifier
+    if record.customer_aws_account_id is not None:
+        wire["CustomerAWSAccountId"] = record.customer_aws_account_id
+    if record.license_arn is not None:
+        wire["LicenseArn"] = record.license_arn
+    if record.quantity is not None:
+        wire["Quantity"] = record.quantity
+    if record.allocations is not None:
+        wire["UsageAllocations"] = [_allocation(a) for a in record.allocations]
+    return wire
+
+
+def _result(result: UsageRecordResult) -> dict[str, Any]:
+    wire: dict[str, Any] = {"UsageRecord": usage_record(result.record), "Status": result.status}
+    if result.metering_record_id is not None:
+        wire["MeteringRecordId"] = result.metering_record_id
+    return wire
+
+
+def batch_meter_usage_result(result: BatchMeterUsageResult) -> dict[str, Any]:
+    return {
+        "Results": [_result(r) for r in result.results],
+        "UnprocessedRecords": [usage_record(r) for r in result.unprocessed],
+    }

@@ -1,0 +1,28 @@
+"""The service model: botocore's ``meteringmarketplace`` 2016-01-14, loaded once.
+
+This is the single source of truth for operation names, the ``X-Amz-Target`` prefix, shapes,
+constraints and error names (spec §1). Nothing here is retyped by hand.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import botocore.session
+
+__all__ = ["SERVICE_NAME", "service_model", "target_prefix"]
+
+SERVICE_NAME = "meteringmarketplace"
+
+
+@cache
+def service_model() -> Any:
+    """The botocore ``ServiceModel`` of the Metering Service (loaded on first use)."""
+    session = botocore.session.get_session()
+    return session.get_service_model(SERVICE_NAME)
+
+
+def target_prefix() -> str:
+    """``AWSMPMeteringService``: the part of ``X-Amz-Target`` before the dot."""
+    return str(service_model().metadata["targetPrefix"])

@@ -1,0 +1,114 @@
+"""Running the service: open the store, load the catalog, serve with uvicorn until SIGTERM.
+
+SIGTERM and Ctrl-C stop accepting connections, let in-flight requests finish (their records
+are committed before they are answered), then close the store, whose writer commits every job
+already queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from marketmeter import __version__
+from marketmeter.app import MarketmeterApp
+from marketmeter.catalog.loader import load_catalog, load_catalog_file
+from marketmeter.config import Settings
+from marketmeter.metering.clock import SystemClock
+from marketmeter.metering.ids import RandomIds
+from marketmeter.store.open import open_store
+from marketmeter.store.sqlite import SQLiteStore
+
+__all__ = ["demo_catalog_text", "load_startup_catalog", "serve"]
+
+
+def demo_catalog_text() -> str:
+    """The bundled demo catalog (YAML)."""
+    return resources.files("marketmeter.catalog").joinpath("demo.yaml").read_text("utf-8")
+
+
+def load_startup_catalog(store: SQLiteStore, catalog: Path | None) -> str:
+    """Apply ``catalog``, or the demo catalog when none is given and the store has none yet.
+
+    Returns a line describing what the service meters against.
+    """
+    current = store.catalog_snapshot_now()
+    if catalog is not None:
+        store.apply_catalog_now(load_catalog_file(catalog, current.catalog))
+        source = str(catalog)
+    elif current.version == 0:
+        store.apply_catalog_now(load_catalog(demo_catalog_text(), source="demo catalog"))
+        source = "bundled demo catalog (marketmeter catalog demo prints it)"
+    else:
+        source = "catalog already in the database"
+    snapshot = store.catalog_snapshot_now()
+    c = snapshot.catalog
+    return (
+        f"{source}: {len(c.sellers)} seller(s), {len(c.products)} product(s), "
+        f"{len(c.buyers)} buyer(s), {len(c.agreements)} agreement(s)"
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, printing where to point clients once the socket is bound."""
+
+    banner: list[str]
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.started:
+            return
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        url = f"http://{host}:{port}"
+        print(
+            "\n".join(
+                [
+                    f"marketmeter {__version__}: AWS Marketplace Metering Service at {url}",
+                    *self.banner,
+                    "Point AWS clients at it (any credentials, any region):",
+                    f"  export AWS_ENDPOINT_URL_MARKETPLACE_METERING={url}",
+                    f"  aws meteringmarketplace batch-meter-usage --endpoint-url {url} ...",
+                    f"  boto3.client('meteringmarketplace', endpoint_url='{url}')",
+                    f"Ready: GET {url}/_marketmeter/health",
+                ]
+            ),
+            flush=True,
+        )
+
+
+def serve(settings: Settings) -> None:
+    """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    store = open_store(settings.db, settings.synchronous)
+    try:
+        catalog_line = load_startup_catalog(store, settings.catalog)
+    except BaseException:
+        store.close_now()
+        raise
+    app = MarketmeterApp(settings, store, SystemClock(), RandomIds(), RandomIds())
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    server = _Server(config)
+    server.banner = [
+        f"  ledger:  SQLite {store.path} (WAL, synchronous={settings.synchronous.upper()})",
+        f"  catalog: {catalog_line}",
+        f"  auth:    {settings.auth} (requests accepted signed or unsigned)",
+        f"  window:  usage {settings.usage_window.describe()}",
+    ]
+    asyncio.run(server.serve())
+    if not server.started:
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Where the catalog and the ledger live: SQLite by default (PostgreSQL later)."""

@@ -1,0 +1,33 @@
+"""The schema's one versioned history: ``NNNN_name.<dialect>.sql`` files, applied in order.
+
+Each backend applies the files of its dialect and records them in ``schema_migrations``;
+a database whose version is newer than the newest file here is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+__all__ = ["Migration", "migrations_for"]
+
+_NAME = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<dialect>[a-z]+)\.sql")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations_for(dialect: str) -> list[Migration]:
+    """The migrations of one dialect (``sqlite``), oldest first."""
+    found = []
+    for entry in resources.files(__name__).iterdir():
+        match = _NAME.fullmatch(entry.name)
+        if match and match["dialect"] == dialect:
+            found.append(Migration(int(match["version"]), match["name"], entry.read_text()))
+    found.sort(key=lambda migration: migration.version)
+    return found

@@ -1,0 +1,249 @@
+"""The embedded store: one SQLite file in WAL mode, ``synchronous=FULL`` by default.
+
+- Writes go through ``SQLiteWriter`` (one thread, group commit, acknowledged after commit).
+- Billing a batch is one job: per entry one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
+  on the dedupe key (the insert *is* the duplicate check), and for a key already billed a read
+  of the first row by that same unique index. No scan, no read-then-write race.
+- The catalog snapshot is cached and reloaded only when ``catalog_state.version`` moved (any
+  process may change it, e.g. ``marketmeter catalog apply`` next to a running server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from marketmeter.catalog.model import Catalog, CatalogSnapshot
+from marketmeter.metering.types import LedgerEntry, LedgerOutcome, UsageAllocation
+from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
+from marketmeter.store.migrations import migrations_for
+from marketmeter.store.sqlite_catalog import catalog_version, read_catalog, write_catalog
+from marketmeter.store.sqlite_writer import SQLiteWriter
+
+__all__ = ["SQLiteStore", "Synchronous", "migrate"]
+
+Synchronous = Literal["full", "normal"]
+
+_INSERT = (
+    "INSERT INTO usage_records (hour, scope, customer_account, dimension, quantity, "
+    "metering_record_id, product_code, license_arn, customer_identifier, usage_timestamp, "
+    "allocations, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
+    "RETURNING metering_record_id"
+)
+_EXISTING = (
+    "SELECT metering_record_id, quantity FROM usage_records "
+    "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
+)
+
+
+def _connect(path: str, synchronous: Synchronous) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout = 10000")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    return connection
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Apply the missing migrations; refuse a database newer than this code. Returns version."""
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+    )
+    row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    current = int(row[0] or 0)
+    known = migrations_for("sqlite")
+    newest = known[-1].version if known else 0
+    if current > newest:
+        raise SchemaError(
+            f"the database is at schema version {current}, newer than this marketmeter "
+            f"(knows up to {newest}); upgrade marketmeter"
+        )
+    for migration in known:
+        if migration.version <= current:
+            continue
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sql):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()),
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        current = migration.version
+    return current
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (our migrations keep ``;`` out of literals)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+class SQLiteStore:
+    """``store.base.Store`` on one SQLite file."""
+
+    def __init__(self, path: str | Path, synchronous: Synchronous = "full") -> None:
+        self.path = str(path)
+        self.synchronous = synchronous
+        with _connect(self.path, synchronous) as bootstrap:
+            migrate(bootstrap)
+        bootstrap.close()
+        self._writer = SQLiteWriter(lambda: _connect(self.path, synchronous))
+        self._watch = _connect(self.path, synchronous)
+        self._watch_lock = threading.Lock()
+        self._snapshot = CatalogSnapshot.empty()
+        self._snapshot = self._load_snapshot()
+
+    # --- catalog ---------------------------------------------------------------------------
+
+    async def catalog_snapshot(self) -> CatalogSnapshot:
+        return self.catalog_snapshot_now()
+
+    def catalog_snapshot_now(self) -> CatalogSnapshot:
+        """The snapshot, refreshed if the catalog changed. One indexed read when it did not."""
+        with self._watch_lock:
+            version = catalog_version(self._watch)
+        if version != self._snapshot.version:
+            self._snapshot = self._load_snapshot()
+        return self._snapshot
+
+    def _load_snapshot(self) -> CatalogSnapshot:
+        with self._watch_lock:
+            self._watch.execute("BEGIN")
+            try:
+                version = catalog_version(self._watch)
+                catalog = read_catalog(self._watch)
+            finally:
+                self._watch.execute("COMMIT")
+        return CatalogSnapshot(version, catalog)
+
+    async def apply_catalog(self, catalog: Catalog) -> int:
+        return await asyncio.wrap_future(self._writer.submit(lambda c: write_catalog(c, catalog)))
+
+    def apply_catalog_now(self, catalog: Catalog) -> int:
+        """Blocking form of ``apply_catalog``, for the CLI."""
+        return self._writer.submit(lambda c: write_catalog(c, catalog)).result()
+
+    # --- ledger ----------------------------------------------------------------------------
+
+    async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
+        rows = [_row(entry) for entry in entries]
+        return await asyncio.wrap_future(self._writer.submit(lambda c: _bill(c, rows)))
+
+    async def usage(self, query: UsageQuery) -> list[BilledRecord]:
+        return await asyncio.to_thread(self.usage_now, query)
+
+    def usage_now(self, query: UsageQuery) -> list[BilledRecord]:
+        """Blocking form of ``usage``, for the CLI."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if query.start is not None:
+            clauses.append("hour >= ? AND usage_timestamp >= ?")
+            params += [int(query.start // 3600) * 3600, query.start]
+        if query.end is not None:
+            clauses.append("hour < ? AND usage_timestamp < ?")
+            params += [query.end, query.end]
+        if query.product_code is not None:
+            clauses.append("product_code = ?")
+            params.append(query.product_code)
+        if query.customer is not None:
+            clauses.append("(customer_account = ? OR customer_identifier = ?)")
+            params += [query.customer, query.customer]
+        if query.dimension is not None:
+            clauses.append("dimension = ?")
+            params.append(query.dimension)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            "SELECT metering_record_id, product_code, customer_account, customer_identifier, "
+            "license_arn, dimension, quantity, usage_timestamp, hour, allocations, received_at "
+            f"FROM usage_records {where} ORDER BY usage_timestamp, seq LIMIT ?"
+        )
+        connection = _connect(self.path, self.synchronous)
+        try:
+            rows = connection.execute(sql, [*params, query.limit]).fetchall()
+        finally:
+            connection.close()
+        return [
+            BilledRecord(
+                metering_record_id=row[0],
+                product_code=row[1],
+                customer_aws_account_id=row[2],
+                customer_identifier=row[3],
+                license_arn=row[4],
+                dimension=row[5],
+                quantity=row[6],
+                usage_timestamp=row[7],
+                hour=row[8],
+                allocations=orjson.loads(row[9]) if row[9] is not None else None,
+                received_at=row[10],
+            )
+            for row in rows
+        ]
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_now)
+
+    def close_now(self) -> None:
+        self._writer.close()
+        with self._watch_lock:
+            self._watch.close()
+
+
+_Row = tuple[int, str, str, str, int, str, str, str | None, str | None, float, str | None, float]
+
+
+def _row(entry: LedgerEntry) -> _Row:
+    record = entry.record
+    return (
+        entry.hour,
+        entry.scope,
+        entry.customer_account,
+        entry.dimension,
+        entry.quantity,
+        entry.metering_record_id,
+        entry.product_code,
+        record.license_arn,
+        record.customer_identifier,
+        record.timestamp,
+        _allocations_json(record.allocations),
+        entry.received_at,
+    )
+
+
+def _allocations_json(allocations: tuple[UsageAllocation, ...] | None) -> str | None:
+    if allocations is None:
+        return None
+    return orjson.dumps(
+        [
+            {
+                "quantity": allocation.quantity,
+                "tags": [{"key": t.key, "value": t.value} for t in allocation.tags or ()],
+            }
+            for allocation in allocations
+        ]
+    ).decode()
+
+
+def _bill(connection: sqlite3.Connection, rows: list[_Row]) -> list[LedgerOutcome]:
+    outcomes = []
+    for row in rows:
+        inserted = connection.execute(_INSERT, row).fetchone()
+        if inserted is not None:
+            outcomes.append(LedgerOutcome(inserted[0], row[4], inserted=True))
+            continue
+        existing = connection.execute(_EXISTING, row[:4]).fetchone()
+        outcomes.append(LedgerOutcome(existing[0], existing[1], inserted=False))
+    return outcomes

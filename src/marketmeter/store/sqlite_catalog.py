@@ -1,0 +1,147 @@
+"""The catalog's SQL for SQLite: write a ``Catalog`` (upsert) and read it back whole."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from marketmeter.catalog.model import (
+    AccessKey,
+    Agreement,
+    AgreementState,
+    Buyer,
+    Catalog,
+    Integration,
+    Product,
+    ProductKind,
+    Seller,
+)
+
+__all__ = ["catalog_version", "read_catalog", "write_catalog"]
+
+
+def catalog_version(connection: sqlite3.Connection) -> int:
+    row = connection.execute("SELECT version FROM catalog_state WHERE id = 1").fetchone()
+    return int(row[0])
+
+
+def write_catalog(connection: sqlite3.Connection, catalog: Catalog) -> int:
+    """Upsert every entry of ``catalog`` (inside the caller's transaction); bump the version."""
+    for seller in catalog.sellers:
+        connection.execute(
+            "INSERT INTO sellers (account_id, name) VALUES (?, ?) "
+            "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name",
+            (seller.account_id, seller.name),
+        )
+        _write_keys(connection, "seller", seller.account_id, seller.access_keys)
+    for product in catalog.products:
+        connection.execute(
+            "INSERT INTO products (product_code, seller_account_id, kind, integration, name, "
+            "registration_url, per_request_metering) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (product_code) DO UPDATE SET seller_account_id = "
+            "excluded.seller_account_id, kind = excluded.kind, integration = excluded.integration,"
+            " name = excluded.name, registration_url = excluded.registration_url, "
+            "per_request_metering = excluded.per_request_metering",
+            (
+                product.product_code,
+                product.seller_account_id,
+                product.kind.value,
+                product.integration.value,
+                product.name,
+                product.registration_url,
+                int(product.per_request_metering),
+            ),
+        )
+        connection.execute("DELETE FROM dimensions WHERE product_code = ?", (product.product_code,))
+        connection.executemany(
+            "INSERT INTO dimensions (product_code, name, position) VALUES (?, ?, ?)",
+            [(product.product_code, name, i) for i, name in enumerate(product.dimensions)],
+        )
+    for buyer in catalog.buyers:
+        connection.execute(
+            "INSERT INTO buyers (account_id, customer_identifier, name) VALUES (?, ?, ?) "
+            "ON CONFLICT (account_id) DO UPDATE SET customer_identifier = "
+            "excluded.customer_identifier, name = excluded.name",
+            (buyer.account_id, buyer.customer_identifier, buyer.name),
+        )
+        _write_keys(connection, "buyer", buyer.account_id, buyer.access_keys)
+    for agreement in catalog.agreements:
+        connection.execute(
+            "INSERT INTO agreements (license_arn, buyer_account_id, product_code, state, "
+            "starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (license_arn) DO UPDATE SET buyer_account_id = excluded.buyer_account_id,"
+            " product_code = excluded.product_code, state = excluded.state, "
+            "starts_at = excluded.starts_at, ends_at = excluded.ends_at",
+            (
+                agreement.license_arn,
+                agreement.buyer_account_id,
+                agreement.product_code,
+                agreement.state.value,
+                agreement.starts_at,
+                agreement.ends_at,
+            ),
+        )
+    connection.execute("UPDATE catalog_state SET version = version + 1 WHERE id = 1")
+    return catalog_version(connection)
+
+
+def _write_keys(
+    connection: sqlite3.Connection, kind: str, account_id: str, keys: tuple[AccessKey, ...]
+) -> None:
+    connection.executemany(
+        "INSERT INTO access_keys (access_key_id, secret_access_key, owner_kind, account_id) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (access_key_id) DO UPDATE SET "
+        "secret_access_key = excluded.secret_access_key, owner_kind = excluded.owner_kind, "
+        "account_id = excluded.account_id",
+        [(key.access_key_id, key.secret_access_key, kind, account_id) for key in keys],
+    )
+
+
+def read_catalog(connection: sqlite3.Connection) -> Catalog:
+    """The whole catalog, in a stable order."""
+    keys: dict[tuple[str, str], list[AccessKey]] = {}
+    for key_id, secret, kind, account in connection.execute(
+        "SELECT access_key_id, secret_access_key, owner_kind, account_id FROM access_keys "
+        "ORDER BY access_key_id"
+    ):
+        keys.setdefault((kind, account), []).append(AccessKey(key_id, secret))
+    dimensions: dict[str, list[str]] = {}
+    for code, name in connection.execute(
+        "SELECT product_code, name FROM dimensions ORDER BY product_code, position"
+    ):
+        dimensions.setdefault(code, []).append(name)
+    sellers = tuple(
+        Seller(account, name, tuple(keys.get(("seller", account), ())))
+        for account, name in connection.execute(
+            "SELECT account_id, name FROM sellers ORDER BY account_id"
+        )
+    )
+    products = tuple(
+        Product(
+            product_code=code,
+            seller_account_id=seller,
+            kind=ProductKind(kind),
+            dimensions=tuple(dimensions.get(code, ())),
+            integration=Integration(integration),
+            name=name,
+            registration_url=url,
+            per_request_metering=bool(per_request),
+        )
+        for code, seller, kind, integration, name, url, per_request in connection.execute(
+            "SELECT product_code, seller_account_id, kind, integration, name, registration_url, "
+            "per_request_metering FROM products ORDER BY product_code"
+        )
+    )
+    buyers = tuple(
+        Buyer(account, identifier, name, tuple(keys.get(("buyer", account), ())))
+        for account, identifier, name in connection.execute(
+            "SELECT account_id, customer_identifier, name FROM buyers ORDER BY account_id"
+        )
+    )
+    agreements = tuple(
+        Agreement(arn, buyer, product, AgreementState(state), starts_at, ends_at)
+        for arn, buyer, product, state, starts_at, ends_at in connection.execute(
+            "SELECT license_arn, buyer_account_id, product_code, state, starts_at, ends_at "
+            "FROM agreements ORDER BY license_arn"
+        )
+    )
+    return Catalog(sellers, products, buyers, agreements)
