@@ -18,7 +18,7 @@ Exception tree::
         ├── MissingAuthenticationTokenException, UnrecognizedClientException,
         │   InvalidSignatureException, IncompleteSignatureException,
         │   AccessDeniedException             400 (strict SigV4 auth)
-        └── DryRunOperation                   400 (MeterUsage with DryRun; clients treat it as success)
+        └── DryRunOperation                   400 (MeterUsage DryRun; clients read it as success)
 
 A test compares the modelled classes with the error shapes of the service model, so the two can
 never drift apart.

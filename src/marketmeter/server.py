@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -109,6 +111,14 @@ def serve(settings: Settings) -> None:
         f"  auth:    {settings.auth} (requests accepted signed or unsigned)",
         f"  window:  usage {settings.usage_window.describe()}",
     ]
+    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal into the
+    # handler that was installed before it: make that one a no-op so a drained stop exits 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _ignore_signal)
     asyncio.run(server.serve())
     if not server.started:
         sys.exit(1)
+
+
+def _ignore_signal(signum: int, frame: FrameType | None) -> None:
+    return None

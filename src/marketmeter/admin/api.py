@@ -6,8 +6,8 @@ answers with a traceback.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,8 +41,6 @@ def admin_app(store: Store) -> Starlette:
 
     async def bad_method(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": f"{request.method} is not allowed here"}, 405)
-
-    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -33,9 +33,7 @@ def parse_time(field: str, text: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise AdminInputError(
-            field, f"{text!r} is neither ISO 8601 nor epoch seconds"
-        ) from None
+        raise AdminInputError(field, f"{text!r} is neither ISO 8601 nor epoch seconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -69,6 +67,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _number(value: float) -> int | float:
+    """Epoch seconds as sent: integral values print as integers."""
+    return int(value) if value.is_integer() else value
+
+
 def record_json(record: BilledRecord) -> dict[str, Any]:
     return {
         "meteringRecordId": record.metering_record_id,
@@ -78,7 +81,7 @@ def record_json(record: BilledRecord) -> dict[str, Any]:
         "licenseArn": record.license_arn,
         "dimension": record.dimension,
         "quantity": record.quantity,
-        "timestamp": record.usage_timestamp,
+        "timestamp": _number(record.usage_timestamp),
         "hour": _iso(record.hour),
         "usageAllocations": record.allocations,
         "receivedAt": _iso(record.received_at),
@@ -100,8 +103,10 @@ def as_table(records: Sequence[BilledRecord]) -> str:
         for r in records
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
     total = sum(r.quantity for r in records)
     lines.append(f"{len(records)} record(s), total quantity {total}")
     return "\n".join(lines)

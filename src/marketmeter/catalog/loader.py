@@ -89,9 +89,7 @@ class _Agreement(_Entry):
     buyer: AccountId
     product: str
     license_arn: str | None = None
-    state: Literal["subscribed", "unsubscribe-pending", "unsubscribed", "suspended"] = (
-        "subscribed"
-    )
+    state: Literal["subscribed", "unsubscribe-pending", "unsubscribed", "suspended"] = "subscribed"
     start: datetime | None = None
     end: datetime | None = None
 
@@ -193,7 +191,8 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
     product_codes = {p.product_code for p in existing.products}
     buyer_ids = {b.account_id for b in existing.buyers}
     key_owner: dict[str, str] = {}
-    for owner in (*existing.sellers, *existing.buyers):
+    owners: list[Seller | Buyer] = [*existing.sellers, *existing.buyers]
+    for owner in owners:
         for key in owner.access_keys:
             key_owner[key.access_key_id] = owner.account_id
     identifier_owner = {
@@ -259,14 +258,16 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         seen.add(b.account_id)
         if b.customer_identifier is not None:
             _wire_check(
-                "CustomerIdentifier", b.customer_identifier, f"{where}: customer_identifier",
+                "CustomerIdentifier",
+                b.customer_identifier,
+                f"{where}: customer_identifier",
                 problems,
             )
-            owner = identifier_owner.setdefault(b.customer_identifier, b.account_id)
-            if owner != b.account_id or not b.customer_identifier:
+            holder = identifier_owner.setdefault(b.customer_identifier, b.account_id)
+            if holder != b.account_id or not b.customer_identifier:
                 problems.append(
                     f"{where}: customer_identifier: {b.customer_identifier!r} is empty or "
-                    f"already used by buyer {owner}"
+                    f"already used by buyer {holder}"
                 )
         claim_keys(where, b.account_id, b.access_keys)
         buyers.append(Buyer(b.account_id, b.customer_identifier, b.name, _keys(b.access_keys)))
@@ -295,7 +296,5 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         seen.add(arn)
         if start is not None and end is not None and end <= start:
             problems.append(f"{where}: end: must be after start")
-        agreements.append(
-            Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end)
-        )
+        agreements.append(Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end))
     return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))

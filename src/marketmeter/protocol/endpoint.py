@@ -10,7 +10,7 @@ and answered as ``InternalServiceErrorException`` (500) — never a traceback on
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from marketmeter.errors import (
@@ -36,9 +36,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # An operation's handler: validated JSON params and the caller in, wire JSON out.
 Handler = Callable[[dict[str, Any], Caller], Awaitable[dict[str, Any]]]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class _BodyTooLarge(Exception):

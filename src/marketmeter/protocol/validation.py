@@ -140,7 +140,9 @@ def _list(shape: Any) -> Checker:
             raise _wrong_type(path, "a JSON array")
         size = len(value)
         if high is not None and size > high:
-            out.append(_violation(value, path, f"Member must have length less than or equal to {high}"))
+            out.append(
+                _violation(value, path, f"Member must have length less than or equal to {high}")
+            )
         if low is not None and size < low:
             out.append(
                 _violation(value, path, f"Member must have length greater than or equal to {low}")
@@ -187,7 +189,9 @@ def _string(shape: Any) -> Checker:
                 )
             if low and length < low:
                 out.append(
-                    _violation(value, path, f"Member must have length greater than or equal to {low}")
+                    _violation(
+                        value, path, f"Member must have length greater than or equal to {low}"
+                    )
                 )
         if pattern is not None and pattern.search(value) is None:
             if is_tag:
@@ -214,7 +218,9 @@ def _integer(shape: Any) -> Checker:
         if not isinstance(value, int) or isinstance(value, bool):
             raise _wrong_type(path, "an integer")
         if high is not None and value > high:
-            out.append(_violation(value, path, f"Member must have value less than or equal to {high}"))
+            out.append(
+                _violation(value, path, f"Member must have value less than or equal to {high}")
+            )
         if low is not None and value < low:
             out.append(
                 _violation(value, path, f"Member must have value greater than or equal to {low}")

@@ -1,0 +1,39 @@
+-- wrk script: BatchMeterUsage with 25 records of distinct keys per request.
+-- Keys: customers c<i> of product bench-saas, dimensions d0..d<D-1>, the last 5 hours.
+-- Each wrk thread walks its own slice of the key space, so no two requests share a key.
+local buyers = tonumber(os.getenv("BENCH_BUYERS") or "20000")
+local dims = tonumber(os.getenv("BENCH_DIMS") or "10")
+local counter = 0
+local thread_id = 0
+local threads_total = 1
+
+function setup(thread)
+  thread:set("thread_id", thread_id)
+  thread_id = thread_id + 1
+end
+
+function init(args)
+  threads_total = tonumber(os.getenv("BENCH_THREADS") or "1")
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/x-amz-json-1.1"
+  wrk.headers["X-Amz-Target"] = "AWSMPMeteringService.BatchMeterUsage"
+end
+
+function request()
+  local n = counter * threads_total + thread_id
+  counter = counter + 1
+  local per_hour = buyers / 25
+  local slot = n % per_hour
+  local rest = math.floor(n / per_hour)
+  local dim = rest % dims
+  local hour = math.floor(rest / dims) % 5
+  local ts = os.time() - 60 - hour * 3600
+  local parts = {}
+  for i = 0, 24 do
+    parts[#parts + 1] = string.format(
+      '{"Timestamp":%d,"CustomerIdentifier":"c%d","Dimension":"d%d","Quantity":%d}',
+      ts, slot * 25 + i, dim, (n % 97) + 1)
+  end
+  local body = '{"ProductCode":"bench-saas","UsageRecords":[' .. table.concat(parts, ",") .. ']}'
+  return wrk.format(nil, "/", nil, body)
+end

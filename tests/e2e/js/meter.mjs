@@ -1,0 +1,88 @@
+// Drive the real AWS JS SDK v3 (@aws-sdk/client-marketplace-metering) for the e2e tests.
+//
+// stdin: one JSON job, or a JSON array of jobs run in order in this one process:
+//   {"endpoint": "http://127.0.0.1:PORT", "operation": "BatchMeterUsage", "input": {...}}
+// Timestamps in UsageRecords[].Timestamp are epoch seconds (numbers); they become Dates.
+// Without "endpoint", the SDK resolves the endpoint itself (AWS_ENDPOINT_URL_MARKETPLACE_METERING).
+//
+// stdout: one JSON line per job:
+//   {"ok": true, "output": <output without $metadata, Dates as epoch seconds>}
+//   {"ok": false, "name", "status", "message", "fault", "isTyped", "isServiceException"}
+// "isTyped": the error is an instance of the SDK's exported exception class of that name;
+// "isServiceException": it is an instance of MarketplaceMeteringServiceException (the base
+// class the SDK uses for error codes that are not in the service model).
+
+import * as sdk from "@aws-sdk/client-marketplace-metering";
+
+const CREDENTIALS = {
+  accessKeyId: "AKIATESTSELLER000001",
+  secretAccessKey: "test-seller-secret",
+};
+
+function toDate(seconds) {
+  return typeof seconds === "number" ? new Date(seconds * 1000) : seconds;
+}
+
+function prepareInput(operation, input) {
+  const copy = structuredClone(input ?? {});
+  if (operation === "BatchMeterUsage" && Array.isArray(copy.UsageRecords)) {
+    for (const record of copy.UsageRecords) {
+      if (record && "Timestamp" in record) record.Timestamp = toDate(record.Timestamp);
+    }
+  }
+  if (operation === "MeterUsage" && "Timestamp" in copy) copy.Timestamp = toDate(copy.Timestamp);
+  return copy;
+}
+
+function plain(value) {
+  if (value instanceof Date) return value.getTime() / 1000;
+  if (Array.isArray(value)) return value.map(plain);
+  if (value !== null && typeof value === "object") {
+    const out = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (key !== "$metadata" && item !== undefined) out[key] = plain(item);
+    }
+    return out;
+  }
+  return value;
+}
+
+async function run(job) {
+  const config = {
+    region: job.region ?? "us-east-1",
+    credentials: CREDENTIALS,
+    maxAttempts: 1,
+  };
+  if (job.endpoint) config.endpoint = job.endpoint;
+  const client = new sdk.MarketplaceMeteringClient(config);
+  const Command = sdk[`${job.operation}Command`];
+  if (typeof Command !== "function") throw new Error(`unknown operation ${job.operation}`);
+  try {
+    const output = await client.send(new Command(prepareInput(job.operation, job.input)));
+    return { ok: true, output: plain(output) };
+  } catch (err) {
+    const Exported = Object.hasOwn(sdk, err?.name) ? sdk[err.name] : undefined;
+    return {
+      ok: false,
+      name: err?.name,
+      status: err?.$metadata?.httpStatusCode ?? null,
+      message: err?.message,
+      fault: err?.$fault ?? null,
+      isTyped: typeof Exported === "function" && err instanceof Exported,
+      isServiceException: err instanceof sdk.MarketplaceMeteringServiceException,
+    };
+  } finally {
+    client.destroy();
+  }
+}
+
+async function readStdin() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const parsed = JSON.parse(await readStdin());
+for (const job of Array.isArray(parsed) ? parsed : [parsed]) {
+  process.stdout.write(`${JSON.stringify(await run(job))}\n`);
+}
