@@ -10,7 +10,7 @@ def main() -> None:
     dims = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     out = sys.stdout
     out.write('sellers:\n  - account_id: "111122223333"\n')
-    out.write("products:\n  - product_code: bench-saas\n    seller: \"111122223333\"\n")
+    out.write('products:\n  - product_code: bench-saas\n    seller: "111122223333"\n')
     out.write(f"    kind: saas\n    dimensions: [{', '.join(f'd{d}' for d in range(dims))}]\n")
     out.write("buyers:\n")
     for i in range(buyers):

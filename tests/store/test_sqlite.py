@@ -146,3 +146,20 @@ def test_catalog_changes_by_another_process_refresh_the_snapshot(tmp_path: Path)
     finally:
         cli.close_now()
         server.close_now()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT version FROM catalog_state WHERE id = 1",
+        "SELECT metering_record_id, quantity FROM usage_records "
+        "WHERE hour = 1 AND scope = 'p' AND customer_account = 'c' AND dimension = 'd'",
+    ],
+)
+def test_request_path_queries_use_an_index(tmp_path: Path, sql: str) -> None:
+    SQLiteStore(tmp_path / "l.db").close_now()
+    with sqlite3.connect(tmp_path / "l.db") as connection:
+        plan = " ".join(row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    connection.close()
+    assert plan.startswith("SEARCH"), plan
+    assert "SCAN" not in plan

@@ -6,6 +6,7 @@ here, once, with an ``AdminInputError`` naming the field for anything unreadable
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +28,13 @@ class AdminInputError(ValueError):
 def parse_time(field: str, text: str) -> float:
     """Epoch seconds from ISO 8601 (``2026-11-23T10:00:00Z``; no zone means UTC) or a number."""
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise AdminInputError(field, f"{text!r} is not a finite time")
+        return number
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -121,15 +121,43 @@ def load_catalog(text: str, existing: Catalog | None = None, source: str = "cata
         raw = {}
     if not isinstance(raw, dict):
         raise CatalogError(source, ["the file must be a mapping with sellers, products, ..."])
-    try:
-        parsed = _File.model_validate(raw)
-    except ValidationError as error:
-        raise CatalogError(source, [_describe(raw, e) for e in error.errors()]) from error
     problems: list[str] = []
+    parsed = _parse_entries(raw, problems)
     catalog = _build(parsed, existing or Catalog(), problems)
     if problems:
         raise CatalogError(source, problems)
     return catalog
+
+
+_SECTIONS: dict[str, type[_Entry]] = {
+    "sellers": _Seller,
+    "products": _Product,
+    "buyers": _Buyer,
+    "agreements": _Agreement,
+}
+
+
+def _parse_entries(raw: dict[str, Any], problems: list[str]) -> _File:
+    """Check each entry on its own, so that one bad entry hides no problem of another."""
+    for key in raw:
+        if key not in _SECTIONS:
+            problems.append(f"{key}: unknown section; known: {', '.join(_SECTIONS)}")
+    sections: dict[str, list[Any]] = {}
+    for section, model in _SECTIONS.items():
+        entries = raw.get(section) or []
+        if not isinstance(entries, list):
+            problems.append(f"{section}: must be a list")
+            continue
+        parsed = []
+        for index, entry in enumerate(entries):
+            try:
+                parsed.append(model.model_validate(entry))
+            except ValidationError as error:
+                for detail in error.errors():
+                    detail["loc"] = (section, index, *detail["loc"])
+                    problems.append(_describe(raw, detail))
+        sections[section] = parsed
+    return _File.model_validate(sections)
 
 
 def _describe(raw: dict[str, Any], error: Any) -> str:
@@ -169,7 +197,9 @@ def _wire_check(shape_name: str, value: str, where: str, problems: list[str]) ->
     violations = Violations()
     compile_shape(service_model().shape_for(shape_name))(value, where, violations)
     problems.extend(
-        v.replace("Member must", "must").replace(f" at '{where}'", "").replace("Value", where, 1)
+        v.replace("Member must", "must")
+        .replace(f" at '{where}'", "")
+        .replace("Value", f"{where}:", 1)
         for v in violations
     )
 

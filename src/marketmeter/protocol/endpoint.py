@@ -23,8 +23,7 @@ from marketmeter.metering.ids import IdGenerator
 from marketmeter.metering.types import Caller
 from marketmeter.protocol import serialize
 from marketmeter.protocol.auth import Authenticator, RawRequest
-from marketmeter.protocol.parse import RequestParser, decode_json
-from marketmeter.protocol.validation import validate
+from marketmeter.protocol.parse import RequestParser, decode_and_validate
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "AwsEndpoint", "Handler"]
 
@@ -101,8 +100,7 @@ class AwsEndpoint:
             raise UnknownOperationException(f"{request.method} is not supported: use POST /")
         name, checker = self._parser.operation(request.header(b"x-amz-target"))
         caller = self._auth.authenticate(request, name)
-        params = decode_json(body)
-        validate(checker, params)
+        params = decode_and_validate(checker, body)
         handler = self._handlers.get(name)
         if handler is None:
             raise UnknownOperationException(f"marketmeter does not implement {name} yet")

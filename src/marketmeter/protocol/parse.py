@@ -5,6 +5,7 @@ PascalCase member names are read here and nowhere else.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,15 @@ from marketmeter.metering.types import (
     UsageRecord,
 )
 from marketmeter.protocol.spec import service_model, target_prefix
-from marketmeter.protocol.validation import Checker, compile_shape, validate
+from marketmeter.protocol.validation import BeyondFastJson, Checker, compile_shape, validate
 
-__all__ = ["ParsedRequest", "RequestParser", "batch_meter_usage_request"]
+__all__ = [
+    "ParsedRequest",
+    "RequestParser",
+    "batch_meter_usage_request",
+    "decode_and_validate",
+    "decode_json",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +60,7 @@ class RequestParser:
 
     def parse(self, target: str | None, body: bytes) -> ParsedRequest:
         name, checker = self.operation(target)
-        params = decode_json(body)
-        validate(checker, params)
-        return ParsedRequest(name, params)
+        return ParsedRequest(name, decode_and_validate(checker, body))
 
 
 def decode_json(body: bytes) -> dict[str, Any]:
@@ -71,6 +76,24 @@ def decode_json(body: bytes) -> dict[str, Any]:
     return value
 
 
+def _reject_constant(name: str) -> Any:
+    raise SerializationException(f"The request body is not valid JSON: {name} is not a number")
+
+
+def decode_and_validate(checker: Checker, body: bytes) -> dict[str, Any]:
+    """Decode (fast path: orjson) and validate; integers past 64 bits are re-read exactly."""
+    params = decode_json(body)
+    try:
+        validate(checker, params)
+    except BeyondFastJson:
+        try:
+            params = json.loads(body, parse_constant=_reject_constant)
+        except ValueError as error:
+            raise SerializationException(f"The request body is not valid JSON: {error}") from None
+        validate(checker, params)
+    return params
+
+
 def _allocations(raw: list[dict[str, Any]] | None) -> tuple[UsageAllocation, ...] | None:
     if raw is None:
         return None
@@ -78,13 +101,12 @@ def _allocations(raw: list[dict[str, Any]] | None) -> tuple[UsageAllocation, ...
         UsageAllocation(
             quantity=item["AllocatedUsageQuantity"],
             tags=(
-                tuple(Tag(tag["Key"], tag["Value"]) for tag in item["Tags"] if tag is not None)
+                tuple(Tag(tag["Key"], tag["Value"]) for tag in item["Tags"])
                 if item.get("Tags") is not None
                 else None
             ),
         )
         for item in raw
-        if item is not None
     )
 
 
@@ -101,6 +123,5 @@ def batch_meter_usage_request(params: dict[str, Any]) -> BatchMeterUsageRequest:
             allocations=_allocations(raw.get("UsageAllocations")),
         )
         for raw in params["UsageRecords"]
-        if raw is not None
     )
     return BatchMeterUsageRequest(records=records, product_code=params.get("ProductCode"))

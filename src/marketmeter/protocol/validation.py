@@ -16,6 +16,7 @@ with its patterns precompiled, so a request is validated by walking the JSON onc
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -25,7 +26,14 @@ import orjson
 
 from marketmeter.errors import InvalidTagException, SerializationException, ValidationException
 
-__all__ = ["ABSENT_WHEN_EMPTY", "Checker", "Violations", "compile_shape", "validate"]
+__all__ = [
+    "ABSENT_WHEN_EMPTY",
+    "BeyondFastJson",
+    "Checker",
+    "Violations",
+    "compile_shape",
+    "validate",
+]
 
 # Identity members whose empty string means "not given" (spec §1, "Empty strings").
 ABSENT_WHEN_EMPTY = frozenset(
@@ -42,6 +50,17 @@ class Violations(list[str]):
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[str] = []
+
+
+class BeyondFastJson(SerializationException):
+    """An integer member holds an integral float: orjson reads integers past 64 bits as floats.
+
+    The caller re-reads the body with the standard library (exact big integers) and validates
+    again, so ``99999999999999999999`` gets AWS's range message, not a type error.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"Unexpected value type at '{path}': expected an integer")
 
 
 # A checker validates ``value`` found at ``path``, adding what it finds to the violations.
@@ -88,7 +107,12 @@ def _join(path: str, member: str) -> str:
 def _render(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers past 64 bits, from the exact re-read
+        return json.dumps(value, separators=(",", ":"))
 
 
 def _violation(value: Any, path: str, phrase: str) -> str:
@@ -138,18 +162,22 @@ def _list(shape: Any) -> Checker:
     def check(value: Any, path: str, out: Violations) -> None:
         if not isinstance(value, list):
             raise _wrong_type(path, "a JSON array")
+        if None in value:
+            # AWS's deserializer drops null items, so they count for nothing (not even length)
+            shown = list(value)
+            value[:] = [item for item in value if item is not None]
+        else:
+            shown = value
         size = len(value)
         if high is not None and size > high:
             out.append(
-                _violation(value, path, f"Member must have length less than or equal to {high}")
+                _violation(shown, path, f"Member must have length less than or equal to {high}")
             )
         if low is not None and size < low:
             out.append(
-                _violation(value, path, f"Member must have length greater than or equal to {low}")
+                _violation(shown, path, f"Member must have length greater than or equal to {low}")
             )
         for index, item in enumerate(value, start=1):
-            if item is None:
-                continue  # a null list item is dropped, as AWS's deserializer does
             item_checker(item, f"{path}.{index}.member", out)
 
     return check
@@ -215,6 +243,8 @@ def _integer(shape: Any) -> Checker:
     high = shape.metadata.get("max")
 
     def check(value: Any, path: str, out: Violations) -> None:
+        if isinstance(value, float) and value.is_integer():
+            raise BeyondFastJson(path)
         if not isinstance(value, int) or isinstance(value, bool):
             raise _wrong_type(path, "an integer")
         if high is not None and value > high:

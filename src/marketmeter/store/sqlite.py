@@ -160,7 +160,11 @@ class SQLiteStore:
             clauses.append("product_code = ?")
             params.append(query.product_code)
         if query.customer is not None:
-            clauses.append("(customer_account = ? OR customer_identifier = ?)")
+            # an account id, or a CustomerIdentifier standing for its buyer's account
+            clauses.append(
+                "(customer_account = ? OR customer_account IN "
+                "(SELECT account_id FROM buyers WHERE customer_identifier = ?))"
+            )
             params += [query.customer, query.customer]
         if query.dimension is not None:
             clauses.append("dimension = ?")

@@ -1,0 +1,433 @@
+"""Round trips through botocore, the SDK whose model is marketmeter's source of truth.
+
+- botocore's JSON serializer → our ``RequestParser``: a full input for every operation (every
+  member of every structure set) is accepted as is, and BatchMeterUsage's typed request carries
+  the same values.
+- our serializer → botocore's JSON parser: a BatchMeterUsage result and every error class come
+  back with the same values, codes, messages and statuses.
+- the modelled error classes are exactly the error shapes of the four operations.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.parsers
+import botocore.serialize
+import botocore.session
+import orjson
+import pytest
+from botocore.awsrequest import HeadersDict
+
+from marketmeter import errors
+from marketmeter.errors import MODELLED_ERRORS, AwsError
+from marketmeter.metering.types import (
+    BatchMeterUsageRequest,
+    BatchMeterUsageResult,
+    RecordStatus,
+    Tag,
+    UsageAllocation,
+    UsageRecord,
+    UsageRecordResult,
+)
+from marketmeter.protocol import serialize
+from marketmeter.protocol.parse import RequestParser, batch_meter_usage_request
+from marketmeter.protocol.spec import service_model
+from marketmeter.protocol.validation import compile_shape, validate
+
+OPERATIONS = ("BatchMeterUsage", "MeterUsage", "RegisterUsage", "ResolveCustomer")
+
+T0 = datetime(2026, 11, 23, 12, 13, 20, tzinfo=UTC)  # 1795436000
+T1 = datetime(2026, 11, 23, 12, 15, 0, tzinfo=UTC)  # 1795436100
+
+ALICE_CA = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000002"
+BOB_CA = "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002"
+
+# Every member of every structure of each operation's input is set at least once.
+FULL_INPUTS: dict[str, dict[str, Any]] = {
+    "BatchMeterUsage": {
+        "UsageRecords": [
+            {
+                "Timestamp": T0,
+                "CustomerIdentifier": "cust-alice",
+                "Dimension": "users",
+                "Quantity": 3,
+                "UsageAllocations": [
+                    {
+                        "AllocatedUsageQuantity": 2,
+                        "Tags": [
+                            {"Key": "team", "Value": "a#1 & b!"},
+                            {"Key": "cost-center", "Value": "x=1;y<2"},
+                        ],
+                    },
+                    {"AllocatedUsageQuantity": 1},
+                ],
+                "CustomerAWSAccountId": "444455556666",
+                "LicenseArn": ALICE_CA,
+            },
+            {
+                "Timestamp": T1,
+                "CustomerIdentifier": "cust-bob",
+                "Dimension": "api_calls",
+                "Quantity": 2147483647,
+                "UsageAllocations": [
+                    {
+                        "AllocatedUsageQuantity": 2147483647,
+                        "Tags": [{"Key": "env", "Value": "prod/eu@1"}],
+                    }
+                ],
+                "CustomerAWSAccountId": "777788889999",
+                "LicenseArn": BOB_CA,
+            },
+        ],
+        "ProductCode": "prod-legacy",
+    },
+    "MeterUsage": {
+        "ProductCode": "prod-ami",
+        "Timestamp": T0,
+        "UsageDimension": "vcpu_hours",
+        "UsageQuantity": 4,
+        "DryRun": True,
+        "UsageAllocations": [
+            {"AllocatedUsageQuantity": 3, "Tags": [{"Key": "team", "Value": "ml"}]},
+            {"AllocatedUsageQuantity": 1},
+        ],
+        "ClientToken": "7d3f1c2e-5b8a-4e29-9c61-0f4e2a8b9d10",
+    },
+    "RegisterUsage": {"ProductCode": "prod-container", "PublicKeyVersion": 1, "Nonce": "n-42"},
+    "ResolveCustomer": {"RegistrationToken": "token-abc/+=="},
+}
+
+# What botocore must send for each input: the same members, timestamps as integer epochs.
+WIRE_INPUTS: dict[str, dict[str, Any]] = {
+    "BatchMeterUsage": {
+        "UsageRecords": [
+            {**FULL_INPUTS["BatchMeterUsage"]["UsageRecords"][0], "Timestamp": 1795436000},
+            {**FULL_INPUTS["BatchMeterUsage"]["UsageRecords"][1], "Timestamp": 1795436100},
+        ],
+        "ProductCode": "prod-legacy",
+    },
+    "MeterUsage": {**FULL_INPUTS["MeterUsage"], "Timestamp": 1795436000},
+    "RegisterUsage": FULL_INPUTS["RegisterUsage"],
+    "ResolveCustomer": FULL_INPUTS["ResolveCustomer"],
+}
+
+FRAMEWORK_ERRORS: tuple[type[AwsError], ...] = (
+    errors.ValidationException,
+    errors.SerializationException,
+    errors.UnknownOperationException,
+    errors.RequestEntityTooLargeException,
+    errors.MissingAuthenticationTokenException,
+    errors.UnrecognizedClientException,
+    errors.InvalidSignatureException,
+    errors.IncompleteSignatureException,
+    errors.AccessDeniedException,
+    errors.DryRunOperation,
+)
+ALL_ERRORS = MODELLED_ERRORS + FRAMEWORK_ERRORS
+NON_400 = {
+    "InternalServiceErrorException": 500,
+    "IdempotencyConflictException": 409,
+    "RequestEntityTooLargeException": 413,
+}
+
+
+def _members_seen(shape: Any, value: Any, seen: set[tuple[str, str]]) -> None:
+    if shape.type_name == "structure":
+        for name, member in shape.members.items():
+            if name in value:
+                seen.add((shape.name, name))
+                _members_seen(member, value[name], seen)
+    elif shape.type_name == "list":
+        for item in value:
+            _members_seen(shape.member, item, seen)
+
+
+def _all_members(shape: Any, found: set[tuple[str, str]]) -> None:
+    if shape.type_name == "structure":
+        for name, member in shape.members.items():
+            if (shape.name, name) not in found:
+                found.add((shape.name, name))
+                _all_members(member, found)
+    elif shape.type_name == "list":
+        _all_members(shape.member, found)
+
+
+def _operation(name: str) -> Any:
+    return service_model().operation_model(name)
+
+
+# --- botocore's serializer → our parser --------------------------------------------------------
+
+
+def test_inputs_cover_every_operation() -> None:
+    assert set(FULL_INPUTS) == set(OPERATIONS) == set(service_model().operation_names)
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_full_inputs_set_every_member(name: str) -> None:
+    shape = _operation(name).input_shape
+    expected: set[tuple[str, str]] = set()
+    _all_members(shape, expected)
+    seen: set[tuple[str, str]] = set()
+    _members_seen(shape, FULL_INPUTS[name], seen)
+    assert seen == expected
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_botocore_request_parses(name: str) -> None:
+    request = botocore.serialize.create_serializer("json").serialize_to_request(
+        copy.deepcopy(FULL_INPUTS[name]), _operation(name)
+    )
+    target = request["headers"]["X-Amz-Target"]
+    assert target == f"AWSMPMeteringService.{name}"
+    assert request["headers"]["Content-Type"] == "application/x-amz-json-1.1"
+    assert (request["method"], request["url_path"]) == ("POST", "/")
+
+    parsed = RequestParser().parse(target, request["body"])
+
+    assert parsed.operation == name
+    assert parsed.params == WIRE_INPUTS[name]
+
+
+def test_botocore_batch_meter_usage_gives_typed_records() -> None:
+    request = botocore.serialize.create_serializer("json").serialize_to_request(
+        copy.deepcopy(FULL_INPUTS["BatchMeterUsage"]), _operation("BatchMeterUsage")
+    )
+    parsed = RequestParser().parse(request["headers"]["X-Amz-Target"], request["body"])
+
+    typed = batch_meter_usage_request(parsed.params)
+
+    assert typed == BatchMeterUsageRequest(
+        records=(
+            UsageRecord(
+                timestamp=1795436000,
+                dimension="users",
+                quantity=3,
+                customer_identifier="cust-alice",
+                customer_aws_account_id="444455556666",
+                license_arn=ALICE_CA,
+                allocations=(
+                    UsageAllocation(2, (Tag("team", "a#1 & b!"), Tag("cost-center", "x=1;y<2"))),
+                    UsageAllocation(1, None),
+                ),
+            ),
+            UsageRecord(
+                timestamp=1795436100,
+                dimension="api_calls",
+                quantity=2147483647,
+                customer_identifier="cust-bob",
+                customer_aws_account_id="777788889999",
+                license_arn=BOB_CA,
+                allocations=(UsageAllocation(2147483647, (Tag("env", "prod/eu@1"),)),),
+            ),
+        ),
+        product_code="prod-legacy",
+    )
+    assert [type(record.timestamp) for record in typed.records] == [int, int]
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_botocore_minimal_request_parses(name: str) -> None:
+    operation = _operation(name)
+    required = operation.input_shape.required_members
+    params = {key: value for key, value in FULL_INPUTS[name].items() if key in required}
+    request = botocore.serialize.create_serializer("json").serialize_to_request(
+        copy.deepcopy(params), operation
+    )
+
+    parsed = RequestParser().parse(request["headers"]["X-Amz-Target"], request["body"])
+
+    wire = {key: value for key, value in WIRE_INPUTS[name].items() if key in required}
+    assert parsed.params == wire
+
+
+# --- our serializer → botocore's parser --------------------------------------------------------
+
+
+def _botocore_parse(wire: serialize.WireResponse, output_shape: Any) -> dict[str, Any]:
+    headers = {
+        "Content-Type": serialize.CONTENT_TYPE.decode(),
+        "x-amzn-RequestId": "00000000-0000-4000-8000-000000001000",
+    }
+    if wire.error_type is not None:
+        headers["x-amzn-ErrorType"] = wire.error_type
+    # botocore hands its parsers a case-insensitive HeadersDict, as here.
+    response = {"status_code": wire.status, "headers": HeadersDict(headers), "body": wire.body}
+    parsed: dict[str, Any] = botocore.parsers.create_parser("json").parse(response, output_shape)
+    return parsed
+
+
+def test_batch_meter_usage_result_parsed_by_botocore() -> None:
+    tagged = UsageRecord(
+        timestamp=1795436000,
+        dimension="users",
+        quantity=3,
+        customer_identifier="cust-alice",
+        allocations=(
+            UsageAllocation(2, (Tag("team", "a#1"), Tag("env", "x = y"))),
+            UsageAllocation(1, None),
+        ),
+    )
+    fractional = UsageRecord(
+        timestamp=1795436100.25,
+        dimension="requests",
+        quantity=0,
+        customer_aws_account_id="444455556666",
+        license_arn=ALICE_CA,
+    )
+    no_quantity = UsageRecord(timestamp=1795436000, dimension="users", customer_identifier="c-1")
+    unprocessed = UsageRecord(
+        timestamp=1795436100, dimension="api_calls", quantity=9, customer_identifier="cust-bob"
+    )
+    result = BatchMeterUsageResult(
+        results=(
+            UsageRecordResult(tagged, RecordStatus.SUCCESS, "00000000-0000-4000-8000-000000000001"),
+            UsageRecordResult(fractional, RecordStatus.DUPLICATE_RECORD),
+            UsageRecordResult(no_quantity, RecordStatus.CUSTOMER_NOT_SUBSCRIBED),
+        ),
+        unprocessed=(unprocessed,),
+    )
+    wire = serialize.success(serialize.batch_meter_usage_result(result))
+    output_shape = _operation("BatchMeterUsage").output_shape
+
+    parsed = _botocore_parse(wire, output_shape)
+
+    metadata = parsed.pop("ResponseMetadata")
+    assert metadata["HTTPStatusCode"] == 200
+    assert metadata["RequestId"] == "00000000-0000-4000-8000-000000001000"
+    assert parsed == {
+        "Results": [
+            {
+                "UsageRecord": {
+                    "Timestamp": datetime(2026, 11, 23, 12, 13, 20, tzinfo=UTC),
+                    "Dimension": "users",
+                    "CustomerIdentifier": "cust-alice",
+                    "Quantity": 3,
+                    "UsageAllocations": [
+                        {
+                            "AllocatedUsageQuantity": 2,
+                            "Tags": [
+                                {"Key": "team", "Value": "a#1"},
+                                {"Key": "env", "Value": "x = y"},
+                            ],
+                        },
+                        {"AllocatedUsageQuantity": 1},
+                    ],
+                },
+                "Status": "Success",
+                "MeteringRecordId": "00000000-0000-4000-8000-000000000001",
+            },
+            {
+                "UsageRecord": {
+                    "Timestamp": datetime(2026, 11, 23, 12, 15, 0, 250000, tzinfo=UTC),
+                    "Dimension": "requests",
+                    "CustomerAWSAccountId": "444455556666",
+                    "LicenseArn": ALICE_CA,
+                    "Quantity": 0,
+                },
+                "Status": "DuplicateRecord",
+            },
+            {
+                "UsageRecord": {
+                    "Timestamp": datetime(2026, 11, 23, 12, 13, 20, tzinfo=UTC),
+                    "Dimension": "users",
+                    "CustomerIdentifier": "c-1",
+                },
+                "Status": "CustomerNotSubscribed",
+            },
+        ],
+        "UnprocessedRecords": [
+            {
+                "Timestamp": datetime(2026, 11, 23, 12, 15, 0, tzinfo=UTC),
+                "Dimension": "api_calls",
+                "CustomerIdentifier": "cust-bob",
+                "Quantity": 9,
+            }
+        ],
+    }
+    # The output also obeys the model's constraints (enum, lengths, patterns).
+    validate(compile_shape(output_shape), orjson.loads(wire.body))
+
+
+def test_empty_batch_meter_usage_result_parsed_by_botocore() -> None:
+    wire = serialize.success(serialize.batch_meter_usage_result(BatchMeterUsageResult(())))
+
+    parsed = _botocore_parse(wire, _operation("BatchMeterUsage").output_shape)
+
+    parsed.pop("ResponseMetadata")
+    assert parsed == {"Results": [], "UnprocessedRecords": []}
+
+
+def _operation_modelling(code: str) -> str:
+    for name in OPERATIONS:
+        if code in {shape.name for shape in _operation(name).error_shapes}:
+            return name
+    return "BatchMeterUsage"
+
+
+@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda cls: cls.__name__)
+def test_error_parsed_by_botocore(cls: type[AwsError]) -> None:
+    expected_status = NON_400.get(cls.__name__, 400)
+    wire = serialize.error(cls("msg"))
+    assert wire.status == expected_status
+    assert wire.error_type == cls.code == cls.__name__
+    assert orjson.loads(wire.body) == {"__type": cls.__name__, "message": "msg"}
+
+    parsed = _botocore_parse(wire, _operation(_operation_modelling(cls.code)).output_shape)
+
+    assert parsed["Error"] == {"Code": cls.code, "Message": "msg"}
+    assert parsed["ResponseMetadata"]["HTTPStatusCode"] == expected_status
+    assert parsed["ResponseMetadata"]["RequestId"] == "00000000-0000-4000-8000-000000001000"
+
+
+def test_error_message_with_quotes_and_unicode_parsed_by_botocore() -> None:
+    message = "1 validation error detected: Value 'a\"b\\c ü\n' at 'x' failed"
+    wire = serialize.error(errors.ValidationException(message))
+
+    parsed = _botocore_parse(wire, _operation("BatchMeterUsage").output_shape)
+
+    assert parsed["Error"] == {"Code": "ValidationException", "Message": message}
+
+
+@pytest.mark.parametrize("cls", MODELLED_ERRORS, ids=lambda cls: cls.__name__)
+def test_botocore_client_has_modelled_exception(cls: type[AwsError]) -> None:
+    client = botocore.session.get_session().create_client(
+        "meteringmarketplace",
+        region_name="us-east-1",
+        aws_access_key_id="AKIATESTSELLER000001",
+        aws_secret_access_key="test-seller-secret",
+    )
+    try:
+        assert client.exceptions.from_code(cls.code).__name__ == cls.code
+    finally:
+        client.close()
+
+
+# --- the error classes against the model -------------------------------------------------------
+
+
+def test_modelled_errors_equal_model_error_shapes() -> None:
+    model = service_model()
+    shapes = {
+        shape.name
+        for name in model.operation_names
+        for shape in model.operation_model(name).error_shapes
+    }
+    names = [cls.__name__ for cls in MODELLED_ERRORS]
+    assert len(names) == len(set(names))
+    assert set(names) == shapes
+
+
+def test_every_error_class_is_modelled_or_framework() -> None:
+    def subclasses(cls: type[AwsError]) -> set[type[AwsError]]:
+        found = set(cls.__subclasses__())
+        for sub in list(found):
+            found |= subclasses(sub)
+        return found
+
+    defined = {cls for cls in subclasses(AwsError) if cls.__module__ == errors.__name__}
+    assert not set(MODELLED_ERRORS) & set(FRAMEWORK_ERRORS)
+    assert defined == set(ALL_ERRORS)
