@@ -370,3 +370,26 @@ def test_health_answers_when_ready(server: ServerProcess) -> None:
     connection.close()
     assert response.status == 200
     assert json.loads(body)["status"] == "ok"
+
+
+def test_fractional_quantities_from_a_current_boto3(client: Any, now: int) -> None:
+    def fractional(quantity: str, customer: str = "cust-alice") -> dict[str, Any]:
+        return {
+            "Timestamp": now,
+            "CustomerIdentifier": customer,
+            "Dimension": "users",
+            "QuantityAsDecimal": quantity,
+        }
+
+    first = meter(client, fractional("12.5"))
+    assert statuses(first) == ["Success"]
+    assert first["Results"][0]["UsageRecord"]["QuantityAsDecimal"] == "12.5"
+    retry = meter(client, fractional("12.500"))
+    assert retry["Results"][0]["MeteringRecordId"] == first["Results"][0]["MeteringRecordId"]
+    assert statuses(meter(client, fractional("12.6"))) == ["DuplicateRecord"]
+    response = error_of(client, {**fractional("1", "cust-bob"), "Quantity": 1})
+    assert response["Error"]["Code"] == "ValidationException"
+    assert response["Error"]["Message"].endswith(
+        "usageRecords.1.member has both quantity and quantityAsDecimal: at most one may be "
+        "specified"
+    )

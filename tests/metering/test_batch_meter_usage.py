@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -423,3 +424,82 @@ def test_statuses_are_the_models_enum() -> None:
     assert [s.value for s in RecordStatus] == service_model().shape_for(
         "UsageRecordResultStatus"
     ).enum
+
+
+# --- fractional quantities (QuantityAsDecimal, botocore ≥ 1.44.1) ------------------------------
+
+
+def dec(value: str, **extra: object) -> UsageRecord:
+    return rec(quantity=None, quantity_decimal=value, **extra)
+
+
+def test_a_decimal_quantity_is_billed_exactly(bench: Bench) -> None:
+    result = bench.meter(dec("17.420001"))
+    assert statuses(result) == ["Success"]
+    assert result.results[0].record.quantity_decimal == "17.420001"
+    (row,) = bench.store.usage_now(UsageQuery())
+    assert row.quantity == Decimal("17.420001")
+
+
+def test_quantities_are_compared_by_value_across_both_forms(bench: Bench) -> None:
+    first = bench.meter(rec(quantity=17))
+    same = bench.meter(dec("17.00"), dec("17.0"))
+    other = bench.meter(dec("17.000001"))
+    assert [r.metering_record_id for r in same.results] == [first.results[0].metering_record_id] * 2
+    assert statuses(other) == ["DuplicateRecord"]
+    assert bench.billed() == [("prod-legacy", "444455556666", "users", Decimal(17))]
+
+
+def test_both_quantity_forms_is_a_validation_error(bench: Bench) -> None:
+    message = bench.fails(ValidationException, rec(quantity=3, quantity_decimal="3"))
+    assert message == (
+        "1 validation error detected: usageRecords.1.member has both quantity and "
+        "quantityAsDecimal: at most one may be specified"
+    )
+
+
+def dalloc(value: str, *tags: tuple[str, str]) -> UsageAllocation:
+    return UsageAllocation(None, tuple(Tag(k, v) for k, v in tags) or None, value)
+
+
+def test_decimal_allocations_add_up_by_value(bench: Bench) -> None:
+    allocations = (dalloc("0.25", ("t", "a")), dalloc("1.75", ("t", "b")))
+    assert statuses(bench.meter(dec("2.000", allocations=allocations))) == ["Success"]
+    stored = bench.store.usage_now(UsageQuery())[0].allocations
+    assert stored == [
+        {"quantity": 0.25, "tags": [{"key": "t", "value": "a"}]},
+        {"quantity": 1.75, "tags": [{"key": "t", "value": "b"}]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "error", "expected"),
+    [
+        (
+            dec("2.5", allocations=(dalloc("1", ("t", "a")), dalloc("1", ("t", "b")))),
+            InvalidUsageAllocationsException,
+            "The sum of allocated usage quantities (2) is not equal to the usage quantity (2.5).",
+        ),
+        (
+            dec("2", allocations=(alloc(2, ("t", "a")),)),
+            InvalidUsageAllocationsException,
+            "Every usage allocation must use AllocatedUsageQuantityAsDecimal, like the usage "
+            "quantity.",
+        ),
+        (
+            rec(quantity=2, allocations=(dalloc("2", ("t", "a")),)),
+            InvalidUsageAllocationsException,
+            "Every usage allocation must use AllocatedUsageQuantity, like the usage quantity.",
+        ),
+        (
+            rec(quantity=2, allocations=(UsageAllocation(None, None, None),)),
+            ValidationException,
+            "1 validation error detected: usageRecords.1.member.usageAllocations.1.member must "
+            "specify exactly one of allocatedUsageQuantity and allocatedUsageQuantityAsDecimal",
+        ),
+    ],
+)
+def test_decimal_allocation_rules(
+    bench: Bench, record: UsageRecord, error: type[AwsError], expected: str
+) -> None:
+    assert bench.fails(error, record) == expected

@@ -71,10 +71,10 @@ FULL_INPUTS: dict[str, dict[str, Any]] = {
                 "Timestamp": T1,
                 "CustomerIdentifier": "cust-bob",
                 "Dimension": "api_calls",
-                "Quantity": 2147483647,
+                "QuantityAsDecimal": "9999999999.999999",
                 "UsageAllocations": [
                     {
-                        "AllocatedUsageQuantity": 2147483647,
+                        "AllocatedUsageQuantityAsDecimal": "9999999999.999999",
                         "Tags": [{"Key": "env", "Value": "prod/eu@1"}],
                     }
                 ],
@@ -89,10 +89,11 @@ FULL_INPUTS: dict[str, dict[str, Any]] = {
         "Timestamp": T0,
         "UsageDimension": "vcpu_hours",
         "UsageQuantity": 4,
+        "UsageQuantityAsDecimal": "4.5",
         "DryRun": True,
         "UsageAllocations": [
             {"AllocatedUsageQuantity": 3, "Tags": [{"Key": "team", "Value": "ml"}]},
-            {"AllocatedUsageQuantity": 1},
+            {"AllocatedUsageQuantityAsDecimal": "1.5"},
         ],
         "ClientToken": "7d3f1c2e-5b8a-4e29-9c61-0f4e2a8b9d10",
     },
@@ -217,11 +218,14 @@ def test_botocore_batch_meter_usage_gives_typed_records() -> None:
             UsageRecord(
                 timestamp=1795436100,
                 dimension="api_calls",
-                quantity=2147483647,
+                quantity=None,
+                quantity_decimal="9999999999.999999",
                 customer_identifier="cust-bob",
                 customer_aws_account_id="777788889999",
                 license_arn=BOB_CA,
-                allocations=(UsageAllocation(2147483647, (Tag("env", "prod/eu@1"),)),),
+                allocations=(
+                    UsageAllocation(None, (Tag("env", "prod/eu@1"),), "9999999999.999999"),
+                ),
             ),
         ),
         product_code="prod-legacy",

@@ -27,7 +27,7 @@ def entry(n: int, quantity: int = 1, hour: int = 3600 * 490_000) -> LedgerEntry:
         scope="product:p",
         customer_account=f"{n:012d}",
         dimension="users",
-        quantity=quantity,
+        quantity_micros=quantity * 1_000_000,
         metering_record_id=f"id-{n}-{quantity}",
         product_code="p",
         record=record,
@@ -56,10 +56,10 @@ def test_insert_is_the_duplicate_check(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "l.db")
     try:
         first = asyncio.run(store.bill([entry(1, 5), entry(1, 5), entry(1, 6)]))
-        assert [(o.metering_record_id, o.quantity, o.inserted) for o in first] == [
-            ("id-1-5", 5, True),
-            ("id-1-5", 5, False),
-            ("id-1-5", 5, False),
+        assert [(o.metering_record_id, o.quantity_micros, o.inserted) for o in first] == [
+            ("id-1-5", 5_000_000, True),
+            ("id-1-5", 5_000_000, False),
+            ("id-1-5", 5_000_000, False),
         ]
         assert len(store.usage_now(UsageQuery())) == 1
     finally:
@@ -97,7 +97,9 @@ def test_concurrent_billing_from_many_threads_stores_each_key_once(tmp_path: Pat
             # every worker bills the same 50 keys, half with a conflicting quantity
             result = asyncio.run(store.bill([entry(n, quantity=1 + (worker % 2))]))
             with lock:
-                outcomes.append([f"{o.metering_record_id}:{o.quantity}" for o in result])
+                outcomes.append(
+                    [f"{o.metering_record_id}:{o.quantity_micros // 1_000_000}" for o in result]
+                )
 
     threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
     for thread in threads:
@@ -152,7 +154,7 @@ def test_catalog_changes_by_another_process_refresh_the_snapshot(tmp_path: Path)
     "sql",
     [
         "SELECT version FROM catalog_state WHERE id = 1",
-        "SELECT metering_record_id, quantity FROM usage_records "
+        "SELECT metering_record_id, quantity_micros FROM usage_records "
         "WHERE hour = 1 AND scope = 'p' AND customer_account = 'c' AND dimension = 'd'",
     ],
 )

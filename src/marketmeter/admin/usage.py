@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from marketmeter.metering.quantities import json_number, plain
 from marketmeter.store.base import BilledRecord, UsageQuery
 
 __all__ = ["MAX_LIMIT", "AdminInputError", "as_table", "parse_time", "record_json", "usage_query"]
@@ -85,7 +87,7 @@ def record_json(record: BilledRecord) -> dict[str, Any]:
         "customerIdentifier": record.customer_identifier,
         "licenseArn": record.license_arn,
         "dimension": record.dimension,
-        "quantity": record.quantity,
+        "quantity": json_number(record.quantity),
         "timestamp": _number(record.usage_timestamp),
         "hour": _iso(record.hour),
         "usageAllocations": record.allocations,
@@ -102,7 +104,7 @@ def as_table(records: Sequence[BilledRecord]) -> str:
             r.product_code,
             r.customer_identifier or r.customer_aws_account_id,
             r.dimension,
-            str(r.quantity),
+            plain(r.quantity),
             r.metering_record_id,
         )
         for r in records
@@ -112,6 +114,6 @@ def as_table(records: Sequence[BilledRecord]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     ]
-    total = sum(r.quantity for r in records)
-    lines.append(f"{len(records)} record(s), total quantity {total}")
+    total = sum((r.quantity for r in records), Decimal(0))
+    lines.append(f"{len(records)} record(s), total quantity {plain(total)}")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Order of the whole-request checks (each refuses the whole batch, nothing recorded):
 
-1. every record names exactly one of CustomerIdentifier / CustomerAWSAccountId
+1. every record names exactly one of CustomerIdentifier / CustomerAWSAccountId, at most one of
+   Quantity / QuantityAsDecimal, and each allocation exactly one quantity form
    → ``ValidationException``;
 2. the product: the request's ProductCode, or the product of the records' LicenseArns when it
    has none → ``InvalidProductCodeException`` / ``InvalidLicenseException``;
@@ -37,9 +38,10 @@ from marketmeter.errors import (
     TimestampOutOfBoundsException,
     ValidationException,
 )
-from marketmeter.metering.allocations import check_allocations
+from marketmeter.metering.allocations import allocation_quantity_violations, check_allocations
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator
+from marketmeter.metering.quantities import to_micros
 from marketmeter.metering.types import (
     BatchMeterUsageRequest,
     BatchMeterUsageResult,
@@ -77,7 +79,7 @@ class BatchMeterUsage:
         records = request.records
         if not records:
             return BatchMeterUsageResult(results=())
-        _check_identities(records)
+        _check_exclusive_members(records)
         catalog = await self._store.catalog_snapshot()
         now = self._clock.now()
         product = _resolve_product(request, catalog, caller)
@@ -85,7 +87,11 @@ class BatchMeterUsage:
         self._check_window(records, now)
         for record in records:
             if record.allocations is not None:
-                check_allocations(record.allocations, record.billed_quantity)
+                check_allocations(
+                    record.allocations,
+                    record.billed_quantity,
+                    decimal=record.quantity_decimal is not None,
+                )
         _check_license_owners(records, catalog)
 
         received_at = now.timestamp()
@@ -100,7 +106,7 @@ class BatchMeterUsage:
                 results.append(UsageRecordResult(record, RecordStatus.CUSTOMER_NOT_SUBSCRIBED))
                 continue
             outcome = next(outcomes)
-            if outcome.inserted or outcome.quantity == entry.quantity:
+            if outcome.inserted or outcome.quantity_micros == entry.quantity_micros:
                 results.append(
                     UsageRecordResult(record, RecordStatus.SUCCESS, outcome.metering_record_id)
                 )
@@ -141,7 +147,7 @@ class BatchMeterUsage:
                 scope=scope,
                 customer_account=buyer.account_id,
                 dimension=record.dimension,
-                quantity=record.billed_quantity,
+                quantity_micros=to_micros(record.billed_quantity),
                 metering_record_id=self._ids(),
                 product_code=product.product_code,
                 record=record,
@@ -150,9 +156,19 @@ class BatchMeterUsage:
         )
 
 
-def _check_identities(records: tuple[UsageRecord, ...]) -> None:
+def _check_exclusive_members(records: tuple[UsageRecord, ...]) -> None:
+    """Members the model cannot mark as exclusive: one customer identity, one quantity form."""
     violations = []
     for index, record in enumerate(records, start=1):
+        if record.quantity is not None and record.quantity_decimal is not None:
+            violations.append(
+                f"usageRecords.{index}.member has both quantity and quantityAsDecimal: "
+                "at most one may be specified"
+            )
+        if record.allocations is not None:
+            violations += allocation_quantity_violations(
+                record.allocations, f"usageRecords.{index}.member.usageAllocations"
+            )
         has_identifier = record.customer_identifier is not None
         has_account = record.customer_aws_account_id is not None
         if has_identifier == has_account:

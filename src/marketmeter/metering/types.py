@@ -7,6 +7,7 @@ layer builds them from the wire and turns results back into wire JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
@@ -32,8 +33,18 @@ class Tag:
 
 @dataclass(frozen=True, slots=True)
 class UsageAllocation:
-    quantity: int
+    """A bucket of a record's quantity: ``quantity`` (integer) or ``quantity_decimal`` (the
+    decimal string as received), exactly one of them."""
+
+    quantity: int | None
     tags: tuple[Tag, ...] | None
+    quantity_decimal: str | None = None
+
+    @property
+    def amount(self) -> Decimal:
+        if self.quantity_decimal is not None:
+            return Decimal(self.quantity_decimal)
+        return Decimal(self.quantity or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +52,8 @@ class UsageRecord:
     """One record of a BatchMeterUsage call, as the client sent it.
 
     ``timestamp`` is epoch seconds exactly as received (int or float) so that it can be echoed
-    back unchanged; ``quantity`` is ``None`` when the client left it out (it then counts as 0).
+    back unchanged; ``quantity`` is ``None`` when the client left it out (it then counts as 0);
+    ``quantity_decimal`` is the fractional form (``QuantityAsDecimal``), as received.
     """
 
     timestamp: int | float
@@ -51,10 +63,14 @@ class UsageRecord:
     customer_aws_account_id: str | None = None
     license_arn: str | None = None
     allocations: tuple[UsageAllocation, ...] | None = None
+    quantity_decimal: str | None = None
 
     @property
-    def billed_quantity(self) -> int:
-        return 0 if self.quantity is None else self.quantity
+    def billed_quantity(self) -> Decimal:
+        """The quantity by value: 17, 17.0 and "17.00" are one quantity."""
+        if self.quantity_decimal is not None:
+            return Decimal(self.quantity_decimal)
+        return Decimal(0 if self.quantity is None else self.quantity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +122,7 @@ class LedgerEntry:
     The key is (``hour``, ``scope``, ``customer_account``, ``dimension``): ``scope`` is
     ``product:<code>`` for records keyed by product and ``license:<arn>`` for records keyed by
     LicenseArn, so that the two keys never collide (spec §3, "Deduplication key").
+    ``quantity_micros`` is the quantity in micro-units (exact, compared by value).
     ``metering_record_id`` is the id to use if the key is new.
     """
 
@@ -113,7 +130,7 @@ class LedgerEntry:
     scope: str
     customer_account: str
     dimension: str
-    quantity: int
+    quantity_micros: int
     metering_record_id: str
     product_code: str
     record: UsageRecord
@@ -125,5 +142,5 @@ class LedgerOutcome:
     """What the ledger holds for an entry's key after the insert attempt."""
 
     metering_record_id: str
-    quantity: int
+    quantity_micros: int
     inserted: bool

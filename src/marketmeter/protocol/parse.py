@@ -99,7 +99,8 @@ def _allocations(raw: list[dict[str, Any]] | None) -> tuple[UsageAllocation, ...
         return None
     return tuple(
         UsageAllocation(
-            quantity=item["AllocatedUsageQuantity"],
+            quantity=item.get("AllocatedUsageQuantity"),
+            quantity_decimal=item.get("AllocatedUsageQuantityAsDecimal"),
             tags=(
                 tuple(Tag(tag["Key"], tag["Value"]) for tag in item["Tags"])
                 if item.get("Tags") is not None
@@ -117,6 +118,7 @@ def batch_meter_usage_request(params: dict[str, Any]) -> BatchMeterUsageRequest:
             timestamp=raw["Timestamp"],
             dimension=raw["Dimension"],
             quantity=raw.get("Quantity"),
+            quantity_decimal=raw.get("QuantityAsDecimal"),
             customer_identifier=raw.get("CustomerIdentifier"),
             customer_aws_account_id=raw.get("CustomerAWSAccountId"),
             license_arn=raw.get("LicenseArn"),

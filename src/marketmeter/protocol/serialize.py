@@ -42,7 +42,11 @@ def error(failure: AwsError) -> WireResponse:
 
 
 def _allocation(allocation: UsageAllocation) -> dict[str, Any]:
-    wire: dict[str, Any] = {"AllocatedUsageQuantity": allocation.quantity}
+    wire: dict[str, Any] = {}
+    if allocation.quantity is not None:
+        wire["AllocatedUsageQuantity"] = allocation.quantity
+    if allocation.quantity_decimal is not None:
+        wire["AllocatedUsageQuantityAsDecimal"] = allocation.quantity_decimal
     if allocation.tags is not None:
         wire["Tags"] = [{"Key": tag.key, "Value": tag.value} for tag in allocation.tags]
     return wire
@@ -59,6 +63,8 @@ def usage_record(record: UsageRecord) -> dict[str, Any]:
         wire["LicenseArn"] = record.license_arn
     if record.quantity is not None:
         wire["Quantity"] = record.quantity
+    if record.quantity_decimal is not None:
+        wire["QuantityAsDecimal"] = record.quantity_decimal
     if record.allocations is not None:
         wire["UsageAllocations"] = [_allocation(a) for a in record.allocations]
     return wire

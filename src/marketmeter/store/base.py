@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
@@ -42,7 +43,7 @@ class BilledRecord:
     customer_identifier: str | None
     license_arn: str | None
     dimension: str
-    quantity: int
+    quantity: Decimal
     usage_timestamp: float
     hour: int
     allocations: list[dict[str, object]] | None

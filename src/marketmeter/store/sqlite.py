@@ -21,6 +21,7 @@ from typing import Literal
 import orjson
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
+from marketmeter.metering.quantities import from_micros, json_number
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome, UsageAllocation
 from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
 from marketmeter.store.migrations import migrations_for
@@ -29,17 +30,18 @@ from marketmeter.store.sqlite_writer import SQLiteWriter
 
 __all__ = ["SQLiteStore", "Synchronous", "migrate"]
 
+
 Synchronous = Literal["full", "normal"]
 
 _INSERT = (
-    "INSERT INTO usage_records (hour, scope, customer_account, dimension, quantity, "
+    "INSERT INTO usage_records (hour, scope, customer_account, dimension, quantity_micros, "
     "metering_record_id, product_code, license_arn, customer_identifier, usage_timestamp, "
     "allocations, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
     "RETURNING metering_record_id"
 )
 _EXISTING = (
-    "SELECT metering_record_id, quantity FROM usage_records "
+    "SELECT metering_record_id, quantity_micros FROM usage_records "
     "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
 )
 
@@ -172,7 +174,8 @@ class SQLiteStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
             "SELECT metering_record_id, product_code, customer_account, customer_identifier, "
-            "license_arn, dimension, quantity, usage_timestamp, hour, allocations, received_at "
+            "license_arn, dimension, quantity_micros, usage_timestamp, hour, allocations, "
+            "received_at "
             f"FROM usage_records {where} ORDER BY usage_timestamp, seq LIMIT ?"
         )
         connection = _connect(self.path, self.synchronous)
@@ -188,7 +191,7 @@ class SQLiteStore:
                 customer_identifier=row[3],
                 license_arn=row[4],
                 dimension=row[5],
-                quantity=row[6],
+                quantity=from_micros(row[6]),
                 usage_timestamp=row[7],
                 hour=row[8],
                 allocations=orjson.loads(row[9]) if row[9] is not None else None,
@@ -216,7 +219,7 @@ def _row(entry: LedgerEntry) -> _Row:
         entry.scope,
         entry.customer_account,
         entry.dimension,
-        entry.quantity,
+        entry.quantity_micros,
         entry.metering_record_id,
         entry.product_code,
         record.license_arn,
@@ -233,7 +236,7 @@ def _allocations_json(allocations: tuple[UsageAllocation, ...] | None) -> str | 
     return orjson.dumps(
         [
             {
-                "quantity": allocation.quantity,
+                "quantity": json_number(allocation.amount),
                 "tags": [{"key": t.key, "value": t.value} for t in allocation.tags or ()],
             }
             for allocation in allocations

@@ -59,7 +59,7 @@ CREATE TABLE usage_records (
     scope TEXT NOT NULL,
     customer_account TEXT NOT NULL,
     dimension TEXT NOT NULL,
-    quantity INTEGER NOT NULL,
+    quantity_micros INTEGER NOT NULL,  -- the quantity × 10^6: exact, compared by value
     metering_record_id TEXT NOT NULL,
     product_code TEXT NOT NULL,
     license_arn TEXT,
