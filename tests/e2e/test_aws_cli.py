@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.server_process import ServerProcess
+from tests.e2e.wire_records import batch, record
 
 pytestmark = pytest.mark.e2e
 
@@ -85,21 +86,6 @@ def meter_error(server: ServerProcess, tmp_path: Path, request: dict[str, Any]) 
     match = ERROR_LINE.search(done.stderr)
     assert match is not None, f"no 'An error occurred' line in stderr:\n{done.stderr}"
     return match["code"], match["message"]
-
-
-def record(
-    timestamp: int, customer: str = "cust-alice", dimension: str = "users", quantity: int = 1
-) -> dict[str, Any]:
-    return {
-        "Timestamp": timestamp,
-        "CustomerIdentifier": customer,
-        "Dimension": dimension,
-        "Quantity": quantity,
-    }
-
-
-def batch(*records: dict[str, Any], product: str = "prod-legacy") -> dict[str, Any]:
-    return {"ProductCode": product, "UsageRecords": list(records)}
 
 
 def test_success_then_identical_retry_then_duplicate(

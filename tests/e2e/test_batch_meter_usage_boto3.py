@@ -17,23 +17,12 @@ from marketmeter.store.base import UsageQuery
 from marketmeter.store.sqlite import SQLiteStore
 from tests.e2e.conftest import make_client
 from tests.e2e.server_process import ServerProcess
+from tests.e2e.wire_records import record
 
 pytestmark = pytest.mark.e2e
 
 ALICE_CA = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000002"
 BOB_CA = "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002"
-
-
-def record(
-    ts: int, customer: str = "cust-alice", dimension: str = "users", quantity: int = 1, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "Timestamp": ts,
-        "CustomerIdentifier": customer,
-        "Dimension": dimension,
-        "Quantity": quantity,
-        **extra,
-    }
 
 
 def meter(client: Any, *records: dict[str, Any], product: str | None = "prod-legacy") -> Any:

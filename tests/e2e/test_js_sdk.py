@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.server_process import ServerProcess
+from tests.e2e.wire_records import batch, record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
@@ -93,21 +94,6 @@ def meter(
     node: str, server: ServerProcess, tmp_path: Path, *inputs: dict[str, Any]
 ) -> list[dict[str, Any]]:
     return run_js(node, tmp_path, [job(input_, server.url) for input_ in inputs])
-
-
-def record(
-    timestamp: int, customer: str = "cust-alice", dimension: str = "users", quantity: int = 1
-) -> dict[str, Any]:
-    return {
-        "Timestamp": timestamp,
-        "CustomerIdentifier": customer,
-        "Dimension": dimension,
-        "Quantity": quantity,
-    }
-
-
-def batch(*records: dict[str, Any], product: str = "prod-legacy") -> dict[str, Any]:
-    return {"ProductCode": product, "UsageRecords": list(records)}
 
 
 def assert_typed_error(result: dict[str, Any], name: str) -> None:
