@@ -9,9 +9,14 @@ from marketmeter.config import Settings
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator
+from marketmeter.metering.meter_usage import MeterUsage
+from marketmeter.metering.register_usage import RegisterUsage
+from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
+from marketmeter.metering.resolve_customer import ResolveCustomer
+from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
 from marketmeter.protocol.auth import OpenAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
-from marketmeter.protocol.operations import dispatch_table
+from marketmeter.protocol.operations import Operations, dispatch_table
 from marketmeter.store.base import Store
 
 __all__ = ["ADMIN_PREFIX", "MarketmeterApp"]
@@ -29,12 +34,20 @@ class MarketmeterApp:
         clock: Clock,
         record_ids: IdGenerator,
         request_ids: IdGenerator,
+        tokens: TokenGenerator | None = None,
+        key_pairs: KeyPairFactory = new_rsa_key_pair,
     ) -> None:
-        rules = BatchMeterUsage(store, clock, record_ids, settings.usage_window)
-        self.endpoint = AwsEndpoint(
-            dispatch_table(rules), OpenAuth(), request_ids, settings.max_body_bytes
+        keys = KeyRing(store, clock, key_pairs)
+        operations = Operations(
+            batch_meter_usage=BatchMeterUsage(store, clock, record_ids, settings.usage_window),
+            meter_usage=MeterUsage(store, clock, record_ids, settings.meter_usage_window),
+            resolve_customer=ResolveCustomer(store, clock, settings.token_ttl),
+            register_usage=RegisterUsage(store, clock, keys),
         )
-        self.admin = admin_app(store)
+        self.endpoint = AwsEndpoint(
+            dispatch_table(operations), OpenAuth(), request_ids, settings.max_body_bytes
+        )
+        self.admin = admin_app(store, clock, keys, tokens or RandomTokens(), settings.token_ttl)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(ADMIN_PREFIX):

@@ -1,13 +1,15 @@
-"""The ``marketmeter`` command: ``serve``, ``catalog apply|show|demo``, ``usage list``.
+"""The ``marketmeter`` command: ``serve``, ``catalog apply|show|demo``, ``usage list``, and
+(from ``cli_registration``) ``subscribe``, ``token mint|list`` and ``keys show|list|rotate``.
 
-Every command that touches the database takes ``--db`` (default ``marketmeter.db`` in the
-current directory, or ``$MARKETMETER_DB``), so the CLI and a running server share one ledger.
+Every command that touches the database takes ``--db`` (``cli_database``), so the CLI and a
+running server share one ledger.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -16,30 +18,22 @@ import click
 import orjson
 
 from marketmeter import __version__
-from marketmeter.admin.usage import AdminInputError, as_table, record_json, usage_query
+from marketmeter.admin.inputs import AdminInputError
+from marketmeter.admin.usage import as_table, record_json, usage_query
 from marketmeter.catalog.loader import CatalogError, load_catalog_file
-from marketmeter.config import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, Settings
+from marketmeter.cli_database import db_option, open_database
+from marketmeter.cli_registration import keys, subscribe, token
+from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT, Settings
+from marketmeter.metering.registration_tokens import (
+    DEFAULT_TOKEN_TTL,
+    RandomTokens,
+    tokens_for_new_agreements,
+)
 from marketmeter.metering.windows import WindowPolicy
 from marketmeter.store.base import SchemaError
-from marketmeter.store.open import UnsupportedDatabase, open_store
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.open import UnsupportedDatabase
 
 __all__ = ["main"]
-
-_db_option = click.option(
-    "--db",
-    envvar="MARKETMETER_DB",
-    default=DEFAULT_DB,
-    show_default=True,
-    help="SQLite file or URL (sqlite:///path). Env: MARKETMETER_DB.",
-)
-
-
-def _open(db: str) -> SQLiteStore:
-    try:
-        return open_store(db)
-    except (UnsupportedDatabase, SchemaError) as error:
-        raise click.ClickException(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,7 +45,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
-@_db_option
+@db_option
 @click.option(
     "--catalog",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -74,6 +68,20 @@ def main() -> None:
     help="Seconds a usage timestamp may lie in the future.",
 )
 @click.option(
+    "--meter-usage-window",
+    type=click.IntRange(1),
+    default=6 * 3600,
+    show_default=True,
+    help="MeterUsage: seconds in the past a usage timestamp may lie (less than).",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(1),
+    default=int(DEFAULT_TOKEN_TTL.total_seconds()),
+    show_default=True,
+    help="Seconds a SaaS registration token resolves after it was issued (service clock).",
+)
+@click.option(
     "--sync",
     "synchronous",
     type=click.Choice(["full", "normal"]),
@@ -88,6 +96,8 @@ def serve(
     catalog: Path | None,
     window: str,
     future_skew: int,
+    meter_usage_window: int,
+    token_ttl: int,
     synchronous: str,
 ) -> None:
     """Start the Metering Service endpoint and the admin API."""
@@ -100,6 +110,8 @@ def serve(
         catalog=catalog,
         window=WindowPolicy(window),
         future_skew=timedelta(seconds=future_skew),
+        meter_usage_max_age=timedelta(seconds=meter_usage_window),
+        token_ttl=timedelta(seconds=token_ttl),
         synchronous="normal" if synchronous == "normal" else "full",
     )
     try:
@@ -117,31 +129,35 @@ def catalog() -> None:
 
 @catalog.command("apply")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@_db_option
+@db_option
 def catalog_apply(file: Path, db: str) -> None:
     """Validate FILE and upsert it into the catalog (all or nothing; idempotent)."""
-    store = _open(db)
+    store = open_database(db)
     try:
         current = store.catalog_snapshot_now().catalog
         try:
             parsed = load_catalog_file(file, current)
         except CatalogError as error:
             raise click.ClickException(str(error)) from None
-        version = store.apply_catalog_now(parsed)
+        tokens = tokens_for_new_agreements(
+            store.catalog_snapshot_now(), parsed, time.time(), RandomTokens()
+        )
+        version = store.apply_catalog_now(parsed, tokens)
     finally:
         store.close_now()
     click.echo(
         f"applied {file}: {len(parsed.sellers)} seller(s), {len(parsed.products)} product(s), "
         f"{len(parsed.buyers)} buyer(s), {len(parsed.agreements)} agreement(s); "
-        f"catalog version {version}"
+        f"catalog version {version}; {len(tokens)} registration token(s) minted "
+        "(marketmeter token list)"
     )
 
 
 @catalog.command("show")
-@_db_option
+@db_option
 def catalog_show(db: str) -> None:
     """Print the stored catalog as JSON."""
-    store = _open(db)
+    store = open_database(db)
     try:
         snapshot = store.catalog_snapshot_now()
     finally:
@@ -164,7 +180,7 @@ def usage() -> None:
 
 
 @usage.command("list")
-@_db_option
+@db_option
 @click.option("--product", help="Only this product code.")
 @click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
 @click.option("--dimension", help="Only this dimension.")
@@ -195,7 +211,7 @@ def usage_list(
         query = usage_query({k: v for k, v in filters.items() if v is not None})
     except AdminInputError as error:
         raise click.BadParameter(error.message, param_hint=f"--{error.field}") from None
-    store = _open(db)
+    store = open_database(db)
     try:
         records = store.usage_now(query)
     finally:
@@ -207,3 +223,8 @@ def usage_list(
         )
     else:
         click.echo(as_table(records))
+
+
+main.add_command(subscribe)
+main.add_command(token)
+main.add_command(keys)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
 from marketmeter.metering.windows import UsageWindow, WindowPolicy
 from marketmeter.protocol.endpoint import DEFAULT_MAX_BODY_BYTES
 
@@ -28,7 +29,15 @@ class Settings:
     future_skew: timedelta = timedelta(minutes=5)
     synchronous: Literal["full", "normal"] = "full"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    usage_window: UsageWindow = field(init=False)
+    meter_usage_max_age: timedelta = timedelta(hours=6)  # MeterUsage: "less than 6 hours"
+    token_ttl: timedelta = DEFAULT_TOKEN_TTL  # registration tokens expire after this
+    usage_window: UsageWindow = field(init=False)  # BatchMeterUsage
+    meter_usage_window: UsageWindow = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "usage_window", UsageWindow(self.window, self.future_skew))
+        object.__setattr__(
+            self,
+            "meter_usage_window",
+            UsageWindow(future_skew=self.future_skew, age=self.meter_usage_max_age),
+        )

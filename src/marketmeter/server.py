@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -22,8 +23,9 @@ from marketmeter import __version__
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.loader import load_catalog, load_catalog_file
 from marketmeter.config import Settings
-from marketmeter.metering.clock import SystemClock
+from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
+from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.store.open import open_store
 from marketmeter.store.sqlite import SQLiteStore
 
@@ -35,20 +37,25 @@ def demo_catalog_text() -> str:
     return resources.files("marketmeter.catalog").joinpath("demo.yaml").read_text("utf-8")
 
 
-def load_startup_catalog(store: SQLiteStore, catalog: Path | None) -> str:
-    """Apply ``catalog``, or the demo catalog when none is given and the store has none yet.
+def load_startup_catalog(store: SQLiteStore, catalog: Path | None, clock: Clock) -> str:
+    """Apply ``catalog``, or the demo catalog when none is given and the store has none yet;
+    every new SaaS agreement gets a registration token (``marketmeter token list``).
 
     Returns a line describing what the service meters against.
     """
     current = store.catalog_snapshot_now()
     if catalog is not None:
-        store.apply_catalog_now(load_catalog_file(catalog, current.catalog))
+        parsed = load_catalog_file(catalog, current.catalog)
         source = str(catalog)
     elif current.version == 0:
-        store.apply_catalog_now(load_catalog(demo_catalog_text(), source="demo catalog"))
+        parsed = load_catalog(demo_catalog_text(), source="demo catalog")
         source = "bundled demo catalog (marketmeter catalog demo prints it)"
     else:
+        parsed = None
         source = "catalog already in the database"
+    if parsed is not None:
+        tokens = tokens_for_new_agreements(current, parsed, clock.now().timestamp(), RandomTokens())
+        store.apply_catalog_now(parsed, tokens)
     snapshot = store.catalog_snapshot_now()
     c = snapshot.catalog
     return (
@@ -88,12 +95,13 @@ def serve(settings: Settings) -> None:
     """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     store = open_store(settings.db, settings.synchronous)
+    clock = ServiceClock()
     try:
-        catalog_line = load_startup_catalog(store, settings.catalog)
+        catalog_line = load_startup_catalog(store, settings.catalog, clock)
     except BaseException:
         store.close_now()
         raise
-    app = MarketmeterApp(settings, store, SystemClock(), RandomIds(), RandomIds())
+    app = MarketmeterApp(settings, store, clock, RandomIds(), RandomIds())
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -109,7 +117,11 @@ def serve(settings: Settings) -> None:
         f"  ledger:  SQLite {store.path} (WAL, synchronous={settings.synchronous.upper()})",
         f"  catalog: {catalog_line}",
         f"  auth:    {settings.auth} (requests accepted signed or unsigned)",
-        f"  window:  usage {settings.usage_window.describe()}",
+        f"  window:  BatchMeterUsage {settings.usage_window.describe()};",
+        f"           MeterUsage {settings.meter_usage_window.describe()}",
+        f"  tokens:  registration tokens expire after {_duration(settings.token_ttl)} "
+        "(marketmeter token list)",
+        "  clock:   wall time (move it: PUT /_marketmeter/clock)",
     ]
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal into the
     # handler that was installed before it: make that one a no-op so a drained stop exits 0.
@@ -122,3 +134,10 @@ def serve(settings: Settings) -> None:
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     return None
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    return f"{seconds} seconds"

@@ -157,6 +157,8 @@ def expected_json(billed: Billed, key: str) -> dict[str, Any]:
         "meteringRecordId": billed.ids[key],
         **row,
         "hour": iso(hour_of(row["timestamp"])),
+        "operation": "BatchMeterUsage",
+        "instance": None,
     }
 
 

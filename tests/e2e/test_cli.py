@@ -73,8 +73,8 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
     second = ok("catalog", "apply", str(CATALOG), "--db", str(db), cwd=tmp_path)
     shown_second = show(db)
 
-    assert first == f"applied {CATALOG}: {SUMMARY}; catalog version 1\n"
-    assert second == f"applied {CATALOG}: {SUMMARY}; catalog version 2\n"
+    assert first == f"applied {CATALOG}: {SUMMARY}; catalog version 1; 8 registration token(s) minted (marketmeter token list)\n"
+    assert second == f"applied {CATALOG}: {SUMMARY}; catalog version 2; 0 registration token(s) minted (marketmeter token list)\n"
     assert shown_first["version"] == 1
     assert shown_second["version"] == 2
     assert {**shown_first, "version": 2} == shown_second
@@ -108,6 +108,7 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
         "state": "subscribed",
         "starts_at": 1577836800.0,
         "ends_at": 1609459200.0,
+        "free_trial": False,
     } in shown_first["agreements"]
 
 
@@ -118,7 +119,7 @@ def test_db_from_environment_and_sqlite_url(tmp_path: Path) -> None:
     by_url = mm("catalog", "show", "--db", f"sqlite:///{db}", cwd=tmp_path)
 
     assert by_env.returncode == 0, by_env.stderr
-    assert by_env.stdout.endswith("catalog version 1\n")
+    assert by_env.stdout.endswith("catalog version 1; 8 registration token(s) minted (marketmeter token list)\n")
     assert json.loads(by_url.stdout)["version"] == 1
     assert not (tmp_path / "marketmeter.db").exists()
 
@@ -196,7 +197,7 @@ def test_catalog_demo_prints_yaml_that_apply_accepts(tmp_path: Path) -> None:
     assert printed == DEMO_TEXT
     assert applied == (
         f"applied {demo}: 2 seller(s), 5 product(s), 4 buyer(s), 7 agreement(s); "
-        "catalog version 1\n"
+        "catalog version 1; 4 registration token(s) minted (marketmeter token list)\n"
     )
 
 
@@ -410,7 +411,7 @@ agreements:
     assert "MeteringRecordId" not in before["Results"][0]
     assert applied == (
         f"applied {update}: 0 seller(s), 0 product(s), 1 buyer(s), 1 agreement(s); "
-        "catalog version 2\n"
+        "catalog version 2; 1 registration token(s) minted (marketmeter token list)\n"
     )
     assert [r["Status"] for r in after["Results"]] == ["Success"]
     record_id = after["Results"][0]["MeteringRecordId"]

@@ -6,44 +6,17 @@ here, once, with an ``AdminInputError`` naming the field for anything unreadable
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from marketmeter.admin.inputs import AdminInputError, iso, parse_time
 from marketmeter.metering.quantities import json_number, plain
 from marketmeter.store.base import BilledRecord, UsageQuery
 
-__all__ = ["MAX_LIMIT", "AdminInputError", "as_table", "parse_time", "record_json", "usage_query"]
+__all__ = ["MAX_LIMIT", "as_table", "record_json", "usage_query"]
 
 MAX_LIMIT = 100_000
-
-
-class AdminInputError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-def parse_time(field: str, text: str) -> float:
-    """Epoch seconds from ISO 8601 (``2026-11-23T10:00:00Z``; no zone means UTC) or a number."""
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(number):
-            raise AdminInputError(field, f"{text!r} is not a finite time")
-        return number
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise AdminInputError(field, f"{text!r} is neither ISO 8601 nor epoch seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def usage_query(filters: Mapping[str, str | None]) -> UsageQuery:
@@ -70,10 +43,6 @@ def usage_query(filters: Mapping[str, str | None]) -> UsageQuery:
     )
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _number(value: float) -> int | float:
     """Epoch seconds as sent: integral values print as integers."""
     return int(value) if value.is_integer() else value
@@ -89,9 +58,11 @@ def record_json(record: BilledRecord) -> dict[str, Any]:
         "dimension": record.dimension,
         "quantity": json_number(record.quantity),
         "timestamp": _number(record.usage_timestamp),
-        "hour": _iso(record.hour),
+        "hour": iso(record.hour),
         "usageAllocations": record.allocations,
-        "receivedAt": _iso(record.received_at),
+        "receivedAt": iso(record.received_at),
+        "operation": record.operation,
+        "instance": record.instance,
     }
 
 
@@ -100,7 +71,7 @@ def as_table(records: Sequence[BilledRecord]) -> str:
     header = ("HOUR (UTC)", "PRODUCT", "CUSTOMER", "DIMENSION", "QUANTITY", "METERING RECORD ID")
     rows = [
         (
-            _iso(r.hour),
+            iso(r.hour),
             r.product_code,
             r.customer_identifier or r.customer_aws_account_id,
             r.dimension,

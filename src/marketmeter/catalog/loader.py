@@ -92,6 +92,7 @@ class _Agreement(_Entry):
     state: Literal["subscribed", "unsubscribe-pending", "unsubscribed", "suspended"] = "subscribed"
     start: datetime | None = None
     end: datetime | None = None
+    free_trial: bool = False
 
 
 class _File(_Entry):
@@ -326,5 +327,7 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         seen.add(arn)
         if start is not None and end is not None and end <= start:
             problems.append(f"{where}: end: must be after start")
-        agreements.append(Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end))
+        agreements.append(
+            Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end, a.free_trial)
+        )
     return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))

@@ -21,9 +21,12 @@ __all__ = [
     "Catalog",
     "CatalogSnapshot",
     "Integration",
+    "KeyOwner",
     "Product",
     "ProductKind",
     "Seller",
+    "agreement_id_for",
+    "customer_identifier_for",
     "license_arn_for",
 ]
 
@@ -37,6 +40,29 @@ def license_arn_for(buyer_account_id: str, *seed: str) -> str:
     """A stable LicenseArn for a buyer, derived from ``seed`` (same seed, same ARN)."""
     digest = hashlib.sha256("|".join((buyer_account_id, *seed)).encode()).hexdigest()[:32]
     return f"arn:aws:license-manager::{buyer_account_id}:license:l-{digest}"
+
+
+def agreement_id_for(license_arn: str) -> str:
+    """The agreement id AWS would show for a license: ``agmt-`` and 25 lowercase alphanumerics,
+    derived from the LicenseArn (same license, same id)."""
+    digest = int.from_bytes(hashlib.sha256(f"agreement|{license_arn}".encode()).digest())
+    return "agmt-" + _base36(digest, 25)
+
+
+def customer_identifier_for(buyer_account_id: str) -> str:
+    """A legacy CustomerIdentifier for a buyer created on the fly (e.g. by ``subscribe``):
+    13 alphanumerics derived from the account id, as opaque as AWS's."""
+    digest = int.from_bytes(hashlib.sha256(f"customer|{buyer_account_id}".encode()).digest())
+    return _base36(digest, 13)
+
+
+def _base36(number: int, length: int) -> str:
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = []
+    for _ in range(length):
+        number, digit = divmod(number, 36)
+        out.append(alphabet[digit])
+    return "".join(out)
 
 
 class ProductKind(StrEnum):
@@ -100,6 +126,11 @@ class Agreement:
     state: AgreementState = AgreementState.SUBSCRIBED
     starts_at: float | None = None
     ends_at: float | None = None
+    free_trial: bool = False
+
+    @property
+    def agreement_id(self) -> str:
+        return agreement_id_for(self.license_arn)
 
     def covers(self, timestamp: float) -> bool:
         """True if ``timestamp`` lies within the agreement's period [start, end)."""
@@ -121,6 +152,14 @@ class Catalog:
     agreements: tuple[Agreement, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """Whose access key it is: a seller's or a buyer's, and which account."""
+
+    kind: str  # "seller" | "buyer"
+    account_id: str
+
+
 @dataclass(frozen=True)
 class CatalogSnapshot:
     """An immutable view of the catalog with the lookups the rules need."""
@@ -132,6 +171,7 @@ class CatalogSnapshot:
     buyers_by_customer_identifier: dict[str, Buyer] = field(init=False)
     agreements_by_license: dict[str, Agreement] = field(init=False)
     agreements_by_buyer_product: dict[tuple[str, str], tuple[Agreement, ...]] = field(init=False)
+    key_owners: dict[str, KeyOwner] = field(init=False)
 
     def __post_init__(self) -> None:
         catalog = self.catalog
@@ -153,6 +193,17 @@ class CatalogSnapshot:
             "agreements_by_buyer_product",
             {key: tuple(values) for key, values in grouped.items()},
         )
+        owners = {
+            key.access_key_id: KeyOwner("seller", seller.account_id)
+            for seller in catalog.sellers
+            for key in seller.access_keys
+        }
+        owners.update(
+            (key.access_key_id, KeyOwner("buyer", buyer.account_id))
+            for buyer in catalog.buyers
+            for key in buyer.access_keys
+        )
+        set_(self, "key_owners", owners)
 
     @classmethod
     def empty(cls) -> CatalogSnapshot:
@@ -160,3 +211,17 @@ class CatalogSnapshot:
 
     def agreements_of(self, buyer_account_id: str, product_code: str) -> Iterable[Agreement]:
         return self.agreements_by_buyer_product.get((buyer_account_id, product_code), ())
+
+    def entitlement(
+        self, buyer_account_id: str, product_code: str, timestamp: float
+    ) -> Agreement | None:
+        """The agreement that lets the buyer use the product at ``timestamp``, if any (the
+        latest started one when several do)."""
+        active = [
+            agreement
+            for agreement in self.agreements_of(buyer_account_id, product_code)
+            if agreement.bills and agreement.covers(timestamp)
+        ]
+        if not active:
+            return None
+        return max(active, key=lambda a: (a.starts_at or float("-inf"), a.license_arn))

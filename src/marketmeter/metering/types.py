@@ -15,9 +15,20 @@ __all__ = [
     "BatchMeterUsageRequest",
     "BatchMeterUsageResult",
     "Caller",
+    "ContainerRegistration",
     "LedgerEntry",
     "LedgerOutcome",
+    "MeterUsageRequest",
+    "MeterUsageResult",
     "RecordStatus",
+    "RegisterUsageRequest",
+    "RegisterUsageResult",
+    "RegistrationToken",
+    "RequestClaim",
+    "RequestClaimOutcome",
+    "ResolveCustomerRequest",
+    "ResolveCustomerResult",
+    "SigningKey",
     "Tag",
     "UsageAllocation",
     "UsageRecord",
@@ -109,10 +120,13 @@ class Caller:
     kind: Literal["anonymous", "seller", "buyer"]
     account_id: str | None = None
     access_key_id: str | None = None
+    session_token: str | None = None  # X-Amz-Security-Token, when the credentials had one
 
     @classmethod
-    def anonymous(cls, access_key_id: str | None = None) -> Caller:
-        return cls("anonymous", None, access_key_id)
+    def anonymous(
+        cls, access_key_id: str | None = None, session_token: str | None = None
+    ) -> Caller:
+        return cls("anonymous", None, access_key_id, session_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +149,8 @@ class LedgerEntry:
     product_code: str
     record: UsageRecord
     received_at: float
+    operation: str = "BatchMeterUsage"
+    instance: str | None = None  # MeterUsage: the calling instance, task or pod
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +160,114 @@ class LedgerOutcome:
     metering_record_id: str
     quantity_micros: int
     inserted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MeterUsageRequest:
+    """One MeterUsage call. ``timestamp`` is epoch seconds as received; ``quantity`` is
+    ``None`` when left out (it then counts as 0), ``quantity_decimal`` the fractional form."""
+
+    product_code: str
+    timestamp: int | float
+    dimension: str
+    quantity: int | None = None
+    quantity_decimal: str | None = None
+    dry_run: bool = False
+    allocations: tuple[UsageAllocation, ...] | None = None
+    client_token: str | None = None
+
+    @property
+    def billed_quantity(self) -> Decimal:
+        if self.quantity_decimal is not None:
+            return Decimal(self.quantity_decimal)
+        return Decimal(0 if self.quantity is None else self.quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterUsageResult:
+    metering_record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestClaim:
+    """A per-request MeterUsage's idempotency claim: one ``client_token`` per buyer account,
+    bound to the ``fingerprint`` of the parameters it was first used with."""
+
+    customer_account: str
+    client_token: str
+    fingerprint: str
+    metering_record_id: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestClaimOutcome:
+    """What the ledger holds for a claim's token after the attempt."""
+
+    metering_record_id: str
+    fingerprint: str
+    inserted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveCustomerRequest:
+    registration_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveCustomerResult:
+    product_code: str
+    customer_aws_account_id: str
+    license_arn: str
+    agreement_id: str
+    customer_identifier: str | None = None  # legacy integrations only
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationToken:
+    """A SaaS registration token (spec §5): opaque ``value``, bound to one agreement.
+
+    ``offer_type`` is ``"free-trial"`` for trials (sent along in the form POST), else ``None``.
+    ``issued_at`` is epoch seconds on the service clock; expiry is the service's setting.
+    """
+
+    value: str
+    product_code: str
+    buyer_account_id: str
+    license_arn: str
+    issued_at: float
+    offer_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterUsageRequest:
+    product_code: str
+    public_key_version: int
+    nonce: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterUsageResult:
+    signature: str
+    public_key_rotation_timestamp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One RSA key pair of RegisterUsage signatures, by public key version (PEM texts)."""
+
+    version: int
+    private_key_pem: str
+    public_key_pem: str
+    created_at: float
+    retired_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRegistration:
+    """A task or pod that registered (RegisterUsage) while its buyer was entitled."""
+
+    product_code: str
+    buyer_account_id: str
+    task: str
+    registered_at: float

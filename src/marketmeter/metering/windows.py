@@ -42,9 +42,12 @@ class UsageWindow:
     policy: WindowPolicy = WindowPolicy.SIX_HOURS
     future_skew: timedelta = timedelta(minutes=5)
     month_end_grace: timedelta = timedelta(hours=6)
+    age: timedelta | None = None  # overrides the policy's maximum age (MeterUsage's setting)
 
     @property
     def max_age(self) -> timedelta:
+        if self.age is not None:
+            return self.age
         return timedelta(hours=6 if self.policy is WindowPolicy.SIX_HOURS else 24)
 
     def accepts(self, timestamp: float, now: datetime) -> bool:
@@ -62,8 +65,9 @@ class UsageWindow:
 
     def describe(self) -> str:
         """How the window reads in an error message."""
-        hours = int(self.max_age.total_seconds() // _HOUR)
-        text = f"less than {hours} hours in the past"
+        seconds = int(self.max_age.total_seconds())
+        age = f"{seconds // _HOUR} hours" if seconds % _HOUR == 0 else f"{seconds} seconds"
+        text = f"less than {age} in the past"
         if self.policy is WindowPolicy.AWS_24H_MONTH_END:
             text += " (previous month only until 06:00 UTC on the 1st)"
         minutes = int(self.future_skew.total_seconds() // 60)

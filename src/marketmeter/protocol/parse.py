@@ -14,6 +14,9 @@ import orjson
 from marketmeter.errors import SerializationException, UnknownOperationException
 from marketmeter.metering.types import (
     BatchMeterUsageRequest,
+    MeterUsageRequest,
+    RegisterUsageRequest,
+    ResolveCustomerRequest,
     Tag,
     UsageAllocation,
     UsageRecord,
@@ -27,6 +30,9 @@ __all__ = [
     "batch_meter_usage_request",
     "decode_and_validate",
     "decode_json",
+    "meter_usage_request",
+    "register_usage_request",
+    "resolve_customer_request",
 ]
 
 
@@ -127,3 +133,31 @@ def batch_meter_usage_request(params: dict[str, Any]) -> BatchMeterUsageRequest:
         for raw in params["UsageRecords"]
     )
     return BatchMeterUsageRequest(records=records, product_code=params.get("ProductCode"))
+
+
+def meter_usage_request(params: dict[str, Any]) -> MeterUsageRequest:
+    """Typed MeterUsage input from validated JSON."""
+    return MeterUsageRequest(
+        product_code=params["ProductCode"],
+        timestamp=params["Timestamp"],
+        dimension=params["UsageDimension"],
+        quantity=params.get("UsageQuantity"),
+        quantity_decimal=params.get("UsageQuantityAsDecimal"),
+        dry_run=bool(params.get("DryRun")),
+        allocations=_allocations(params.get("UsageAllocations")),
+        client_token=params.get("ClientToken"),
+    )
+
+
+def resolve_customer_request(params: dict[str, Any]) -> ResolveCustomerRequest:
+    """Typed ResolveCustomer input from validated JSON."""
+    return ResolveCustomerRequest(registration_token=params["RegistrationToken"])
+
+
+def register_usage_request(params: dict[str, Any]) -> RegisterUsageRequest:
+    """Typed RegisterUsage input from validated JSON."""
+    return RegisterUsageRequest(
+        product_code=params["ProductCode"],
+        public_key_version=params["PublicKeyVersion"],
+        nonce=params.get("Nonce"),
+    )

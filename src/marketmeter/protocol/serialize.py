@@ -15,12 +15,24 @@ import orjson
 from marketmeter.errors import AwsError
 from marketmeter.metering.types import (
     BatchMeterUsageResult,
+    MeterUsageResult,
+    RegisterUsageResult,
+    ResolveCustomerResult,
     UsageAllocation,
     UsageRecord,
     UsageRecordResult,
 )
 
-__all__ = ["CONTENT_TYPE", "WireResponse", "batch_meter_usage_result", "error", "success"]
+__all__ = [
+    "CONTENT_TYPE",
+    "WireResponse",
+    "batch_meter_usage_result",
+    "error",
+    "meter_usage_result",
+    "register_usage_result",
+    "resolve_customer_result",
+    "success",
+]
 
 CONTENT_TYPE = b"application/x-amz-json-1.1"
 
@@ -82,3 +94,27 @@ def batch_meter_usage_result(result: BatchMeterUsageResult) -> dict[str, Any]:
         "Results": [_result(r) for r in result.results],
         "UnprocessedRecords": [usage_record(r) for r in result.unprocessed],
     }
+
+
+def meter_usage_result(result: MeterUsageResult) -> dict[str, Any]:
+    return {"MeteringRecordId": result.metering_record_id}
+
+
+def resolve_customer_result(result: ResolveCustomerResult) -> dict[str, Any]:
+    wire: dict[str, Any] = {}
+    if result.customer_identifier is not None:
+        wire["CustomerIdentifier"] = result.customer_identifier
+    wire["ProductCode"] = result.product_code
+    wire["CustomerAWSAccountId"] = result.customer_aws_account_id
+    wire["LicenseArn"] = result.license_arn
+    wire["Metadata"] = {"AgreementId": result.agreement_id}
+    return wire
+
+
+def register_usage_result(result: RegisterUsageResult) -> dict[str, Any]:
+    wire: dict[str, Any] = {}
+    if result.public_key_rotation_timestamp is not None:
+        stamp = result.public_key_rotation_timestamp
+        wire["PublicKeyRotationTimestamp"] = int(stamp) if stamp.is_integer() else stamp
+    wire["Signature"] = result.signature
+    return wire

@@ -12,9 +12,17 @@ from decimal import Decimal
 from typing import Protocol
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
-from marketmeter.metering.types import LedgerEntry, LedgerOutcome
+from marketmeter.metering.types import (
+    ContainerRegistration,
+    LedgerEntry,
+    LedgerOutcome,
+    RegistrationToken,
+    RequestClaim,
+    RequestClaimOutcome,
+    SigningKey,
+)
 
-__all__ = ["BilledRecord", "SchemaError", "Store", "UsageQuery"]
+__all__ = ["BilledRecord", "SchemaError", "Store", "TokenQuery", "UsageQuery"]
 
 
 class SchemaError(Exception):
@@ -34,6 +42,15 @@ class UsageQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenQuery:
+    """Filters for listing registration tokens, newest first."""
+
+    product_code: str | None = None
+    buyer_account_id: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class BilledRecord:
     """One row of the ledger, as the inspection views show it."""
 
@@ -48,6 +65,8 @@ class BilledRecord:
     hour: int
     allocations: list[dict[str, object]] | None
     received_at: float
+    operation: str = "BatchMeterUsage"
+    instance: str | None = None
 
 
 class Store(Protocol):
@@ -63,12 +82,59 @@ class Store(Protocol):
         """
         ...
 
+    async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:
+        """What the ledger holds for ``entry``'s key, if anything (a read; nothing written)."""
+        ...
+
+    async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
+        """Claim ``claim.client_token`` for its account and, if the claim is new, bill
+        ``entry``; one durable transaction. Returns what the token is bound to afterwards."""
+        ...
+
+    async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
+        """What a ClientToken is bound to, if it was used (a read)."""
+        ...
+
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         """Billed records matching ``query``, oldest usage first."""
         ...
 
-    async def apply_catalog(self, catalog: Catalog) -> int:
-        """Upsert a whole catalog in one transaction; returns the new catalog version."""
+    async def apply_catalog(
+        self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
+    ) -> int:
+        """Upsert a whole catalog, and issue ``tokens``, in one transaction; returns the new
+        catalog version."""
+        ...
+
+    async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
+        """Store newly minted registration tokens durably."""
+        ...
+
+    async def registration_token(self, value: str) -> RegistrationToken | None:
+        """The registration token ``value``, if it was ever issued."""
+        ...
+
+    async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
+        """Issued registration tokens matching ``query``, newest first."""
+        ...
+
+    async def signing_keys(self) -> list[SigningKey]:
+        """Every RegisterUsage key pair, by version."""
+        ...
+
+    async def add_signing_key(self, key: SigningKey, retire_previous_at: float | None) -> bool:
+        """Store ``key`` unless its version exists (then False). With ``retire_previous_at``,
+        every older version not yet retired is retired at that time, in the same transaction."""
+        ...
+
+    async def container_registration(
+        self, product_code: str, buyer_account_id: str, task: str
+    ) -> ContainerRegistration | None:
+        """The task's registration, if it registered before (a read)."""
+        ...
+
+    async def register_container(self, registration: ContainerRegistration) -> None:
+        """Record a task's registration durably (a task already registered keeps its first)."""
         ...
 
     async def close(self) -> None:

@@ -4,8 +4,12 @@
 - Billing a batch is one job: per entry one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
   on the dedupe key (the insert *is* the duplicate check), and for a key already billed a read
   of the first row by that same unique index. No scan, no read-then-write race.
+- MeterUsage of per-request products claims its ClientToken in ``request_claims`` with the same
+  insert-first pattern, in the transaction that bills the record.
 - The catalog snapshot is cached and reloaded only when ``catalog_state.version`` moved (any
   process may change it, e.g. ``marketmeter catalog apply`` next to a running server).
+- Point reads (a token, a key, a registration, a ledger key) run on one reader connection; WAL
+  lets them proceed while the writer commits.
 """
 
 from __future__ import annotations
@@ -14,16 +18,27 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import orjson
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.quantities import from_micros, json_number
-from marketmeter.metering.types import LedgerEntry, LedgerOutcome, UsageAllocation
-from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
+from marketmeter.metering.types import (
+    ContainerRegistration,
+    LedgerEntry,
+    LedgerOutcome,
+    RegistrationToken,
+    RequestClaim,
+    RequestClaimOutcome,
+    SigningKey,
+    UsageAllocation,
+)
+from marketmeter.store import sqlite_registration
+from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
 from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sqlite_catalog import catalog_version, read_catalog, write_catalog
 from marketmeter.store.sqlite_writer import SQLiteWriter
@@ -32,13 +47,24 @@ __all__ = ["SQLiteStore", "Synchronous", "migrate"]
 
 
 Synchronous = Literal["full", "normal"]
+T = TypeVar("T")
 
 _INSERT = (
     "INSERT INTO usage_records (hour, scope, customer_account, dimension, quantity_micros, "
     "metering_record_id, product_code, license_arn, customer_identifier, usage_timestamp, "
-    "allocations, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "allocations, received_at, operation, instance) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
     "RETURNING metering_record_id"
+)
+_CLAIM = (
+    "INSERT INTO request_claims (customer_account, client_token, fingerprint, "
+    "metering_record_id, created_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (customer_account, client_token) DO NOTHING RETURNING metering_record_id"
+)
+_CLAIMED = (
+    "SELECT metering_record_id, fingerprint FROM request_claims "
+    "WHERE customer_account = ? AND client_token = ?"
 )
 _EXISTING = (
     "SELECT metering_record_id, quantity_micros FROM usage_records "
@@ -132,18 +158,86 @@ class SQLiteStore:
                 self._watch.execute("COMMIT")
         return CatalogSnapshot(version, catalog)
 
-    async def apply_catalog(self, catalog: Catalog) -> int:
-        return await asyncio.wrap_future(self._writer.submit(lambda c: write_catalog(c, catalog)))
+    async def apply_catalog(
+        self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
+    ) -> int:
+        return await asyncio.wrap_future(self._submit_catalog(catalog, tokens))
 
-    def apply_catalog_now(self, catalog: Catalog) -> int:
+    def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
         """Blocking form of ``apply_catalog``, for the CLI."""
-        return self._writer.submit(lambda c: write_catalog(c, catalog)).result()
+        return self._submit_catalog(catalog, tokens).result()
+
+    def _submit_catalog(self, catalog: Catalog, tokens: Sequence[RegistrationToken]) -> Future[int]:
+        def job(connection: sqlite3.Connection) -> int:
+            version = write_catalog(connection, catalog)
+            sqlite_registration.insert_tokens(connection, tokens)
+            return version
+
+        return self._writer.submit(job)
+
+    # --- registration ----------------------------------------------------------------------
+
+    async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
+        await asyncio.wrap_future(
+            self._writer.submit(lambda c: sqlite_registration.insert_tokens(c, tokens))
+        )
+
+    async def registration_token(self, value: str) -> RegistrationToken | None:
+        return self._read(lambda c: sqlite_registration.registration_token(c, value))
+
+    async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
+        return self._read(lambda c: sqlite_registration.registration_tokens(c, query))
+
+    async def signing_keys(self) -> list[SigningKey]:
+        return self._read(sqlite_registration.signing_keys)
+
+    async def add_signing_key(self, key: SigningKey, retire_previous_at: float | None) -> bool:
+        return await asyncio.wrap_future(
+            self._writer.submit(
+                lambda c: sqlite_registration.add_signing_key(c, key, retire_previous_at)
+            )
+        )
+
+    async def container_registration(
+        self, product_code: str, buyer_account_id: str, task: str
+    ) -> ContainerRegistration | None:
+        return self._read(
+            lambda c: sqlite_registration.container_registration(
+                c, product_code, buyer_account_id, task
+            )
+        )
+
+    async def register_container(self, registration: ContainerRegistration) -> None:
+        await asyncio.wrap_future(
+            self._writer.submit(lambda c: sqlite_registration.register_container(c, registration))
+        )
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a point read on the reader connection (indexed: microseconds, never blocked
+        by the writer in WAL mode)."""
+        with self._watch_lock:
+            return query(self._watch)
 
     # --- ledger ----------------------------------------------------------------------------
 
     async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
         rows = [_row(entry) for entry in entries]
         return await asyncio.wrap_future(self._writer.submit(lambda c: _bill(c, rows)))
+
+    async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:
+        key = (entry.hour, entry.scope, entry.customer_account, entry.dimension)
+        row = self._read(lambda c: c.execute(_EXISTING, key).fetchone())
+        return LedgerOutcome(row[0], row[1], inserted=False) if row is not None else None
+
+    async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
+        row = _row(entry)
+        return await asyncio.wrap_future(self._writer.submit(lambda c: _bill_claim(c, claim, row)))
+
+    async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
+        found = self._read(
+            lambda c: c.execute(_CLAIMED, (customer_account, client_token)).fetchone()
+        )
+        return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         return await asyncio.to_thread(self.usage_now, query)
@@ -175,7 +269,7 @@ class SQLiteStore:
         sql = (
             "SELECT metering_record_id, product_code, customer_account, customer_identifier, "
             "license_arn, dimension, quantity_micros, usage_timestamp, hour, allocations, "
-            "received_at "
+            "received_at, operation, instance "
             f"FROM usage_records {where} ORDER BY usage_timestamp, seq LIMIT ?"
         )
         connection = _connect(self.path, self.synchronous)
@@ -196,6 +290,8 @@ class SQLiteStore:
                 hour=row[8],
                 allocations=orjson.loads(row[9]) if row[9] is not None else None,
                 received_at=row[10],
+                operation=row[11],
+                instance=row[12],
             )
             for row in rows
         ]
@@ -209,7 +305,22 @@ class SQLiteStore:
             self._watch.close()
 
 
-_Row = tuple[int, str, str, str, int, str, str, str | None, str | None, float, str | None, float]
+_Row = tuple[
+    int,
+    str,
+    str,
+    str,
+    int,
+    str,
+    str,
+    str | None,
+    str | None,
+    float,
+    str | None,
+    float,
+    str,
+    str | None,
+]
 
 
 def _row(entry: LedgerEntry) -> _Row:
@@ -227,6 +338,8 @@ def _row(entry: LedgerEntry) -> _Row:
         record.timestamp,
         _allocations_json(record.allocations),
         entry.received_at,
+        entry.operation,
+        entry.instance,
     )
 
 
@@ -254,3 +367,25 @@ def _bill(connection: sqlite3.Connection, rows: list[_Row]) -> list[LedgerOutcom
         existing = connection.execute(_EXISTING, row[:4]).fetchone()
         outcomes.append(LedgerOutcome(existing[0], existing[1], inserted=False))
     return outcomes
+
+
+def _bill_claim(
+    connection: sqlite3.Connection, claim: RequestClaim, row: _Row
+) -> RequestClaimOutcome:
+    claimed = connection.execute(
+        _CLAIM,
+        (
+            claim.customer_account,
+            claim.client_token,
+            claim.fingerprint,
+            claim.metering_record_id,
+            claim.created_at,
+        ),
+    ).fetchone()
+    if claimed is None:
+        existing = connection.execute(
+            _CLAIMED, (claim.customer_account, claim.client_token)
+        ).fetchone()
+        return RequestClaimOutcome(existing[0], existing[1], inserted=False)
+    connection.execute(_INSERT, row).fetchone()
+    return RequestClaimOutcome(claimed[0], claim.fingerprint, inserted=True)

@@ -67,10 +67,11 @@ def write_catalog(connection: sqlite3.Connection, catalog: Catalog) -> int:
     for agreement in catalog.agreements:
         connection.execute(
             "INSERT INTO agreements (license_arn, buyer_account_id, product_code, state, "
-            "starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "starts_at, ends_at, free_trial) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (license_arn) DO UPDATE SET buyer_account_id = excluded.buyer_account_id,"
             " product_code = excluded.product_code, state = excluded.state, "
-            "starts_at = excluded.starts_at, ends_at = excluded.ends_at",
+            "starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+            "free_trial = excluded.free_trial",
             (
                 agreement.license_arn,
                 agreement.buyer_account_id,
@@ -78,6 +79,7 @@ def write_catalog(connection: sqlite3.Connection, catalog: Catalog) -> int:
                 agreement.state.value,
                 agreement.starts_at,
                 agreement.ends_at,
+                int(agreement.free_trial),
             ),
         )
     connection.execute("UPDATE catalog_state SET version = version + 1 WHERE id = 1")
@@ -138,10 +140,10 @@ def read_catalog(connection: sqlite3.Connection) -> Catalog:
         )
     )
     agreements = tuple(
-        Agreement(arn, buyer, product, AgreementState(state), starts_at, ends_at)
-        for arn, buyer, product, state, starts_at, ends_at in connection.execute(
-            "SELECT license_arn, buyer_account_id, product_code, state, starts_at, ends_at "
-            "FROM agreements ORDER BY license_arn"
+        Agreement(arn, buyer, product, AgreementState(state), starts_at, ends_at, bool(trial))
+        for arn, buyer, product, state, starts_at, ends_at, trial in connection.execute(
+            "SELECT license_arn, buyer_account_id, product_code, state, starts_at, ends_at, "
+            "free_trial FROM agreements ORDER BY license_arn"
         )
     )
     return Catalog(sellers, products, buyers, agreements)

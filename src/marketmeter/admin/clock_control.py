@@ -1,0 +1,80 @@
+"""The service clock through the admin API: read it, set it, offset it, advance it, reset it.
+
+Shared by ``/_marketmeter/clock``: the JSON shapes in and out, checked here with an
+``AdminInputError`` naming the field. Only a ``ServiceClock`` can be moved.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marketmeter.admin.inputs import AdminInputError, iso, parse_time
+from marketmeter.metering.clock import ClockState, ServiceClock
+
+__all__ = ["advance_clock", "clock_json", "set_clock"]
+
+
+def clock_json(state: ClockState) -> dict[str, Any]:
+    epoch = state.now.timestamp()
+    return {
+        "now": iso(epoch),
+        "epoch": epoch,
+        "mode": state.mode,
+        "offsetSeconds": state.offset.total_seconds(),
+    }
+
+
+def _seconds(body: dict[str, Any], field: str) -> float:
+    value = body.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AdminInputError(field, "must be a finite number of seconds")
+    return float(value)
+
+
+def set_clock(clock: ServiceClock, body: Any) -> None:
+    """``{"time": T, "frozen": true|false}`` (frozen by default), ``{"offsetSeconds": N}`` or
+    ``{"frozen": true}`` (stop where the clock reads now)."""
+    if not isinstance(body, dict):
+        raise AdminInputError("body", "must be a JSON object")
+    known = {"time", "frozen", "offsetSeconds"}
+    for name in body:
+        if name not in known:
+            raise AdminInputError(name, f"unknown field; known: {', '.join(sorted(known))}")
+    frozen = body.get("frozen", True)
+    if not isinstance(frozen, bool):
+        raise AdminInputError("frozen", "must be true or false")
+    if "time" in body:
+        if "offsetSeconds" in body:
+            raise AdminInputError("offsetSeconds", "give either time or offsetSeconds")
+        text = body["time"]
+        if isinstance(text, bool) or not isinstance(text, str | int | float):
+            raise AdminInputError("time", "must be ISO 8601 text or epoch seconds")
+        epoch = parse_time("time", str(text))
+        try:
+            moment = datetime.fromtimestamp(epoch, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise AdminInputError("time", f"{text!r} is out of range") from None
+        clock.set(moment, frozen=frozen)
+    elif "offsetSeconds" in body:
+        offset = _seconds(body, "offsetSeconds")
+        if abs(offset) > 100 * 365 * 86400:
+            raise AdminInputError("offsetSeconds", "must be within 100 years")
+        clock.shift(timedelta(seconds=offset))
+        if frozen and "frozen" in body:
+            clock.freeze()
+    elif frozen and "frozen" in body:
+        clock.freeze()
+    else:
+        raise AdminInputError("time", "give time, offsetSeconds or frozen: true")
+
+
+def advance_clock(clock: ServiceClock, body: Any) -> None:
+    """``{"seconds": N}``: move the clock by N seconds (negative moves it back)."""
+    if not isinstance(body, dict):
+        raise AdminInputError("body", "must be a JSON object")
+    seconds = _seconds(body, "seconds")
+    if abs(seconds) > 100 * 365 * 86400:
+        raise AdminInputError("seconds", "must be within 100 years")
+    clock.advance(timedelta(seconds=seconds))

@@ -1,0 +1,43 @@
+"""Reading admin input (query strings, JSON bodies, CLI options) and writing times back.
+
+``AdminInputError`` names the field at fault; the admin API answers it with a 400 and the CLI
+with a usage error. Times are read as ISO 8601 or epoch seconds and written as ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+__all__ = ["AdminInputError", "iso", "parse_time"]
+
+
+class AdminInputError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def parse_time(field: str, text: str) -> float:
+    """Epoch seconds from ISO 8601 (``2026-11-23T10:00:00Z``; no zone means UTC) or a number."""
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(number):
+            raise AdminInputError(field, f"{text!r} is not a finite time")
+        return number
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise AdminInputError(field, f"{text!r} is neither ISO 8601 nor epoch seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def iso(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with a ``Z``."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,161 @@
+"""SaaS registration tokens (spec §5): their format, and minting them for an agreement.
+
+A token is 64 characters of URL-safe base64 from 48 random bytes (``secrets``): opaque and
+unguessable, like the ``x-amzn-marketplace-token`` AWS posts to a registration URL. Anything
+else is malformed. A token is bound to one agreement (buyer, product and LicenseArn) and is
+minted when a SaaS agreement is created (catalog apply, ``marketmeter subscribe``) or on demand
+(``marketmeter token mint``, ``POST /_marketmeter/tokens``). It expires a configured time after
+it was issued, on the service clock (4 hours by default).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Protocol
+
+from marketmeter.catalog.model import Agreement, Catalog, CatalogSnapshot, ProductKind
+from marketmeter.metering.types import RegistrationToken
+
+__all__ = [
+    "DEFAULT_TOKEN_TTL",
+    "FREE_TRIAL",
+    "TOKEN_FORMAT",
+    "RandomTokens",
+    "SequentialTokens",
+    "TokenGenerator",
+    "TokenRequestError",
+    "expires_at",
+    "mint_token",
+    "tokens_for_new_agreements",
+]
+
+DEFAULT_TOKEN_TTL = timedelta(hours=4)
+FREE_TRIAL = "free-trial"
+TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{64}")
+
+
+class TokenGenerator(Protocol):
+    def __call__(self) -> str:
+        """A new token value matching ``TOKEN_FORMAT``."""
+        ...
+
+
+class RandomTokens:
+    """Unguessable tokens: 48 bytes from ``secrets``."""
+
+    def __call__(self) -> str:
+        return secrets.token_urlsafe(48)
+
+
+class SequentialTokens:
+    """Predictable, well-formed tokens for tests: ``test-token-…0001``, ``…0002``, ..."""
+
+    def __init__(self, prefix: str = "test-token-") -> None:
+        self._prefix = prefix
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        number = str(next(self._counter))
+        return self._prefix + number.rjust(64 - len(self._prefix), "0")
+
+
+class TokenRequestError(Exception):
+    """A token cannot be minted as asked; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def expires_at(token: RegistrationToken, ttl: timedelta) -> float:
+    """When ``token`` stops resolving (epoch seconds, service clock)."""
+    return token.issued_at + ttl.total_seconds()
+
+
+def _offer_type(agreement: Agreement, free_trial: bool | None) -> str | None:
+    trial = agreement.free_trial if free_trial is None else free_trial
+    return FREE_TRIAL if trial else None
+
+
+def mint_token(
+    catalog: CatalogSnapshot,
+    product_code: str,
+    buyer_account_id: str,
+    issued_at: float,
+    generate: TokenGenerator,
+    license_arn: str | None = None,
+    free_trial: bool | None = None,
+) -> RegistrationToken:
+    """A new token for the buyer's agreement to a SaaS product: the one ``license_arn`` names,
+    else the buyer's latest agreement that bills. ``free_trial`` overrides the agreement's."""
+    product = catalog.products.get(product_code)
+    if product is None:
+        raise TokenRequestError("product", f"no product with product code {product_code!r}")
+    if product.kind is not ProductKind.SAAS:
+        raise TokenRequestError(
+            "product", f"{product_code} is a {product.kind} product; registration is for SaaS"
+        )
+    if buyer_account_id not in catalog.buyers:
+        raise TokenRequestError("buyer", f"no buyer with account id {buyer_account_id!r}")
+    agreements = list(catalog.agreements_of(buyer_account_id, product_code))
+    if license_arn is not None:
+        chosen = [a for a in agreements if a.license_arn == license_arn]
+        if not chosen:
+            raise TokenRequestError(
+                "licenseArn",
+                f"{license_arn} is not an agreement of buyer {buyer_account_id} for {product_code}",
+            )
+        agreement = chosen[0]
+    else:
+        billing = [a for a in agreements if a.bills]
+        if not billing:
+            raise TokenRequestError(
+                "buyer",
+                f"buyer {buyer_account_id} has no active agreement for {product_code}; "
+                f"subscribe first: marketmeter subscribe --product {product_code} "
+                f"--buyer {buyer_account_id}",
+            )
+        agreement = max(billing, key=lambda a: (a.starts_at or float("-inf"), a.license_arn))
+    return RegistrationToken(
+        value=generate(),
+        product_code=product_code,
+        buyer_account_id=buyer_account_id,
+        license_arn=agreement.license_arn,
+        issued_at=issued_at,
+        offer_type=_offer_type(agreement, free_trial),
+    )
+
+
+def tokens_for_new_agreements(
+    current: CatalogSnapshot,
+    incoming: Catalog,
+    issued_at: float,
+    generate: TokenGenerator,
+) -> list[RegistrationToken]:
+    """One token for each agreement of ``incoming`` that is new, bills (subscribed or
+    unsubscribe-pending) and is for a SaaS product."""
+    kinds = {p.product_code: p.kind for p in current.catalog.products}
+    kinds.update((p.product_code, p.kind) for p in incoming.products)
+    new: Iterable[Agreement] = (
+        a
+        for a in incoming.agreements
+        if a.license_arn not in current.agreements_by_license
+        and a.bills
+        and kinds.get(a.product_code) is ProductKind.SAAS
+    )
+    return [
+        RegistrationToken(
+            value=generate(),
+            product_code=a.product_code,
+            buyer_account_id=a.buyer_account_id,
+            license_arn=a.license_arn,
+            issued_at=issued_at,
+            offer_type=_offer_type(a, None),
+        )
+        for a in new
+    ]

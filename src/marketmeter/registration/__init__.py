@@ -1,0 +1,1 @@
+"""The buyer's side of SaaS sign-up, simulated: subscribing and the registration form POST."""

@@ -1,0 +1,114 @@
+"""Subscribing a buyer to a product, as AWS Marketplace does when a buyer accepts an offer.
+
+``plan_subscription`` works out, from the catalog, what has to change: the buyer (created if
+unknown; a legacy SaaS product gives it a CustomerIdentifier if it has none), the agreement (the
+buyer's agreement that bills now is reused, else a new one starts now) and, for a SaaS product,
+a fresh registration token. The caller applies the returned catalog delta and token in one
+transaction (``Store.apply_catalog``) and may then deliver the token (``registration.delivery``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from marketmeter.catalog.model import (
+    Agreement,
+    Buyer,
+    Catalog,
+    CatalogSnapshot,
+    Integration,
+    ProductKind,
+    customer_identifier_for,
+    license_arn_for,
+)
+from marketmeter.metering.registration_tokens import FREE_TRIAL, TokenGenerator
+from marketmeter.metering.types import RegistrationToken
+
+__all__ = ["Subscription", "SubscriptionError", "plan_subscription"]
+
+_ACCOUNT = re.compile(r"[0-9]{12}")
+
+
+class SubscriptionError(Exception):
+    """A subscription that cannot be made as asked; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    buyer: Buyer
+    agreement: Agreement
+    token: RegistrationToken | None  # SaaS products only
+    created_buyer: bool
+    created_agreement: bool
+    changes: Catalog  # what to upsert into the catalog
+
+
+def plan_subscription(
+    catalog: CatalogSnapshot,
+    product_code: str,
+    buyer_account_id: str,
+    now: float,
+    generate: TokenGenerator,
+    free_trial: bool = False,
+) -> Subscription:
+    """What subscribing ``buyer_account_id`` to ``product_code`` at ``now`` changes."""
+    product = catalog.products.get(product_code)
+    if product is None:
+        raise SubscriptionError("product", f"no product with product code {product_code!r}")
+    if _ACCOUNT.fullmatch(buyer_account_id) is None:
+        raise SubscriptionError("buyer", f"{buyer_account_id!r} is not a 12-digit AWS account id")
+    owners = {s.account_id for s in catalog.catalog.sellers}
+    if buyer_account_id in owners:
+        raise SubscriptionError("buyer", f"{buyer_account_id} is a seller account")
+
+    wants_identifier = (
+        product.kind is ProductKind.SAAS and product.integration is Integration.LEGACY
+    )
+    existing = catalog.buyers.get(buyer_account_id)
+    buyer = existing or Buyer(buyer_account_id)
+    changed_buyer = existing is None
+    if wants_identifier and buyer.customer_identifier is None:
+        identifier = customer_identifier_for(buyer_account_id)
+        if identifier in catalog.buyers_by_customer_identifier:
+            raise SubscriptionError("buyer", f"CustomerIdentifier {identifier} is taken")
+        buyer = Buyer(buyer.account_id, identifier, buyer.name, buyer.access_keys)
+        changed_buyer = True
+
+    agreement = catalog.entitlement(buyer_account_id, product_code, now)
+    created_agreement = agreement is None
+    if agreement is None:
+        agreement = Agreement(
+            license_arn=license_arn_for(buyer_account_id, product_code, repr(now)),
+            buyer_account_id=buyer_account_id,
+            product_code=product_code,
+            starts_at=now,
+            free_trial=free_trial,
+        )
+    token = None
+    if product.kind is ProductKind.SAAS:
+        token = RegistrationToken(
+            value=generate(),
+            product_code=product_code,
+            buyer_account_id=buyer_account_id,
+            license_arn=agreement.license_arn,
+            issued_at=now,
+            offer_type=FREE_TRIAL if free_trial or agreement.free_trial else None,
+        )
+    changes = Catalog(
+        buyers=(buyer,) if changed_buyer else (),
+        agreements=(agreement,) if created_agreement else (),
+    )
+    return Subscription(
+        buyer=buyer,
+        agreement=agreement,
+        token=token,
+        created_buyer=existing is None,
+        created_agreement=created_agreement,
+        changes=changes,
+    )
