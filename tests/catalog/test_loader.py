@@ -97,15 +97,19 @@ def test_test_catalog_loads_from_file() -> None:
     catalog = load_catalog_file(TEST_CATALOG)
 
     assert len(catalog.sellers) == 2
-    assert len(catalog.products) == 4
+    assert len(catalog.products) == 6
     assert len(catalog.buyers) == 7
-    assert len(catalog.agreements) == 11
+    assert len(catalog.agreements) == 16
     assert [p.product_code for p in catalog.products] == [
         "prod-legacy",
         "prod-ca",
         "prod-ami",
         "prod-other",
+        "prod-agent",
+        "prod-container",
     ]
+    assert catalog.products[4].per_request_metering is True
+    assert catalog.buyers[0].access_keys == (AccessKey("AKIATESTALICE0000001", "alice-secret"),)
     assert catalog.sellers[1] == Seller("999988887777", "Other Seller", ())
     assert catalog.products[0].dimensions == ("users", "api_calls")
     assert catalog.buyers[4] == Buyer("333344445555", "cust-erin", "starts in 2099", ())

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 DEMO_TEXT = resources.files("marketmeter.catalog").joinpath("demo.yaml").read_text("utf-8")
 FRANK_LICENSE = "arn:aws:license-manager::666677778888:license:l-f0000000000000000000000000000001"
-SUMMARY = "2 seller(s), 4 product(s), 7 buyer(s), 11 agreement(s)"
+SUMMARY = "2 seller(s), 6 product(s), 7 buyer(s), 16 agreement(s)"
 NO_POSTGRES = (
     "Error: database scheme 'postgresql' is not supported by this marketmeter "
     "(use a SQLite path or sqlite:///path)\n"
@@ -73,16 +73,17 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
     second = ok("catalog", "apply", str(CATALOG), "--db", str(db), cwd=tmp_path)
     shown_second = show(db)
 
-    assert first == f"applied {CATALOG}: {SUMMARY}; catalog version 1; 8 registration token(s) minted (marketmeter token list)\n"
-    assert second == f"applied {CATALOG}: {SUMMARY}; catalog version 2; 0 registration token(s) minted (marketmeter token list)\n"
+    minted = "registration token(s) minted (marketmeter token list)"
+    assert first == f"applied {CATALOG}: {SUMMARY}; catalog version 1; 8 {minted}\n"
+    assert second == f"applied {CATALOG}: {SUMMARY}; catalog version 2; 0 {minted}\n"
     assert shown_first["version"] == 1
     assert shown_second["version"] == 2
     assert {**shown_first, "version": 2} == shown_second
     assert [len(shown_first[k]) for k in ("sellers", "products", "buyers", "agreements")] == [
         2,
-        4,
+        6,
         7,
-        11,
+        16,
     ]
     assert shown_first["sellers"][0] == {
         "account_id": "111122223333",
@@ -119,7 +120,9 @@ def test_db_from_environment_and_sqlite_url(tmp_path: Path) -> None:
     by_url = mm("catalog", "show", "--db", f"sqlite:///{db}", cwd=tmp_path)
 
     assert by_env.returncode == 0, by_env.stderr
-    assert by_env.stdout.endswith("catalog version 1; 8 registration token(s) minted (marketmeter token list)\n")
+    assert by_env.stdout.endswith(
+        "catalog version 1; 8 registration token(s) minted (marketmeter token list)\n"
+    )
     assert json.loads(by_url.stdout)["version"] == 1
     assert not (tmp_path / "marketmeter.db").exists()
 
