@@ -5,7 +5,7 @@ unguessable, like the ``x-amzn-marketplace-token`` AWS posts to a registration U
 else is malformed. A token is bound to one agreement (buyer, product and LicenseArn) and is
 minted when a SaaS agreement is created (catalog apply, ``marketmeter subscribe``) or on demand
 (``marketmeter token mint``, ``POST /_marketmeter/tokens``). It expires a configured time after
-it was issued, on the service clock (4 hours by default).
+it was issued, on the service clock (4 hours by default). Issue times are whole seconds.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def mint_token(
         product_code=product_code,
         buyer_account_id=buyer_account_id,
         license_arn=agreement.license_arn,
-        issued_at=issued_at,
+        issued_at=float(int(issued_at)),
         offer_type=_offer_type(agreement, free_trial),
     )
 
@@ -154,7 +154,7 @@ def tokens_for_new_agreements(
             product_code=a.product_code,
             buyer_account_id=a.buyer_account_id,
             license_arn=a.license_arn,
-            issued_at=issued_at,
+            issued_at=float(int(issued_at)),
             offer_type=_offer_type(a, None),
         )
         for a in new

@@ -2,8 +2,9 @@
 
 ``plan_subscription`` works out, from the catalog, what has to change: the buyer (created if
 unknown; a legacy SaaS product gives it a CustomerIdentifier if it has none), the agreement (the
-buyer's agreement that bills now is reused, else a new one starts now) and, for a SaaS product,
-a fresh registration token. The caller applies the returned catalog delta and token in one
+buyer's agreement that bills now is reused, else a new one starts at the beginning of the
+current hour, so that usage of the hour the buyer subscribed in, stamped with the hour's start
+as many sellers do, is billable) and, for a SaaS product, a fresh registration token. The caller applies the returned catalog delta and token in one
 transaction (``Store.apply_catalog``) and may then deliver the token (``registration.delivery``).
 """
 
@@ -24,6 +25,7 @@ from marketmeter.catalog.model import (
 )
 from marketmeter.metering.registration_tokens import FREE_TRIAL, TokenGenerator
 from marketmeter.metering.types import RegistrationToken
+from marketmeter.metering.windows import floor_to_hour
 
 __all__ = ["Subscription", "SubscriptionError", "plan_subscription"]
 
@@ -87,7 +89,7 @@ def plan_subscription(
             license_arn=license_arn_for(buyer_account_id, product_code, repr(now)),
             buyer_account_id=buyer_account_id,
             product_code=product_code,
-            starts_at=now,
+            starts_at=float(floor_to_hour(now)),
             free_trial=free_trial,
         )
     token = None
@@ -97,7 +99,7 @@ def plan_subscription(
             product_code=product_code,
             buyer_account_id=buyer_account_id,
             license_arn=agreement.license_arn,
-            issued_at=now,
+            issued_at=float(int(now)),
             offer_type=FREE_TRIAL if free_trial or agreement.free_trial else None,
         )
     changes = Catalog(
