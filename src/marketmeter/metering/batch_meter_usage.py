@@ -41,7 +41,7 @@ from marketmeter.errors import (
 from marketmeter.metering.allocations import allocation_quantity_violations, check_allocations
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator
-from marketmeter.metering.quantities import to_micros
+from marketmeter.metering.ledger_entries import ledger_entry
 from marketmeter.metering.types import (
     BatchMeterUsageRequest,
     BatchMeterUsageResult,
@@ -51,7 +51,7 @@ from marketmeter.metering.types import (
     UsageRecord,
     UsageRecordResult,
 )
-from marketmeter.metering.windows import UsageWindow, floor_to_hour
+from marketmeter.metering.windows import UsageWindow
 from marketmeter.store.base import Store
 
 __all__ = ["BatchMeterUsage"]
@@ -142,15 +142,12 @@ class BatchMeterUsage:
                 return _Verdict(None)
             scope = f"product:{product.product_code}"
         return _Verdict(
-            LedgerEntry(
-                hour=floor_to_hour(record.timestamp),
+            ledger_entry(
+                record,
                 scope=scope,
                 customer_account=buyer.account_id,
-                dimension=record.dimension,
-                quantity_micros=to_micros(record.billed_quantity),
-                metering_record_id=self._ids(),
                 product_code=product.product_code,
-                record=record,
+                metering_record_id=self._ids(),
                 received_at=received_at,
             )
         )

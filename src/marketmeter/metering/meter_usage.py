@@ -47,6 +47,7 @@ from marketmeter.metering.allocations import allocation_quantity_violations, che
 from marketmeter.metering.callers import buyer_instance
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator
+from marketmeter.metering.ledger_entries import ledger_entry
 from marketmeter.metering.quantities import to_micros
 from marketmeter.metering.types import (
     Caller,
@@ -56,7 +57,7 @@ from marketmeter.metering.types import (
     RequestClaim,
     UsageRecord,
 )
-from marketmeter.metering.windows import UsageWindow, floor_to_hour
+from marketmeter.metering.windows import UsageWindow
 from marketmeter.store.base import Store
 
 __all__ = ["DRY_RUN_MESSAGE", "MeterUsage"]
@@ -128,15 +129,12 @@ class MeterUsage:
             scope = f"request:{product.product_code}|{request.client_token}"
         else:
             scope = f"instance:{product.product_code}|{caller_id.instance}"
-        entry = LedgerEntry(
-            hour=floor_to_hour(request.timestamp),
+        entry = ledger_entry(
+            record,
             scope=scope,
             customer_account=buyer.account_id,
-            dimension=request.dimension,
-            quantity_micros=to_micros(request.billed_quantity),
-            metering_record_id=self._ids(),
             product_code=product.product_code,
-            record=record,
+            metering_record_id=self._ids(),
             received_at=now.timestamp(),
             operation="MeterUsage",
             instance=caller_id.instance,

@@ -4,8 +4,9 @@
 unknown; a legacy SaaS product gives it a CustomerIdentifier if it has none), the agreement (the
 buyer's agreement that bills now is reused, else a new one starts at the beginning of the
 current hour, so that usage of the hour the buyer subscribed in, stamped with the hour's start
-as many sellers do, is billable) and, for a SaaS product, a fresh registration token. The caller applies the returned catalog delta and token in one
-transaction (``Store.apply_catalog``) and may then deliver the token (``registration.delivery``).
+as many sellers do, is billable) and, for a SaaS product, a fresh registration token. The
+caller applies the returned catalog delta and token in one transaction
+(``Store.apply_catalog``) and may then deliver the token (``registration.delivery``).
 """
 
 from __future__ import annotations
