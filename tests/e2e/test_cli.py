@@ -74,7 +74,7 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
     shown_second = show(db)
 
     minted = "registration token(s) minted (marketmeter token list)"
-    assert first == f"applied {CATALOG}: {SUMMARY}; catalog version 1; 8 {minted}\n"
+    assert first == f"applied {CATALOG}: {SUMMARY}; catalog version 1; 5 {minted}\n"
     assert second == f"applied {CATALOG}: {SUMMARY}; catalog version 2; 0 {minted}\n"
     assert shown_first["version"] == 1
     assert shown_second["version"] == 2
@@ -121,7 +121,7 @@ def test_db_from_environment_and_sqlite_url(tmp_path: Path) -> None:
 
     assert by_env.returncode == 0, by_env.stderr
     assert by_env.stdout.endswith(
-        "catalog version 1; 8 registration token(s) minted (marketmeter token list)\n"
+        "catalog version 1; 5 registration token(s) minted (marketmeter token list)\n"
     )
     assert json.loads(by_url.stdout)["version"] == 1
     assert not (tmp_path / "marketmeter.db").exists()

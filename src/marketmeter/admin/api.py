@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from marketmeter import __version__
 from marketmeter.admin.clock_control import advance_clock, clock_json, set_clock
-from marketmeter.admin.inputs import AdminInputError
+from marketmeter.admin.inputs import AdminInputError, parse_count
 from marketmeter.admin.registration import key_json, mint_request, token_json
 from marketmeter.admin.usage import record_json, usage_query
 from marketmeter.metering.clock import Clock, ClockState, ServiceClock
@@ -104,10 +104,8 @@ def admin_app(
         for name in params:
             if name not in known:
                 raise AdminInputError(name, f"unknown filter; known: {', '.join(sorted(known))}")
-        limit_text = params.get("limit", "100")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 10_000:
-            raise AdminInputError("limit", "must be a whole number from 1 to 10000")
-        query = TokenQuery(params.get("product"), params.get("buyer"), int(limit_text))
+        limit = parse_count("limit", params.get("limit", "100"), 1, 10_000)
+        query = TokenQuery(params.get("product"), params.get("buyer"), limit)
         now = clock.now().timestamp()
         found = await store.registration_tokens(query)
         return JSONResponse({"tokens": [token_json(t, token_ttl, now) for t in found]})
@@ -133,7 +131,8 @@ def admin_app(
 
     async def key_pem(request: Request) -> Response:
         text = request.path_params["version"]
-        key = await keys.key(int(text)) if text.isdigit() and len(text) < 10 else None
+        readable = text.isascii() and text.isdigit() and len(text) < 10
+        key = await keys.key(int(text)) if readable else None
         if key is None:
             return _problem("version", f"no public key version {text}", 404)
         return Response(key.public_key_pem, media_type=PEM_CONTENT_TYPE)

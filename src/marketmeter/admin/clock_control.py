@@ -13,7 +13,18 @@ from typing import Any
 from marketmeter.admin.inputs import AdminInputError, iso, parse_time
 from marketmeter.metering.clock import ClockState, ServiceClock
 
-__all__ = ["advance_clock", "clock_json", "set_clock"]
+__all__ = ["EARLIEST", "LATEST", "advance_clock", "clock_json", "set_clock"]
+
+# The times the service clock may be moved to: far enough apart for any test, far enough from
+# datetime's limits that a running clock never overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _reachable(field: str, moment: datetime) -> datetime:
+    if not EARLIEST <= moment < LATEST:
+        raise AdminInputError(field, "the clock must stay between 1970 and 9000")
+    return moment
 
 
 def clock_json(state: ClockState) -> dict[str, Any]:
@@ -56,11 +67,12 @@ def set_clock(clock: ServiceClock, body: Any) -> None:
             moment = datetime.fromtimestamp(epoch, UTC)
         except (OverflowError, OSError, ValueError):
             raise AdminInputError("time", f"{text!r} is out of range") from None
-        clock.set(moment, frozen=frozen)
+        clock.set(_reachable("time", moment), frozen=frozen)
     elif "offsetSeconds" in body:
         offset = _seconds(body, "offsetSeconds")
         if abs(offset) > 100 * 365 * 86400:
             raise AdminInputError("offsetSeconds", "must be within 100 years")
+        _reachable("offsetSeconds", datetime.now(UTC) + timedelta(seconds=offset))
         clock.shift(timedelta(seconds=offset))
         if frozen and "frozen" in body:
             clock.freeze()
@@ -77,4 +89,6 @@ def advance_clock(clock: ServiceClock, body: Any) -> None:
     seconds = _seconds(body, "seconds")
     if abs(seconds) > 100 * 365 * 86400:
         raise AdminInputError("seconds", "must be within 100 years")
-    clock.advance(timedelta(seconds=seconds))
+    delta = timedelta(seconds=seconds)
+    _reachable("seconds", clock.now() + delta)
+    clock.advance(delta)

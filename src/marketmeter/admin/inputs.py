@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-__all__ = ["AdminInputError", "iso", "parse_time"]
+__all__ = ["AdminInputError", "iso", "parse_count", "parse_time"]
 
 
 class AdminInputError(ValueError):
@@ -36,6 +36,13 @@ def parse_time(field: str, text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def parse_count(field: str, text: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``, written in ASCII digits."""
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise AdminInputError(field, f"must be a whole number from {low} to {high}")
+    return int(text)
 
 
 def iso(epoch: float) -> str:

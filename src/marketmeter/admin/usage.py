@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from marketmeter.admin.inputs import AdminInputError, iso, parse_time
+from marketmeter.admin.inputs import AdminInputError, iso, parse_count, parse_time
 from marketmeter.metering.quantities import json_number, plain
 from marketmeter.store.base import BilledRecord, UsageQuery
 
@@ -28,11 +28,7 @@ def usage_query(filters: Mapping[str, str | None]) -> UsageQuery:
     start = filters.get("from")
     end = filters.get("to")
     limit_text = filters.get("limit")
-    limit = 1000
-    if limit_text is not None:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-            raise AdminInputError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(limit_text)
+    limit = 1000 if limit_text is None else parse_count("limit", limit_text, 1, MAX_LIMIT)
     return UsageQuery(
         product_code=filters.get("product") or None,
         customer=filters.get("customer") or None,

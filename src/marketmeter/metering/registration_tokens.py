@@ -92,13 +92,16 @@ def mint_token(
     free_trial: bool | None = None,
 ) -> RegistrationToken:
     """A new token for the buyer's agreement to a SaaS product: the one ``license_arn`` names,
-    else the buyer's latest agreement that bills. ``free_trial`` overrides the agreement's."""
+    else the buyer's active agreement (one that bills and covers ``issued_at``; the latest
+    started if several). ``free_trial`` overrides the agreement's."""
     product = catalog.products.get(product_code)
     if product is None:
         raise TokenRequestError("product", f"no product with product code {product_code!r}")
     if product.kind is not ProductKind.SAAS:
         raise TokenRequestError(
-            "product", f"{product_code} is a {product.kind} product; registration is for SaaS"
+            "product",
+            f"{product_code} is not a SaaS product (kind: {product.kind}); "
+            "registration tokens are for SaaS products",
         )
     if buyer_account_id not in catalog.buyers:
         raise TokenRequestError("buyer", f"no buyer with account id {buyer_account_id!r}")
@@ -112,15 +115,15 @@ def mint_token(
             )
         agreement = chosen[0]
     else:
-        billing = [a for a in agreements if a.bills]
-        if not billing:
+        active = catalog.entitlement(buyer_account_id, product_code, issued_at)
+        if active is None:
             raise TokenRequestError(
                 "buyer",
                 f"buyer {buyer_account_id} has no active agreement for {product_code}; "
                 f"subscribe first: marketmeter subscribe --product {product_code} "
                 f"--buyer {buyer_account_id}",
             )
-        agreement = max(billing, key=lambda a: (a.starts_at or float("-inf"), a.license_arn))
+        agreement = active
     return RegistrationToken(
         value=generate(),
         product_code=product_code,
@@ -137,8 +140,8 @@ def tokens_for_new_agreements(
     issued_at: float,
     generate: TokenGenerator,
 ) -> list[RegistrationToken]:
-    """One token for each agreement of ``incoming`` that is new, bills (subscribed or
-    unsubscribe-pending) and is for a SaaS product."""
+    """One token for each agreement of ``incoming`` that is new, active at ``issued_at`` (bills:
+    subscribed or unsubscribe-pending; and covers that time) and is for a SaaS product."""
     kinds = {p.product_code: p.kind for p in current.catalog.products}
     kinds.update((p.product_code, p.kind) for p in incoming.products)
     new: Iterable[Agreement] = (
@@ -146,6 +149,7 @@ def tokens_for_new_agreements(
         for a in incoming.agreements
         if a.license_arn not in current.agreements_by_license
         and a.bills
+        and a.covers(issued_at)
         and kinds.get(a.product_code) is ProductKind.SAAS
     )
     return [

@@ -65,10 +65,17 @@ class UsageWindow:
 
     def describe(self) -> str:
         """How the window reads in an error message."""
-        seconds = int(self.max_age.total_seconds())
-        age = f"{seconds // _HOUR} hours" if seconds % _HOUR == 0 else f"{seconds} seconds"
-        text = f"less than {age} in the past"
+        text = f"less than {_span(self.max_age)} in the past"
         if self.policy is WindowPolicy.AWS_24H_MONTH_END:
             text += " (previous month only until 06:00 UTC on the 1st)"
-        minutes = int(self.future_skew.total_seconds() // 60)
-        return f"{text} and no more than {minutes} minutes in the future"
+        return f"{text} and no more than {_span(self.future_skew)} in the future"
+
+
+def _span(delta: timedelta) -> str:
+    """``6 hours``, ``1 hour``, ``5 minutes``, ``90 seconds``: the largest whole unit."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("hour", _HOUR), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}" + ("" if count == 1 else "s")
+    raise AssertionError("unreachable")

@@ -60,7 +60,10 @@ def plan_subscription(
     generate: TokenGenerator,
     free_trial: bool = False,
 ) -> Subscription:
-    """What subscribing ``buyer_account_id`` to ``product_code`` at ``now`` changes."""
+    """What subscribing ``buyer_account_id`` to ``product_code`` at ``now`` changes.
+
+    ``free_trial`` makes a new agreement a free trial; the token's offer type follows the
+    agreement (a reused paid agreement stays paid)."""
     product = catalog.products.get(product_code)
     if product is None:
         raise SubscriptionError("product", f"no product with product code {product_code!r}")
@@ -101,7 +104,7 @@ def plan_subscription(
             buyer_account_id=buyer_account_id,
             license_arn=agreement.license_arn,
             issued_at=float(int(now)),
-            offer_type=FREE_TRIAL if free_trial or agreement.free_trial else None,
+            offer_type=FREE_TRIAL if agreement.free_trial else None,
         )
     changes = Catalog(
         buyers=(buyer,) if changed_buyer else (),
