@@ -1,38 +1,80 @@
 """Golden wire tests: every ``tests/golden/<Operation>/<case>.json`` against the real ASGI app.
 
-Each case file holds one request (headers and a JSON ``body``, or a ``raw_body`` string, padded
-with spaces to ``raw_body_size`` bytes when that is given) and the exact expected response:
-status, the headers that matter, and the body. The app runs in process on a fresh SQLite ledger
-with ``tests/data/catalog.yaml``, a clock fixed at 2026-11-23T12:30:00Z and sequential ids, so
-MeteringRecordIds (from ``...000000000001``) and the request id (``...000000001000``) are
-deterministic. A case whose ``xfail`` field is set records the spec's expectation where the
-server disagrees; it is run as ``xfail(strict=True)``.
+Each case is a JSON object with these keys (no others):
+
+- ``source`` (required): the spec section or AWS document the expectation follows;
+  ``comment`` (optional): why the expected values are what they are.
+- ``request``: ``headers`` and either a JSON ``body`` or a ``raw_body`` string (padded with
+  spaces to ``raw_body_size`` bytes when that is given), sent as ``POST /``. The headers may
+  carry credentials: a SigV4 ``Authorization`` header (open auth verifies nothing but reads the
+  access key id of ``Credential=<key>/...``: the buyer of MeterUsage and RegisterUsage) and
+  ``X-Amz-Security-Token`` (the instance, task or pod).
+- ``response``: the exact expected ``status``, the ``headers`` that matter and the ``body``.
+  Error bodies are exactly ``{"__type", "message"}`` with ``__type`` equal to the
+  ``x-amzn-ErrorType`` header; success bodies have neither.
+- ``setup`` (optional): state prepared before the request, on the same app and ledger:
+  ``tokens``, registration tokens stored with the catalog, each
+  ``{"token", "product", "buyer", "license_arn", "issued_at", "offer_type"}``
+  (``issued_at`` in epoch seconds); then ``requests``, sent in order, each ``{"headers",
+  "body" | "raw_body"}`` plus optional ``path`` (default ``/``, the AWS endpoint; an admin path
+  such as ``/_marketmeter/keys/rotate``) and ``method`` (default ``POST``). Their responses are
+  ignored except that each must have a status below 500.
+- ``jwt`` (optional, with a placeholder): a string ``"<jwt>"`` anywhere in the expected body
+  stands for a RegisterUsage signature, whose PSS salt makes it differ on every call. The actual
+  value must be a JWT that verifies (PS256, PyJWT) with the public key of the version its
+  ``claims.publicKeyVersion`` names, fetched from the same app (``GET
+  /_marketmeter/keys/{version}``) after the request; its header and claims must equal
+  ``jwt.header`` and ``jwt.claims`` exactly.
+- ``xfail`` (optional): the reason the server disagrees with the spec's expectation recorded
+  here; the case runs as ``xfail(strict=True)``.
+
+The app runs in process on a fresh SQLite ledger with ``tests/data/catalog.yaml`` (no tokens
+but those of ``setup``), a clock fixed at 2026-11-23T12:30:00Z (epoch 1795437000), sequential
+MeteringRecordIds (from ``...000000000001``), sequential registration tokens and request ids
+from ``...000000001000``: the case's own request gets ``1000 + n``, where ``n`` is the number of
+setup requests sent to the AWS endpoint (admin requests draw no request id). RSA key pairs come
+from two pairs generated once per module and handed out in order, so key version 1 and the
+version a rotation creates are distinct keys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
-from marketmeter.app import MarketmeterApp
+from marketmeter.app import ADMIN_PREFIX, MarketmeterApp
 from marketmeter.catalog.loader import load_catalog_file
 from marketmeter.config import Settings
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.ids import SequentialIds
+from marketmeter.metering.registration_tokens import SequentialTokens
+from marketmeter.metering.signing_keys import new_rsa_key_pair
+from marketmeter.metering.types import RegistrationToken
 from marketmeter.store.sqlite import SQLiteStore
 
 TESTS = Path(__file__).resolve().parent.parent
 GOLDEN = TESTS / "golden"
 CATALOG = TESTS / "data" / "catalog.yaml"
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
-FIRST_REQUEST_ID = "00000000-0000-4000-8000-000000001000"
-CASE_KEYS = {"source", "comment", "xfail", "request", "response"}
+FIRST_REQUEST_NUMBER = 1000
+CASE_KEYS = {"source", "comment", "xfail", "setup", "jwt", "request", "response"}
+SETUP_KEYS = {"tokens", "requests"}
+TOKEN_KEYS = {"token", "product", "buyer", "license_arn", "issued_at", "offer_type"}
+REQUEST_KEYS = {"headers", "body", "raw_body", "raw_body_size", "path", "method"}
+JWT_PLACEHOLDER = "<jwt>"
+KEY_PAIRS = 2
+
+MINIMUMS = {"BatchMeterUsage": 55, "MeterUsage": 55, "ResolveCustomer": 14, "RegisterUsage": 18}
 
 
 def _case_params() -> list[Any]:
@@ -51,6 +93,28 @@ def _case_params() -> list[Any]:
 CASES = _case_params()
 
 
+@functools.cache
+def _key_pairs() -> tuple[tuple[str, str], ...]:
+    """RSA key pairs generated once per module: generating 2048-bit keys is slow."""
+    return tuple(new_rsa_key_pair() for _ in range(KEY_PAIRS))
+
+
+def _key_pair_factory() -> Callable[[], tuple[str, str]]:
+    """A factory for one app: hands out the pre-generated pairs in order, each once."""
+    pairs: Iterator[tuple[str, str]] = iter(_key_pairs())
+
+    def next_pair() -> tuple[str, str]:
+        pair = next(pairs, None)
+        assert pair is not None, f"a golden case needs more than {KEY_PAIRS} key pairs"
+        return pair
+
+    return next_pair
+
+
+def _request_id(number: int) -> str:
+    return f"00000000-0000-4000-8000-{number:012d}"
+
+
 def _request_body(request: dict[str, Any]) -> bytes:
     if "raw_body" in request:
         body = request["raw_body"].encode()
@@ -59,6 +123,8 @@ def _request_body(request: dict[str, Any]) -> bytes:
             assert size >= len(body)
             body += b" " * (size - len(body))
         return body
+    if "body" not in request:
+        return b""
     return json.dumps(request["body"]).encode()
 
 
@@ -67,51 +133,162 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _send(tmp_path: Path, headers: dict[str, str], body: bytes) -> httpx.Response:
+def _setup_tokens(setup: dict[str, Any]) -> list[RegistrationToken]:
+    return [
+        RegistrationToken(
+            value=token["token"],
+            product_code=token["product"],
+            buyer_account_id=token["buyer"],
+            license_arn=token["license_arn"],
+            issued_at=token["issued_at"],
+            offer_type=token["offer_type"],
+        )
+        for token in setup.get("tokens", [])
+    ]
+
+
+def _is_aws_endpoint(request: dict[str, Any]) -> bool:
+    return not request.get("path", "/").startswith(ADMIN_PREFIX)
+
+
+def _jwt_placeholders(value: Any) -> int:
+    if value == JWT_PLACEHOLDER:
+        return 1
+    if isinstance(value, dict):
+        return sum(_jwt_placeholders(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_jwt_placeholders(item) for item in value)
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    response: httpx.Response
+    setup_statuses: list[int]
+    public_key: str | None  # PEM of the version the case's ``jwt.claims`` names
+
+
+def _exchange(tmp_path: Path, case: dict[str, Any]) -> Exchange:
+    setup = case.get("setup", {})
     store = SQLiteStore(tmp_path / "g.db")
     try:
-        store.apply_catalog_now(load_catalog_file(CATALOG))
+        store.apply_catalog_now(load_catalog_file(CATALOG), _setup_tokens(setup))
         app = MarketmeterApp(
             Settings(),
             store,
             FixedClock(NOW),
             SequentialIds(),
-            SequentialIds(start=1000),
+            SequentialIds(start=FIRST_REQUEST_NUMBER),
+            tokens=SequentialTokens(),
+            key_pairs=_key_pair_factory(),
         )
 
-        async def post() -> httpx.Response:
+        async def run() -> Exchange:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://mm") as client:
-                return await client.post("/", content=body, headers=headers)
+                statuses = []
+                for request in setup.get("requests", []):
+                    answer = await client.request(
+                        request.get("method", "POST"),
+                        request.get("path", "/"),
+                        content=_request_body(request),
+                        headers=request["headers"],
+                    )
+                    statuses.append(answer.status_code)
+                request = case["request"]
+                response = await client.post(
+                    "/", content=_request_body(request), headers=request["headers"]
+                )
+                public_key = None
+                if "jwt" in case:
+                    version = case["jwt"]["claims"]["publicKeyVersion"]
+                    pem = await client.get(f"{ADMIN_PREFIX}/keys/{version}")
+                    assert pem.status_code == 200, pem.text
+                    public_key = pem.text
+                return Exchange(response, statuses, public_key)
 
-        return asyncio.run(post())
+        return asyncio.run(run())
     finally:
         store.close_now()
 
 
+def _check_jwt(token: Any, expected: dict[str, Any], public_key: str | None) -> None:
+    assert isinstance(token, str)
+    assert public_key is not None
+    header = jwt.get_unverified_header(token)
+    # iat is the service clock's (2026), not wall time: only the signature is verified here.
+    claims = jwt.decode(token, public_key, algorithms=["PS256"], options={"verify_iat": False})
+    assert header == expected["header"]
+    assert claims == expected["claims"]
+    assert _canonical(header) == _canonical(expected["header"])
+    assert _canonical(claims) == _canonical(expected["claims"])
+
+
+def _resolve_placeholders(expected: Any, actual: Any, check: Callable[[Any], None]) -> Any:
+    """``expected`` with every ``"<jwt>"`` replaced by the actual value, once ``check``ed."""
+    if expected == JWT_PLACEHOLDER:
+        check(actual)
+        return actual
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return {
+            key: _resolve_placeholders(value, actual.get(key), check)
+            for key, value in expected.items()
+        }
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [_resolve_placeholders(e, a, check) for e, a in zip(expected, actual, strict=True)]
+    return expected
+
+
 def test_golden_cases_exist() -> None:
-    assert len(CASES) >= 40
+    counts: dict[str, int] = {}
     for param in CASES:
-        case = json.loads(param.values[0].read_text(encoding="utf-8"))
-        assert set(case) <= CASE_KEYS
-        assert case["source"]
-        assert ("body" in case["request"]) != ("raw_body" in case["request"])
+        path = param.values[0]
+        counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
+        case = json.loads(path.read_text(encoding="utf-8"))
+        assert set(case) <= CASE_KEYS, path
+        assert case["source"], path
+        requests = [case["request"], *case.get("setup", {}).get("requests", [])]
+        for request in requests:
+            assert set(request) <= REQUEST_KEYS, path
+            bodies = ("body" in request) + ("raw_body" in request)
+            assert bodies == 1 if _is_aws_endpoint(request) else bodies <= 1, path
+        assert {"path", "method"}.isdisjoint(case["request"]), path
+        setup = case.get("setup", {})
+        assert set(setup) <= SETUP_KEYS, path
+        for token in setup.get("tokens", []):
+            assert set(token) == TOKEN_KEYS, path
+        placeholders = _jwt_placeholders(case["response"]["body"])
+        assert (placeholders > 0) == ("jwt" in case), path
+        if "jwt" in case:
+            assert set(case["jwt"]) == {"header", "claims"}, path
+    assert set(counts) == set(MINIMUMS)
+    for operation, minimum in MINIMUMS.items():
+        assert counts[operation] >= minimum, operation
 
 
 @pytest.mark.parametrize("case_path", CASES)
 def test_golden(case_path: Path, tmp_path: Path) -> None:
     case = json.loads(case_path.read_text(encoding="utf-8"))
-    request, expected = case["request"], case["response"]
+    expected = case["response"]
+    setup_requests = case.get("setup", {}).get("requests", [])
 
-    response = _send(tmp_path, request["headers"], _request_body(request))
+    exchange = _exchange(tmp_path, case)
 
+    assert all(status < 500 for status in exchange.setup_statuses), exchange.setup_statuses
+    response = exchange.response
     assert response.status_code == expected["status"]
     for name, value in expected["headers"].items():
         assert response.headers.get(name) == value, name
-    assert response.headers.get("x-amzn-requestid") == FIRST_REQUEST_ID
+    aws_setup_requests = sum(1 for request in setup_requests if _is_aws_endpoint(request))
+    assert response.headers.get("x-amzn-requestid") == _request_id(
+        FIRST_REQUEST_NUMBER + aws_setup_requests
+    )
     body = response.json()
-    assert body == expected["body"]
-    assert _canonical(body) == _canonical(expected["body"])
+    wanted = _resolve_placeholders(
+        expected["body"], body, lambda token: _check_jwt(token, case["jwt"], exchange.public_key)
+    )
+    assert body == wanted
+    assert _canonical(body) == _canonical(wanted)
     if response.status_code == 200:
         assert "x-amzn-errortype" not in response.headers
         assert "__type" not in body

@@ -3,30 +3,43 @@
 - botocore's JSON serializer → our ``RequestParser``: a full input for every operation (every
   member of every structure set) is accepted as is, and BatchMeterUsage's typed request carries
   the same values.
-- our serializer → botocore's JSON parser: a BatchMeterUsage result and every error class come
-  back with the same values, codes, messages and statuses.
+- our serializer → botocore's JSON parser: a BatchMeterUsage result, the MeterUsage,
+  ResolveCustomer (legacy and concurrent-agreements) and RegisterUsage (current and retired key
+  version) results, and every error class come back with the same values, codes, messages and
+  statuses (``PublicKeyRotationTimestamp`` as an aware datetime).
+- a botocore client calling MeterUsage, ResolveCustomer or RegisterUsage raises, for every error
+  that operation can answer (its modelled error shapes and the framework errors it produces),
+  the client's modelled exception class (``ClientError`` for framework errors) with our code,
+  message and HTTP status.
 - the modelled error classes are exactly the error shapes of the four operations.
 """
 
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import botocore
 import botocore.parsers
 import botocore.serialize
 import botocore.session
 import orjson
 import pytest
-from botocore.awsrequest import HeadersDict
+from botocore.awsrequest import AWSResponse, HeadersDict
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from marketmeter import errors
+from marketmeter.catalog.model import agreement_id_for
 from marketmeter.errors import MODELLED_ERRORS, AwsError
 from marketmeter.metering.types import (
     BatchMeterUsageRequest,
     BatchMeterUsageResult,
+    MeterUsageResult,
     RecordStatus,
+    RegisterUsageResult,
+    ResolveCustomerResult,
     Tag,
     UsageAllocation,
     UsageRecord,
@@ -42,6 +55,7 @@ OPERATIONS = ("BatchMeterUsage", "MeterUsage", "RegisterUsage", "ResolveCustomer
 T0 = datetime(2026, 11, 23, 12, 13, 20, tzinfo=UTC)  # 1795436000
 T1 = datetime(2026, 11, 23, 12, 15, 0, tzinfo=UTC)  # 1795436100
 
+ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 ALICE_CA = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000002"
 BOB_CA = "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002"
 
@@ -132,6 +146,19 @@ NON_400 = {
     "InternalServiceErrorException": 500,
     "IdempotencyConflictException": 409,
     "RequestEntityTooLargeException": 413,
+}
+REQUEST_ID = "00000000-0000-4000-8000-000000001000"
+RECORD_ID = "00000000-0000-4000-8000-000000000001"
+
+# The framework errors (not in the model) each buyer-side or registration operation can answer.
+OPERATION_FRAMEWORK_ERRORS: dict[str, tuple[type[AwsError], ...]] = {
+    "MeterUsage": (
+        errors.ValidationException,
+        errors.SerializationException,
+        errors.DryRunOperation,
+    ),
+    "ResolveCustomer": (errors.ValidationException, errors.SerializationException),
+    "RegisterUsage": (errors.ValidationException, errors.SerializationException),
 }
 
 
@@ -365,6 +392,118 @@ def test_empty_batch_meter_usage_result_parsed_by_botocore() -> None:
     assert parsed == {"Results": [], "UnprocessedRecords": []}
 
 
+def test_meter_usage_result_parsed_by_botocore() -> None:
+    wire = serialize.success(serialize.meter_usage_result(MeterUsageResult(RECORD_ID)))
+    output_shape = _operation("MeterUsage").output_shape
+
+    parsed = _botocore_parse(wire, output_shape)
+
+    metadata = parsed.pop("ResponseMetadata")
+    assert (metadata["HTTPStatusCode"], metadata["RequestId"]) == (200, REQUEST_ID)
+    assert parsed == {"MeteringRecordId": RECORD_ID}
+    validate(compile_shape(output_shape), orjson.loads(wire.body))
+
+
+RESOLVED: dict[str, tuple[ResolveCustomerResult, dict[str, Any]]] = {
+    "legacy": (
+        ResolveCustomerResult(
+            product_code="prod-legacy",
+            customer_aws_account_id="444455556666",
+            license_arn=ALICE_LEGACY,
+            agreement_id=agreement_id_for(ALICE_LEGACY),
+            customer_identifier="cust-alice",
+        ),
+        {
+            "CustomerIdentifier": "cust-alice",
+            "ProductCode": "prod-legacy",
+            "CustomerAWSAccountId": "444455556666",
+            "LicenseArn": ALICE_LEGACY,
+            "Metadata": {"AgreementId": "agmt-j17tn7wmjtl9wohyyyfxt2p8z"},
+        },
+    ),
+    "concurrent-agreements": (
+        ResolveCustomerResult(
+            product_code="prod-ca",
+            customer_aws_account_id="444455556666",
+            license_arn=ALICE_CA,
+            agreement_id=agreement_id_for(ALICE_CA),
+        ),
+        {
+            "ProductCode": "prod-ca",
+            "CustomerAWSAccountId": "444455556666",
+            "LicenseArn": ALICE_CA,
+            "Metadata": {"AgreementId": "agmt-0vdyg5k8xmme8a1oi8wdy9qzk"},
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("integration", RESOLVED)
+def test_resolve_customer_result_parsed_by_botocore(integration: str) -> None:
+    result, expected = RESOLVED[integration]
+    wire = serialize.success(serialize.resolve_customer_result(result))
+    output_shape = _operation("ResolveCustomer").output_shape
+
+    parsed = _botocore_parse(wire, output_shape)
+
+    metadata = parsed.pop("ResponseMetadata")
+    assert (metadata["HTTPStatusCode"], metadata["RequestId"]) == (200, REQUEST_ID)
+    assert parsed == expected
+    validate(compile_shape(output_shape), orjson.loads(wire.body))
+
+
+SIGNATURE = "eyJhbGciOiJQUzI1NiIsInR5cCI6IkpXVCJ9.eyJwcm9kdWN0Q29kZSI6InAifQ.c2ln-_A"
+
+
+@pytest.mark.parametrize(
+    ("rotated_at", "expected"),
+    [
+        (None, {"Signature": SIGNATURE}),
+        (
+            1795437000.0,
+            {
+                "PublicKeyRotationTimestamp": datetime(2026, 11, 23, 12, 30, tzinfo=UTC),
+                "Signature": SIGNATURE,
+            },
+        ),
+        (
+            1795437000.25,
+            {
+                "PublicKeyRotationTimestamp": datetime(2026, 11, 23, 12, 30, 0, 250000, tzinfo=UTC),
+                "Signature": SIGNATURE,
+            },
+        ),
+    ],
+    ids=["current-version", "retired-version", "retired-at-a-fraction"],
+)
+def test_register_usage_result_parsed_by_botocore(
+    rotated_at: float | None, expected: dict[str, Any]
+) -> None:
+    wire = serialize.success(
+        serialize.register_usage_result(RegisterUsageResult(SIGNATURE, rotated_at))
+    )
+    output_shape = _operation("RegisterUsage").output_shape
+
+    parsed = _botocore_parse(wire, output_shape)
+
+    metadata = parsed.pop("ResponseMetadata")
+    assert (metadata["HTTPStatusCode"], metadata["RequestId"]) == (200, REQUEST_ID)
+    assert parsed == expected
+    stamp = parsed.get("PublicKeyRotationTimestamp")
+    assert stamp is None or stamp.utcoffset() == timedelta(0)
+    validate(compile_shape(output_shape), orjson.loads(wire.body))
+
+
+def test_register_usage_rotation_timestamp_is_an_integer_epoch_on_the_wire() -> None:
+    wire = serialize.success(
+        serialize.register_usage_result(RegisterUsageResult(SIGNATURE, 1795437000.0))
+    )
+
+    assert wire.body == (
+        b'{"PublicKeyRotationTimestamp":1795437000,"Signature":"' + SIGNATURE.encode() + b'"}'
+    )
+
+
 def _operation_modelling(code: str) -> str:
     for name in OPERATIONS:
         if code in {shape.name for shape in _operation(name).error_shapes}:
@@ -408,6 +547,78 @@ def test_botocore_client_has_modelled_exception(cls: type[AwsError]) -> None:
         assert client.exceptions.from_code(cls.code).__name__ == cls.code
     finally:
         client.close()
+
+
+# --- errors through a botocore client, per operation -------------------------------------------
+
+
+class _Body:
+    """The raw stream botocore reads an ``AWSResponse`` body from."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self._body
+
+
+def _operation_errors() -> list[Any]:
+    modelled = {cls.code: cls for cls in MODELLED_ERRORS}
+    params = []
+    for name, framework in OPERATION_FRAMEWORK_ERRORS.items():
+        classes = [modelled[shape.name] for shape in _operation(name).error_shapes]
+        for cls in [*classes, *framework]:
+            params.append(pytest.param(name, cls, id=f"{name}-{cls.code}"))
+    return params
+
+
+@pytest.mark.parametrize(("name", "cls"), _operation_errors())
+def test_operation_error_raised_by_botocore_client(name: str, cls: type[AwsError]) -> None:
+    expected_status = NON_400.get(cls.code, 400)
+    wire = serialize.error(cls("msg"))
+    sent: list[Any] = []
+
+    def answer(request: Any, **kwargs: Any) -> AWSResponse:
+        sent.append(request)
+        headers = {
+            "Content-Type": serialize.CONTENT_TYPE.decode(),
+            "x-amzn-RequestId": REQUEST_ID,
+            "x-amzn-ErrorType": cls.code,
+        }
+        return AWSResponse(request.url, wire.status, headers, _Body(wire.body))
+
+    client = botocore.session.get_session().create_client(
+        "meteringmarketplace",
+        region_name="us-east-1",
+        endpoint_url="http://marketmeter.test",
+        aws_access_key_id="AKIATESTALICE0000001",
+        aws_secret_access_key="alice-secret",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    client.meta.events.register(f"before-send.marketplace-metering.{name}", answer)
+    try:
+        call = getattr(client, botocore.xform_name(name))
+        with pytest.raises(ClientError) as raised:
+            call(**copy.deepcopy(FULL_INPUTS[name]))
+        expected_class = client.exceptions.from_code(cls.code)
+    finally:
+        client.close()
+
+    assert len(sent) == 1
+    target = sent[0].headers["X-Amz-Target"]
+    assert (target.decode() if isinstance(target, bytes) else target) == (
+        f"AWSMPMeteringService.{name}"
+    )
+    assert type(raised.value) is expected_class
+    if cls in MODELLED_ERRORS:
+        assert expected_class.__name__ == cls.code
+    else:
+        assert expected_class is ClientError
+    response = raised.value.response
+    assert response["Error"] == {"Code": cls.code, "Message": "msg"}
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == expected_status
+    assert response["ResponseMetadata"]["RequestId"] == REQUEST_ID
+    assert raised.value.operation_name == name
 
 
 # --- the error classes against the model -------------------------------------------------------
