@@ -1,9 +1,12 @@
 """The AWS JS SDK v3 (@aws-sdk/client-marketplace-metering) against a real marketmeter server.
 
-``tests/e2e/js/meter.mjs`` runs the SDK's ``BatchMeterUsageCommand`` for each job it reads on
-stdin and prints one JSON line per job: the output, or the error the SDK surfaced (its ``name``,
-HTTP status, ``$fault``, and whether it is an instance of the SDK's exported class of that
-name). The SDK is installed by ``npm ci --prefix tests/e2e/js``.
+``tests/e2e/js/call.mjs`` runs the SDK's command of each job it reads on stdin
+(``BatchMeterUsageCommand``, ``MeterUsageCommand``, ``ResolveCustomerCommand``,
+``RegisterUsageCommand``), signed with the job's credentials (a buyer's key and session token
+for MeterUsage and RegisterUsage, else the seller's), and prints one JSON line per job: the
+output, or the error the SDK surfaced (its ``name``, ``$metadata.httpStatusCode``, ``$fault``,
+and whether it is an instance of the SDK's exported class of that name). The SDK is installed
+by ``npm ci --prefix tests/e2e/js``.
 """
 
 from __future__ import annotations
@@ -13,20 +16,31 @@ import os
 import re
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
+from marketmeter.catalog.model import agreement_id_for
+from tests.e2e.buyers import ALICE_KEY, admin
 from tests.e2e.server_process import ServerProcess
 from tests.e2e.wire_records import batch, record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
 JS_DIR = Path(__file__).parent / "js"
-METER = JS_DIR / "meter.mjs"
+CALL = JS_DIR / "call.mjs"
 INSTALL = "npm ci --prefix tests/e2e/js"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+
+ALICE = "444455556666"
+AMI_LICENSE = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000003"
+LEGACY_LICENSE = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +66,17 @@ def node() -> str:
     return executable
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the MeterUsage, ResolveCustomer and RegisterUsage tests, which keep out
+    of each other's way (an instance, task or client token of their own), to keep the file fast."""
+    process = ServerProcess(tmp_path_factory.mktemp("shared") / "ledger.db").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
 def sdk_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The caller's environment without any AWS_* setting or shared config file."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
@@ -69,7 +94,7 @@ def run_js(
 ) -> list[dict[str, Any]]:
     """Run the jobs in one node process; one result per job, in order."""
     done = subprocess.run(
-        [node, str(METER)],
+        [node, str(CALL)],
         input=json.dumps(jobs),
         env=sdk_env(tmp_path, **env),
         capture_output=True,
@@ -83,11 +108,24 @@ def run_js(
     return results
 
 
-def job(input_: dict[str, Any], endpoint: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"operation": "BatchMeterUsage", "input": input_}
+def job(
+    input_: dict[str, Any],
+    endpoint: str | None,
+    operation: str = "BatchMeterUsage",
+    credentials: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One SDK call; without credentials, call.mjs signs with the test seller's key."""
+    out: dict[str, Any] = {"operation": operation, "input": input_}
     if endpoint is not None:
         out["endpoint"] = endpoint
+    if credentials is not None:
+        out["credentials"] = credentials
     return out
+
+
+def buyer(session: str, key: tuple[str, str] = ALICE_KEY) -> dict[str, str]:
+    """A buyer's credentials for the SDK; the session token is the instance, task or pod."""
+    return {"accessKeyId": key[0], "secretAccessKey": key[1], "sessionToken": session}
 
 
 def meter(
@@ -96,11 +134,11 @@ def meter(
     return run_js(node, tmp_path, [job(input_, server.url) for input_ in inputs])
 
 
-def assert_typed_error(result: dict[str, Any], name: str) -> None:
-    """The SDK threw its exported exception class ``name``, a 400 client fault."""
+def assert_typed_error(result: dict[str, Any], name: str, status: int = 400) -> None:
+    """The SDK threw its exported exception class ``name``, a client fault with HTTP ``status``."""
     assert result["ok"] is False, result
     assert result["name"] == name
-    assert result["status"] == 400
+    assert result["status"] == status
     assert result["fault"] == "client"
     assert result["isTyped"] is True
     assert result["isServiceException"] is True
@@ -230,3 +268,193 @@ def test_endpoint_from_service_specific_env_var(
     # The same server saw it: an identical retry through an explicit endpoint gets the same id.
     [retry] = meter(node, server, tmp_path, request)
     assert retry["output"]["Results"][0]["MeteringRecordId"] == result["MeteringRecordId"]
+
+
+# --- MeterUsage ----------------------------------------------------------------------------------
+
+
+def meter_usage(product: str, timestamp: int, dimension: str, quantity: int) -> dict[str, Any]:
+    return {
+        "ProductCode": product,
+        "Timestamp": timestamp,
+        "UsageDimension": dimension,
+        "UsageQuantity": quantity,
+    }
+
+
+def billed_to(server: ServerProcess, instance: str) -> list[dict[str, Any]]:
+    """The ledger rows of ``GET /_marketmeter/usage`` billed to one instance (session token)."""
+    status, body = admin(server.url, "GET", "/_marketmeter/usage")
+    assert status == 200, body
+    return [row for row in body["records"] if row["instance"] == instance]
+
+
+def hour_of(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp - timestamp % 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_meter_usage_success_retry_then_other_quantity(
+    node: str, shared: ServerProcess, tmp_path: Path, now: int
+) -> None:
+    instance = "i-0js00000000000001"
+    credentials = buyer(instance)
+    first, retry, changed = run_js(
+        node,
+        tmp_path,
+        [
+            job(
+                meter_usage("prod-ami", now, "vcpu_hours", 3), shared.url, "MeterUsage", credentials
+            ),
+            job(
+                meter_usage("prod-ami", now, "vcpu_hours", 3), shared.url, "MeterUsage", credentials
+            ),
+            job(
+                meter_usage("prod-ami", now, "vcpu_hours", 4), shared.url, "MeterUsage", credentials
+            ),
+        ],
+    )
+    assert first["ok"] is True, first
+    assert list(first["output"]) == ["MeteringRecordId"]
+    metering_record_id = first["output"]["MeteringRecordId"]
+    assert UUID.fullmatch(metering_record_id), metering_record_id
+    assert retry == {"ok": True, "output": {"MeteringRecordId": metering_record_id}}
+
+    assert_typed_error(changed, "DuplicateRequestException")
+    assert changed["message"] == (
+        "A metering record for product 'prod-ami', dimension 'vcpu_hours' and the hour starting "
+        f"{hour_of(now)} was already sent from this instance with a different quantity."
+    )
+
+    [row] = billed_to(shared, instance)
+    assert ISO_MICROS.fullmatch(row.pop("receivedAt"))
+    assert row == {
+        "meteringRecordId": metering_record_id,
+        "productCode": "prod-ami",
+        "customerAWSAccountId": ALICE,
+        "customerIdentifier": "cust-alice",
+        "licenseArn": AMI_LICENSE,
+        "dimension": "vcpu_hours",
+        "quantity": 3,
+        "timestamp": now,
+        "hour": hour_of(now),
+        "usageAllocations": None,
+        "operation": "MeterUsage",
+        "instance": instance,
+    }
+
+
+def test_meter_usage_client_token_reused_with_other_parameters_is_a_409(
+    node: str, shared: ServerProcess, tmp_path: Path, now: int
+) -> None:
+    """prod-agent is metered per request: the ClientToken is the idempotency key."""
+    credentials = buyer("i-0js00000000000002")
+    one = {**meter_usage("prod-agent", now, "invocations", 1), "ClientToken": "js-call-1"}
+    two = {**meter_usage("prod-agent", now, "invocations", 2), "ClientToken": "js-call-1"}
+    first, conflict = run_js(
+        node,
+        tmp_path,
+        [
+            job(one, shared.url, "MeterUsage", credentials),
+            job(two, shared.url, "MeterUsage", credentials),
+        ],
+    )
+    assert first["ok"] is True, first
+    assert UUID.fullmatch(first["output"]["MeteringRecordId"]), first
+    assert_typed_error(conflict, "IdempotencyConflictException", status=409)
+    assert conflict["message"] == (
+        "ClientToken 'js-call-1' was already used with different parameters."
+    )
+
+
+def test_meter_usage_dry_run(node: str, shared: ServerProcess, tmp_path: Path, now: int) -> None:
+    """DryRunOperation is not in the service model: a MarketplaceMeteringServiceException."""
+    instance = "i-0js00000000000003"
+    request = {**meter_usage("prod-ami", now, "vcpu_hours", 3), "DryRun": True}
+    [error] = run_js(node, tmp_path, [job(request, shared.url, "MeterUsage", buyer(instance))])
+    assert error == {
+        "ok": False,
+        "name": "DryRunOperation",
+        "status": 400,
+        "message": "Request would have succeeded, but DryRun flag is set.",
+        "fault": "client",
+        "isTyped": False,
+        "isServiceException": True,
+    }
+    assert billed_to(shared, instance) == []
+
+
+# --- ResolveCustomer -----------------------------------------------------------------------------
+
+
+def test_resolve_customer(node: str, shared: ServerProcess, tmp_path: Path) -> None:
+    status, body = admin(
+        shared.url, "GET", "/_marketmeter/tokens?product=prod-legacy&buyer=444455556666"
+    )
+    assert status == 200, body
+    token = body["tokens"][0]["token"]
+
+    request = job({"RegistrationToken": token}, shared.url, "ResolveCustomer")
+    [resolved] = run_js(node, tmp_path, [{**request, "captureBody": True}])
+    # The SDK (3.1138) models ResolveCustomerResult without Metadata, so its output has the other
+    # four fields; the body it received carries the agreement id too.
+    assert resolved == {
+        "ok": True,
+        "output": {
+            "CustomerIdentifier": "cust-alice",
+            "ProductCode": "prod-legacy",
+            "CustomerAWSAccountId": ALICE,
+            "LicenseArn": LEGACY_LICENSE,
+        },
+        "body": {
+            "CustomerIdentifier": "cust-alice",
+            "ProductCode": "prod-legacy",
+            "CustomerAWSAccountId": ALICE,
+            "LicenseArn": LEGACY_LICENSE,
+            "Metadata": {"AgreementId": agreement_id_for(LEGACY_LICENSE)},
+        },
+    }
+
+
+def test_resolve_customer_unknown_token(node: str, shared: ServerProcess, tmp_path: Path) -> None:
+    [error] = run_js(
+        node, tmp_path, [job({"RegistrationToken": "A" * 64}, shared.url, "ResolveCustomer")]
+    )
+    assert_typed_error(error, "InvalidTokenException")
+    assert error["message"] == "The registration token is invalid."
+
+
+# --- RegisterUsage -------------------------------------------------------------------------------
+
+
+def test_register_usage_signature_verifies_with_the_published_key(
+    node: str, shared: ServerProcess, tmp_path: Path
+) -> None:
+    request = {"ProductCode": "prod-container", "PublicKeyVersion": 1, "Nonce": "js-nonce-1"}
+    before = int(time.time())
+    [registered] = run_js(
+        node, tmp_path, [job(request, shared.url, "RegisterUsage", buyer("task-js-1"))]
+    )
+    after = time.time()
+    assert registered["ok"] is True, registered
+    assert list(registered["output"]) == ["Signature"]
+    signature = registered["output"]["Signature"]
+
+    status, pem = admin(shared.url, "GET", "/_marketmeter/keys/1")
+    assert status == 200, pem
+    assert jwt.get_unverified_header(signature) == {"alg": "PS256", "typ": "JWT"}
+    claims = jwt.decode(signature, pem, algorithms=["PS256"])
+    iat = claims.pop("iat")
+    assert claims == {"productCode": "prod-container", "publicKeyVersion": 1, "nonce": "js-nonce-1"}
+    assert isinstance(iat, int)
+    assert before <= iat <= after
+
+
+def test_register_usage_unknown_public_key_version(
+    node: str, shared: ServerProcess, tmp_path: Path
+) -> None:
+    request = {"ProductCode": "prod-container", "PublicKeyVersion": 2}
+    [error] = run_js(
+        node, tmp_path, [job(request, shared.url, "RegisterUsage", buyer("task-js-2"))]
+    )
+    assert_typed_error(error, "InvalidPublicKeyVersionException")
+    assert error["message"] == "Public key version 2 is invalid."
