@@ -4,7 +4,7 @@
 local buyers = tonumber(os.getenv("BENCH_BUYERS") or "20000")
 local dims = tonumber(os.getenv("BENCH_DIMS") or "10")
 local counter = 0
-local thread_id = 0
+thread_id = 0  -- a global: setup() sets it per thread (a local would shadow it)
 local threads_total = 1
 
 function setup(thread)
