@@ -18,10 +18,10 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -37,10 +37,10 @@ from marketmeter.metering.types import (
     SigningKey,
     UsageAllocation,
 )
-from marketmeter.store import sqlite_registration
+from marketmeter.store import registration_sql
 from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
+from marketmeter.store.catalog_sql import catalog_version, read_catalog, write_catalog
 from marketmeter.store.migrations import migrations_for
-from marketmeter.store.sqlite_catalog import catalog_version, read_catalog, write_catalog
 from marketmeter.store.sqlite_writer import SQLiteWriter
 
 __all__ = ["SQLiteStore", "Synchronous", "migrate"]
@@ -70,6 +70,21 @@ _EXISTING = (
     "SELECT metering_record_id, quantity_micros FROM usage_records "
     "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
 )
+
+
+class _Sql:
+    """A sqlite3 connection as the shared SQL modules see it (``SqlConnection``)."""
+
+    insertion_order = "rowid"
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._connection.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        return self._connection.executemany(sql, rows)
 
 
 def _connect(path: str, synchronous: Synchronous) -> sqlite3.Connection:
@@ -143,7 +158,7 @@ class SQLiteStore:
     def catalog_snapshot_now(self) -> CatalogSnapshot:
         """The snapshot, refreshed if the catalog changed. One indexed read when it did not."""
         with self._watch_lock:
-            version = catalog_version(self._watch)
+            version = catalog_version(_Sql(self._watch))
         if version != self._snapshot.version:
             self._snapshot = self._load_snapshot()
         return self._snapshot
@@ -152,8 +167,8 @@ class SQLiteStore:
         with self._watch_lock:
             self._watch.execute("BEGIN")
             try:
-                version = catalog_version(self._watch)
-                catalog = read_catalog(self._watch)
+                version = catalog_version(_Sql(self._watch))
+                catalog = read_catalog(_Sql(self._watch))
             finally:
                 self._watch.execute("COMMIT")
         return CatalogSnapshot(version, catalog)
@@ -169,8 +184,8 @@ class SQLiteStore:
 
     def _submit_catalog(self, catalog: Catalog, tokens: Sequence[RegistrationToken]) -> Future[int]:
         def job(connection: sqlite3.Connection) -> int:
-            version = write_catalog(connection, catalog)
-            sqlite_registration.insert_tokens(connection, tokens)
+            version = write_catalog(_Sql(connection), catalog)
+            registration_sql.insert_tokens(_Sql(connection), tokens)
             return version
 
         return self._writer.submit(job)
@@ -179,22 +194,22 @@ class SQLiteStore:
 
     async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
         await asyncio.wrap_future(
-            self._writer.submit(lambda c: sqlite_registration.insert_tokens(c, tokens))
+            self._writer.submit(lambda c: registration_sql.insert_tokens(_Sql(c), tokens))
         )
 
     async def registration_token(self, value: str) -> RegistrationToken | None:
-        return self._read(lambda c: sqlite_registration.registration_token(c, value))
+        return self._read(lambda c: registration_sql.registration_token(c, value))
 
     async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
-        return self._read(lambda c: sqlite_registration.registration_tokens(c, query))
+        return self._read(lambda c: registration_sql.registration_tokens(c, query))
 
     async def signing_keys(self) -> list[SigningKey]:
-        return self._read(sqlite_registration.signing_keys)
+        return self._read(registration_sql.signing_keys)
 
     async def add_signing_key(self, key: SigningKey, retire_previous_at: float | None) -> bool:
         return await asyncio.wrap_future(
             self._writer.submit(
-                lambda c: sqlite_registration.add_signing_key(c, key, retire_previous_at)
+                lambda c: registration_sql.add_signing_key(_Sql(c), key, retire_previous_at)
             )
         )
 
@@ -202,21 +217,23 @@ class SQLiteStore:
         self, product_code: str, buyer_account_id: str, task: str
     ) -> ContainerRegistration | None:
         return self._read(
-            lambda c: sqlite_registration.container_registration(
+            lambda c: registration_sql.container_registration(
                 c, product_code, buyer_account_id, task
             )
         )
 
     async def register_container(self, registration: ContainerRegistration) -> None:
         await asyncio.wrap_future(
-            self._writer.submit(lambda c: sqlite_registration.register_container(c, registration))
+            self._writer.submit(
+                lambda c: registration_sql.register_container(_Sql(c), registration)
+            )
         )
 
-    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    def _read(self, query: Callable[[_Sql], T]) -> T:
         """Run a point read on the reader connection (indexed: microseconds, never blocked
         by the writer in WAL mode)."""
         with self._watch_lock:
-            return query(self._watch)
+            return query(_Sql(self._watch))
 
     # --- ledger ----------------------------------------------------------------------------
 

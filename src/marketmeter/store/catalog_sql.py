@@ -1,8 +1,10 @@
-"""The catalog's SQL for SQLite: write a ``Catalog`` (upsert) and read it back whole."""
+"""The catalog's SQL, for every backend: write a ``Catalog`` (upsert) and read it back whole.
+
+Written once against ``store.sql_connection.SqlConnection`` (``?`` placeholders); the SQL is
+the common ground of SQLite and PostgreSQL (``INSERT ... ON CONFLICT``).
+"""
 
 from __future__ import annotations
-
-import sqlite3
 
 from marketmeter.catalog.model import (
     AccessKey,
@@ -15,16 +17,17 @@ from marketmeter.catalog.model import (
     ProductKind,
     Seller,
 )
+from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = ["catalog_version", "read_catalog", "write_catalog"]
 
 
-def catalog_version(connection: sqlite3.Connection) -> int:
+def catalog_version(connection: SqlConnection) -> int:
     row = connection.execute("SELECT version FROM catalog_state WHERE id = 1").fetchone()
     return int(row[0])
 
 
-def write_catalog(connection: sqlite3.Connection, catalog: Catalog) -> int:
+def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
     """Upsert every entry of ``catalog`` (inside the caller's transaction); bump the version."""
     for seller in catalog.sellers:
         connection.execute(
@@ -87,7 +90,7 @@ def write_catalog(connection: sqlite3.Connection, catalog: Catalog) -> int:
 
 
 def _write_keys(
-    connection: sqlite3.Connection, kind: str, account_id: str, keys: tuple[AccessKey, ...]
+    connection: SqlConnection, kind: str, account_id: str, keys: tuple[AccessKey, ...]
 ) -> None:
     connection.executemany(
         "INSERT INTO access_keys (access_key_id, secret_access_key, owner_kind, account_id) "
@@ -98,7 +101,7 @@ def _write_keys(
     )
 
 
-def read_catalog(connection: sqlite3.Connection) -> Catalog:
+def read_catalog(connection: SqlConnection) -> Catalog:
     """The whole catalog, in a stable order."""
     keys: dict[tuple[str, str], list[AccessKey]] = {}
     for key_id, secret, kind, account in connection.execute(

@@ -1,14 +1,14 @@
-"""The SQL of registration state for SQLite: registration tokens (ResolveCustomer), signing key
-pairs and registered tasks (RegisterUsage). Plain functions of a connection; ``store.sqlite``
-runs reads on its reader and writes as writer jobs."""
+"""The SQL of registration state, for every backend: registration tokens (ResolveCustomer),
+signing key pairs and registered tasks (RegisterUsage). Plain functions of a
+``SqlConnection``; each backend runs the reads and the writes its own way."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from marketmeter.metering.types import ContainerRegistration, RegistrationToken, SigningKey
 from marketmeter.store.base import TokenQuery
+from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = [
     "add_signing_key",
@@ -27,7 +27,7 @@ def _token(row: tuple[str, str, str, str, float, str | None]) -> RegistrationTok
     return RegistrationToken(*row)
 
 
-def insert_tokens(connection: sqlite3.Connection, tokens: Sequence[RegistrationToken]) -> None:
+def insert_tokens(connection: SqlConnection, tokens: Sequence[RegistrationToken]) -> None:
     connection.executemany(
         f"INSERT INTO registration_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
         [
@@ -37,16 +37,14 @@ def insert_tokens(connection: sqlite3.Connection, tokens: Sequence[RegistrationT
     )
 
 
-def registration_token(connection: sqlite3.Connection, value: str) -> RegistrationToken | None:
+def registration_token(connection: SqlConnection, value: str) -> RegistrationToken | None:
     row = connection.execute(
         f"SELECT {_TOKEN_COLUMNS} FROM registration_tokens WHERE token = ?", (value,)
     ).fetchone()
     return _token(row) if row is not None else None
 
 
-def registration_tokens(
-    connection: sqlite3.Connection, query: TokenQuery
-) -> list[RegistrationToken]:
+def registration_tokens(connection: SqlConnection, query: TokenQuery) -> list[RegistrationToken]:
     clauses: list[str] = []
     params: list[object] = []
     if query.product_code is not None:
@@ -58,13 +56,13 @@ def registration_tokens(
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = connection.execute(
         f"SELECT {_TOKEN_COLUMNS} FROM registration_tokens {where} "
-        "ORDER BY issued_at DESC, rowid DESC LIMIT ?",
+        f"ORDER BY issued_at DESC, {connection.insertion_order} DESC LIMIT ?",
         [*params, query.limit],
     ).fetchall()
     return [_token(row) for row in rows]
 
 
-def signing_keys(connection: sqlite3.Connection) -> list[SigningKey]:
+def signing_keys(connection: SqlConnection) -> list[SigningKey]:
     rows = connection.execute(
         "SELECT version, private_key_pem, public_key_pem, created_at, retired_at "
         "FROM signing_keys ORDER BY version"
@@ -73,7 +71,7 @@ def signing_keys(connection: sqlite3.Connection) -> list[SigningKey]:
 
 
 def add_signing_key(
-    connection: sqlite3.Connection, key: SigningKey, retire_previous_at: float | None
+    connection: SqlConnection, key: SigningKey, retire_previous_at: float | None
 ) -> bool:
     inserted = connection.execute(
         "INSERT INTO signing_keys (version, private_key_pem, public_key_pem, created_at, "
@@ -91,7 +89,7 @@ def add_signing_key(
 
 
 def container_registration(
-    connection: sqlite3.Connection, product_code: str, buyer_account_id: str, task: str
+    connection: SqlConnection, product_code: str, buyer_account_id: str, task: str
 ) -> ContainerRegistration | None:
     row = connection.execute(
         "SELECT product_code, buyer_account_id, task, registered_at FROM container_registrations "
@@ -101,7 +99,7 @@ def container_registration(
     return ContainerRegistration(*row) if row is not None else None
 
 
-def register_container(connection: sqlite3.Connection, registration: ContainerRegistration) -> None:
+def register_container(connection: SqlConnection, registration: ContainerRegistration) -> None:
     connection.execute(
         "INSERT INTO container_registrations (product_code, buyer_account_id, task, "
         "registered_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
