@@ -9,9 +9,8 @@ from __future__ import annotations
 import click
 
 from marketmeter.config import DEFAULT_DB
-from marketmeter.store.base import SchemaError
+from marketmeter.store.base import OperatorStore, SchemaError
 from marketmeter.store.open import UnsupportedDatabase, open_store
-from marketmeter.store.sqlite import SQLiteStore
 
 __all__ = ["db_option", "open_database"]
 
@@ -20,11 +19,11 @@ db_option = click.option(
     envvar="MARKETMETER_DB",
     default=DEFAULT_DB,
     show_default=True,
-    help="SQLite file or URL (sqlite:///path). Env: MARKETMETER_DB.",
+    help="SQLite file or URL (sqlite:///path), or postgresql://... Env: MARKETMETER_DB.",
 )
 
 
-def open_database(db: str) -> SQLiteStore:
+def open_database(db: str) -> OperatorStore:
     """The store at ``db``, or a clean CLI error saying why it cannot be used."""
     try:
         return open_store(db)

@@ -26,8 +26,8 @@ from marketmeter.config import Settings
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
+from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
-from marketmeter.store.sqlite import SQLiteStore
 
 __all__ = ["demo_catalog_text", "load_startup_catalog", "serve"]
 
@@ -37,7 +37,7 @@ def demo_catalog_text() -> str:
     return resources.files("marketmeter.catalog").joinpath("demo.yaml").read_text("utf-8")
 
 
-def load_startup_catalog(store: SQLiteStore, catalog: Path | None, clock: Clock) -> str:
+def load_startup_catalog(store: OperatorStore, catalog: Path | None, clock: Clock) -> str:
     """Apply ``catalog``, or the demo catalog when none is given and the store has none yet;
     every new SaaS agreement gets a registration token (``marketmeter token list``).
 
@@ -114,7 +114,7 @@ def serve(settings: Settings) -> None:
     )
     server = _Server(config)
     server.banner = [
-        f"  ledger:  SQLite {store.path} (WAL, synchronous={settings.synchronous.upper()})",
+        f"  ledger:  {store.describe()}",
         f"  catalog: {catalog_line}",
         f"  auth:    {settings.auth} (requests accepted signed or unsigned)",
         f"  window:  BatchMeterUsage {settings.usage_window.describe()};",

@@ -22,7 +22,7 @@ from marketmeter.metering.types import (
     SigningKey,
 )
 
-__all__ = ["BilledRecord", "SchemaError", "Store", "TokenQuery", "UsageQuery"]
+__all__ = ["BilledRecord", "OperatorStore", "SchemaError", "Store", "TokenQuery", "UsageQuery"]
 
 
 class SchemaError(Exception):
@@ -140,3 +140,20 @@ class Store(Protocol):
     async def close(self) -> None:
         """Finish queued writes, then release the database."""
         ...
+
+
+class OperatorStore(Store, Protocol):
+    """What the server's start-up and the CLI need besides ``Store``: blocking forms, usable
+    outside an event loop, and a one-line description for the banner."""
+
+    def describe(self) -> str: ...
+
+    def catalog_snapshot_now(self) -> CatalogSnapshot: ...
+
+    def apply_catalog_now(
+        self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
+    ) -> int: ...
+
+    def usage_now(self, query: UsageQuery) -> list[BilledRecord]: ...
+
+    def close_now(self) -> None: ...

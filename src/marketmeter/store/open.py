@@ -1,17 +1,24 @@
-"""Choosing a backend from a database URL: ``sqlite:///path``, a plain path, or (later)
-``postgresql://...``."""
+"""Choosing a backend from a database URL: ``sqlite:///path`` or a plain path (embedded
+SQLite), or ``postgresql://...`` / ``postgres://...`` (PostgreSQL, shared by several nodes)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+from marketmeter.store.base import OperatorStore
 from marketmeter.store.sqlite import SQLiteStore
 
-__all__ = ["UnsupportedDatabase", "open_store", "sqlite_path"]
+__all__ = ["POSTGRES_SCHEMES", "UnsupportedDatabase", "is_postgres", "open_store", "sqlite_path"]
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class UnsupportedDatabase(ValueError):
     """A database URL no backend here understands."""
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
 
 
 def sqlite_path(url: str) -> str:
@@ -24,10 +31,17 @@ def sqlite_path(url: str) -> str:
         scheme = url.split("://", 1)[0]
         raise UnsupportedDatabase(
             f"database scheme {scheme!r} is not supported by this marketmeter "
-            "(use a SQLite path or sqlite:///path)"
+            "(use a SQLite path, sqlite:///path or postgresql://...)"
         )
     return url
 
 
-def open_store(url: str, synchronous: Literal["full", "normal"] = "full") -> SQLiteStore:
+def open_store(
+    url: str, synchronous: Literal["full", "normal"] = "full", pool_size: int = 8
+) -> OperatorStore:
+    """The store at ``url``, migrated to this marketmeter's schema."""
+    if is_postgres(url):
+        from marketmeter.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=pool_size)
     return SQLiteStore(sqlite_path(url), synchronous=synchronous)

@@ -23,10 +23,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import orjson
-
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
-from marketmeter.metering.quantities import from_micros, json_number
 from marketmeter.metering.types import (
     ContainerRegistration,
     LedgerEntry,
@@ -35,13 +32,14 @@ from marketmeter.metering.types import (
     RequestClaim,
     RequestClaimOutcome,
     SigningKey,
-    UsageAllocation,
 )
 from marketmeter.store import registration_sql
 from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
 from marketmeter.store.catalog_sql import catalog_version, read_catalog, write_catalog
-from marketmeter.store.migrations import migrations_for
+from marketmeter.store.ledger_rows import LedgerRow, ledger_row
+from marketmeter.store.migrations import migrations_for, statements
 from marketmeter.store.sqlite_writer import SQLiteWriter
+from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
 __all__ = ["SQLiteStore", "Synchronous", "migrate"]
 
@@ -115,7 +113,7 @@ def migrate(connection: sqlite3.Connection) -> int:
             continue
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(migration.sql):
+            for statement in statements(migration.sql):
                 connection.execute(statement)
             connection.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
@@ -127,12 +125,6 @@ def migrate(connection: sqlite3.Connection) -> int:
             raise
         current = migration.version
     return current
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (our migrations keep ``;`` out of literals)."""
-    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
 
 
 class SQLiteStore:
@@ -149,6 +141,9 @@ class SQLiteStore:
         self._watch_lock = threading.Lock()
         self._snapshot = CatalogSnapshot.empty()
         self._snapshot = self._load_snapshot()
+
+    def describe(self) -> str:
+        return f"SQLite {self.path} (WAL, synchronous={self.synchronous.upper()})"
 
     # --- catalog ---------------------------------------------------------------------------
 
@@ -238,7 +233,7 @@ class SQLiteStore:
     # --- ledger ----------------------------------------------------------------------------
 
     async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
-        rows = [_row(entry) for entry in entries]
+        rows = [ledger_row(entry) for entry in entries]
         return await asyncio.wrap_future(self._writer.submit(lambda c: _bill(c, rows)))
 
     async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:
@@ -247,7 +242,7 @@ class SQLiteStore:
         return LedgerOutcome(row[0], row[1], inserted=False) if row is not None else None
 
     async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
-        row = _row(entry)
+        row = ledger_row(entry)
         return await asyncio.wrap_future(self._writer.submit(lambda c: _bill_claim(c, claim, row)))
 
     async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
@@ -261,57 +256,13 @@ class SQLiteStore:
 
     def usage_now(self, query: UsageQuery) -> list[BilledRecord]:
         """Blocking form of ``usage``, for the CLI."""
-        clauses: list[str] = []
-        params: list[object] = []
-        if query.start is not None:
-            clauses.append("hour >= ? AND usage_timestamp >= ?")
-            params += [int(query.start // 3600) * 3600, query.start]
-        if query.end is not None:
-            clauses.append("hour < ? AND usage_timestamp < ?")
-            params += [query.end, query.end]
-        if query.product_code is not None:
-            clauses.append("product_code = ?")
-            params.append(query.product_code)
-        if query.customer is not None:
-            # an account id, or a CustomerIdentifier standing for its buyer's account
-            clauses.append(
-                "(customer_account = ? OR customer_account IN "
-                "(SELECT account_id FROM buyers WHERE customer_identifier = ?))"
-            )
-            params += [query.customer, query.customer]
-        if query.dimension is not None:
-            clauses.append("dimension = ?")
-            params.append(query.dimension)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = (
-            "SELECT metering_record_id, product_code, customer_account, customer_identifier, "
-            "license_arn, dimension, quantity_micros, usage_timestamp, hour, allocations, "
-            "received_at, operation, instance "
-            f"FROM usage_records {where} ORDER BY usage_timestamp, seq LIMIT ?"
-        )
+        sql, params = usage_query_sql(query)
         connection = _connect(self.path, self.synchronous)
         try:
-            rows = connection.execute(sql, [*params, query.limit]).fetchall()
+            rows = connection.execute(sql, params).fetchall()
         finally:
             connection.close()
-        return [
-            BilledRecord(
-                metering_record_id=row[0],
-                product_code=row[1],
-                customer_aws_account_id=row[2],
-                customer_identifier=row[3],
-                license_arn=row[4],
-                dimension=row[5],
-                quantity=from_micros(row[6]),
-                usage_timestamp=row[7],
-                hour=row[8],
-                allocations=orjson.loads(row[9]) if row[9] is not None else None,
-                received_at=row[10],
-                operation=row[11],
-                instance=row[12],
-            )
-            for row in rows
-        ]
+        return [billed_record(row) for row in rows]
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_now)
@@ -322,59 +273,7 @@ class SQLiteStore:
             self._watch.close()
 
 
-_Row = tuple[
-    int,
-    str,
-    str,
-    str,
-    int,
-    str,
-    str,
-    str | None,
-    str | None,
-    float,
-    str | None,
-    float,
-    str,
-    str | None,
-]
-
-
-def _row(entry: LedgerEntry) -> _Row:
-    record = entry.record
-    return (
-        entry.hour,
-        entry.scope,
-        entry.customer_account,
-        entry.dimension,
-        entry.quantity_micros,
-        entry.metering_record_id,
-        entry.product_code,
-        record.license_arn,
-        record.customer_identifier,
-        record.timestamp,
-        _allocations_json(record.allocations),
-        entry.received_at,
-        entry.operation,
-        entry.instance,
-    )
-
-
-def _allocations_json(allocations: tuple[UsageAllocation, ...] | None) -> str | None:
-    if allocations is None:
-        return None
-    return orjson.dumps(
-        [
-            {
-                "quantity": json_number(allocation.amount),
-                "tags": [{"key": t.key, "value": t.value} for t in allocation.tags or ()],
-            }
-            for allocation in allocations
-        ]
-    ).decode()
-
-
-def _bill(connection: sqlite3.Connection, rows: list[_Row]) -> list[LedgerOutcome]:
+def _bill(connection: sqlite3.Connection, rows: list[LedgerRow]) -> list[LedgerOutcome]:
     outcomes = []
     for row in rows:
         inserted = connection.execute(_INSERT, row).fetchone()
@@ -387,7 +286,7 @@ def _bill(connection: sqlite3.Connection, rows: list[_Row]) -> list[LedgerOutcom
 
 
 def _bill_claim(
-    connection: sqlite3.Connection, claim: RequestClaim, row: _Row
+    connection: sqlite3.Connection, claim: RequestClaim, row: LedgerRow
 ) -> RequestClaimOutcome:
     claimed = connection.execute(
         _CLAIM,

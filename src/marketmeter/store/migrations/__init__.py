@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["Migration", "migrations_for"]
+__all__ = ["Migration", "migrations_for", "statements"]
 
 _NAME = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<dialect>[a-z]+)\.sql")
 
@@ -23,7 +23,7 @@ class Migration:
 
 
 def migrations_for(dialect: str) -> list[Migration]:
-    """The migrations of one dialect (``sqlite``), oldest first."""
+    """The migrations of one dialect (``sqlite``, ``postgresql``), oldest first."""
     found = []
     for entry in resources.files(__name__).iterdir():
         match = _NAME.fullmatch(entry.name)
@@ -31,3 +31,9 @@ def migrations_for(dialect: str) -> list[Migration]:
             found.append(Migration(int(match["version"]), match["name"], entry.read_text()))
     found.sort(key=lambda migration: migration.version)
     return found
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration into statements (our migrations keep ``;`` out of literals)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

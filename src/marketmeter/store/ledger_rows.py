@@ -1,0 +1,67 @@
+"""A ledger entry as the row every backend writes to ``usage_records``, in column order.
+
+Columns: hour, scope, customer_account, dimension, quantity_micros, metering_record_id,
+product_code, license_arn, customer_identifier, usage_timestamp, allocations (JSON text),
+received_at, operation, instance.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from marketmeter.metering.quantities import json_number
+from marketmeter.metering.types import LedgerEntry, UsageAllocation
+
+__all__ = ["LedgerRow", "allocations_json", "ledger_row"]
+
+LedgerRow = tuple[
+    int,
+    str,
+    str,
+    str,
+    int,
+    str,
+    str,
+    str | None,
+    str | None,
+    float,
+    str | None,
+    float,
+    str,
+    str | None,
+]
+
+
+def ledger_row(entry: LedgerEntry) -> LedgerRow:
+    record = entry.record
+    return (
+        entry.hour,
+        entry.scope,
+        entry.customer_account,
+        entry.dimension,
+        entry.quantity_micros,
+        entry.metering_record_id,
+        entry.product_code,
+        record.license_arn,
+        record.customer_identifier,
+        record.timestamp,
+        allocations_json(record.allocations),
+        entry.received_at,
+        entry.operation,
+        entry.instance,
+    )
+
+
+def allocations_json(allocations: tuple[UsageAllocation, ...] | None) -> str | None:
+    """Allocations as stored: ``[{"quantity": n, "tags": [{"key", "value"}]}]``."""
+    if allocations is None:
+        return None
+    return orjson.dumps(
+        [
+            {
+                "quantity": json_number(allocation.amount),
+                "tags": [{"key": t.key, "value": t.value} for t in allocation.tags or ()],
+            }
+            for allocation in allocations
+        ]
+    ).decode()

@@ -1,0 +1,357 @@
+"""The shared store: PostgreSQL through psycopg 3 and a connection pool, for several nodes.
+
+Same contract and behaviour as ``store.sqlite`` (``store.base.Store``):
+
+- Every decision that must hold across nodes is a unique constraint hit by ``INSERT ... ON
+  CONFLICT DO NOTHING``: the ledger's dedupe key, MeterUsage's ClientToken claims, signing key
+  versions, container registrations. No read-then-write, no application lock.
+- Billing a batch is **one round trip**: one statement unnests the batch, inserts what is new,
+  and returns, in request order, what the ledger holds for every key (an identical retry's first
+  id, or the quantity a different one was billed with). Only if another node committed the same
+  key between that statement's snapshot and its insert does a second read follow.
+- Acknowledged only after ``COMMIT`` with ``synchronous_commit = on``.
+- Migrations: the PostgreSQL files of the one versioned history (``store/migrations``), applied
+  under an advisory lock so that nodes starting together apply them once; a newer schema is
+  refused.
+- The catalog snapshot is cached per node and reloaded when ``catalog_state.version`` moved.
+
+The pool is psycopg's synchronous ``ConnectionPool``; async callers reach it through
+``asyncio.to_thread``, so it serves any event loop and the blocking CLI alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from marketmeter.catalog.model import Catalog, CatalogSnapshot
+from marketmeter.metering.types import (
+    ContainerRegistration,
+    LedgerEntry,
+    LedgerOutcome,
+    RegistrationToken,
+    RequestClaim,
+    RequestClaimOutcome,
+    SigningKey,
+)
+from marketmeter.store import registration_sql
+from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
+from marketmeter.store.catalog_sql import catalog_version, read_catalog, write_catalog
+from marketmeter.store.ledger_rows import LedgerRow, ledger_row
+from marketmeter.store.migrations import migrations_for, statements
+from marketmeter.store.usage_sql import billed_record, usage_query_sql
+
+__all__ = ["PostgresStore", "migrate"]
+
+T = TypeVar("T")
+
+# pg_advisory_xact_lock key for migrations: "mmeter" in ASCII.
+_MIGRATION_LOCK = 0x6D6D65746572
+
+_COLUMNS = (
+    "hour, scope, customer_account, dimension, quantity_micros, metering_record_id, "
+    "product_code, license_arn, customer_identifier, usage_timestamp, allocations, "
+    "received_at, operation, instance"
+)
+_TYPES = (
+    "bigint[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "bigint[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "float8[]",
+    "text[]",
+    "float8[]",
+    "text[]",
+    "text[]",
+)
+_KEY_MATCH = (
+    "{a}.hour = {b}.hour AND {a}.scope = {b}.scope AND "
+    "{a}.customer_account = {b}.customer_account AND {a}.dimension = {b}.dimension"
+)
+_BILL = (
+    "WITH input AS (SELECT * FROM unnest("
+    + ", ".join(f"?::{t}" for t in _TYPES)
+    + f") WITH ORDINALITY AS t({_COLUMNS}, ord)), "
+    f"inserted AS (INSERT INTO usage_records ({_COLUMNS}) "
+    f"SELECT {_COLUMNS} FROM input ORDER BY ord "
+    "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
+    "RETURNING hour, scope, customer_account, dimension, metering_record_id, quantity_micros) "
+    "SELECT input.metering_record_id, "
+    "coalesce(inserted.metering_record_id, existing.metering_record_id), "
+    "coalesce(inserted.quantity_micros, existing.quantity_micros) "
+    "FROM input "
+    f"LEFT JOIN inserted ON {_KEY_MATCH.format(a='inserted', b='input')} "
+    f"LEFT JOIN usage_records existing ON {_KEY_MATCH.format(a='existing', b='input')} "
+    "ORDER BY input.ord"
+)
+_EXISTING = (
+    "SELECT metering_record_id, quantity_micros FROM usage_records "
+    "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
+)
+_INSERT_ONE = (
+    f"INSERT INTO usage_records ({_COLUMNS}) VALUES ({', '.join(['?'] * 14)}) "
+    "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING"
+)
+_CLAIM = (
+    "INSERT INTO request_claims (customer_account, client_token, fingerprint, "
+    "metering_record_id, created_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (customer_account, client_token) DO NOTHING RETURNING metering_record_id"
+)
+_CLAIMED = (
+    "SELECT metering_record_id, fingerprint FROM request_claims "
+    "WHERE customer_account = ? AND client_token = ?"
+)
+
+
+class _Sql:
+    """A psycopg connection as the shared SQL modules see it: ``?`` placeholders."""
+
+    insertion_order = "seq"
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self._connection.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), list(rows))
+
+
+def migrate(connection: psycopg.Connection[Any]) -> int:
+    """Apply the missing migrations in one transaction, under an advisory lock."""
+    known = migrations_for("postgresql")
+    newest = known[-1].version if known else 0
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        current = int(row[0] or 0) if row else 0
+        if current > newest:
+            raise SchemaError(
+                f"the database is at schema version {current}, newer than this marketmeter "
+                f"(knows up to {newest}); upgrade marketmeter"
+            )
+        for migration in known:
+            if migration.version <= current:
+                continue
+            for statement in statements(migration.sql):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, time.time()),
+            )
+            current = migration.version
+    return current
+
+
+def _configure(connection: psycopg.Connection[Any]) -> None:
+    connection.execute("SET synchronous_commit TO on")
+
+
+class PostgresStore:
+    """``store.base.Store`` on a PostgreSQL database shared by any number of nodes."""
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.url = url
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=15)
+        except (psycopg.Error, PoolTimeout) as error:
+            self._pool.close()
+            raise SchemaError(f"cannot connect to PostgreSQL: {error}") from None
+        try:
+            with self._pool.connection() as connection:
+                migrate(connection)
+        except BaseException:
+            self._pool.close()
+            raise
+        self._snapshot_lock = threading.Lock()
+        self._snapshot = CatalogSnapshot.empty()
+        self._snapshot = self._load_snapshot()
+
+    def describe(self) -> str:
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname')}"
+        return f"PostgreSQL {where} (synchronous_commit=on)"
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _read(self, work: Callable[[_Sql], T]) -> T:
+        with self._pool.connection() as connection:
+            return work(_Sql(connection))
+
+    def _write(self, work: Callable[[_Sql], T]) -> T:
+        with self._pool.connection() as connection, connection.transaction():
+            return work(_Sql(connection))
+
+    # --- catalog ---------------------------------------------------------------------------
+
+    async def catalog_snapshot(self) -> CatalogSnapshot:
+        return await asyncio.to_thread(self.catalog_snapshot_now)
+
+    def catalog_snapshot_now(self) -> CatalogSnapshot:
+        version = self._read(catalog_version)
+        if version != self._snapshot.version:
+            with self._snapshot_lock:
+                if version != self._snapshot.version:
+                    self._snapshot = self._load_snapshot()
+        return self._snapshot
+
+    def _load_snapshot(self) -> CatalogSnapshot:
+        def load(sql: _Sql) -> CatalogSnapshot:
+            sql.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return CatalogSnapshot(catalog_version(sql), read_catalog(sql))
+
+        return self._write(load)
+
+    async def apply_catalog(
+        self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
+    ) -> int:
+        return await asyncio.to_thread(self.apply_catalog_now, catalog, tokens)
+
+    def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
+        def apply(sql: _Sql) -> int:
+            sql.execute("LOCK TABLE catalog_state IN ROW EXCLUSIVE MODE")
+            version = write_catalog(sql, catalog)
+            registration_sql.insert_tokens(sql, tokens)
+            return version
+
+        return self._write(apply)
+
+    # --- ledger ----------------------------------------------------------------------------
+
+    async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
+        rows = [ledger_row(entry) for entry in entries]
+        return await asyncio.to_thread(self._write, lambda sql: _bill(sql, rows))
+
+    async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:
+        key = (entry.hour, entry.scope, entry.customer_account, entry.dimension)
+        row = await asyncio.to_thread(
+            self._read, lambda sql: sql.execute(_EXISTING, key).fetchone()
+        )
+        return LedgerOutcome(row[0], row[1], inserted=False) if row is not None else None
+
+    async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
+        row = ledger_row(entry)
+        return await asyncio.to_thread(self._write, lambda sql: _bill_claim(sql, claim, row))
+
+    async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
+        found = await asyncio.to_thread(
+            self._read,
+            lambda sql: sql.execute(_CLAIMED, (customer_account, client_token)).fetchone(),
+        )
+        return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
+
+    async def usage(self, query: UsageQuery) -> list[BilledRecord]:
+        return await asyncio.to_thread(self.usage_now, query)
+
+    def usage_now(self, query: UsageQuery) -> list[BilledRecord]:
+        sql_text, params = usage_query_sql(query)
+        rows = self._read(lambda sql: sql.execute(sql_text, params).fetchall())
+        return [billed_record(row) for row in rows]
+
+    # --- registration ----------------------------------------------------------------------
+
+    async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
+        await asyncio.to_thread(
+            self._write, lambda sql: registration_sql.insert_tokens(sql, tokens)
+        )
+
+    async def registration_token(self, value: str) -> RegistrationToken | None:
+        return await asyncio.to_thread(
+            self._read, lambda sql: registration_sql.registration_token(sql, value)
+        )
+
+    async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
+        return await asyncio.to_thread(
+            self._read, lambda sql: registration_sql.registration_tokens(sql, query)
+        )
+
+    async def signing_keys(self) -> list[SigningKey]:
+        return await asyncio.to_thread(self._read, registration_sql.signing_keys)
+
+    async def add_signing_key(self, key: SigningKey, retire_previous_at: float | None) -> bool:
+        return await asyncio.to_thread(
+            self._write,
+            lambda sql: registration_sql.add_signing_key(sql, key, retire_previous_at),
+        )
+
+    async def container_registration(
+        self, product_code: str, buyer_account_id: str, task: str
+    ) -> ContainerRegistration | None:
+        return await asyncio.to_thread(
+            self._read,
+            lambda sql: registration_sql.container_registration(
+                sql, product_code, buyer_account_id, task
+            ),
+        )
+
+    async def register_container(self, registration: ContainerRegistration) -> None:
+        await asyncio.to_thread(
+            self._write, lambda sql: registration_sql.register_container(sql, registration)
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_now)
+
+    def close_now(self) -> None:
+        self._pool.close()
+
+
+def _bill(sql: _Sql, rows: list[LedgerRow]) -> list[LedgerOutcome]:
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    found = sql.execute(_BILL, columns).fetchall()
+    outcomes = []
+    for row, (proposed, held, quantity) in zip(rows, found, strict=True):
+        if held is None:
+            # Another node committed this key after our statement's snapshot was taken and
+            # before our insert: a new statement sees it.
+            again = sql.execute(_EXISTING, row[:4]).fetchone()
+            assert again is not None, "a conflicting key must be readable once committed"
+            held, quantity = again[0], again[1]
+        outcomes.append(LedgerOutcome(held, quantity, inserted=held == proposed))
+    return outcomes
+
+
+def _bill_claim(sql: _Sql, claim: RequestClaim, row: LedgerRow) -> RequestClaimOutcome:
+    claimed = sql.execute(
+        _CLAIM,
+        (
+            claim.customer_account,
+            claim.client_token,
+            claim.fingerprint,
+            claim.metering_record_id,
+            claim.created_at,
+        ),
+    ).fetchone()
+    if claimed is None:
+        existing = sql.execute(_CLAIMED, (claim.customer_account, claim.client_token)).fetchone()
+        assert existing is not None, "a conflicting claim must be readable once committed"
+        return RequestClaimOutcome(existing[0], existing[1], inserted=False)
+    sql.execute(_INSERT_ONE, row)
+    return RequestClaimOutcome(claimed[0], claim.fingerprint, inserted=True)
