@@ -31,6 +31,7 @@ from marketmeter.metering.registration_tokens import (
 )
 from marketmeter.metering.windows import WindowPolicy
 from marketmeter.store.base import SchemaError
+from marketmeter.store.copy import CopyRefused, copy_ledger
 from marketmeter.store.open import UnsupportedDatabase
 
 __all__ = ["main"]
@@ -228,3 +229,41 @@ def usage_list(
 main.add_command(subscribe)
 main.add_command(token)
 main.add_command(keys)
+
+
+@main.group()
+def db() -> None:
+    """The ledger's database: migrate it, copy it into another (e.g. SQLite → PostgreSQL)."""
+
+
+@db.command("migrate")
+@db_option
+def db_migrate(db: str) -> None:
+    """Bring the database's schema up to this marketmeter's (refuses a newer schema)."""
+    store = open_database(db)  # opening migrates
+    try:
+        version = store.read(
+            lambda sql: sql.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        )
+    finally:
+        store.close_now()
+    click.echo(f"{store.describe()}: schema version {version[0]}")
+
+
+@db.command("copy")
+@click.option("--from", "source_url", required=True, help="The ledger to copy (path or URL).")
+@click.option("--to", "target_url", required=True, help="An empty ledger (path or URL).")
+def db_copy(source_url: str, target_url: str) -> None:
+    """Copy a whole ledger: catalog, tokens, keys, registrations, claims, billed records."""
+    source = open_database(source_url)
+    try:
+        target = open_database(target_url)
+        try:
+            report = copy_ledger(source, target)
+        except CopyRefused as error:
+            raise click.ClickException(str(error)) from None
+        finally:
+            target.close_now()
+    finally:
+        source.close_now()
+    click.echo(f"{report.describe()}\n  from {source.describe()}\n  to   {target.describe()}")

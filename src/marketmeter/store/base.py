@@ -6,10 +6,10 @@ implement ``Store``; the contract tests run against each of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.types import (
@@ -21,6 +21,9 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
+from marketmeter.store.sql_connection import SqlConnection
+
+T = TypeVar("T")
 
 __all__ = ["BilledRecord", "OperatorStore", "SchemaError", "Store", "TokenQuery", "UsageQuery"]
 
@@ -157,3 +160,11 @@ class OperatorStore(Store, Protocol):
     def usage_now(self, query: UsageQuery) -> list[BilledRecord]: ...
 
     def close_now(self) -> None: ...
+
+    def read(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` on a connection of this database (reads; no transaction promised)."""
+        ...
+
+    def write(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` in one committed transaction of this database."""
+        ...

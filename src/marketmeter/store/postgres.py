@@ -45,6 +45,7 @@ from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQ
 from marketmeter.store.catalog_sql import catalog_version, read_catalog, write_catalog
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 from marketmeter.store.migrations import migrations_for, statements
+from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
 __all__ = ["PostgresStore", "migrate"]
@@ -169,6 +170,11 @@ class PostgresStore:
 
     def __init__(self, url: str, pool_size: int = 8) -> None:
         self.url = url
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
+                migrate(connection)
+        except psycopg.Error as error:
+            raise SchemaError(f"cannot connect to PostgreSQL: {error}") from None
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=1,
@@ -182,12 +188,6 @@ class PostgresStore:
         except (psycopg.Error, PoolTimeout) as error:
             self._pool.close()
             raise SchemaError(f"cannot connect to PostgreSQL: {error}") from None
-        try:
-            with self._pool.connection() as connection:
-                migrate(connection)
-        except BaseException:
-            self._pool.close()
-            raise
         self._snapshot_lock = threading.Lock()
         self._snapshot = CatalogSnapshot.empty()
         self._snapshot = self._load_snapshot()
@@ -198,6 +198,12 @@ class PostgresStore:
         return f"PostgreSQL {where} (synchronous_commit=on)"
 
     # --- plumbing --------------------------------------------------------------------------
+
+    def read(self, work: Callable[[SqlConnection], T]) -> T:
+        return self._read(work)
+
+    def write(self, work: Callable[[SqlConnection], T]) -> T:
+        return self._write(work)
 
     def _read(self, work: Callable[[_Sql], T]) -> T:
         with self._pool.connection() as connection:

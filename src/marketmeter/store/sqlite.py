@@ -38,6 +38,7 @@ from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQ
 from marketmeter.store.catalog_sql import catalog_version, read_catalog, write_catalog
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 from marketmeter.store.migrations import migrations_for, statements
+from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sqlite_writer import SQLiteWriter
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
@@ -223,6 +224,12 @@ class SQLiteStore:
                 lambda c: registration_sql.register_container(_Sql(c), registration)
             )
         )
+
+    def read(self, work: Callable[[SqlConnection], T]) -> T:
+        return self._read(work)
+
+    def write(self, work: Callable[[SqlConnection], T]) -> T:
+        return self._writer.submit(lambda c: work(_Sql(c))).result()
 
     def _read(self, query: Callable[[_Sql], T]) -> T:
         """Run a point read on the reader connection (indexed: microseconds, never blocked

@@ -1,0 +1,131 @@
+"""Copying a whole ledger from one database to another (``marketmeter db copy``), e.g. an
+embedded SQLite ledger into the PostgreSQL database several nodes will share.
+
+Everything is copied: the catalog, registration tokens, signing keys, container registrations,
+MeterUsage ClientToken claims and every billed record with its MeteringRecordId, so clients'
+retries keep getting their first ids. The target must be empty of billed records (a copy never
+merges two ledgers); it is migrated first. Rows go over in batches, each batch one transaction
+of the target; the copy reads the source through plain SQL and writes through the shared SQL
+of ``store.catalog_sql`` / ``store.registration_sql`` and each backend's ledger insert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from marketmeter.store.base import OperatorStore
+from marketmeter.store.catalog_sql import read_catalog, write_catalog
+from marketmeter.store.sql_connection import SqlConnection
+
+__all__ = ["COPIED_TABLES", "CopyRefused", "CopyReport", "copy_ledger"]
+
+_BATCH = 5000
+
+# Table → columns copied as they are (the ledger and registration state; the catalog goes
+# through write_catalog so its version is bumped on the target).
+COPIED_TABLES: dict[str, tuple[str, ...]] = {
+    "registration_tokens": (
+        "token",
+        "product_code",
+        "buyer_account_id",
+        "license_arn",
+        "offer_type",
+        "issued_at",
+    ),
+    "signing_keys": ("version", "private_key_pem", "public_key_pem", "created_at", "retired_at"),
+    "container_registrations": ("product_code", "buyer_account_id", "task", "registered_at"),
+    "request_claims": (
+        "customer_account",
+        "client_token",
+        "fingerprint",
+        "metering_record_id",
+        "created_at",
+    ),
+    "usage_records": (
+        "hour",
+        "scope",
+        "customer_account",
+        "dimension",
+        "quantity_micros",
+        "metering_record_id",
+        "product_code",
+        "license_arn",
+        "customer_identifier",
+        "usage_timestamp",
+        "allocations",
+        "received_at",
+        "operation",
+        "instance",
+    ),
+}
+
+_ORDER = {
+    "registration_tokens": "issued_at, token",
+    "signing_keys": "version",
+    "container_registrations": "registered_at, task",
+    "request_claims": "created_at, client_token",
+    "usage_records": "seq",
+}
+
+
+class CopyRefused(Exception):
+    """The target cannot take the copy (it already holds billed records)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CopyReport:
+    counts: dict[str, int]
+
+    def describe(self) -> str:
+        parts = [f"{count} {table}" for table, count in self.counts.items()]
+        return "copied " + ", ".join(parts)
+
+
+def copy_ledger(source: OperatorStore, target: OperatorStore) -> CopyReport:
+    """Copy everything from ``source`` into ``target`` (which must hold no billed record)."""
+    billed = target.read(lambda sql: sql.execute("SELECT count(*) FROM usage_records").fetchone())
+    if billed is not None and billed[0]:
+        raise CopyRefused(
+            f"the target already holds {billed[0]} billed record(s); copy into an empty ledger"
+        )
+    catalog = source.read(read_catalog)
+    target.write(lambda sql: write_catalog(sql, catalog))
+    counts = {
+        "sellers": len(catalog.sellers),
+        "products": len(catalog.products),
+        "buyers": len(catalog.buyers),
+        "agreements": len(catalog.agreements),
+    }
+    for table, columns in COPIED_TABLES.items():
+        rows = source.read(_Select(table, columns))
+        insert = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING"
+        )
+        for start in range(0, len(rows), _BATCH):
+            target.write(_Insert(insert, rows[start : start + _BATCH]))
+        counts[table] = len(rows)
+    return CopyReport(counts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Select:
+    table: str
+    columns: tuple[str, ...]
+
+    def __call__(self, sql: SqlConnection) -> list[Sequence[Any]]:
+        names = ", ".join(self.columns)
+        return sql.execute(
+            f"SELECT {names} FROM {self.table} ORDER BY {_ORDER[self.table]}"
+        ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class _Insert:
+    statement: str
+    rows: Sequence[Sequence[Any]]
+
+    def __call__(self, sql: SqlConnection) -> None:
+        sql.executemany(self.statement, self.rows)
