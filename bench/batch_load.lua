@@ -6,6 +6,7 @@ local dims = tonumber(os.getenv("BENCH_DIMS") or "10")
 local counter = 0
 thread_id = 0  -- a global: setup() sets it per thread (a local would shadow it)
 local threads_total = 1
+local offset = 0
 
 function setup(thread)
   thread:set("thread_id", thread_id)
@@ -13,14 +14,17 @@ function setup(thread)
 end
 
 function init(args)
+  -- BENCH_THREADS: the stride (all threads of all wrk processes sharing one key space);
+  -- BENCH_OFFSET: this wrk's first slot in it, when several wrk processes run at once.
   threads_total = tonumber(os.getenv("BENCH_THREADS") or "1")
+  offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/x-amz-json-1.1"
   wrk.headers["X-Amz-Target"] = "AWSMPMeteringService.BatchMeterUsage"
 end
 
 function request()
-  local n = counter * threads_total + thread_id
+  local n = counter * threads_total + offset + thread_id
   counter = counter + 1
   local per_hour = buyers / 25
   local slot = n % per_hour
