@@ -6,6 +6,8 @@ the common ground of SQLite and PostgreSQL (``INSERT ... ON CONFLICT``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from marketmeter.catalog.model import (
     AccessKey,
     Agreement,
@@ -17,14 +19,39 @@ from marketmeter.catalog.model import (
     ProductKind,
     Seller,
 )
+from marketmeter.metering.types import RegistrationToken
+from marketmeter.store.registration_sql import insert_tokens
 from marketmeter.store.sql_connection import SqlConnection
 
-__all__ = ["catalog_version", "read_catalog", "write_catalog"]
+__all__ = ["apply_catalog", "catalog_version", "read_catalog", "write_catalog"]
 
 
 def catalog_version(connection: SqlConnection) -> int:
     row = connection.execute("SELECT version FROM catalog_state WHERE id = 1").fetchone()
     return int(row[0])
+
+
+def apply_catalog(
+    connection: SqlConnection, catalog: Catalog, tokens: Sequence[RegistrationToken]
+) -> int:
+    """Upsert ``catalog`` and issue ``tokens``, inside the caller's transaction, which must
+    serialize catalog writers (SQLite's single writer; PostgreSQL: the ``catalog_state`` row
+    lock taken here). A token for an agreement this catalog brings is issued only if the
+    agreement is new, so two nodes applying one catalog at once mint one token per agreement;
+    a token for an agreement the catalog does not carry (``subscribe`` reusing one) always is.
+    Returns the new catalog version."""
+    lock = " FOR UPDATE" if connection.dialect == "postgresql" else ""
+    connection.execute(f"SELECT version FROM catalog_state WHERE id = 1{lock}")
+    brought = {agreement.license_arn for agreement in catalog.agreements}
+    existing = {
+        row[0] for row in connection.execute("SELECT license_arn FROM agreements").fetchall()
+    }
+    version = write_catalog(connection, catalog)
+    insert_tokens(
+        connection,
+        [t for t in tokens if t.license_arn not in brought or t.license_arn not in existing],
+    )
+    return version
 
 
 def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:

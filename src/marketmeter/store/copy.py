@@ -61,8 +61,10 @@ COPIED_TABLES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# The order rows are read and written in; "{insertion}" is the source's insertion order, so
+# that tokens issued in the same second keep the order they were minted in.
 _ORDER = {
-    "registration_tokens": "issued_at, token",
+    "registration_tokens": "issued_at, {insertion}",
     "signing_keys": "version",
     "container_registrations": "registered_at, task",
     "request_claims": "created_at, client_token",
@@ -117,9 +119,8 @@ class _Select:
 
     def __call__(self, sql: SqlConnection) -> list[Sequence[Any]]:
         names = ", ".join(self.columns)
-        return sql.execute(
-            f"SELECT {names} FROM {self.table} ORDER BY {_ORDER[self.table]}"
-        ).fetchall()
+        order = _ORDER[self.table].format(insertion=sql.insertion_order)
+        return sql.execute(f"SELECT {names} FROM {self.table} ORDER BY {order}").fetchall()
 
 
 @dataclass(frozen=True, slots=True)

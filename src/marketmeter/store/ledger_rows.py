@@ -44,7 +44,7 @@ def ledger_row(entry: LedgerEntry) -> LedgerRow:
         entry.product_code,
         record.license_arn,
         record.customer_identifier,
-        record.timestamp,
+        float(record.timestamp),  # one type for the column (a batch may mix 1 and 1.5)
         allocations_json(record.allocations),
         entry.received_at,
         entry.operation,

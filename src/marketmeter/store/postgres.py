@@ -42,7 +42,7 @@ from marketmeter.metering.types import (
 )
 from marketmeter.store import registration_sql
 from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
-from marketmeter.store.catalog_sql import catalog_version, read_catalog, write_catalog
+from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 from marketmeter.store.migrations import migrations_for, statements
 from marketmeter.store.sql_connection import SqlConnection
@@ -51,6 +51,8 @@ from marketmeter.store.usage_sql import billed_record, usage_query_sql
 __all__ = ["PostgresStore", "migrate"]
 
 T = TypeVar("T")
+
+_RETRIES = 3
 
 # pg_advisory_xact_lock key for migrations: "mmeter" in ASCII.
 _MIGRATION_LOCK = 0x6D6D65746572
@@ -85,12 +87,18 @@ _BILL = (
     + ", ".join(f"?::{t}" for t in _TYPES)
     + f") WITH ORDINALITY AS t({_COLUMNS}, ord)), "
     f"inserted AS (INSERT INTO usage_records ({_COLUMNS}) "
+    # Request order, as SQLite (the usage view lists a batch's ties in it). Two nodes billing
+    # overlapping keys in opposite orders can deadlock: PostgreSQL aborts one, ``_write``
+    # retries it, and the retry finds the other's rows.
     f"SELECT {_COLUMNS} FROM input ORDER BY ord "
     "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
     "RETURNING hour, scope, customer_account, dimension, metering_record_id, quantity_micros) "
-    "SELECT input.metering_record_id, "
-    "coalesce(inserted.metering_record_id, existing.metering_record_id), "
-    "coalesce(inserted.quantity_micros, existing.quantity_micros) "
+    "SELECT coalesce(inserted.metering_record_id, existing.metering_record_id), "
+    "coalesce(inserted.quantity_micros, existing.quantity_micros), "
+    # this entry wrote the row: its key was inserted and it is the key's first entry (rows
+    # are inserted in request order)
+    "inserted.metering_record_id IS NOT NULL AND input.ord = min(input.ord) OVER "
+    "(PARTITION BY input.hour, input.scope, input.customer_account, input.dimension) "
     "FROM input "
     f"LEFT JOIN inserted ON {_KEY_MATCH.format(a='inserted', b='input')} "
     f"LEFT JOIN usage_records existing ON {_KEY_MATCH.format(a='existing', b='input')} "
@@ -118,6 +126,7 @@ _CLAIMED = (
 class _Sql:
     """A psycopg connection as the shared SQL modules see it: ``?`` placeholders."""
 
+    dialect = "postgresql"
     insertion_order = "seq"
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
@@ -210,8 +219,16 @@ class PostgresStore:
             return work(_Sql(connection))
 
     def _write(self, work: Callable[[_Sql], T]) -> T:
-        with self._pool.connection() as connection, connection.transaction():
-            return work(_Sql(connection))
+        """Run ``work`` in one transaction; retried (a few times) when PostgreSQL aborted it
+        for a deadlock or a serialization failure, which nothing acknowledged depends on."""
+        for attempt in range(_RETRIES):
+            try:
+                with self._pool.connection() as connection, connection.transaction():
+                    return work(_Sql(connection))
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     # --- catalog ---------------------------------------------------------------------------
 
@@ -239,17 +256,13 @@ class PostgresStore:
         return await asyncio.to_thread(self.apply_catalog_now, catalog, tokens)
 
     def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
-        def apply(sql: _Sql) -> int:
-            sql.execute("LOCK TABLE catalog_state IN ROW EXCLUSIVE MODE")
-            version = write_catalog(sql, catalog)
-            registration_sql.insert_tokens(sql, tokens)
-            return version
-
-        return self._write(apply)
+        return self._write(lambda sql: apply_catalog(sql, catalog, tokens))
 
     # --- ledger ----------------------------------------------------------------------------
 
     async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
+        if not entries:
+            return []
         rows = [ledger_row(entry) for entry in entries]
         return await asyncio.to_thread(self._write, lambda sql: _bill(sql, rows))
 
@@ -333,14 +346,14 @@ def _bill(sql: _Sql, rows: list[LedgerRow]) -> list[LedgerOutcome]:
     columns = [list(column) for column in zip(*rows, strict=True)]
     found = sql.execute(_BILL, columns).fetchall()
     outcomes = []
-    for row, (proposed, held, quantity) in zip(rows, found, strict=True):
+    for row, (held, quantity, fresh) in zip(rows, found, strict=True):
         if held is None:
             # Another node committed this key after our statement's snapshot was taken and
             # before our insert: a new statement sees it.
             again = sql.execute(_EXISTING, row[:4]).fetchone()
             assert again is not None, "a conflicting key must be readable once committed"
             held, quantity = again[0], again[1]
-        outcomes.append(LedgerOutcome(held, quantity, inserted=held == proposed))
+        outcomes.append(LedgerOutcome(held, quantity, inserted=bool(fresh)))
     return outcomes
 
 

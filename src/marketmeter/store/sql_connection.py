@@ -2,7 +2,8 @@
 write to: ``execute`` and ``executemany`` with ``?`` placeholders, as sqlite3 has them.
 
 Each backend adapts its connection to it (``store.sqlite``: sqlite3 as is; ``store.postgres``:
-psycopg, with ``?`` turned into ``%s``). ``insertion_order`` names the column that orders rows
+psycopg, with ``?`` turned into ``%s``); ``dialect`` names the backend where the SQL must
+differ (row locks). ``insertion_order`` names the column that orders rows
 by insertion where a table has no other tiebreak (SQLite's ``rowid``, PostgreSQL's ``seq``).
 """
 
@@ -23,6 +24,7 @@ class Rows(Protocol):
 
 
 class SqlConnection(Protocol):
+    dialect: str  # "sqlite" | "postgresql"
     insertion_order: str
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...

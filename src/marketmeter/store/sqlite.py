@@ -35,7 +35,7 @@ from marketmeter.metering.types import (
 )
 from marketmeter.store import registration_sql
 from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
-from marketmeter.store.catalog_sql import catalog_version, read_catalog, write_catalog
+from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 from marketmeter.store.migrations import migrations_for, statements
 from marketmeter.store.sql_connection import SqlConnection
@@ -74,6 +74,7 @@ _EXISTING = (
 class _Sql:
     """A sqlite3 connection as the shared SQL modules see it (``SqlConnection``)."""
 
+    dialect = "sqlite"
     insertion_order = "rowid"
 
     def __init__(self, connection: sqlite3.Connection) -> None:
@@ -180,9 +181,7 @@ class SQLiteStore:
 
     def _submit_catalog(self, catalog: Catalog, tokens: Sequence[RegistrationToken]) -> Future[int]:
         def job(connection: sqlite3.Connection) -> int:
-            version = write_catalog(_Sql(connection), catalog)
-            registration_sql.insert_tokens(_Sql(connection), tokens)
-            return version
+            return apply_catalog(_Sql(connection), catalog, tokens)
 
         return self._writer.submit(job)
 
