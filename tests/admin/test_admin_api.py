@@ -1,31 +1,28 @@
 """The admin API under ``/_marketmeter/`` in process (``httpx.ASGITransport``): the service clock
 (``/clock``), registration tokens (``/tokens``) and RegisterUsage public keys (``/keys``), every
-happy path and every 400/404 answer, on a real SQLite ledger with ``tests/data/catalog.yaml`` and
-a ``ServiceClock`` over a fixed wall clock."""
+happy path and every 400/404 answer, on a real ledger of each backend (SQLite, PostgreSQL) with
+``tests/data/catalog.yaml`` and a ``ServiceClock`` over a fixed wall clock."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from marketmeter.app import MarketmeterApp
-from marketmeter.catalog.loader import load_catalog_file
 from marketmeter.config import Settings
 from marketmeter.metering.clock import Clock, FixedClock, ServiceClock
 from marketmeter.metering.ids import SequentialIds
 from marketmeter.metering.registration_tokens import SequentialTokens
 from marketmeter.metering.signing_keys import new_rsa_key_pair
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.base import OperatorStore
 
-CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
 WALL = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 EPOCH = 1795437000.0  # WALL in epoch seconds
 T1 = 1893456000.0  # 2030-01-01T00:00:00Z
@@ -57,7 +54,7 @@ def token_value(n: int) -> str:
 class Admin:
     """The app in process, with its wall clock and service clock at hand."""
 
-    def __init__(self, store: SQLiteStore, clock: Clock | None = None) -> None:
+    def __init__(self, store: OperatorStore, clock: Clock | None = None) -> None:
         self.wall = FixedClock(WALL)
         self.clock = clock or ServiceClock(wall=self.wall)
         self.app = MarketmeterApp(
@@ -103,17 +100,7 @@ class Admin:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    ledger = SQLiteStore(tmp_path / "ledger.db")
-    ledger.apply_catalog_now(load_catalog_file(CATALOG))
-    try:
-        yield ledger
-    finally:
-        ledger.close_now()
-
-
-@pytest.fixture
-def admin(store: SQLiteStore) -> Admin:
+def admin(store: OperatorStore) -> Admin:
     return Admin(store)
 
 
@@ -312,7 +299,7 @@ def test_times_a_running_clock_could_overflow_from_are_refused(admin: Admin, tim
     assert admin.ok("GET", "/clock") == before
 
 
-def test_a_fixed_clock_is_read_but_cannot_be_moved(store: SQLiteStore) -> None:
+def test_a_fixed_clock_is_read_but_cannot_be_moved(store: OperatorStore) -> None:
     admin = Admin(store, FixedClock(WALL))
     assert admin.ok("GET", "/clock") == clock_state("2026-11-23T12:30:00Z", EPOCH, "frozen", 0.0)
     expected = {"error": "this server's clock cannot be moved", "field": "clock"}

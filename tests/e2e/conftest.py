@@ -16,7 +16,8 @@ from tests.e2e.server_process import ServerProcess
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A fresh ``marketmeter serve`` on an empty SQLite file with tests/data/catalog.yaml."""
+    """A fresh ``marketmeter serve`` on an empty ledger (SQLite, or PostgreSQL under
+    ``MARKETMETER_TEST_DB=postgresql``) with tests/data/catalog.yaml."""
     process = ServerProcess(tmp_path / "ledger.db").start()
     try:
         yield process

@@ -1,7 +1,14 @@
-"""A real ``marketmeter serve`` process on 127.0.0.1, for the end-to-end tests."""
+"""A real ``marketmeter serve`` process on 127.0.0.1, for the end-to-end tests.
+
+The backend switch: by default a ledger is the SQLite file at its path. With
+``MARKETMETER_TEST_DB=postgresql`` it is a database of the shared test PostgreSQL server
+(tests/postgres_server.py) named after that path, so one path is one ledger on either backend:
+``ledger_url(path)`` is what ``--db`` takes, and ``ServerProcess.db_url`` its server's.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -11,7 +18,34 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from tests.postgres_server import shared_server
+
 CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
+BACKEND_SWITCH = "MARKETMETER_TEST_DB"
+
+
+def on_postgres() -> bool:
+    """Whether this run's ledgers are PostgreSQL databases (``MARKETMETER_TEST_DB``)."""
+    backend = os.environ.get(BACKEND_SWITCH, "")
+    if backend not in ("", "sqlite", "postgresql"):
+        raise ValueError(f"{BACKEND_SWITCH}={backend!r}: expected sqlite or postgresql")
+    return backend == "postgresql"
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """Skip a test that is about SQLite files themselves when the run is on PostgreSQL."""
+    return pytest.mark.skipif(on_postgres(), reason=f"SQLite only: {reason}")
+
+
+def ledger_url(db: Path) -> str:
+    """What ``--db`` takes for the ledger at ``db``: the path itself, or on PostgreSQL the URL
+    of a database named after the path (created on first use; the same path, the same one)."""
+    if not on_postgres():
+        return str(db)
+    digest = hashlib.sha256(str(db.resolve()).encode()).hexdigest()
+    return shared_server().database(f"mm_{digest[:32]}")
 
 
 def free_port() -> int:
@@ -21,10 +55,14 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """Start, stop and restart ``marketmeter serve`` on one database file."""
+    """Start, stop and restart ``marketmeter serve`` on one ledger: the one at ``db``
+    (``ledger_url``), or the database ``db_url`` when given (its log is still next to ``db``)."""
 
-    def __init__(self, db: Path, catalog: Path | None = CATALOG, *extra: str) -> None:
+    def __init__(
+        self, db: Path, catalog: Path | None = CATALOG, *extra: str, db_url: str | None = None
+    ) -> None:
         self.db = db
+        self.db_url = ledger_url(db) if db_url is None else db_url
         self.catalog = catalog
         self.extra = extra
         self.port = free_port()
@@ -34,7 +72,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
         args = [sys.executable, "-m", "marketmeter", "serve", "--port", str(self.port)]
-        args += ["--db", str(self.db)]
+        args += ["--db", self.db_url]
         if self.catalog is not None:
             args += ["--catalog", str(self.catalog)]
         args += list(self.extra)

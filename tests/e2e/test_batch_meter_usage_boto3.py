@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from marketmeter.store.base import UsageQuery
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.open import open_store
 from tests.e2e.conftest import make_client
 from tests.e2e.server_process import ServerProcess
 from tests.e2e.wire_records import record
@@ -76,7 +76,7 @@ def test_identical_retry_and_duplicate_survive_a_restart(server: ServerProcess, 
     assert [r["MeteringRecordId"] for r in retry["Results"]] == ids[::-1]
     assert statuses(meter(client, record(now, quantity=6))) == ["DuplicateRecord"]
     server.stop()
-    store = SQLiteStore(server.db)
+    store = open_store(server.db_url)
     try:
         billed = sorted((r.dimension, r.quantity) for r in store.usage_now(UsageQuery()))
     finally:
@@ -343,7 +343,7 @@ def test_sigterm_drains_in_flight_requests_and_loses_nothing_acknowledged(
     for thread in threads:
         thread.join()
     assert acknowledged, "the load never got an answer"
-    store = SQLiteStore(server.db)
+    store = open_store(server.db_url)
     try:
         stored = {r.metering_record_id for r in store.usage_now(UsageQuery(limit=100_000))}
     finally:

@@ -1,4 +1,5 @@
-"""The real ``marketmeter`` command, run as a subprocess: catalog, usage and serve."""
+"""The real ``marketmeter`` command, run as a subprocess: catalog, usage and serve, on a ledger
+(SQLite, or PostgreSQL under ``MARKETMETER_TEST_DB=postgresql``: ``ledger_url``)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ from typing import Any
 import pytest
 
 from tests.e2e.billing import Billed, bill_sample, check_records, iso
-from tests.e2e.server_process import CATALOG, ServerProcess, free_port
+from tests.e2e.server_process import CATALOG, ServerProcess, free_port, ledger_url, sqlite_only
 
 pytestmark = pytest.mark.e2e
 
 DEMO_TEXT = resources.files("marketmeter.catalog").joinpath("demo.yaml").read_text("utf-8")
 FRANK_LICENSE = "arn:aws:license-manager::666677778888:license:l-f0000000000000000000000000000001"
 SUMMARY = "2 seller(s), 6 product(s), 7 buyer(s), 16 agreement(s)"
-NO_POSTGRES = (
-    "Error: database scheme 'postgresql' is not supported by this marketmeter "
-    "(use a SQLite path or sqlite:///path)\n"
+NO_MYSQL = (
+    "Error: database scheme 'mysql' is not supported by this marketmeter "
+    "(use a SQLite path, sqlite:///path or postgresql://...)\n"
 )
 
 
@@ -52,7 +53,7 @@ def ok(*args: str, cwd: Path) -> str:
 
 
 def show(db: Path) -> dict[str, Any]:
-    shown: dict[str, Any] = json.loads(ok("catalog", "show", "--db", str(db), cwd=db.parent))
+    shown: dict[str, Any] = json.loads(ok("catalog", "show", "--db", ledger_url(db), cwd=db.parent))
     return shown
 
 
@@ -68,9 +69,9 @@ def test_catalog_show_of_an_empty_database(tmp_path: Path) -> None:
 def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
 
-    first = ok("catalog", "apply", str(CATALOG), "--db", str(db), cwd=tmp_path)
+    first = ok("catalog", "apply", str(CATALOG), "--db", ledger_url(db), cwd=tmp_path)
     shown_first = show(db)
-    second = ok("catalog", "apply", str(CATALOG), "--db", str(db), cwd=tmp_path)
+    second = ok("catalog", "apply", str(CATALOG), "--db", ledger_url(db), cwd=tmp_path)
     shown_second = show(db)
 
     minted = "registration token(s) minted (marketmeter token list)"
@@ -113,23 +114,38 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
     } in shown_first["agreements"]
 
 
-def test_db_from_environment_and_sqlite_url(tmp_path: Path) -> None:
+def test_db_from_environment(tmp_path: Path) -> None:
     db = tmp_path / "env.db"
 
-    by_env = mm("catalog", "apply", str(CATALOG), cwd=tmp_path, env={"MARKETMETER_DB": str(db)})
-    by_url = mm("catalog", "show", "--db", f"sqlite:///{db}", cwd=tmp_path)
+    by_env = mm(
+        "catalog", "apply", str(CATALOG), cwd=tmp_path, env={"MARKETMETER_DB": ledger_url(db)}
+    )
 
     assert by_env.returncode == 0, by_env.stderr
     assert by_env.stdout.endswith(
         "catalog version 1; 5 registration token(s) minted (marketmeter token list)\n"
     )
-    assert json.loads(by_url.stdout)["version"] == 1
+    assert show(db)["version"] == 1
+    assert not (tmp_path / "marketmeter.db").exists()
+
+
+@sqlite_only("sqlite:/// URLs name SQLite files")
+def test_db_as_a_sqlite_url(tmp_path: Path) -> None:
+    db = tmp_path / "url.db"
+
+    by_url = mm("catalog", "apply", str(CATALOG), "--db", f"sqlite:///{db}", cwd=tmp_path)
+
+    assert by_url.returncode == 0, by_url.stderr
+    assert by_url.stdout.endswith(
+        "catalog version 1; 5 registration token(s) minted (marketmeter token list)\n"
+    )
+    assert show(db)["version"] == 1  # the file at the plain path
     assert not (tmp_path / "marketmeter.db").exists()
 
 
 def test_bad_catalog_is_refused_and_nothing_is_applied(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
-    ok("catalog", "apply", str(CATALOG), "--db", str(db), cwd=tmp_path)
+    ok("catalog", "apply", str(CATALOG), "--db", ledger_url(db), cwd=tmp_path)
     before = show(db)
     bad = tmp_path / "bad.yaml"
     # The new buyer is valid: a half-applied file would leave it in the catalog.
@@ -145,7 +161,7 @@ agreements:
         encoding="utf-8",
     )
 
-    result = mm("catalog", "apply", str(bad), "--db", str(db), cwd=tmp_path)
+    result = mm("catalog", "apply", str(bad), "--db", ledger_url(db), cwd=tmp_path)
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -168,7 +184,7 @@ def test_catalog_with_unknown_field_is_refused(tmp_path: Path) -> None:
         encoding="utf-8",
     )
 
-    result = mm("catalog", "apply", str(bad), "--db", str(db), cwd=tmp_path)
+    result = mm("catalog", "apply", str(bad), "--db", ledger_url(db), cwd=tmp_path)
 
     assert result.returncode == 1
     assert result.stderr == (
@@ -181,7 +197,9 @@ def test_catalog_with_unknown_field_is_refused(tmp_path: Path) -> None:
 def test_catalog_apply_of_a_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
 
-    result = mm("catalog", "apply", str(missing), "--db", str(tmp_path / "m.db"), cwd=tmp_path)
+    result = mm(
+        "catalog", "apply", str(missing), "--db", ledger_url(tmp_path / "m.db"), cwd=tmp_path
+    )
 
     assert result.returncode == 1
     assert result.stderr == (
@@ -195,7 +213,7 @@ def test_catalog_demo_prints_yaml_that_apply_accepts(tmp_path: Path) -> None:
     demo = tmp_path / "demo.yaml"
     demo.write_text(printed, encoding="utf-8")
 
-    applied = ok("catalog", "apply", str(demo), "--db", str(tmp_path / "m.db"), cwd=tmp_path)
+    applied = ok("catalog", "apply", str(demo), "--db", ledger_url(tmp_path / "m.db"), cwd=tmp_path)
 
     assert printed == DEMO_TEXT
     assert applied == (
@@ -210,8 +228,8 @@ def test_commands_refuse_an_unsupported_database(tmp_path: Path) -> None:
         ("catalog", "apply", str(CATALOG)),
         ("usage", "list"),
     ):
-        result = mm(*args, "--db", "postgresql://x", cwd=tmp_path)
-        assert (result.returncode, result.stderr) == (1, NO_POSTGRES), args
+        result = mm(*args, "--db", "mysql://x", cwd=tmp_path)
+        assert (result.returncode, result.stderr) == (1, NO_MYSQL), args
 
 
 # --- usage list ---------------------------------------------------------------------------
@@ -223,7 +241,7 @@ def billed(server: ServerProcess, client: Any, now: int) -> Billed:
 
 
 def usage_json(server: ServerProcess, *filters: str) -> list[dict[str, Any]]:
-    out = ok("usage", "list", "--db", str(server.db), "--json", *filters, cwd=server.db.parent)
+    out = ok("usage", "list", "--db", server.db_url, "--json", *filters, cwd=server.db.parent)
     records: list[dict[str, Any]] = json.loads(out)["records"]
     return records
 
@@ -236,7 +254,7 @@ def test_usage_list_table(server: ServerProcess, billed: Billed) -> None:
     a, b, c, d = (billed.ids[key] for key in "ABCD")
     h0, h1, h2 = (iso(billed.t0 // 3600 * 3600 + i * 3600) for i in range(3))
 
-    out = ok("usage", "list", "--db", str(server.db), cwd=server.db.parent)
+    out = ok("usage", "list", "--db", server.db_url, cwd=server.db.parent)
 
     assert out.splitlines() == [
         "HOUR (UTC)            PRODUCT      CUSTOMER      DIMENSION  QUANTITY  METERING RECORD ID",
@@ -250,7 +268,7 @@ def test_usage_list_table(server: ServerProcess, billed: Billed) -> None:
 
 
 def test_usage_list_table_filtered_and_empty(server: ServerProcess, billed: Billed) -> None:
-    db = str(server.db)
+    db = server.db_url
 
     bob = ok("usage", "list", "--db", db, "--customer", "cust-bob", cwd=server.db.parent)
     nothing = ok("usage", "list", "--db", db, "--product", "prod-nope", cwd=server.db.parent)
@@ -264,7 +282,7 @@ def test_usage_list_table_filtered_and_empty(server: ServerProcess, billed: Bill
 
 
 def test_usage_list_json(server: ServerProcess, billed: Billed) -> None:
-    out = ok("usage", "list", "--db", str(server.db), "--json", cwd=server.db.parent)
+    out = ok("usage", "list", "--db", server.db_url, "--json", cwd=server.db.parent)
 
     check_records(billed, json.loads(out)["records"], "A", "B", "D", "C")
     assert list(json.loads(out)) == ["records"]
@@ -352,7 +370,7 @@ def test_usage_list_limit_and_combined_filters(server: ServerProcess, billed: Bi
 def test_usage_list_bad_input_is_a_usage_error(
     tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
-    result = mm("usage", "list", "--db", str(tmp_path / "m.db"), *args, cwd=tmp_path)
+    result = mm("usage", "list", "--db", ledger_url(tmp_path / "m.db"), *args, cwd=tmp_path)
 
     assert result.returncode == 2
     assert result.stdout == ""
@@ -372,7 +390,7 @@ def test_usage_list_bad_input_is_a_usage_error(
 def test_usage_list_non_finite_time_is_a_usage_error(
     tmp_path: Path, option: str, value: str
 ) -> None:
-    result = mm("usage", "list", "--db", str(tmp_path / "m.db"), option, value, cwd=tmp_path)
+    result = mm("usage", "list", "--db", ledger_url(tmp_path / "m.db"), option, value, cwd=tmp_path)
 
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -407,7 +425,7 @@ agreements:
         encoding="utf-8",
     )
 
-    applied = ok("catalog", "apply", str(update), "--db", str(server.db), cwd=server.db.parent)
+    applied = ok("catalog", "apply", str(update), "--db", server.db_url, cwd=server.db.parent)
     after = client.batch_meter_usage(ProductCode="prod-legacy", UsageRecords=[record])
 
     assert [r["Status"] for r in before["Results"]] == ["CustomerNotSubscribed"]
@@ -437,7 +455,14 @@ def test_serve_with_a_bad_catalog_exits_with_the_problems(tmp_path: Path) -> Non
     db = tmp_path / "m.db"
 
     result = mm(
-        "serve", "--port", str(free_port()), "--db", str(db), "--catalog", str(bad), cwd=tmp_path
+        "serve",
+        "--port",
+        str(free_port()),
+        "--db",
+        ledger_url(db),
+        "--catalog",
+        str(bad),
+        cwd=tmp_path,
     )
 
     assert result.returncode == 1
@@ -450,9 +475,9 @@ def test_serve_with_a_bad_catalog_exits_with_the_problems(tmp_path: Path) -> Non
 
 
 def test_serve_refuses_an_unsupported_database(tmp_path: Path) -> None:
-    result = mm("serve", "--port", str(free_port()), "--db", "postgresql://x", cwd=tmp_path)
+    result = mm("serve", "--port", str(free_port()), "--db", "mysql://x", cwd=tmp_path)
 
-    assert (result.returncode, result.stderr) == (1, NO_POSTGRES)
+    assert (result.returncode, result.stderr) == (1, NO_MYSQL)
 
 
 def test_serve_help_lists_every_option(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """The README's SaaS sign-up flow, run as written: a real server with the demo catalog, the
 example registration page (docs/examples/registration_page.py) as a real process, and the
 README's terminal-3 block through bash (only the ports are substituted, since 8686 and 8000 may
-be taken on the test machine)."""
+be taken on the test machine). The block's commands use the default ledger, marketmeter.db in
+the current directory, which is the server's; on PostgreSQL (``MARKETMETER_TEST_DB``) they are
+pointed at the server's database through ``MARKETMETER_DB`` instead."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from marketmeter.server import demo_catalog_text
-from tests.e2e.server_process import ServerProcess, free_port
+from tests.e2e.server_process import ServerProcess, free_port, on_postgres
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +55,11 @@ def test_readme_saas_flow_runs_as_written(tmp_path: Path) -> None:
     )
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     server = ServerProcess(tmp_path / "marketmeter.db", catalog).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MARKETMETER_DB"
+    }
+    if on_postgres():
+        env["MARKETMETER_DB"] = server.db_url
     env.update(
         MARKETMETER_URL=server.url,
         PORT=str(page_port),

@@ -94,7 +94,7 @@ def test_signature_verifies_with_the_published_key(server: ServerProcess, frozen
 
     response = register(task, Nonce="nonce-0001")
     pem = public_key(server, 1)
-    shown = mm(server, "keys", "show", "--db", str(server.db))
+    shown = mm(server, "keys", "show", "--db", server.db_url)
 
     assert list(response) == ["Signature"]  # no PublicKeyRotationTimestamp: version 1 is current
     signature = response["Signature"]
@@ -220,7 +220,7 @@ def test_entitlement_is_checked_on_a_tasks_first_call_only(
 
     update = server.db.parent / "suspend.yaml"
     update.write_text(SUSPEND_ALICE, encoding="utf-8")
-    applied = mm(server, "catalog", "apply", str(update), "--db", str(server.db))
+    applied = mm(server, "catalog", "apply", str(update), "--db", server.db_url)
     assert applied.returncode == 0, applied.stderr
 
     assert claims(register(task_1, Nonce="again")["Signature"], public_key(server, 1)) == {

@@ -1,6 +1,6 @@
 """The real ``marketmeter token`` and ``marketmeter keys`` commands, run as subprocesses on a
-SQLite ledger: minting and listing registration tokens, showing, listing and rotating the
-RegisterUsage signing keys.
+ledger (SQLite, or PostgreSQL under ``MARKETMETER_TEST_DB=postgresql``): minting and listing
+registration tokens, showing, listing and rotating the RegisterUsage signing keys.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.server_process import CATALOG
+from tests.e2e.server_process import CATALOG, ledger_url
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,7 @@ def mm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def ok(db: Path, *args: str) -> str:
-    result = mm(*args, "--db", str(db), cwd=db.parent)
+    result = mm(*args, "--db", ledger_url(db), cwd=db.parent)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return result.stdout
@@ -50,7 +50,7 @@ def ok(db: Path, *args: str) -> str:
 
 def usage_error(db: Path, *args: str) -> str:
     """The last stderr line of a command that must exit 2 and print nothing on stdout."""
-    result = mm(*args, "--db", str(db), cwd=db.parent)
+    result = mm(*args, "--db", ledger_url(db), cwd=db.parent)
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     last: str = result.stderr.splitlines()[-1]
     return last

@@ -129,7 +129,7 @@ def test_tokens_minted_on_demand(server: ServerProcess, client: Any) -> None:
     by_cli = subprocess.run(
         [
             *(sys.executable, "-m", "marketmeter", "token", "mint"),
-            *("--product", "prod-ca", "--buyer", "444455556666", "--db", str(server.db)),
+            *("--product", "prod-ca", "--buyer", "444455556666", "--db", server.db_url),
         ],
         cwd=server.db.parent,
         env=environment,

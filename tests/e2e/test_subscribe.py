@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from marketmeter.catalog.model import agreement_id_for, customer_identifier_for
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.open import open_store
 from tests.e2e.buyers import admin
 from tests.e2e.registration_page import RegistrationPage
-from tests.e2e.server_process import CATALOG, ServerProcess, free_port
+from tests.e2e.server_process import CATALOG, ServerProcess, free_port, ledger_url
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ def mm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def subscribe(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return mm("subscribe", *args, "--db", str(db), cwd=db.parent)
+    return mm("subscribe", *args, "--db", ledger_url(db), cwd=db.parent)
 
 
 def subscribed_json(db: Path, *args: str) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def tokens_of(server: ServerProcess, buyer: str) -> list[dict[str, Any]]:
 
 
 def agreements_of(db: Path, buyer: str) -> list[dict[str, Any]]:
-    shown = mm("catalog", "show", "--db", str(db), cwd=db.parent)
+    shown = mm("catalog", "show", "--db", ledger_url(db), cwd=db.parent)
     assert shown.returncode == 0, shown.stderr
     return [a for a in json.loads(shown.stdout)["agreements"] if a["buyer_account_id"] == buyer]
 
@@ -282,7 +282,7 @@ products:
 """,
         encoding="utf-8",
     )
-    applied = mm("catalog", "apply", str(update), "--db", str(server.db), cwd=server.db.parent)
+    applied = mm("catalog", "apply", str(update), "--db", server.db_url, cwd=server.db.parent)
     assert applied.returncode == 0, applied.stderr
 
     delivered = subscribed_json(server.db, "--product", "prod-ca", "--buyer", "171717171717")
@@ -372,7 +372,7 @@ def test_an_ami_subscription_has_no_token(server: ServerProcess, page: Registrat
 def catalog_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database with tests/data/catalog.yaml, shared by the tests that must change nothing."""
     db = tmp_path_factory.mktemp("subscribe") / "m.db"
-    applied = mm("catalog", "apply", str(CATALOG), "--db", str(db), cwd=db.parent)
+    applied = mm("catalog", "apply", str(CATALOG), "--db", ledger_url(db), cwd=db.parent)
     assert applied.returncode == 0, applied.stderr
     return db
 
@@ -403,7 +403,7 @@ def test_bad_input_is_a_usage_error(catalog_db: Path, args: tuple[str, ...], mes
 
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.splitlines()[-1] == message
-    store = SQLiteStore(catalog_db)
+    store = open_store(ledger_url(catalog_db))
     try:
         snapshot = store.catalog_snapshot_now()
     finally:

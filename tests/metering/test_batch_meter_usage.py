@@ -1,16 +1,14 @@
-"""The BatchMeterUsage rules (spec §3), with an injected clock and ids, on a real SQLite store."""
+"""The BatchMeterUsage rules (spec §3), with an injected clock and ids, on a real store of each
+backend (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from marketmeter.catalog.loader import load_catalog_file
 from marketmeter.errors import (
     AwsError,
     InvalidLicenseException,
@@ -34,10 +32,8 @@ from marketmeter.metering.types import (
     UsageRecord,
 )
 from marketmeter.metering.windows import UsageWindow, WindowPolicy
-from marketmeter.store.base import UsageQuery
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.base import OperatorStore, UsageQuery
 
-CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 T = int(NOW.timestamp()) - 60  # a minute ago, inside the current hour
 ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
@@ -51,7 +47,7 @@ ALICE_OTHER = "arn:aws:license-manager::444455556666:license:l-a0000000000000000
 class Bench:
     """The operation wired to a fresh store, a fixed clock and sequential ids."""
 
-    def __init__(self, store: SQLiteStore, window: UsageWindow | None = None) -> None:
+    def __init__(self, store: OperatorStore, window: UsageWindow | None = None) -> None:
         self.store = store
         self.clock = FixedClock(NOW)
         self.ids = SequentialIds()
@@ -79,13 +75,8 @@ class Bench:
 
 
 @pytest.fixture
-def bench(tmp_path: Path) -> Iterator[Bench]:
-    store = SQLiteStore(tmp_path / "ledger.db")
-    store.apply_catalog_now(load_catalog_file(CATALOG))
-    try:
-        yield Bench(store)
-    finally:
-        store.close_now()
+def bench(store: OperatorStore) -> Bench:
+    return Bench(store)
 
 
 def rec(
@@ -123,6 +114,24 @@ def test_success_bills_the_record_with_a_new_id(bench: Bench) -> None:
     assert result.results[0].metering_record_id == "00000000-0000-4000-8000-000000000001"
     assert result.results[0].record == rec(quantity=7)
     assert bench.billed() == [("prod-legacy", "444455556666", "users", 7)]
+
+
+def test_one_batch_may_mix_whole_and_fractional_timestamps(
+    bench: Bench, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Timestamps are kept as received (the JS SDK sends ``1795436940`` on a whole second and
+    ``1795436940.5`` otherwise), so one batch may hold an ``int`` and a ``float``."""
+    result = bench.meter(rec(timestamp=T), rec("cust-bob", timestamp=T + 0.5))
+    assert statuses(result) == ["Success", "Success"]
+    assert [r.metering_record_id for r in result.results] == [
+        "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000002",
+    ]
+    rows = bench.store.usage_now(UsageQuery())
+    assert [(r.customer_aws_account_id, r.usage_timestamp) for r in rows] == [
+        ("444455556666", T),
+        ("777788889999", T + 0.5),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -340,24 +349,19 @@ def test_window_follows_the_injected_clock(bench: Bench) -> None:
     bench.fails(TimestampOutOfBoundsException, rec())
 
 
-def test_24h_month_end_window(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "l.db")
-    store.apply_catalog_now(load_catalog_file(CATALOG))
-    try:
-        bench = Bench(store, UsageWindow(WindowPolicy.AWS_24H_MONTH_END))
-        bench.clock.set(datetime(2026, 12, 1, 5, 59, 59, tzinfo=UTC))
-        november = datetime(2026, 11, 30, 20, 0, tzinfo=UTC).timestamp()
-        assert statuses(bench.meter(rec(timestamp=november))) == ["Success"]
-        bench.clock.set(datetime(2026, 12, 1, 6, 0, tzinfo=UTC))
-        with pytest.raises(TimestampOutOfBoundsException):
-            bench.meter(rec("cust-bob", timestamp=november))
-        bench.clock.set(datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
-        twenty_hours_ago = datetime(2026, 11, 30, 3, 0, tzinfo=UTC).timestamp()
-        assert statuses(bench.meter(rec("cust-bob", timestamp=twenty_hours_ago))) == ["Success"]
-        with pytest.raises(TimestampOutOfBoundsException):
-            bench.meter(rec("cust-bob", timestamp=twenty_hours_ago - 4 * 3600))
-    finally:
-        store.close_now()
+def test_24h_month_end_window(store: OperatorStore) -> None:
+    bench = Bench(store, UsageWindow(WindowPolicy.AWS_24H_MONTH_END))
+    bench.clock.set(datetime(2026, 12, 1, 5, 59, 59, tzinfo=UTC))
+    november = datetime(2026, 11, 30, 20, 0, tzinfo=UTC).timestamp()
+    assert statuses(bench.meter(rec(timestamp=november))) == ["Success"]
+    bench.clock.set(datetime(2026, 12, 1, 6, 0, tzinfo=UTC))
+    with pytest.raises(TimestampOutOfBoundsException):
+        bench.meter(rec("cust-bob", timestamp=november))
+    bench.clock.set(datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
+    twenty_hours_ago = datetime(2026, 11, 30, 3, 0, tzinfo=UTC).timestamp()
+    assert statuses(bench.meter(rec("cust-bob", timestamp=twenty_hours_ago))) == ["Success"]
+    with pytest.raises(TimestampOutOfBoundsException):
+        bench.meter(rec("cust-bob", timestamp=twenty_hours_ago - 4 * 3600))
 
 
 # --- allocations and tags ----------------------------------------------------------------------

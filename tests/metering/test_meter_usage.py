@@ -1,5 +1,5 @@
-"""The MeterUsage rules (spec §4), in process: the rule class on a real SQLite ledger loaded with
-``tests/data/catalog.yaml``, a fixed clock and sequential ids.
+"""The MeterUsage rules (spec §4), in process: the rule class on a real ledger of each backend
+(SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, a fixed clock and sequential ids.
 
 Covers the check order, hourly deduplication per (product, instance, dimension, hour),
 per-request metering by ClientToken, DryRun, entitlement of the calling buyer, allocations and
@@ -36,8 +36,7 @@ from marketmeter.metering.ids import SequentialIds
 from marketmeter.metering.meter_usage import MeterUsage
 from marketmeter.metering.types import Caller, MeterUsageRequest, Tag, UsageAllocation
 from marketmeter.metering.windows import UsageWindow
-from marketmeter.store.base import BilledRecord, UsageQuery
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.base import BilledRecord, OperatorStore, UsageQuery
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 EPOCH = 1795437000  # NOW in epoch seconds
@@ -110,7 +109,7 @@ def tagged(
 class Bench:
     """MeterUsage wired to the store, a clock fixed at NOW and sequential ids."""
 
-    def __init__(self, store: SQLiteStore, window: UsageWindow | None = None) -> None:
+    def __init__(self, store: OperatorStore, window: UsageWindow | None = None) -> None:
         self.store = store
         self.clock = FixedClock(NOW)
         self.ids = SequentialIds()
@@ -142,7 +141,7 @@ class Bench:
 
 
 @pytest.fixture
-def bench(store: SQLiteStore) -> Bench:
+def bench(store: OperatorStore) -> Bench:
     return Bench(store)
 
 
@@ -759,7 +758,9 @@ def test_window_edges(bench: Bench, timestamp: float, accepted: bool) -> None:
         (timedelta(hours=1), "1 hour"),
     ],
 )
-def test_meter_usage_window_setting(store: SQLiteStore, max_age: timedelta, described: str) -> None:
+def test_meter_usage_window_setting(
+    store: OperatorStore, max_age: timedelta, described: str
+) -> None:
     settings = Settings(meter_usage_max_age=max_age)
     bench = Bench(store, settings.meter_usage_window)
     age = int(max_age.total_seconds())

@@ -1,5 +1,6 @@
 """The RegisterUsage rules (spec §6), in process: the rule class and its key ring on a real
-SQLite ledger loaded with ``tests/data/catalog.yaml``, on a fixed clock.
+ledger of each backend (SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, on a fixed
+clock.
 
 Covers the product and key-version checks, key version 1 created on first need and persisted,
 the PS256 JWT (verified with PyJWT against the published public key), rotation, and entitlement
@@ -32,7 +33,8 @@ from marketmeter.metering.types import (
     RegisterUsageRequest,
     RegisterUsageResult,
 )
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.base import OperatorStore
+from tests.conftest import OpenStore
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 EPOCH = 1795437000  # NOW in epoch seconds
@@ -71,7 +73,7 @@ def task(name: str | None = "task-1", key: str = ALICE_KEY) -> Caller:
 class Bench:
     """RegisterUsage with its key ring, over the store, on a clock fixed at NOW."""
 
-    def __init__(self, store: SQLiteStore, key_pairs: PooledKeyPairs | None = None) -> None:
+    def __init__(self, store: OperatorStore, key_pairs: PooledKeyPairs | None = None) -> None:
         self.store = store
         self.clock = FixedClock(NOW)
         self.keys = KeyRing(store, self.clock, key_pairs or PooledKeyPairs())
@@ -107,7 +109,7 @@ class Bench:
 
 
 @pytest.fixture
-def bench(store: SQLiteStore) -> Bench:
+def bench(store: OperatorStore) -> Bench:
     return Bench(store)
 
 
@@ -159,7 +161,9 @@ def test_credentials_of_no_buyer_are_not_entitled(bench: Bench, caller: Caller, 
 # --- key version 1 ---------------------------------------------------------------------------
 
 
-def test_version_1_is_created_on_first_need_and_persisted(bench: Bench, store: SQLiteStore) -> None:
+def test_version_1_is_created_on_first_need_and_persisted(
+    store_url: str, store: OperatorStore, bench: Bench, open_test_store: OpenStore
+) -> None:
     assert asyncio.run(store.signing_keys()) == []
     result = bench.register()
     [key] = asyncio.run(store.signing_keys())
@@ -168,16 +172,13 @@ def test_version_1_is_created_on_first_need_and_persisted(bench: Bench, store: S
     assert key.private_key_pem.startswith("-----BEGIN PRIVATE KEY-----\n")
     assert claims(result, key.public_key_pem)["publicKeyVersion"] == 1
 
-    # another store and key ring on the same file (a restart, another node) use the same key
-    reopened = SQLiteStore(store.path)
-    try:
-        other = Bench(reopened, PooledKeyPairs(start=1))
-        assert other.public_pem(1) == key.public_key_pem
-        again = other.register(task("task-9"))
-        assert claims(again, key.public_key_pem)["productCode"] == "prod-container"
-        assert len(asyncio.run(reopened.signing_keys())) == 1
-    finally:
-        reopened.close_now()
+    # another store and key ring on the same database (a restart, another node) use the same key
+    reopened = open_test_store(store_url)
+    other = Bench(reopened, PooledKeyPairs(start=1))
+    assert other.public_pem(1) == key.public_key_pem
+    again = other.register(task("task-9"))
+    assert claims(again, key.public_key_pem)["productCode"] == "prod-container"
+    assert len(asyncio.run(reopened.signing_keys())) == 1
 
 
 # --- the signature ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from marketmeter.metering.registration_tokens import (
     tokens_for_new_agreements,
 )
 from marketmeter.metering.types import RegistrationToken
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.base import OperatorStore
 
 EPOCH = 1795437000.0  # 2026-11-23T12:30:00Z
 ALICE = "444455556666"
@@ -90,14 +90,16 @@ def test_token_format_refuses_other_shapes(value: str) -> None:
 # --- mint_token: errors ------------------------------------------------------------------------
 
 
-def mint_error(store: SQLiteStore, product: str, buyer: str, **kwargs: object) -> TokenRequestError:
+def mint_error(
+    store: OperatorStore, product: str, buyer: str, **kwargs: object
+) -> TokenRequestError:
     snapshot = store.catalog_snapshot_now()
     with pytest.raises(TokenRequestError) as raised:
         mint_token(snapshot, product, buyer, EPOCH, SequentialTokens(), **kwargs)  # type: ignore[arg-type]
     return raised.value
 
 
-def test_unknown_product(store: SQLiteStore) -> None:
+def test_unknown_product(store: OperatorStore) -> None:
     error = mint_error(store, "no-such-product", ALICE)
     assert (error.field, error.message) == (
         "product",
@@ -106,7 +108,7 @@ def test_unknown_product(store: SQLiteStore) -> None:
     assert str(error) == "product: no product with product code 'no-such-product'"
 
 
-def test_non_saas_products(store: SQLiteStore) -> None:
+def test_non_saas_products(store: OperatorStore) -> None:
     error = mint_error(store, "prod-container", ALICE)
     assert (error.field, error.message) == (
         "product",
@@ -120,7 +122,7 @@ def test_non_saas_products(store: SQLiteStore) -> None:
     )
 
 
-def test_unknown_buyer(store: SQLiteStore) -> None:
+def test_unknown_buyer(store: OperatorStore) -> None:
     error = mint_error(store, "prod-legacy", "123456789012")
     assert (error.field, error.message) == ("buyer", "no buyer with account id '123456789012'")
 
@@ -134,7 +136,7 @@ def test_unknown_buyer(store: SQLiteStore) -> None:
         (BOB, "prod-other"),  # agreements with other products only
     ],
 )
-def test_no_agreement_that_bills(store: SQLiteStore, buyer: str, product: str) -> None:
+def test_no_agreement_that_bills(store: OperatorStore, buyer: str, product: str) -> None:
     error = mint_error(store, product, buyer)
     assert (error.field, error.message) == (
         "buyer",
@@ -149,7 +151,7 @@ def test_no_agreement_that_bills(store: SQLiteStore, buyer: str, product: str) -
     ids=["another-buyers", "another-products", "unknown"],
 )
 def test_license_arn_must_be_the_buyers_agreement_for_the_product(
-    store: SQLiteStore, license_arn: str
+    store: OperatorStore, license_arn: str
 ) -> None:
     error = mint_error(store, "prod-legacy", ALICE, license_arn=license_arn)
     assert (error.field, error.message) == (
@@ -161,7 +163,7 @@ def test_license_arn_must_be_the_buyers_agreement_for_the_product(
 # --- mint_token: the agreement and the offer type -------------------------------------------------
 
 
-def test_mints_a_token_for_the_buyers_agreement(store: SQLiteStore) -> None:
+def test_mints_a_token_for_the_buyers_agreement(store: OperatorStore) -> None:
     snapshot = store.catalog_snapshot_now()
     minted = mint_token(snapshot, "prod-legacy", ALICE, EPOCH, SequentialTokens())
     assert minted == RegistrationToken(
@@ -174,7 +176,7 @@ def test_mints_a_token_for_the_buyers_agreement(store: SQLiteStore) -> None:
     )
 
 
-def test_issue_times_are_whole_seconds(store: SQLiteStore) -> None:
+def test_issue_times_are_whole_seconds(store: OperatorStore) -> None:
     snapshot = store.catalog_snapshot_now()
     minted = mint_token(snapshot, "prod-legacy", ALICE, EPOCH + 0.999, SequentialTokens())
     assert minted.issued_at == EPOCH
@@ -183,7 +185,7 @@ def test_issue_times_are_whole_seconds(store: SQLiteStore) -> None:
     assert issued.issued_at == EPOCH + 59
 
 
-def test_picks_the_latest_started_agreement_that_bills(store: SQLiteStore) -> None:
+def test_picks_the_latest_started_agreement_that_bills(store: OperatorStore) -> None:
     newer = arn(ALICE, 0x100)
     store.apply_catalog_now(
         Catalog(
@@ -205,7 +207,7 @@ def test_picks_the_latest_started_agreement_that_bills(store: SQLiteStore) -> No
     )
 
 
-def test_a_named_license_arn_is_used_even_if_it_does_not_bill(store: SQLiteStore) -> None:
+def test_a_named_license_arn_is_used_even_if_it_does_not_bill(store: OperatorStore) -> None:
     snapshot = store.catalog_snapshot_now()
     minted = mint_token(
         snapshot, "prod-legacy", CAROL, EPOCH, SequentialTokens(), license_arn=CAROL_LEGACY
@@ -225,7 +227,7 @@ def test_a_named_license_arn_is_used_even_if_it_does_not_bill(store: SQLiteStore
     ],
 )
 def test_free_trial_comes_from_the_agreement_unless_overridden(
-    store: SQLiteStore, agreement_trial: bool, override: bool | None, offer_type: str | None
+    store: OperatorStore, agreement_trial: bool, override: bool | None, offer_type: str | None
 ) -> None:
     trial = arn(DAVE, 0x7)
     store.apply_catalog_now(
@@ -240,7 +242,7 @@ def test_free_trial_comes_from_the_agreement_unless_overridden(
 # --- tokens_for_new_agreements -----------------------------------------------------------------
 
 
-def test_tokens_only_for_new_saas_agreements_that_bill(store: SQLiteStore) -> None:
+def test_tokens_only_for_new_saas_agreements_that_bill(store: OperatorStore) -> None:
     current = store.catalog_snapshot_now()
     new_product = Product(
         "prod-new", "111122223333", ProductKind.SAAS, ("users",), Integration.CONCURRENT_AGREEMENTS
@@ -269,7 +271,7 @@ def test_tokens_only_for_new_saas_agreements_that_bill(store: SQLiteStore) -> No
     ]
 
 
-def test_reapplying_the_same_catalog_issues_no_token(store: SQLiteStore) -> None:
+def test_reapplying_the_same_catalog_issues_no_token(store: OperatorStore) -> None:
     incoming = Catalog(agreements=(Agreement(arn(DAVE, 1), DAVE, "prod-legacy"),))
     first = tokens_for_new_agreements(
         store.catalog_snapshot_now(), incoming, EPOCH, SequentialTokens()

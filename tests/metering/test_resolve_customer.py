@@ -1,5 +1,6 @@
-"""The ResolveCustomer rules (spec §5), in process: tokens issued into a real SQLite ledger
-(directly, by ``mint_token`` and by ``tokens_for_new_agreements``), resolved on a fixed clock.
+"""The ResolveCustomer rules (spec §5), in process: tokens issued into a real ledger of each
+backend (directly, by ``mint_token`` and by ``tokens_for_new_agreements``), resolved on a fixed
+clock.
 
 Covers malformed and unknown tokens, expiry exactly at issued + ttl, repeated resolution, the
 legacy and concurrent-agreements result fields, another seller's token and a custom ttl.
@@ -28,7 +29,7 @@ from marketmeter.metering.types import (
     ResolveCustomerRequest,
     ResolveCustomerResult,
 )
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.base import OperatorStore
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 EPOCH = 1795437000.0  # NOW in epoch seconds
@@ -57,7 +58,7 @@ def token(
 class Resolver:
     """ResolveCustomer over the store on a clock fixed at NOW."""
 
-    def __init__(self, store: SQLiteStore, ttl: timedelta = DEFAULT_TOKEN_TTL) -> None:
+    def __init__(self, store: OperatorStore, ttl: timedelta = DEFAULT_TOKEN_TTL) -> None:
         self.store = store
         self.clock = FixedClock(NOW)
         self.operation = ResolveCustomer(store, self.clock, ttl)
@@ -78,7 +79,7 @@ class Resolver:
 
 
 @pytest.fixture
-def resolver(store: SQLiteStore) -> Resolver:
+def resolver(store: OperatorStore) -> Resolver:
     return Resolver(store)
 
 
@@ -234,7 +235,7 @@ def test_expiry_time_is_shown_to_the_second(resolver: Resolver) -> None:
     assert message == "The registration token expired at 2026-11-23T16:30:00Z."
 
 
-def test_a_custom_ttl(store: SQLiteStore) -> None:
+def test_a_custom_ttl(store: OperatorStore) -> None:
     resolver = Resolver(store, ttl=timedelta(minutes=10))
     resolver.issue(token(value="a" * 64, issued_at=EPOCH - 599), token(issued_at=EPOCH - 600))
     assert resolver.resolve("a" * 64).customer_identifier == "cust-alice"

@@ -28,7 +28,9 @@ Each case is a JSON object with these keys (no others):
 - ``xfail`` (optional): the reason the server disagrees with the spec's expectation recorded
   here; the case runs as ``xfail(strict=True)``.
 
-The app runs in process on a fresh SQLite ledger with ``tests/data/catalog.yaml`` (no tokens
+Every case runs on each store backend (ids ``<Operation>/<case>[sqlite]`` and
+``<Operation>/<case>[postgresql]``): the wire contract does not depend on the ledger's database.
+The app runs in process on a fresh ledger with ``tests/data/catalog.yaml`` (no tokens
 but those of ``setup``), a clock fixed at 2026-11-23T12:30:00Z (epoch 1795437000), sequential
 MeteringRecordIds (from ``...000000000001``), sequential registration tokens and request ids
 from ``...000000001000``: the case's own request gets ``1000 + n``, where ``n`` is the number of
@@ -60,7 +62,8 @@ from marketmeter.metering.ids import SequentialIds
 from marketmeter.metering.registration_tokens import SequentialTokens
 from marketmeter.metering.signing_keys import new_rsa_key_pair
 from marketmeter.metering.types import RegistrationToken
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.open import open_store
+from tests.conftest import BACKENDS
 
 TESTS = Path(__file__).resolve().parent.parent
 GOLDEN = TESTS / "golden"
@@ -77,16 +80,27 @@ KEY_PAIRS = 2
 MINIMUMS = {"BatchMeterUsage": 55, "MeterUsage": 55, "ResolveCustomer": 14, "RegisterUsage": 18}
 
 
+def _case_paths() -> list[Path]:
+    return sorted(GOLDEN.glob("*/*.json"))
+
+
 def _case_params() -> list[Any]:
+    """Every case on every backend: ``(case_path, store_url)``, ``store_url`` indirect."""
     params = []
-    for path in sorted(GOLDEN.glob("*/*.json")):
+    for path in _case_paths():
         case = json.loads(path.read_text(encoding="utf-8"))
         marks = []
         if case.get("xfail"):
             marks.append(pytest.mark.xfail(strict=True, reason=case["xfail"]))
-        params.append(
-            pytest.param(path, id=f"{path.parent.name}/{path.stem}", marks=marks),
-        )
+        for backend in BACKENDS:
+            params.append(
+                pytest.param(
+                    path,
+                    backend,
+                    id=f"{path.parent.name}/{path.stem}[{backend}]",
+                    marks=marks,
+                )
+            )
     return params
 
 
@@ -168,9 +182,9 @@ class Exchange:
     public_key: str | None  # PEM of the version the case's ``jwt.claims`` names
 
 
-def _exchange(tmp_path: Path, case: dict[str, Any]) -> Exchange:
+def _exchange(store_url: str, case: dict[str, Any]) -> Exchange:
     setup = case.get("setup", {})
-    store = SQLiteStore(tmp_path / "g.db")
+    store = open_store(store_url)
     try:
         store.apply_catalog_now(load_catalog_file(CATALOG), _setup_tokens(setup))
         app = MarketmeterApp(
@@ -241,8 +255,7 @@ def _resolve_placeholders(expected: Any, actual: Any, check: Callable[[Any], Non
 
 def test_golden_cases_exist() -> None:
     counts: dict[str, int] = {}
-    for param in CASES:
-        path = param.values[0]
+    for path in _case_paths():
         counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
         case = json.loads(path.read_text(encoding="utf-8"))
         assert set(case) <= CASE_KEYS, path
@@ -266,13 +279,13 @@ def test_golden_cases_exist() -> None:
         assert counts[operation] >= minimum, operation
 
 
-@pytest.mark.parametrize("case_path", CASES)
-def test_golden(case_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("case_path", "store_url"), CASES, indirect=["store_url"])
+def test_golden(case_path: Path, store_url: str) -> None:
     case = json.loads(case_path.read_text(encoding="utf-8"))
     expected = case["response"]
     setup_requests = case.get("setup", {}).get("requests", [])
 
-    exchange = _exchange(tmp_path, case)
+    exchange = _exchange(store_url, case)
 
     assert all(status < 500 for status in exchange.setup_statuses), exchange.setup_statuses
     response = exchange.response

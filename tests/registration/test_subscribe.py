@@ -1,17 +1,14 @@
 """``plan_subscription`` (``marketmeter subscribe``): the buyer, agreement and registration
-token a subscription creates or reuses, its input errors, and the plan applied to a real SQLite
-ledger with the resulting token resolved by ResolveCustomer."""
+token a subscription creates or reuses, its input errors, and the plan applied to a real ledger
+(each backend) with the resulting token resolved by ResolveCustomer."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from marketmeter.catalog.loader import load_catalog_file
 from marketmeter.catalog.model import (
     LICENSE_ARN_FORMAT,
     Agreement,
@@ -37,9 +34,8 @@ from marketmeter.registration.subscribe import (
     SubscriptionError,
     plan_subscription,
 )
-from marketmeter.store.sqlite import SQLiteStore
+from marketmeter.store.base import OperatorStore
 
-CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 EPOCH = 1795437000.0  # NOW in epoch seconds
 HOUR = 1795435200.0  # 2026-11-23T12:00:00Z: new agreements start at the hour of subscribing
@@ -57,25 +53,15 @@ def token_value(n: int) -> str:
     return "test-token-" + str(n).rjust(53, "0")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    ledger = SQLiteStore(tmp_path / "ledger.db")
-    ledger.apply_catalog_now(load_catalog_file(CATALOG))
-    try:
-        yield ledger
-    finally:
-        ledger.close_now()
-
-
 def plan(
-    store: SQLiteStore, product: str, buyer: str, now: float = EPOCH, free_trial: bool = False
+    store: OperatorStore, product: str, buyer: str, now: float = EPOCH, free_trial: bool = False
 ) -> Subscription:
     return plan_subscription(
         store.catalog_snapshot_now(), product, buyer, now, SequentialTokens(), free_trial
     )
 
 
-def resolve(store: SQLiteStore, value: str, at: datetime = NOW) -> ResolveCustomerResult:
+def resolve(store: OperatorStore, value: str, at: datetime = NOW) -> ResolveCustomerResult:
     operation = ResolveCustomer(store, FixedClock(at), DEFAULT_TOKEN_TTL)
     return asyncio.run(operation(ResolveCustomerRequest(value), Caller.anonymous()))
 
@@ -83,7 +69,7 @@ def resolve(store: SQLiteStore, value: str, at: datetime = NOW) -> ResolveCustom
 # --- new buyers ----------------------------------------------------------------------------------
 
 
-def test_a_new_buyer_of_a_legacy_product_gets_a_customer_identifier(store: SQLiteStore) -> None:
+def test_a_new_buyer_of_a_legacy_product_gets_a_customer_identifier(store: OperatorStore) -> None:
     subscription = plan(store, "prod-legacy", NEW)
     license_arn = license_arn_for(NEW, "prod-legacy", repr(EPOCH))
     assert LICENSE_ARN_FORMAT.fullmatch(license_arn)
@@ -108,7 +94,7 @@ def test_a_new_buyer_of_a_legacy_product_gets_a_customer_identifier(store: SQLit
 
 
 def test_a_new_buyer_of_a_concurrent_agreements_product_gets_no_identifier(
-    store: SQLiteStore,
+    store: OperatorStore,
 ) -> None:
     subscription = plan(store, "prod-ca", NEW)
     assert subscription.buyer == Buyer(NEW)
@@ -120,7 +106,7 @@ def test_a_new_buyer_of_a_concurrent_agreements_product_gets_no_identifier(
 
 @pytest.mark.parametrize("product", ["prod-ami", "prod-agent", "prod-container"])
 def test_non_saas_products_get_an_agreement_but_no_token_nor_identifier(
-    store: SQLiteStore, product: str
+    store: OperatorStore, product: str
 ) -> None:
     subscription = plan(store, product, NEW)
     assert subscription.buyer == Buyer(NEW)
@@ -133,7 +119,7 @@ def test_non_saas_products_get_an_agreement_but_no_token_nor_identifier(
     )
 
 
-def test_an_existing_buyer_keeps_its_identifier(store: SQLiteStore) -> None:
+def test_an_existing_buyer_keeps_its_identifier(store: OperatorStore) -> None:
     subscription = plan(store, "prod-legacy", DAVE)
     assert subscription.buyer.customer_identifier == "cust-dave"
     assert subscription.buyer.access_keys != ()  # the catalog's buyer, unchanged
@@ -142,7 +128,7 @@ def test_an_existing_buyer_keeps_its_identifier(store: SQLiteStore) -> None:
     assert subscription.changes.agreements == (subscription.agreement,)
 
 
-def test_a_buyer_without_identifier_gets_one_for_a_legacy_product(store: SQLiteStore) -> None:
+def test_a_buyer_without_identifier_gets_one_for_a_legacy_product(store: OperatorStore) -> None:
     first = plan(store, "prod-ca", NEW)
     store.apply_catalog_now(first.changes)
     second = plan(store, "prod-legacy", NEW)
@@ -151,7 +137,7 @@ def test_a_buyer_without_identifier_gets_one_for_a_legacy_product(store: SQLiteS
     assert second.changes.buyers == (Buyer(NEW, NEW_IDENTIFIER),)
 
 
-def test_a_taken_customer_identifier_is_refused(store: SQLiteStore) -> None:
+def test_a_taken_customer_identifier_is_refused(store: OperatorStore) -> None:
     store.apply_catalog_now(Catalog(buyers=(Buyer("999900001111", NEW_IDENTIFIER),)))
     with pytest.raises(SubscriptionError) as raised:
         plan(store, "prod-legacy", NEW)
@@ -164,7 +150,7 @@ def test_a_taken_customer_identifier_is_refused(store: SQLiteStore) -> None:
 # --- agreements ----------------------------------------------------------------------------------
 
 
-def test_an_agreement_that_bills_now_is_reused(store: SQLiteStore) -> None:
+def test_an_agreement_that_bills_now_is_reused(store: OperatorStore) -> None:
     subscription = plan(store, "prod-legacy", ALICE)
     assert subscription.agreement.license_arn == ALICE_LEGACY
     assert (subscription.created_buyer, subscription.created_agreement) == (False, False)
@@ -180,7 +166,7 @@ def test_an_agreement_that_bills_now_is_reused(store: SQLiteStore) -> None:
     ids=["suspended", "ended-2021", "starts-2099", "unsubscribed"],
 )
 def test_without_an_agreement_that_bills_now_a_new_one_starts_now(
-    store: SQLiteStore, buyer: str
+    store: OperatorStore, buyer: str
 ) -> None:
     subscription = plan(store, "prod-legacy", buyer)
     assert subscription.created_agreement is True
@@ -191,7 +177,7 @@ def test_without_an_agreement_that_bills_now_a_new_one_starts_now(
 
 
 def test_the_agreement_starts_at_the_hour_and_the_token_on_a_whole_second(
-    store: SQLiteStore,
+    store: OperatorStore,
 ) -> None:
     at = EPOCH + 45.6  # 12:30:45.6
     subscription = plan(store, "prod-legacy", NEW, now=at)
@@ -206,14 +192,14 @@ def test_the_agreement_starts_at_the_hour_and_the_token_on_a_whole_second(
     assert snapshot.entitlement(NEW, "prod-legacy", HOUR - 1) is None
 
 
-def test_subscriptions_at_other_times_get_other_licenses(store: SQLiteStore) -> None:
+def test_subscriptions_at_other_times_get_other_licenses(store: OperatorStore) -> None:
     first = plan(store, "prod-legacy", NEW)
     later = plan(store, "prod-legacy", NEW, now=EPOCH + 1)
     assert first.agreement.license_arn != later.agreement.license_arn
     assert plan(store, "prod-legacy", NEW).agreement.license_arn == first.agreement.license_arn
 
 
-def test_free_trial(store: SQLiteStore) -> None:
+def test_free_trial(store: OperatorStore) -> None:
     subscription = plan(store, "prod-ca", NEW, free_trial=True)
     assert subscription.agreement.free_trial is True
     assert subscription.token is not None
@@ -225,7 +211,7 @@ def test_free_trial(store: SQLiteStore) -> None:
     assert again.token.offer_type == "free-trial"
 
 
-def test_no_free_trial_by_default(store: SQLiteStore) -> None:
+def test_no_free_trial_by_default(store: OperatorStore) -> None:
     subscription = plan(store, "prod-ca", NEW)
     assert subscription.agreement.free_trial is False
     assert subscription.token is not None
@@ -254,7 +240,7 @@ def test_no_free_trial_by_default(store: SQLiteStore) -> None:
     ],
 )
 def test_input_errors_name_the_field(
-    store: SQLiteStore, product: str, buyer: str, field: str, message: str
+    store: OperatorStore, product: str, buyer: str, field: str, message: str
 ) -> None:
     with pytest.raises(SubscriptionError) as raised:
         plan(store, product, buyer)
@@ -265,7 +251,7 @@ def test_input_errors_name_the_field(
 # --- applied ---------------------------------------------------------------------------------
 
 
-def test_an_applied_subscription_token_resolves(store: SQLiteStore) -> None:
+def test_an_applied_subscription_token_resolves(store: OperatorStore) -> None:
     subscription = plan(store, "prod-legacy", NEW)
     assert subscription.token is not None
     store.apply_catalog_now(subscription.changes, [subscription.token])
@@ -294,7 +280,7 @@ def test_an_applied_subscription_token_resolves(store: SQLiteStore) -> None:
 
 
 def test_an_applied_concurrent_agreements_subscription_resolves_without_identifier(
-    store: SQLiteStore,
+    store: OperatorStore,
 ) -> None:
     subscription = plan(store, "prod-ca", DAVE)
     assert subscription.token is not None

@@ -1,38 +1,29 @@
-"""The SQLite store: migrations, the group-commit writer, the dedupe key, the catalog cache."""
+"""What only the SQLite store has: WAL and the synchronous pragma, the group-commit writer
+thread, SQLite's migrations (a newer schema refused, a version-1 file upgraded with its rows
+kept) and the request path's indexed queries. The behaviour both backends share is the contract
+suite, test_store_contract.py."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
+from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from marketmeter.catalog.loader import load_catalog, load_catalog_file
-from marketmeter.metering.types import LedgerEntry, UsageRecord
+import marketmeter.store.migrations
+from marketmeter.catalog.model import Agreement, AgreementState
+from marketmeter.metering.types import RegistrationToken, SigningKey
 from marketmeter.store.base import SchemaError, UsageQuery
 from marketmeter.store.migrations import migrations_for
+from marketmeter.store.open import UnsupportedDatabase, open_store
 from marketmeter.store.sqlite import SQLiteStore
 
-CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
-
-
-def entry(n: int, quantity: int = 1, hour: int = 3600 * 490_000) -> LedgerEntry:
-    record = UsageRecord(
-        timestamp=hour + 5, dimension="users", quantity=quantity, customer_identifier=f"c{n}"
-    )
-    return LedgerEntry(
-        hour=hour,
-        scope="product:p",
-        customer_account=f"{n:012d}",
-        dimension="users",
-        quantity_micros=quantity * 1_000_000,
-        metering_record_id=f"id-{n}-{quantity}",
-        product_code="p",
-        record=record,
-        received_at=1.0,
-    )
+MIGRATIONS = Path(marketmeter.store.migrations.__file__).parent
+ALICE = "444455556666"
+ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 
 
 def test_fresh_database_is_at_the_newest_schema_version(tmp_path: Path) -> None:
@@ -48,22 +39,12 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "l.db") as connection:
         connection.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
     connection.close()
-    with pytest.raises(SchemaError, match="schema version 999, newer than this marketmeter"):
+    with pytest.raises(SchemaError) as raised:
         SQLiteStore(tmp_path / "l.db")
-
-
-def test_insert_is_the_duplicate_check(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "l.db")
-    try:
-        first = asyncio.run(store.bill([entry(1, 5), entry(1, 5), entry(1, 6)]))
-        assert [(o.metering_record_id, o.quantity_micros, o.inserted) for o in first] == [
-            ("id-1-5", 5_000_000, True),
-            ("id-1-5", 5_000_000, False),
-            ("id-1-5", 5_000_000, False),
-        ]
-        assert len(store.usage_now(UsageQuery())) == 1
-    finally:
-        store.close_now()
+    assert str(raised.value) == (
+        "the database is at schema version 999, newer than this marketmeter (knows up to 2); "
+        "upgrade marketmeter"
+    )
 
 
 def test_a_failing_job_is_rolled_back_alone(tmp_path: Path) -> None:
@@ -87,69 +68,6 @@ def test_a_failing_job_is_rolled_back_alone(tmp_path: Path) -> None:
     assert rows == [("000000000002",)]
 
 
-def test_concurrent_billing_from_many_threads_stores_each_key_once(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "l.db")
-    outcomes: list[list[str]] = []
-    lock = threading.Lock()
-
-    def client(worker: int) -> None:
-        for n in range(50):
-            # every worker bills the same 50 keys, half with a conflicting quantity
-            result = asyncio.run(store.bill([entry(n, quantity=1 + (worker % 2))]))
-            with lock:
-                outcomes.append(
-                    [f"{o.metering_record_id}:{o.quantity_micros // 1_000_000}" for o in result]
-                )
-
-    threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    rows = store.usage_now(UsageQuery(limit=1000))
-    store.close_now()
-    assert len(rows) == 50
-    stored = {r.customer_aws_account_id: f"{r.metering_record_id}:{r.quantity}" for r in rows}
-    for outcome in outcomes:
-        (answer,) = outcome
-        assert answer in stored.values()
-    assert len(outcomes) == 400
-
-
-def test_acknowledged_rows_survive_close_and_reopen(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "l.db")
-    asyncio.run(store.bill([entry(n) for n in range(25)]))
-    store.close_now()
-    reopened = SQLiteStore(tmp_path / "l.db")
-    try:
-        assert len(reopened.usage_now(UsageQuery())) == 25
-        again = asyncio.run(reopened.bill([entry(3)]))
-        assert (again[0].metering_record_id, again[0].inserted) == ("id-3-1", False)
-    finally:
-        reopened.close_now()
-
-
-def test_catalog_changes_by_another_process_refresh_the_snapshot(tmp_path: Path) -> None:
-    server = SQLiteStore(tmp_path / "l.db")
-    cli = SQLiteStore(tmp_path / "l.db")
-    try:
-        cli.apply_catalog_now(load_catalog_file(CATALOG))
-        before = server.catalog_snapshot_now()
-        assert "prod-legacy" in before.products
-        extra = load_catalog(
-            "buyers: [{account_id: '121212121212', customer_identifier: cust-new}]",
-            existing=before.catalog,
-        )
-        cli.apply_catalog_now(extra)
-        after = server.catalog_snapshot_now()
-        assert after.version == before.version + 1
-        assert after.buyers_by_customer_identifier["cust-new"].account_id == "121212121212"
-        assert server.catalog_snapshot_now() is after  # unchanged version: cached
-    finally:
-        cli.close_now()
-        server.close_now()
-
-
 @pytest.mark.parametrize(
     "sql",
     [
@@ -165,3 +83,117 @@ def test_request_path_queries_use_an_index(tmp_path: Path, sql: str) -> None:
     connection.close()
     assert plan.startswith("SEARCH"), plan
     assert "SCAN" not in plan
+
+
+@pytest.mark.parametrize(
+    ("synchronous", "pragma", "described"),
+    [("full", 2, "FULL"), ("normal", 1, "NORMAL")],
+)
+def test_the_synchronous_setting_reaches_every_connection(
+    tmp_path: Path, synchronous: Literal["full", "normal"], pragma: int, described: str
+) -> None:
+    store = open_store(str(tmp_path / "l.db"), synchronous=synchronous)
+    assert isinstance(store, SQLiteStore)
+    try:
+        assert store.describe() == f"SQLite {tmp_path / 'l.db'} (WAL, synchronous={described})"
+        assert store._watch.execute("PRAGMA synchronous").fetchone() == (pragma,)
+        assert store._watch.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        written = store._writer.submit(
+            lambda connection: connection.execute("PRAGMA synchronous").fetchone()
+        )
+        assert written.result() == (pragma,)
+    finally:
+        store.close_now()
+
+
+def test_sqlite_urls_and_paths_open_the_same_file(tmp_path: Path) -> None:
+    for url in (str(tmp_path / "l.db"), f"sqlite:///{tmp_path / 'l.db'}"):
+        store = open_store(url)
+        assert isinstance(store, SQLiteStore)
+        assert store.path == str(tmp_path / "l.db")
+        store.close_now()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://l.db", "a SQLite URL is sqlite:///relative/path or sqlite:////abs/path"),
+        (
+            "mysql://u@h/db",
+            "database scheme 'mysql' is not supported by this marketmeter "
+            "(use a SQLite path, sqlite:///path or postgresql://...)",
+        ),
+    ],
+)
+def test_unknown_database_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(UnsupportedDatabase) as raised:
+        open_store(url)
+    assert str(raised.value) == message
+
+
+# --- migration from schema version 1 ----------------------------------------------------------
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    connection = sqlite3.connect(path)
+    try:
+        connection.executescript((MIGRATIONS / "0001_initial.sqlite.sql").read_text())
+        connection.executescript(
+            """
+            CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                applied_at DOUBLE PRECISION NOT NULL);
+            INSERT INTO schema_migrations VALUES (1, 'initial', 1.0);
+            INSERT INTO sellers VALUES ('111122223333', 'Seller');
+            INSERT INTO products (product_code, seller_account_id, kind, integration)
+                VALUES ('prod-legacy', '111122223333', 'saas', 'legacy');
+            INSERT INTO dimensions VALUES ('prod-legacy', 'users', 0);
+            INSERT INTO buyers VALUES ('444455556666', 'cust-alice', 'Alice');
+            UPDATE catalog_state SET version = 7;
+            INSERT INTO usage_records (hour, scope, customer_account, dimension, quantity_micros,
+                metering_record_id, product_code, license_arn, customer_identifier,
+                usage_timestamp, allocations, received_at)
+                VALUES (1795435200, 'product:prod-legacy', '444455556666', 'users', 3000000,
+                    'old-id', 'prod-legacy', NULL, 'cust-alice', 1795435260, NULL, 1795435261);
+            """
+        )
+        connection.execute(
+            "INSERT INTO agreements VALUES (?, ?, 'prod-legacy', 'subscribed', 0, NULL)",
+            (ALICE_LEGACY, ALICE),
+        )
+        connection.commit()
+    finally:
+        connection.close()
+
+    store = SQLiteStore(path)
+    try:
+        with sqlite3.connect(path) as check:
+            versions = check.execute("SELECT version, name FROM schema_migrations").fetchall()
+        check.close()
+        assert versions == [(1, "initial"), (2, "registration")]
+        snapshot = store.catalog_snapshot_now()
+        assert snapshot.version == 7
+        assert snapshot.agreements_by_license[ALICE_LEGACY] == Agreement(
+            ALICE_LEGACY, ALICE, "prod-legacy", AgreementState.SUBSCRIBED, 0.0, None, False
+        )
+        assert snapshot.buyers[ALICE].customer_identifier == "cust-alice"
+        [row] = asyncio.run(store.usage(UsageQuery()))
+        assert (row.metering_record_id, row.quantity, row.operation, row.instance) == (
+            "old-id",
+            Decimal(3),
+            "BatchMeterUsage",
+            None,
+        )
+        # the version-2 tables work
+        token = RegistrationToken("tok-1", "prod-legacy", ALICE, ALICE_LEGACY, 1000.0)
+        asyncio.run(store.issue_tokens([token]))
+        assert asyncio.run(store.registration_token("tok-1")) == token
+        key = SigningKey(1, "private-1", "public-1", 100.0)
+        assert asyncio.run(store.add_signing_key(key, None)) is True
+    finally:
+        store.close_now()
+
+    SQLiteStore(path).close_now()  # opening again applies nothing more
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT count(*) FROM schema_migrations").fetchone() == (2,)
+    check.close()
