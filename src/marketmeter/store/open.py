@@ -37,7 +37,7 @@ def sqlite_path(url: str) -> str:
 
 
 def open_store(
-    url: str, synchronous: Literal["full", "normal"] = "full", pool_size: int = 8
+    url: str, synchronous: Literal["full", "normal"] = "full", pool_size: int = 16
 ) -> OperatorStore:
     """The store at ``url``, migrated to this marketmeter's schema."""
     if is_postgres(url):

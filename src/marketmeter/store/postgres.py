@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import psycopg
@@ -177,8 +178,11 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
 class PostgresStore:
     """``store.base.Store`` on a PostgreSQL database shared by any number of nodes."""
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 16) -> None:
         self.url = url
+        # Blocking database calls run here, one thread per pooled connection, so the event
+        # loop never waits on PostgreSQL and the default executor's few threads are no limit.
+        self._threads = ThreadPoolExecutor(pool_size, thread_name_prefix="marketmeter-pg")
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
                 migrate(connection)
@@ -208,6 +212,9 @@ class PostgresStore:
 
     # --- plumbing --------------------------------------------------------------------------
 
+    def _in_thread(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
+
     def read(self, work: Callable[[SqlConnection], T]) -> T:
         return self._read(work)
 
@@ -233,7 +240,7 @@ class PostgresStore:
     # --- catalog ---------------------------------------------------------------------------
 
     async def catalog_snapshot(self) -> CatalogSnapshot:
-        return await asyncio.to_thread(self.catalog_snapshot_now)
+        return await self._in_thread(self.catalog_snapshot_now)
 
     def catalog_snapshot_now(self) -> CatalogSnapshot:
         version = self._read(catalog_version)
@@ -253,7 +260,7 @@ class PostgresStore:
     async def apply_catalog(
         self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
     ) -> int:
-        return await asyncio.to_thread(self.apply_catalog_now, catalog, tokens)
+        return await self._in_thread(self.apply_catalog_now, catalog, tokens)
 
     def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
         return self._write(lambda sql: apply_catalog(sql, catalog, tokens))
@@ -264,28 +271,26 @@ class PostgresStore:
         if not entries:
             return []
         rows = [ledger_row(entry) for entry in entries]
-        return await asyncio.to_thread(self._write, lambda sql: _bill(sql, rows))
+        return await self._in_thread(self._write, lambda sql: _bill(sql, rows))
 
     async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:
         key = (entry.hour, entry.scope, entry.customer_account, entry.dimension)
-        row = await asyncio.to_thread(
-            self._read, lambda sql: sql.execute(_EXISTING, key).fetchone()
-        )
+        row = await self._in_thread(self._read, lambda sql: sql.execute(_EXISTING, key).fetchone())
         return LedgerOutcome(row[0], row[1], inserted=False) if row is not None else None
 
     async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
         row = ledger_row(entry)
-        return await asyncio.to_thread(self._write, lambda sql: _bill_claim(sql, claim, row))
+        return await self._in_thread(self._write, lambda sql: _bill_claim(sql, claim, row))
 
     async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
-        found = await asyncio.to_thread(
+        found = await self._in_thread(
             self._read,
             lambda sql: sql.execute(_CLAIMED, (customer_account, client_token)).fetchone(),
         )
         return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
-        return await asyncio.to_thread(self.usage_now, query)
+        return await self._in_thread(self.usage_now, query)
 
     def usage_now(self, query: UsageQuery) -> list[BilledRecord]:
         sql_text, params = usage_query_sql(query)
@@ -295,25 +300,23 @@ class PostgresStore:
     # --- registration ----------------------------------------------------------------------
 
     async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
-        await asyncio.to_thread(
-            self._write, lambda sql: registration_sql.insert_tokens(sql, tokens)
-        )
+        await self._in_thread(self._write, lambda sql: registration_sql.insert_tokens(sql, tokens))
 
     async def registration_token(self, value: str) -> RegistrationToken | None:
-        return await asyncio.to_thread(
+        return await self._in_thread(
             self._read, lambda sql: registration_sql.registration_token(sql, value)
         )
 
     async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
-        return await asyncio.to_thread(
+        return await self._in_thread(
             self._read, lambda sql: registration_sql.registration_tokens(sql, query)
         )
 
     async def signing_keys(self) -> list[SigningKey]:
-        return await asyncio.to_thread(self._read, registration_sql.signing_keys)
+        return await self._in_thread(self._read, registration_sql.signing_keys)
 
     async def add_signing_key(self, key: SigningKey, retire_previous_at: float | None) -> bool:
-        return await asyncio.to_thread(
+        return await self._in_thread(
             self._write,
             lambda sql: registration_sql.add_signing_key(sql, key, retire_previous_at),
         )
@@ -321,7 +324,7 @@ class PostgresStore:
     async def container_registration(
         self, product_code: str, buyer_account_id: str, task: str
     ) -> ContainerRegistration | None:
-        return await asyncio.to_thread(
+        return await self._in_thread(
             self._read,
             lambda sql: registration_sql.container_registration(
                 sql, product_code, buyer_account_id, task
@@ -329,17 +332,18 @@ class PostgresStore:
         )
 
     async def register_container(self, registration: ContainerRegistration) -> None:
-        await asyncio.to_thread(
+        await self._in_thread(
             self._write, lambda sql: registration_sql.register_container(sql, registration)
         )
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.close_now)
+        await asyncio.to_thread(self.close_now)  # not on its own executor: it shuts that down
 
     def close_now(self) -> None:
         self._pool.close()
+        self._threads.shutdown(wait=True)
 
 
 def _bill(sql: _Sql, rows: list[LedgerRow]) -> list[LedgerOutcome]:
