@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
@@ -15,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.billing import Billed, bill_sample, check_records, iso
+from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import CATALOG, ServerProcess, free_port, ledger_url, sqlite_only
 
 pytestmark = pytest.mark.e2e
@@ -26,23 +24,6 @@ NO_MYSQL = (
     "Error: database scheme 'mysql' is not supported by this marketmeter "
     "(use a SQLite path, sqlite:///path or postgresql://...)\n"
 )
-
-
-def mm(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m marketmeter ARGS`` in ``cwd``; never reads a stray $MARKETMETER_DB."""
-    environment = {k: v for k, v in os.environ.items() if k != "MARKETMETER_DB"}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "marketmeter", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def ok(*args: str, cwd: Path) -> str:

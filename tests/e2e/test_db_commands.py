@@ -7,9 +7,6 @@ the target a database of the shared test PostgreSQL server."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.e2e.buyers import ALICE_KEY, admin, buyer_client
+from tests.e2e.cli_runner import mm
 from tests.e2e.conftest import make_client
 from tests.e2e.server_process import CATALOG, ServerProcess, free_port
 from tests.e2e.wire_records import record
@@ -29,20 +27,6 @@ pytestmark = pytest.mark.e2e
 
 ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 ALICE_CA = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000002"
-
-
-def mm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m marketmeter ARGS`` in ``cwd``; never reads a stray $MARKETMETER_DB."""
-    environment = {k: v for k, v in os.environ.items() if k != "MARKETMETER_DB"}
-    return subprocess.run(
-        [sys.executable, "-m", "marketmeter", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def where(url: str) -> str:

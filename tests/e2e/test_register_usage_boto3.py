@@ -5,9 +5,6 @@
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +22,7 @@ from tests.e2e.buyers import (
     admin,
     buyer_client,
 )
+from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -42,19 +40,6 @@ def frozen(server: ServerProcess) -> int:
     moment = int(time.time()) - 86400
     ClockControl(server.url).set(moment)
     return moment
-
-
-def mm(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "MARKETMETER_DB"}
-    return subprocess.run(
-        [sys.executable, "-m", "marketmeter", *args],
-        cwd=server.db.parent,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def public_key(server: ServerProcess, version: int) -> str:
@@ -94,7 +79,7 @@ def test_signature_verifies_with_the_published_key(server: ServerProcess, frozen
 
     response = register(task, Nonce="nonce-0001")
     pem = public_key(server, 1)
-    shown = mm(server, "keys", "show", "--db", server.db_url)
+    shown = mm("keys", "show", "--db", server.db_url, cwd=server.db.parent)
 
     assert list(response) == ["Signature"]  # no PublicKeyRotationTimestamp: version 1 is current
     signature = response["Signature"]
@@ -220,7 +205,7 @@ def test_entitlement_is_checked_on_a_tasks_first_call_only(
 
     update = server.db.parent / "suspend.yaml"
     update.write_text(SUSPEND_ALICE, encoding="utf-8")
-    applied = mm(server, "catalog", "apply", str(update), "--db", server.db_url)
+    applied = mm("catalog", "apply", str(update), "--db", server.db_url, cwd=server.db.parent)
     assert applied.returncode == 0, applied.stderr
 
     assert claims(register(task_1, Nonce="again")["Signature"], public_key(server, 1)) == {

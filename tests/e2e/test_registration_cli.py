@@ -6,10 +6,7 @@ registration tokens, showing, listing and rotating the RegisterUsage signing key
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import CATALOG, ledger_url
 
 pytestmark = pytest.mark.e2e
@@ -25,20 +23,6 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{64}")
 ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 ALICE_CA = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000002"
 BOB_CA = "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002"
-
-
-def mm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m marketmeter ARGS`` in ``cwd``; never reads a stray $MARKETMETER_DB."""
-    environment = {k: v for k, v in os.environ.items() if k != "MARKETMETER_DB"}
-    return subprocess.run(
-        [sys.executable, "-m", "marketmeter", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def ok(db: Path, *args: str) -> str:

@@ -9,10 +9,8 @@ token and meters the new customer with boto3.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from marketmeter.catalog.model import agreement_id_for, customer_identifier_for
 from marketmeter.store.open import open_store
 from tests.e2e.buyers import admin
+from tests.e2e.cli_runner import mm
 from tests.e2e.registration_page import RegistrationPage
 from tests.e2e.server_process import CATALOG, ServerProcess, free_port, ledger_url
 
@@ -39,19 +38,6 @@ def page() -> Iterator[RegistrationPage]:
     with RegistrationPage() as running:
         running.answer(302, SIGNUP, "Redirecting to the sign-up form")
         yield running
-
-
-def mm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "MARKETMETER_DB"}
-    return subprocess.run(
-        [sys.executable, "-m", "marketmeter", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def subscribe(db: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,13 @@ import orjson
 from marketmeter.metering.quantities import json_number
 from marketmeter.metering.types import LedgerEntry, UsageAllocation
 
-__all__ = ["LedgerRow", "allocations_json", "ledger_row"]
+__all__ = ["LEDGER_COLUMNS", "LedgerRow", "allocations_json", "ledger_row"]
+
+LEDGER_COLUMNS = (
+    "hour, scope, customer_account, dimension, quantity_micros, metering_record_id, "
+    "product_code, license_arn, customer_identifier, usage_timestamp, allocations, "
+    "received_at, operation, instance"
+)
 
 LedgerRow = tuple[
     int,

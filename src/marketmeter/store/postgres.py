@@ -44,7 +44,8 @@ from marketmeter.metering.types import (
 from marketmeter.store import registration_sql
 from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
-from marketmeter.store.ledger_rows import LedgerRow, ledger_row
+from marketmeter.store.claims_sql import CLAIMED, bill_claim
+from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
 from marketmeter.store.migrations import migrations_for, statements
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
@@ -58,11 +59,7 @@ _RETRIES = 3
 # pg_advisory_xact_lock key for migrations: "mmeter" in ASCII.
 _MIGRATION_LOCK = 0x6D6D65746572
 
-_COLUMNS = (
-    "hour, scope, customer_account, dimension, quantity_micros, metering_record_id, "
-    "product_code, license_arn, customer_identifier, usage_timestamp, allocations, "
-    "received_at, operation, instance"
-)
+_COLUMNS = LEDGER_COLUMNS
 _TYPES = (
     "bigint[]",
     "text[]",
@@ -108,19 +105,6 @@ _BILL = (
 _EXISTING = (
     "SELECT metering_record_id, quantity_micros FROM usage_records "
     "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
-)
-_INSERT_ONE = (
-    f"INSERT INTO usage_records ({_COLUMNS}) VALUES ({', '.join(['?'] * 14)}) "
-    "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING"
-)
-_CLAIM = (
-    "INSERT INTO request_claims (customer_account, client_token, fingerprint, "
-    "metering_record_id, created_at) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (customer_account, client_token) DO NOTHING RETURNING metering_record_id"
-)
-_CLAIMED = (
-    "SELECT metering_record_id, fingerprint FROM request_claims "
-    "WHERE customer_account = ? AND client_token = ?"
 )
 
 
@@ -280,12 +264,12 @@ class PostgresStore:
 
     async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
         row = ledger_row(entry)
-        return await self._in_thread(self._write, lambda sql: _bill_claim(sql, claim, row))
+        return await self._in_thread(self._write, lambda sql: bill_claim(sql, claim, row))
 
     async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
         found = await self._in_thread(
             self._read,
-            lambda sql: sql.execute(_CLAIMED, (customer_account, client_token)).fetchone(),
+            lambda sql: sql.execute(CLAIMED, (customer_account, client_token)).fetchone(),
         )
         return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
 
@@ -359,22 +343,3 @@ def _bill(sql: _Sql, rows: list[LedgerRow]) -> list[LedgerOutcome]:
             held, quantity = again[0], again[1]
         outcomes.append(LedgerOutcome(held, quantity, inserted=bool(fresh)))
     return outcomes
-
-
-def _bill_claim(sql: _Sql, claim: RequestClaim, row: LedgerRow) -> RequestClaimOutcome:
-    claimed = sql.execute(
-        _CLAIM,
-        (
-            claim.customer_account,
-            claim.client_token,
-            claim.fingerprint,
-            claim.metering_record_id,
-            claim.created_at,
-        ),
-    ).fetchone()
-    if claimed is None:
-        existing = sql.execute(_CLAIMED, (claim.customer_account, claim.client_token)).fetchone()
-        assert existing is not None, "a conflicting claim must be readable once committed"
-        return RequestClaimOutcome(existing[0], existing[1], inserted=False)
-    sql.execute(_INSERT_ONE, row)
-    return RequestClaimOutcome(claimed[0], claim.fingerprint, inserted=True)

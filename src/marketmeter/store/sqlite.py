@@ -36,6 +36,7 @@ from marketmeter.metering.types import (
 from marketmeter.store import registration_sql
 from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
+from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 from marketmeter.store.migrations import migrations_for, statements
 from marketmeter.store.sql_connection import SqlConnection
@@ -55,15 +56,6 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
     "RETURNING metering_record_id"
-)
-_CLAIM = (
-    "INSERT INTO request_claims (customer_account, client_token, fingerprint, "
-    "metering_record_id, created_at) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (customer_account, client_token) DO NOTHING RETURNING metering_record_id"
-)
-_CLAIMED = (
-    "SELECT metering_record_id, fingerprint FROM request_claims "
-    "WHERE customer_account = ? AND client_token = ?"
 )
 _EXISTING = (
     "SELECT metering_record_id, quantity_micros FROM usage_records "
@@ -249,11 +241,13 @@ class SQLiteStore:
 
     async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
         row = ledger_row(entry)
-        return await asyncio.wrap_future(self._writer.submit(lambda c: _bill_claim(c, claim, row)))
+        return await asyncio.wrap_future(
+            self._writer.submit(lambda c: bill_claim(_Sql(c), claim, row))
+        )
 
     async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
         found = self._read(
-            lambda c: c.execute(_CLAIMED, (customer_account, client_token)).fetchone()
+            lambda c: c.execute(CLAIMED, (customer_account, client_token)).fetchone()
         )
         return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
 
@@ -289,25 +283,3 @@ def _bill(connection: sqlite3.Connection, rows: list[LedgerRow]) -> list[LedgerO
         existing = connection.execute(_EXISTING, row[:4]).fetchone()
         outcomes.append(LedgerOutcome(existing[0], existing[1], inserted=False))
     return outcomes
-
-
-def _bill_claim(
-    connection: sqlite3.Connection, claim: RequestClaim, row: LedgerRow
-) -> RequestClaimOutcome:
-    claimed = connection.execute(
-        _CLAIM,
-        (
-            claim.customer_account,
-            claim.client_token,
-            claim.fingerprint,
-            claim.metering_record_id,
-            claim.created_at,
-        ),
-    ).fetchone()
-    if claimed is None:
-        existing = connection.execute(
-            _CLAIMED, (claim.customer_account, claim.client_token)
-        ).fetchone()
-        return RequestClaimOutcome(existing[0], existing[1], inserted=False)
-    connection.execute(_INSERT, row).fetchone()
-    return RequestClaimOutcome(claimed[0], claim.fingerprint, inserted=True)
