@@ -31,7 +31,9 @@ def test_rules_know_no_http_no_sql_no_wire(path: Path) -> None:
         "marketmeter.protocol",
         "marketmeter.admin",
         "marketmeter.store.sqlite",
+        "marketmeter.store.postgres",
         "sqlite3",
+        "psycopg",
         "starlette",
         "uvicorn",
         "orjson",
@@ -43,7 +45,7 @@ def test_rules_know_no_http_no_sql_no_wire(path: Path) -> None:
 
 @pytest.mark.parametrize("path", modules("protocol"), ids=lambda p: p.name)
 def test_the_wire_layer_reaches_no_store_backend(path: Path) -> None:
-    bad = {n for n in imports_of(path) if n.startswith(("marketmeter.store", "sqlite3"))}
+    bad = {n for n in imports_of(path) if n.startswith(("marketmeter.store", "sqlite3", "psycopg"))}
     assert bad == set()
 
 
