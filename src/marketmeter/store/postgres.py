@@ -46,7 +46,7 @@ from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQ
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
-from marketmeter.store.migrations import migrations_for, statements
+from marketmeter.store.migrations import SCHEMA_MIGRATIONS_TABLE, pending, statements
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
@@ -127,24 +127,12 @@ class _Sql:
 
 def migrate(connection: psycopg.Connection[Any]) -> int:
     """Apply the missing migrations in one transaction, under an advisory lock."""
-    known = migrations_for("postgresql")
-    newest = known[-1].version if known else 0
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-            "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-        )
+        connection.execute(SCHEMA_MIGRATIONS_TABLE)
         row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
         current = int(row[0] or 0) if row else 0
-        if current > newest:
-            raise SchemaError(
-                f"the database is at schema version {current}, newer than this marketmeter "
-                f"(knows up to {newest}); upgrade marketmeter"
-            )
-        for migration in known:
-            if migration.version <= current:
-                continue
+        for migration in pending("postgresql", current):
             for statement in statements(migration.sql):
                 connection.execute(statement)
             connection.execute(

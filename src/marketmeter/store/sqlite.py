@@ -34,11 +34,11 @@ from marketmeter.metering.types import (
     SigningKey,
 )
 from marketmeter.store import registration_sql
-from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
+from marketmeter.store.base import BilledRecord, TokenQuery, UsageQuery
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
-from marketmeter.store.migrations import migrations_for, statements
+from marketmeter.store.migrations import SCHEMA_MIGRATIONS_TABLE, pending, statements
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sqlite_writer import SQLiteWriter
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
@@ -89,22 +89,10 @@ def _connect(path: str, synchronous: Synchronous) -> sqlite3.Connection:
 
 def migrate(connection: sqlite3.Connection) -> int:
     """Apply the missing migrations; refuse a database newer than this code. Returns version."""
-    connection.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-        "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-    )
+    connection.execute(SCHEMA_MIGRATIONS_TABLE)
     row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
     current = int(row[0] or 0)
-    known = migrations_for("sqlite")
-    newest = known[-1].version if known else 0
-    if current > newest:
-        raise SchemaError(
-            f"the database is at schema version {current}, newer than this marketmeter "
-            f"(knows up to {newest}); upgrade marketmeter"
-        )
-    for migration in known:
-        if migration.version <= current:
-            continue
+    for migration in pending("sqlite", current):
         connection.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements(migration.sql):

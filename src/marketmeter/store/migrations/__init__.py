@@ -10,7 +10,15 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["Migration", "migrations_for", "statements"]
+from marketmeter.store.base import SchemaError
+
+__all__ = ["SCHEMA_MIGRATIONS_TABLE", "Migration", "migrations_for", "pending", "statements"]
+
+# Where each backend records the migrations it applied (same DDL on both).
+SCHEMA_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+    "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+)
 
 _NAME = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<dialect>[a-z]+)\.sql")
 
@@ -37,3 +45,16 @@ def statements(script: str) -> list[str]:
     """Split a migration into statements (our migrations keep ``;`` out of literals)."""
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+def pending(dialect: str, current: int) -> list[Migration]:
+    """The migrations a database at schema version ``current`` still needs, oldest first;
+    ``SchemaError`` if the database is newer than every migration known here."""
+    known = migrations_for(dialect)
+    newest = known[-1].version if known else 0
+    if current > newest:
+        raise SchemaError(
+            f"the database is at schema version {current}, newer than this marketmeter "
+            f"(knows up to {newest}); upgrade marketmeter"
+        )
+    return [migration for migration in known if migration.version > current]
