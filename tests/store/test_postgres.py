@@ -151,7 +151,11 @@ def test_a_fresh_database_gets_the_newest_schema_and_reopening_applies_nothing(
 ) -> None:
     open_test_store(store_url).close_now()
     first = query(store_url, "SELECT version, name, applied_at FROM schema_migrations")
-    assert [(v, n) for v, n, _ in first] == [(1, "initial"), (2, "registration")]
+    assert [(v, n) for v, n, _ in first] == [
+        (1, "initial"),
+        (2, "registration"),
+        (3, "snapshots"),
+    ]
     assert [v for v, _, _ in first] == [m.version for m in migrations_for("postgresql")]
     open_test_store(store_url).close_now()
     assert query(store_url, "SELECT version, name, applied_at FROM schema_migrations") == first
@@ -166,7 +170,7 @@ def test_a_newer_schema_is_refused_and_its_connections_closed(
     with pytest.raises(SchemaError) as raised:
         open_test_store(store_url)
     assert str(raised.value) == (
-        "the database is at schema version 999, newer than this marketmeter (knows up to 2); "
+        "the database is at schema version 999, newer than this marketmeter (knows up to 3); "
         "upgrade marketmeter"
     )
     name = psycopg.conninfo.conninfo_to_dict(store_url)["dbname"]
@@ -194,6 +198,7 @@ def test_nodes_starting_together_apply_the_migrations_once(
     assert query(store_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
         (1, "initial"),
         (2, "registration"),
+        (3, "snapshots"),
     ]
     billed = [
         asyncio.run(store.bill([entry(1, record_id=f"n{i}")])) for i, store in enumerate(stores)
@@ -236,6 +241,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
     assert query(store_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
         (1, "initial"),
         (2, "registration"),
+        (3, "snapshots"),
     ]
     snapshot = store.catalog_snapshot_now()
     assert snapshot.version == 7

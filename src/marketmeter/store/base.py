@@ -25,11 +25,35 @@ from marketmeter.store.sql_connection import SqlConnection
 
 T = TypeVar("T")
 
-__all__ = ["BilledRecord", "OperatorStore", "SchemaError", "Store", "TokenQuery", "UsageQuery"]
+__all__ = [
+    "BilledRecord",
+    "OperatorStore",
+    "SchemaError",
+    "SnapshotError",
+    "SnapshotInfo",
+    "Store",
+    "TokenQuery",
+    "UsageQuery",
+]
 
 
 class SchemaError(Exception):
     """The database's schema is newer than this marketmeter, or otherwise unusable."""
+
+
+class SnapshotError(Exception):
+    """A snapshot cannot be restored here (the message says why, e.g. the schema version it
+    was taken under)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """A named snapshot of the whole state, as listed (its data stays in the database)."""
+
+    name: str
+    created_at: float  # epoch seconds, given by the caller (the service clock)
+    counts: dict[str, int]  # rows per table held in the snapshot
+    size_bytes: int  # size of the stored (compressed) data
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +162,36 @@ class Store(Protocol):
 
     async def register_container(self, registration: ContainerRegistration) -> None:
         """Record a task's registration durably (a task already registered keeps its first)."""
+        ...
+
+    async def reset(self, drop_catalog: bool) -> dict[str, int]:
+        """Empty the ledger: billed records, ClientToken claims, container registrations. With
+        ``drop_catalog`` also registration tokens and the whole catalog (sellers, access keys,
+        products, dimensions, buyers, agreements). Signing keys (RegisterUsage key pairs) and
+        snapshots are always kept. One transaction. Returns rows deleted per table. Bumps
+        ``catalog_state.version`` when the catalog is dropped."""
+        ...
+
+    async def save_snapshot(self, name: str, created_at: float) -> SnapshotInfo:
+        """Save the whole state (catalog, tokens, signing keys, container registrations,
+        claims, billed records) under ``name``, replacing a snapshot of that name. One
+        transaction (consistent)."""
+        ...
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        """Every saved snapshot, by name."""
+        ...
+
+    async def restore_snapshot(self, name: str) -> SnapshotInfo | None:
+        """Replace the whole state with the snapshot's (None if no such snapshot), in one
+        transaction. Raises ``SnapshotError`` if it was taken under another schema version.
+        Afterwards the catalog version is strictly greater than before the restore (so every
+        node's cached catalog reloads), and this store's cached catalog serves the restored
+        catalog immediately."""
+        ...
+
+    async def delete_snapshot(self, name: str) -> bool:
+        """Delete the snapshot ``name``; False if there was none."""
         ...
 
     async def close(self) -> None:

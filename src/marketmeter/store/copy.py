@@ -19,7 +19,7 @@ from marketmeter.store.base import OperatorStore
 from marketmeter.store.catalog_sql import read_catalog, write_catalog
 from marketmeter.store.sql_connection import SqlConnection
 
-__all__ = ["COPIED_TABLES", "CopyRefused", "CopyReport", "copy_ledger"]
+__all__ = ["COPIED_ORDER", "COPIED_TABLES", "CopyRefused", "CopyReport", "copy_ledger"]
 
 _BATCH = 5000
 
@@ -62,8 +62,9 @@ COPIED_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 # The order rows are read and written in; "{insertion}" is the source's insertion order, so
-# that tokens issued in the same second keep the order they were minted in.
-_ORDER = {
+# that tokens issued in the same second keep the order they were minted in (the snapshots of
+# store.snapshots_sql read in it too).
+COPIED_ORDER = {
     "registration_tokens": "issued_at, {insertion}",
     "signing_keys": "version",
     "container_registrations": "registered_at, task",
@@ -119,7 +120,7 @@ class _Select:
 
     def __call__(self, sql: SqlConnection) -> list[Sequence[Any]]:
         names = ", ".join(self.columns)
-        order = _ORDER[self.table].format(insertion=sql.insertion_order)
+        order = COPIED_ORDER[self.table].format(insertion=sql.insertion_order)
         return sql.execute(f"SELECT {names} FROM {self.table} ORDER BY {order}").fetchall()
 
 

@@ -41,8 +41,14 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
-from marketmeter.store import registration_sql
-from marketmeter.store.base import BilledRecord, SchemaError, TokenQuery, UsageQuery
+from marketmeter.store import registration_sql, snapshots_sql
+from marketmeter.store.base import (
+    BilledRecord,
+    SchemaError,
+    SnapshotInfo,
+    TokenQuery,
+    UsageQuery,
+)
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
@@ -306,6 +312,32 @@ class PostgresStore:
     async def register_container(self, registration: ContainerRegistration) -> None:
         await self._in_thread(
             self._write, lambda sql: registration_sql.register_container(sql, registration)
+        )
+
+    # --- test bench: reset and snapshots ---------------------------------------------------
+
+    async def reset(self, drop_catalog: bool) -> dict[str, int]:
+        return await self._in_thread(
+            self._write, lambda sql: snapshots_sql.reset(sql, drop_catalog)
+        )
+
+    async def save_snapshot(self, name: str, created_at: float) -> SnapshotInfo:
+        return await self._in_thread(
+            self._write, lambda sql: snapshots_sql.save_snapshot(sql, name, created_at)
+        )
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        return await self._in_thread(self._read, snapshots_sql.snapshots)
+
+    async def restore_snapshot(self, name: str) -> SnapshotInfo | None:
+        # the catalog version moves, so the next catalog_snapshot() reloads the catalog
+        return await self._in_thread(
+            self._write, lambda sql: snapshots_sql.restore_snapshot(sql, name)
+        )
+
+    async def delete_snapshot(self, name: str) -> bool:
+        return await self._in_thread(
+            self._write, lambda sql: snapshots_sql.delete_snapshot(sql, name)
         )
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -33,8 +33,8 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
-from marketmeter.store import registration_sql
-from marketmeter.store.base import BilledRecord, TokenQuery, UsageQuery
+from marketmeter.store import registration_sql, snapshots_sql
+from marketmeter.store.base import BilledRecord, SnapshotInfo, TokenQuery, UsageQuery
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
@@ -251,6 +251,34 @@ class SQLiteStore:
         finally:
             connection.close()
         return [billed_record(row) for row in rows]
+
+    # --- test bench: reset and snapshots ---------------------------------------------------
+
+    async def reset(self, drop_catalog: bool) -> dict[str, int]:
+        return await asyncio.wrap_future(
+            self._writer.submit(lambda c: snapshots_sql.reset(_Sql(c), drop_catalog))
+        )
+
+    async def save_snapshot(self, name: str, created_at: float) -> SnapshotInfo:
+        return await asyncio.wrap_future(
+            self._writer.submit(lambda c: snapshots_sql.save_snapshot(_Sql(c), name, created_at))
+        )
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        return self._read(snapshots_sql.snapshots)
+
+    async def restore_snapshot(self, name: str) -> SnapshotInfo | None:
+        # the catalog version moves, so the next catalog_snapshot() reloads the catalog
+        return await asyncio.wrap_future(
+            self._writer.submit(lambda c: snapshots_sql.restore_snapshot(_Sql(c), name))
+        )
+
+    async def delete_snapshot(self, name: str) -> bool:
+        return await asyncio.wrap_future(
+            self._writer.submit(lambda c: snapshots_sql.delete_snapshot(_Sql(c), name))
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_now)
