@@ -1,0 +1,109 @@
+"""AWS's per-account request rates, enforced on demand: a token bucket per operation and account.
+
+AWS publishes these rates for the Metering Service: BatchMeterUsage and MeterUsage 10 per second,
+RegisterUsage 5 per second; ResolveCustomer has no published figure (unlimited unless a custom
+rate is given). Off by default; the admin API switches to the ``aws`` profile or ``custom``
+rates, and the endpoint answers ``ThrottlingException("Rate exceeded")`` when ``admit`` refuses.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+__all__ = ["AWS_RATES", "PROFILES", "QuotaError", "QuotaLimiter"]
+
+AWS_RATES: Mapping[str, float] = MappingProxyType(
+    {"BatchMeterUsage": 10.0, "MeterUsage": 10.0, "RegisterUsage": 5.0}
+)
+PROFILES = ("off", "aws", "custom")
+_OPERATIONS = ("BatchMeterUsage", "MeterUsage", "ResolveCustomer", "RegisterUsage")
+# Refill is computed in floating point: 0.1 s at 10/s must give one whole token.
+_WHOLE_TOKEN = 1 - 1e-9
+
+
+class QuotaError(Exception):
+    """A quota setting the admin API must refuse; ``field`` is the JSON key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    refilled_at: float
+
+
+class QuotaLimiter:
+    """Token buckets per (operation, account): one second of burst (at least 1), refilled at
+    ``rate`` per second on the injected ``monotonic`` clock. Thread-safe."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._profile = "off"
+        self._rates: dict[str, float] = {}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+
+    def configure(self, profile: str, rates: Mapping[str, float] | None = None) -> None:
+        """``off``; ``aws`` (AWS_RATES, ``rates`` overriding per operation); or ``custom``
+        (only ``rates``). Buckets start full again."""
+        if profile not in PROFILES:
+            raise QuotaError("profile", f"must be one of {', '.join(PROFILES)}")
+        if rates is not None and not isinstance(rates, Mapping):
+            raise QuotaError("rates", "must be an object of operation name to calls per second")
+        if profile == "off" and rates:
+            raise QuotaError("rates", 'the "off" profile takes no rates')
+        if profile == "custom" and not rates:
+            raise QuotaError("rates", 'the "custom" profile needs at least one rate')
+        chosen = dict(AWS_RATES) if profile == "aws" else {}
+        chosen.update(_checked(rates or {}))
+        with self._lock:
+            self._profile = profile
+            self._rates = {name: chosen[name] for name in _OPERATIONS if name in chosen}
+            self._buckets = {}
+
+    def state_json(self) -> dict[str, object]:
+        with self._lock:
+            return {"profile": self._profile, "rates": dict(self._rates)}
+
+    def admit(self, operation: str, account: str) -> bool:
+        """Take a token for one call of ``operation`` by ``account``; False means throttle."""
+        if not self._rates:
+            return True
+        with self._lock:
+            rate = self._rates.get(operation)
+            if rate is None:
+                return True
+            now = self._monotonic()
+            bucket = self._buckets.get((operation, account))
+            capacity = max(rate, 1.0)
+            if bucket is None:
+                bucket = self._buckets[(operation, account)] = _Bucket(capacity, now)
+            elapsed = max(now - bucket.refilled_at, 0.0)
+            bucket.tokens = min(capacity, bucket.tokens + elapsed * rate)
+            bucket.refilled_at = now
+            if bucket.tokens < _WHOLE_TOKEN:
+                return False
+            bucket.tokens -= 1
+            return True
+
+
+def _checked(rates: Mapping[str, float]) -> dict[str, float]:
+    checked: dict[str, float] = {}
+    for name, rate in rates.items():
+        if name not in _OPERATIONS:
+            raise QuotaError(f"rates.{name}", f"unknown operation; one of {', '.join(_OPERATIONS)}")
+        if isinstance(rate, bool) or not isinstance(rate, int | float):
+            raise QuotaError(f"rates.{name}", "must be a number")
+        if not math.isfinite(rate) or rate <= 0:
+            raise QuotaError(f"rates.{name}", "must be a finite number greater than 0")
+        checked[name] = float(rate)
+    return checked
