@@ -1,6 +1,7 @@
-"""Assembly only: builds the AWS endpoint and the admin API over one store, clock and id
-generator, and routes between them by path (``/_marketmeter/...`` is the admin API; every
-other path is the AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``)."""
+"""Assembly only: builds the AWS endpoint and the admin API over one store, clock, id
+generator and test bench, and routes between them by path (``/_marketmeter/...``, and
+LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API; every other path is the
+AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from marketmeter.protocol.auth import OpenAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
 from marketmeter.store.base import Store
+from marketmeter.testbench.controls import BenchControls, QuotaProfile
+from marketmeter.testbench.journal import Journal
 
 __all__ = ["ADMIN_PREFIX", "MarketmeterApp"]
 
 ADMIN_PREFIX = "/_marketmeter"
+_ADMIN_PREFIXES = (ADMIN_PREFIX, "/_localstack/chaos")
 
 
 class MarketmeterApp:
@@ -36,7 +40,12 @@ class MarketmeterApp:
         request_ids: IdGenerator,
         tokens: TokenGenerator | None = None,
         key_pairs: KeyPairFactory = new_rsa_key_pair,
+        bench: BenchControls | None = None,
     ) -> None:
+        self.bench = bench or BenchControls(
+            journal=Journal(settings.journal_entries, settings.journal_bytes),
+            startup_quota=QuotaProfile(settings.quota),
+        )
         keys = KeyRing(store, clock, key_pairs)
         operations = Operations(
             batch_meter_usage=BatchMeterUsage(store, clock, record_ids, settings.usage_window),
@@ -45,12 +54,19 @@ class MarketmeterApp:
             register_usage=RegisterUsage(store, clock, keys),
         )
         self.endpoint = AwsEndpoint(
-            dispatch_table(operations), OpenAuth(), request_ids, settings.max_body_bytes
+            dispatch_table(operations, self.bench),
+            OpenAuth(),
+            request_ids,
+            settings.max_body_bytes,
+            self.bench.journal,
+            clock,
         )
-        self.admin = admin_app(store, clock, keys, tokens or RandomTokens(), settings.token_ttl)
+        self.admin = admin_app(
+            store, clock, keys, tokens or RandomTokens(), settings.token_ttl, self.bench
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(ADMIN_PREFIX):
+        if scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
             await self.endpoint(scope, receive, send)
         else:
             await self.admin(scope, receive, send)

@@ -10,6 +10,7 @@ from typing import Literal
 from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
 from marketmeter.metering.windows import UsageWindow, WindowPolicy
 from marketmeter.protocol.endpoint import DEFAULT_MAX_BODY_BYTES
+from marketmeter.testbench.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 
 __all__ = ["DEFAULT_DB", "DEFAULT_HOST", "DEFAULT_PORT", "Settings"]
 
@@ -31,6 +32,9 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     meter_usage_max_age: timedelta = timedelta(hours=6)  # MeterUsage: "less than 6 hours"
     token_ttl: timedelta = DEFAULT_TOKEN_TTL  # registration tokens expire after this
+    quota: Literal["off", "aws"] = "off"  # throttle per account at AWS's published rates
+    journal_entries: int = DEFAULT_MAX_ENTRIES  # request journal bounds (0: no journal)
+    journal_bytes: int = DEFAULT_MAX_BYTES
     usage_window: UsageWindow = field(init=False)  # BatchMeterUsage
     meter_usage_window: UsageWindow = field(init=False)
 

@@ -3,7 +3,8 @@
 - ``GET /health``; ``GET /usage`` (billed records);
 - ``GET|PUT|DELETE /clock``, ``POST /clock/advance`` (the service clock);
 - ``GET|POST /tokens`` (SaaS registration tokens);
-- ``GET /keys``, ``GET /keys/{version}`` (PEM), ``POST /keys/rotate`` (RegisterUsage keys).
+- ``GET /keys``, ``GET /keys/{version}`` (PEM), ``POST /keys/rotate`` (RegisterUsage keys);
+- the test bench's faults, quotas, journal, reset and snapshots (``admin.bench_api``).
 
 Errors are ``{"error": "<message>", "field": "<name>"}`` with a 4xx status; nothing here ever
 answers with a traceback.
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from marketmeter import __version__
+from marketmeter.admin.bench_api import bench_routes
 from marketmeter.admin.clock_control import advance_clock, clock_json, set_clock
 from marketmeter.admin.inputs import AdminInputError, parse_count
 from marketmeter.admin.registration import key_json, mint_request, token_json
@@ -31,6 +33,7 @@ from marketmeter.metering.clock import Clock, ClockState, ServiceClock
 from marketmeter.metering.registration_tokens import TokenGenerator, TokenRequestError, mint_token
 from marketmeter.metering.signing_keys import KeyRing
 from marketmeter.store.base import Store, TokenQuery
+from marketmeter.testbench.controls import BenchControls
 
 __all__ = ["PEM_CONTENT_TYPE", "admin_app"]
 
@@ -57,6 +60,7 @@ def admin_app(
     keys: KeyRing,
     tokens: TokenGenerator,
     token_ttl: timedelta,
+    bench: BenchControls,
 ) -> Starlette:
     async def health(request: Request) -> Response:
         snapshot = await store.catalog_snapshot()
@@ -170,6 +174,7 @@ def admin_app(
             Route("/_marketmeter/keys", key_list, methods=["GET"]),
             Route("/_marketmeter/keys/rotate", key_rotate, methods=["POST"]),
             Route("/_marketmeter/keys/{version}", key_pem, methods=["GET"]),
+            *bench_routes(store, clock, bench),
         ],
         exception_handlers={AdminInputError: bad_input, 404: not_found, 405: bad_method},
         lifespan=lifespan,

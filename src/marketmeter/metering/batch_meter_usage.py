@@ -74,8 +74,14 @@ class BatchMeterUsage:
         self._window = window
 
     async def __call__(
-        self, request: BatchMeterUsageRequest, caller: Caller
+        self,
+        request: BatchMeterUsageRequest,
+        caller: Caller,
+        deferred: frozenset[int] = frozenset(),
     ) -> BatchMeterUsageResult:
+        """Validate the whole batch, then bill every record but those at the ``deferred``
+        positions, which come back as UnprocessedRecords, unbilled, for the client to send
+        again (AWS does this when it cannot process them now; the test bench on demand)."""
         records = request.records
         if not records:
             return BatchMeterUsageResult(results=())
@@ -95,12 +101,13 @@ class BatchMeterUsage:
         _check_license_owners(records, catalog)
 
         received_at = now.timestamp()
-        verdicts = [self._verdict(record, product, catalog, received_at) for record in records]
+        processed = [r for i, r in enumerate(records) if i not in deferred]
+        verdicts = [self._verdict(record, product, catalog, received_at) for record in processed]
         entries = [verdict.entry for verdict in verdicts if verdict.entry is not None]
         outcomes = iter(await self._store.bill(entries) if entries else [])
 
         results: list[UsageRecordResult] = []
-        for record, verdict in zip(records, verdicts, strict=True):
+        for record, verdict in zip(processed, verdicts, strict=True):
             entry = verdict.entry
             if entry is None:
                 results.append(UsageRecordResult(record, RecordStatus.CUSTOMER_NOT_SUBSCRIBED))
@@ -112,7 +119,8 @@ class BatchMeterUsage:
                 )
             else:
                 results.append(UsageRecordResult(record, RecordStatus.DUPLICATE_RECORD))
-        return BatchMeterUsageResult(results=tuple(results))
+        unprocessed = tuple(r for i, r in enumerate(records) if i in deferred)
+        return BatchMeterUsageResult(tuple(results), unprocessed)
 
     def _check_window(self, records: tuple[UsageRecord, ...], now: datetime) -> None:
         window = self._window

@@ -121,12 +121,16 @@ class Caller:
     account_id: str | None = None
     access_key_id: str | None = None
     session_token: str | None = None  # X-Amz-Security-Token, when the credentials had one
+    region: str | None = None  # the region of the SigV4 credential scope, when signed
 
     @classmethod
     def anonymous(
-        cls, access_key_id: str | None = None, session_token: str | None = None
+        cls,
+        access_key_id: str | None = None,
+        session_token: str | None = None,
+        region: str | None = None,
     ) -> Caller:
-        return cls("anonymous", None, access_key_id, session_token)
+        return cls("anonymous", None, access_key_id, session_token, region)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from marketmeter.metering.types import Caller
 
 __all__ = ["Authenticator", "OpenAuth", "RawRequest"]
 
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+# Credential=<access key id>/<date>/<region>/<service>/aws4_request
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/(?:[^/,\s]*/([^/,\s]+)/)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +41,15 @@ class Authenticator(Protocol):
 
 
 class OpenAuth:
-    """Accept everything, verifying nothing; keep the access key id and session token the
-    request names, since MeterUsage and RegisterUsage take the buyer and the instance from
-    them (``metering.callers``)."""
+    """Accept everything, verifying nothing; keep the access key id, session token and region
+    the request names, since MeterUsage and RegisterUsage take the buyer and the instance from
+    them (``metering.callers``) and fault rules may match on them."""
 
     def authenticate(self, request: RawRequest, operation: str) -> Caller:
         authorization = request.header(b"authorization")
         match = _CREDENTIAL.search(authorization) if authorization else None
+        if match is None:
+            return Caller.anonymous(None, request.header(b"x-amz-security-token"))
         return Caller.anonymous(
-            match.group(1) if match else None, request.header(b"x-amz-security-token")
+            match.group(1), request.header(b"x-amz-security-token"), match.group(2)
         )

@@ -5,12 +5,17 @@ from ``X-Amz-Target`` → authentication → JSON parse and model validation →
 handler (typed request → rules → wire result) → one serializer. Every response carries a fresh
 ``x-amzn-RequestId``. Any exception that is not an ``AwsError`` is logged with the request id
 and answered as ``InternalServiceErrorException`` (500) — never a traceback on the wire.
+
+Handlers fill a ``RequestNotes`` (the call's product, each record's verdict, an injected
+fault) which, with the bytes in and out, goes to the request journal before the answer is sent.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from marketmeter.errors import (
@@ -19,21 +24,33 @@ from marketmeter.errors import (
     RequestEntityTooLargeException,
     UnknownOperationException,
 )
+from marketmeter.metering.clock import Clock, SystemClock
 from marketmeter.metering.ids import IdGenerator
 from marketmeter.metering.types import Caller
 from marketmeter.protocol import serialize
 from marketmeter.protocol.auth import Authenticator, RawRequest
 from marketmeter.protocol.parse import RequestParser, decode_and_validate
+from marketmeter.testbench.journal import Journal, JournalEntry
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "AwsEndpoint", "Handler"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "AwsEndpoint", "Handler", "RequestNotes"]
 
 log = logging.getLogger(__name__)
 
 # "BatchMeterUsage requests must be less than 1MB in size" (seed documents).
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
+
+@dataclass(slots=True)
+class RequestNotes:
+    """What a handler tells the journal about the call it answered."""
+
+    product_code: str | None = None
+    verdicts: tuple[str, ...] = ()
+    fault: str | None = None
+
+
 # An operation's handler: validated JSON params and the caller in, wire JSON out.
-Handler = Callable[[dict[str, Any], Caller], Awaitable[dict[str, Any]]]
+Handler = Callable[[dict[str, Any], Caller, RequestNotes], Awaitable[dict[str, Any]]]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -42,6 +59,17 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 class _BodyTooLarge(Exception):
     pass
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """One call as it goes through the endpoint: what the journal will keep of it."""
+
+    notes: RequestNotes
+    body: bytes = b""
+    operation: str | None = None
+    target: str | None = None
+    access_key_id: str | None = None
 
 
 class AwsEndpoint:
@@ -53,23 +81,48 @@ class AwsEndpoint:
         authenticator: Authenticator,
         request_ids: IdGenerator,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        journal: Journal | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._handlers = dict(handlers)
         self._auth = authenticator
         self._request_ids = request_ids
         self._max_body = max_body_bytes
         self._parser = RequestParser()
+        self._journal = journal if journal is not None and journal.enabled else None
+        self._clock = clock or SystemClock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = self._request_ids()
+        started = time.perf_counter()
+        exchange = _Exchange(RequestNotes())
         try:
-            response = await self._answer(scope, receive)
+            response = await self._answer(scope, receive, exchange)
         except AwsError as failure:
             response = serialize.error(failure)
         except Exception:
             log.exception("request %s failed", request_id)
             response = serialize.error(
                 InternalServiceErrorException("An internal error has occurred. Retry your request.")
+            )
+        if self._journal is not None:
+            self._journal.record(
+                JournalEntry(
+                    time=self._clock.now().timestamp(),
+                    wall_time=time.time(),
+                    request_id=request_id,
+                    operation=exchange.operation,
+                    target=exchange.target,
+                    access_key_id=exchange.access_key_id,
+                    product_code=exchange.notes.product_code,
+                    request_body=exchange.body,
+                    status=response.status,
+                    error_type=response.error_type,
+                    response_body=response.body,
+                    verdicts=exchange.notes.verdicts,
+                    fault=exchange.notes.fault,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
             )
         headers = [
             (b"content-type", serialize.CONTENT_TYPE),
@@ -81,10 +134,12 @@ class AwsEndpoint:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
-    async def _answer(self, scope: Scope, receive: Receive) -> serialize.WireResponse:
+    async def _answer(
+        self, scope: Scope, receive: Receive, exchange: _Exchange
+    ) -> serialize.WireResponse:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         try:
-            body = await self._read_body(headers, receive)
+            body = exchange.body = await self._read_body(headers, receive)
         except _BodyTooLarge:
             raise RequestEntityTooLargeException(
                 f"Request body must be less than {self._max_body} bytes"
@@ -98,13 +153,16 @@ class AwsEndpoint:
         )
         if request.method != "POST":
             raise UnknownOperationException(f"{request.method} is not supported: use POST /")
-        name, checker = self._parser.operation(request.header(b"x-amz-target"))
+        exchange.target = request.header(b"x-amz-target")
+        name, checker = self._parser.operation(exchange.target)
+        exchange.operation = name
         caller = self._auth.authenticate(request, name)
+        exchange.access_key_id = caller.access_key_id
         params = decode_and_validate(checker, body)
         handler = self._handlers.get(name)
         if handler is None:
             raise UnknownOperationException(f"marketmeter does not implement {name} yet")
-        return serialize.success(await handler(params, caller))
+        return serialize.success(await handler(params, caller, exchange.notes))
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> bytes:
         for key, value in headers:

@@ -1,7 +1,16 @@
-"""The dispatch table: each operation's wire JSON → typed request → rules → wire JSON."""
+"""The dispatch table: each operation's wire JSON → typed request → test bench → rules → wire
+JSON.
+
+Between the typed request and the rules sits the test bench (``testbench.controls``): a call
+over its quota, or one a fault rule fires on, waits, fails with the rule's error, or has some of
+its records held back: the rules validate the whole batch and answer those as
+UnprocessedRecords, unbilled. Each handler also notes, for the journal, the call's product and
+the verdict of every record, in request order.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,17 +18,22 @@ from marketmeter.metering.batch_meter_usage import BatchMeterUsage
 from marketmeter.metering.meter_usage import MeterUsage
 from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.resolve_customer import ResolveCustomer
-from marketmeter.metering.types import Caller
+from marketmeter.metering.types import BatchMeterUsageResult, Caller
 from marketmeter.protocol import serialize
-from marketmeter.protocol.endpoint import Handler
+from marketmeter.protocol.endpoint import Handler, RequestNotes
 from marketmeter.protocol.parse import (
     batch_meter_usage_request,
     meter_usage_request,
     register_usage_request,
     resolve_customer_request,
 )
+from marketmeter.testbench.controls import BenchControls
+from marketmeter.testbench.faults import FaultDecision
 
-__all__ = ["Operations", "dispatch_table"]
+__all__ = ["UNPROCESSED", "Operations", "dispatch_table"]
+
+# The journal's verdict for a record held back by a fault rule.
+UNPROCESSED = "Unprocessed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,21 +46,65 @@ class Operations:
     register_usage: RegisterUsage
 
 
-def dispatch_table(operations: Operations) -> dict[str, Handler]:
-    async def batch(params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        result = await operations.batch_meter_usage(batch_meter_usage_request(params), caller)
+async def _apply(decision: FaultDecision | None, notes: RequestNotes) -> frozenset[int]:
+    """Carry out the bench's decision: wait, then raise its error; returns the positions of
+    records to hold back."""
+    if decision is None:
+        return frozenset()
+    notes.fault = decision.label
+    if decision.latency_seconds > 0:
+        await asyncio.sleep(decision.latency_seconds)
+    if decision.error is not None:
+        raise decision.error
+    return decision.unprocessed
+
+
+def _verdicts(result: BatchMeterUsageResult, held: frozenset[int], size: int) -> tuple[str, ...]:
+    """Each record's verdict in request order: its status, or unprocessed if held back."""
+    processed = iter(result.results)
+    return tuple(UNPROCESSED if i in held else next(processed).status.value for i in range(size))
+
+
+def dispatch_table(
+    operations: Operations, bench: BenchControls | None = None
+) -> dict[str, Handler]:
+    controls = bench or BenchControls()
+
+    async def batch(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
+        request = batch_meter_usage_request(params)
+        notes.product_code = request.product_code
+        decision = controls.check(
+            "BatchMeterUsage", request.product_code, caller, len(request.records)
+        )
+        held = await _apply(decision, notes)
+        result = await operations.batch_meter_usage(request, caller, held)
+        notes.verdicts = _verdicts(result, held, len(request.records))
         return serialize.batch_meter_usage_result(result)
 
-    async def meter(params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        result = await operations.meter_usage(meter_usage_request(params), caller)
+    async def meter(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
+        request = meter_usage_request(params)
+        notes.product_code = request.product_code
+        await _apply(controls.check("MeterUsage", request.product_code, caller), notes)
+        result = await operations.meter_usage(request, caller)
+        notes.verdicts = ("Success",)
         return serialize.meter_usage_result(result)
 
-    async def resolve(params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        result = await operations.resolve_customer(resolve_customer_request(params), caller)
+    async def resolve(
+        params: dict[str, Any], caller: Caller, notes: RequestNotes
+    ) -> dict[str, Any]:
+        request = resolve_customer_request(params)
+        await _apply(controls.check("ResolveCustomer", None, caller), notes)
+        result = await operations.resolve_customer(request, caller)
+        notes.product_code = result.product_code
         return serialize.resolve_customer_result(result)
 
-    async def register(params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        result = await operations.register_usage(register_usage_request(params), caller)
+    async def register(
+        params: dict[str, Any], caller: Caller, notes: RequestNotes
+    ) -> dict[str, Any]:
+        request = register_usage_request(params)
+        notes.product_code = request.product_code
+        await _apply(controls.check("RegisterUsage", request.product_code, caller), notes)
+        result = await operations.register_usage(request, caller)
         return serialize.register_usage_result(result)
 
     return {
