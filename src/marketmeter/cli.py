@@ -1,5 +1,7 @@
-"""The ``marketmeter`` command: ``serve``, ``catalog apply|show|demo``, ``usage list``, and
-(from ``cli_registration``) ``subscribe``, ``token mint|list`` and ``keys show|list|rotate``.
+"""The ``marketmeter`` command: ``serve``, ``catalog apply|show|demo``, ``usage list``,
+``db migrate|copy``; (from ``cli_registration``) ``subscribe``, ``token mint|list`` and
+``keys show|list|rotate``; (from ``cli_bench``, talking to a running server) ``clock``,
+``faults``, ``journal``, ``reset`` and ``snapshot``.
 
 Every command that touches the database takes ``--db`` (``cli_database``), so the CLI and a
 running server share one ledger.
@@ -21,6 +23,7 @@ from marketmeter import __version__
 from marketmeter.admin.inputs import AdminInputError
 from marketmeter.admin.usage import as_table, record_json, usage_query
 from marketmeter.catalog.loader import CatalogError, load_catalog_file
+from marketmeter.cli_bench import BENCH_COMMANDS
 from marketmeter.cli_database import db_option, open_database
 from marketmeter.cli_registration import keys, subscribe, token
 from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT, Settings
@@ -33,6 +36,7 @@ from marketmeter.metering.windows import WindowPolicy
 from marketmeter.store.base import SchemaError
 from marketmeter.store.copy import CopyRefused, copy_ledger
 from marketmeter.store.open import UnsupportedDatabase
+from marketmeter.testbench.journal import DEFAULT_MAX_ENTRIES
 
 __all__ = ["main"]
 
@@ -90,6 +94,21 @@ def main() -> None:
     show_default=True,
     help="SQLite synchronous mode: full survives power loss, normal only process crashes.",
 )
+@click.option(
+    "--quota",
+    type=click.Choice(["off", "aws"]),
+    default="off",
+    show_default=True,
+    help="Throttle per account at AWS's published rates (10/s BatchMeterUsage and MeterUsage, "
+    "5/s RegisterUsage). Change it live: marketmeter faults quota.",
+)
+@click.option(
+    "--journal-size",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_ENTRIES,
+    show_default=True,
+    help="Calls kept in the request journal (0: no journal); at most 64 MiB of bodies.",
+)
 def serve(
     host: str,
     port: int,
@@ -100,6 +119,8 @@ def serve(
     meter_usage_window: int,
     token_ttl: int,
     synchronous: str,
+    quota: str,
+    journal_size: int,
 ) -> None:
     """Start the Metering Service endpoint and the admin API."""
     from marketmeter.server import serve as run
@@ -114,6 +135,8 @@ def serve(
         meter_usage_max_age=timedelta(seconds=meter_usage_window),
         token_ttl=timedelta(seconds=token_ttl),
         synchronous="normal" if synchronous == "normal" else "full",
+        quota="aws" if quota == "aws" else "off",
+        journal_entries=journal_size,
     )
     try:
         run(settings)
@@ -229,6 +252,8 @@ def usage_list(
 main.add_command(subscribe)
 main.add_command(token)
 main.add_command(keys)
+for command in BENCH_COMMANDS:
+    main.add_command(command)
 
 
 @main.group()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-__all__ = ["AdminInputError", "iso", "parse_count", "parse_time"]
+__all__ = ["AdminInputError", "iso", "parse_count", "parse_duration", "parse_time"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class AdminInputError(ValueError):
@@ -43,6 +45,19 @@ def parse_count(field: str, text: str, low: int, high: int) -> int:
     if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise AdminInputError(field, f"must be a whole number from {low} to {high}")
     return int(text)
+
+
+def parse_duration(field: str, text: str) -> float:
+    """Seconds from ``90``, ``-30s``, ``15m``, ``6h`` or ``2d``."""
+    unit = _UNITS.get(text[-1:].lower()) if text else None
+    number = text[:-1] if unit is not None else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise AdminInputError(field, f"{text!r} is not a duration like 90, 15m, 6h or 2d") from None
+    if not math.isfinite(seconds):
+        raise AdminInputError(field, f"{text!r} is not a finite duration")
+    return seconds
 
 
 def iso(epoch: float) -> str:

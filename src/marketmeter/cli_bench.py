@@ -1,0 +1,371 @@
+"""The test bench commands: ``clock``, ``faults``, ``journal``, ``reset`` and ``snapshot``.
+
+Unlike the ledger commands, these talk to a running server through its admin API
+(``marketmeter.testing.MarketmeterAdmin``): the clock, the fault rules and the journal live in
+the server's process. ``--endpoint`` (or ``MARKETMETER_ENDPOINT``) says where it listens.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from marketmeter.admin.inputs import AdminInputError, parse_duration
+from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT
+from marketmeter.testing.admin_client import AdminError, MarketmeterAdmin
+
+__all__ = ["BENCH_COMMANDS"]
+
+_endpoint_option = click.option(
+    "--endpoint",
+    envvar="MARKETMETER_ENDPOINT",
+    default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
+    show_default=True,
+    help="The running server (env MARKETMETER_ENDPOINT).",
+)
+
+
+@contextmanager
+def _admin(endpoint: str) -> Iterator[MarketmeterAdmin]:
+    admin = MarketmeterAdmin(endpoint)
+    try:
+        yield admin
+    except AdminError as error:
+        raise click.ClickException(str(error)) from None
+    except httpx.TransportError as error:
+        raise click.ClickException(
+            f"cannot reach marketmeter at {endpoint} ({error}); is `marketmeter serve` running?"
+        ) from None
+    finally:
+        admin.close()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _seconds(option: str, text: str) -> float:
+    try:
+        return parse_duration(option, text)
+    except AdminInputError as error:
+        raise click.BadParameter(error.message, param_hint=option) from None
+
+
+# --- clock ----------------------------------------------------------------------------------
+
+# "-6h" is a duration, not options: no "-h" for help on these commands (``--help`` still works).
+_NEGATIVE_ARGUMENT: dict[str, Any] = {
+    "ignore_unknown_options": True,
+    "help_option_names": ["--help"],
+}
+
+
+def _clock_line(state: dict[str, Any]) -> str:
+    offset = state["offsetSeconds"]
+    return f"{state['now']}  {state['mode']}  (offset {offset:+g} s from wall time)"
+
+
+@click.group(invoke_without_command=True)
+@_endpoint_option
+@click.pass_context
+def clock(ctx: click.Context, endpoint: str) -> None:
+    """The service clock of a running server: show it (no subcommand), set, freeze, offset,
+    advance or reset it. Every window, token expiry and key rotation follows it."""
+    ctx.obj = endpoint
+    if ctx.invoked_subcommand is None:
+        _on_clock(endpoint, lambda admin: admin.clock.state())
+
+
+def _on_clock(endpoint: str, change: Callable[[MarketmeterAdmin], dict[str, Any]]) -> None:
+    with _admin(endpoint) as admin:
+        click.echo(_clock_line(change(admin)))
+
+
+@clock.command("set")
+@click.argument("time")
+@click.option("--running", is_flag=True, help="Run on from TIME instead of standing still.")
+@click.pass_obj
+def clock_set(endpoint: str, time: str, running: bool) -> None:
+    """Set the clock to TIME (ISO 8601, no zone = UTC, or epoch seconds); frozen there."""
+    _on_clock(endpoint, lambda admin: admin.clock.set(time, frozen=not running))
+
+
+@clock.command("freeze")
+@click.pass_obj
+def clock_freeze(endpoint: str) -> None:
+    """Stop the clock where it reads now."""
+    _on_clock(endpoint, lambda admin: admin.clock.freeze())
+
+
+@clock.command("offset", context_settings=_NEGATIVE_ARGUMENT)
+@click.argument("duration")
+@click.pass_obj
+def clock_offset(endpoint: str, duration: str) -> None:
+    """Run at wall time plus DURATION (90, -30s, 15m, 6h, 2d)."""
+    seconds = _seconds("DURATION", duration)
+    _on_clock(endpoint, lambda admin: admin.clock.offset(seconds))
+
+
+@clock.command("advance", context_settings=_NEGATIVE_ARGUMENT)
+@click.argument("duration")
+@click.pass_obj
+def clock_advance(endpoint: str, duration: str) -> None:
+    """Move the clock by DURATION (90, 15m, 6h, 2d; negative goes back)."""
+    seconds = _seconds("DURATION", duration)
+    _on_clock(endpoint, lambda admin: admin.clock.advance(seconds))
+
+
+@clock.command("reset")
+@click.pass_obj
+def clock_reset(endpoint: str) -> None:
+    """Back to wall time."""
+    _on_clock(endpoint, lambda admin: admin.clock.reset())
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+@click.group()
+@_endpoint_option
+@click.pass_context
+def faults(ctx: click.Context, endpoint: str) -> None:
+    """Fault rules of a running server: errors, UnprocessedRecords, latency, AWS quotas."""
+    ctx.obj = endpoint
+
+
+@faults.command("list")
+@click.pass_obj
+def faults_list(endpoint: str) -> None:
+    """Print the rules (JSON, with ids and counters)."""
+    with _admin(endpoint) as admin:
+        _print_json(admin.faults.rules())
+
+
+@faults.command("add")
+@click.option("--operation", help="Only this operation (e.g. BatchMeterUsage).")
+@click.option("--product", help="Only calls for this product code.")
+@click.option("--access-key", help="Only calls signed with this access key id.")
+@click.option("--region", help="Only calls signed for this region.")
+@click.option("--error", "code", help="Answer this error, e.g. ThrottlingException.")
+@click.option("--status", type=int, help="HTTP status of the error (default: its own).")
+@click.option("--message", help="Message of the error.")
+@click.option("--unprocessed", type=click.IntRange(1), help="Hold back N records of a batch.")
+@click.option("--unprocessed-indices", help="Hold back these positions, e.g. 0,3.")
+@click.option("--latency", type=click.FloatRange(0), help="Answer this many ms later.")
+@click.option("--probability", type=float, help="Fire with this probability (0 < p <= 1).")
+@click.option("--seed", type=int, help="Seed for the probability (repeatable runs).")
+@click.option("--times", type=click.IntRange(1), help="Only the next N calls it fires on.")
+@click.option("--every", type=click.IntRange(1), help="Only every Nth matching call.")
+@click.option("--rule", "rule_json", help="The whole rule as JSON (LocalStack's shape).")
+@click.pass_obj
+def faults_add(endpoint: str, /, rule_json: str | None, **options: Any) -> None:
+    """Add a fault rule. Without --error, --unprocessed or --latency it answers
+    InternalServiceErrorException (500)."""
+    if rule_json is not None:
+        try:
+            rule = orjson.loads(rule_json)
+        except orjson.JSONDecodeError:
+            raise click.BadParameter("is not valid JSON", param_hint="--rule") from None
+    else:
+        rule = _rule_from_options(options)
+    with _admin(endpoint) as admin:
+        _print_json(admin.faults.add(*(rule if isinstance(rule, list) else [rule])))
+
+
+def _rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
+    names = {
+        "operation": "operation",
+        "product": "productCode",
+        "access_key": "accessKeyId",
+        "region": "region",
+        "latency": "latencyMs",
+        "probability": "probability",
+        "seed": "seed",
+        "times": "times",
+        "every": "everyNth",
+    }
+    rule = {names[k]: v for k, v in options.items() if k in names and v is not None}
+    error = {
+        key: options[option]
+        for option, key in (("code", "code"), ("status", "statusCode"), ("message", "message"))
+        if options[option] is not None
+    }
+    if error:
+        rule["error"] = error
+    if options["unprocessed"] is not None:
+        rule["unprocessedRecords"] = {"count": options["unprocessed"]}
+    elif options["unprocessed_indices"] is not None:
+        try:
+            indices = [int(i) for i in options["unprocessed_indices"].split(",")]
+        except ValueError:
+            raise click.BadParameter(
+                "must be positions separated by commas, e.g. 0,3",
+                param_hint="--unprocessed-indices",
+            ) from None
+        rule["unprocessedRecords"] = {"indices": indices}
+    return rule
+
+
+@faults.command("remove")
+@click.argument("rule_id", type=int)
+@click.pass_obj
+def faults_remove(endpoint: str, rule_id: int) -> None:
+    """Remove the rule RULE_ID."""
+    with _admin(endpoint) as admin:
+        _print_json(admin.faults.remove(rule_id))
+
+
+@faults.command("clear")
+@click.pass_obj
+def faults_clear(endpoint: str) -> None:
+    """Remove every rule."""
+    with _admin(endpoint) as admin:
+        admin.faults.clear()
+    click.echo("no fault rules")
+
+
+@faults.command("latency")
+@click.argument("milliseconds", type=click.FloatRange(0, 60_000))
+@click.pass_obj
+def faults_latency(endpoint: str, milliseconds: float) -> None:
+    """Add MILLISECONDS to every call (0 removes it)."""
+    with _admin(endpoint) as admin:
+        _print_json(admin.faults.latency(milliseconds))
+
+
+@faults.command("quota")
+@click.argument("profile", type=click.Choice(["off", "aws", "custom"]))
+@click.option("--rate", "rates", multiple=True, help="OPERATION=CALLS_PER_SECOND (repeatable).")
+@click.pass_obj
+def faults_quota(endpoint: str, profile: str, rates: tuple[str, ...]) -> None:
+    """Throttle per account: aws (10/s BatchMeterUsage and MeterUsage, 5/s RegisterUsage),
+    custom (--rate only), or off."""
+    parsed: dict[str, float] = {}
+    for item in rates:
+        name, _, value = item.partition("=")
+        try:
+            parsed[name] = float(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: expected OPERATION=CALLS_PER_SECOND", param_hint="--rate"
+            ) from None
+    with _admin(endpoint) as admin:
+        _print_json(admin.faults.quota(profile, parsed or None))
+
+
+# --- journal --------------------------------------------------------------------------------
+
+
+@click.command()
+@_endpoint_option
+@click.option("--operation", help="Only this operation.")
+@click.option("--product", help="Only calls for this product code.")
+@click.option("--status", type=int, help="Only answers with this HTTP status.")
+@click.option("--error-type", help="Only answers with this error, e.g. ThrottlingException.")
+@click.option("--since", help="At or after this service-clock time (ISO 8601 or epoch).")
+@click.option("--until", help="Before this service-clock time.")
+@click.option("--after", type=int, help="Only entries after this id.")
+@click.option("--limit", default=100, show_default=True, help="The newest N entries.")
+@click.option("--json", "as_json", is_flag=True, help="Whole entries (bodies too) as JSON.")
+def journal(endpoint: str, as_json: bool, **filters: Any) -> None:
+    """Every call a running server answered: operation, caller, status, verdicts, fault."""
+    with _admin(endpoint) as admin:
+        entries = admin.journal.entries(**filters)
+    if as_json:
+        _print_json(entries)
+        return
+    click.echo(
+        f"{'ID':>6}  {'TIME (service clock)':<27} {'OPERATION':<16} {'PRODUCT':<20} "
+        f"{'STATUS':>6}  OUTCOME"
+    )
+    for e in entries:
+        outcome = e["errorType"] or " ".join(e["verdicts"]) or "-"
+        if e["fault"]:
+            outcome += f"  [{e['fault']}]"
+        click.echo(
+            f"{e['id']:>6}  {e['time']:<27} {e['operation'] or '-':<16} "
+            f"{e['productCode'] or '-':<20} {e['status']:>6}  {outcome}"
+        )
+
+
+# --- reset and snapshots --------------------------------------------------------------------
+
+
+@click.command()
+@_endpoint_option
+@click.option("--drop-catalog", is_flag=True, help="Drop the catalog and its tokens too.")
+@click.option(
+    "--keep",
+    multiple=True,
+    type=click.Choice(["clock", "faults", "journal"]),
+    help="Leave this as it is (repeatable).",
+)
+def reset(endpoint: str, drop_catalog: bool, keep: tuple[str, ...]) -> None:
+    """Empty the ledger of a running server (billed records, ClientToken claims, container
+    registrations) and put its clock, fault rules and journal back as it started."""
+    with _admin(endpoint) as admin:
+        result = admin.reset(drop_catalog, keep)
+    deleted = ", ".join(f"{n} {table}" for table, n in result["deleted"].items() if n)
+    click.echo(f"reset: deleted {deleted or 'nothing'}")
+
+
+@click.group()
+@_endpoint_option
+@click.pass_context
+def snapshot(ctx: click.Context, endpoint: str) -> None:
+    """Named snapshots of a running server's whole state, for fast test setup."""
+    ctx.obj = endpoint
+
+
+def _snapshot_line(info: dict[str, Any]) -> str:
+    counts = info["counts"]
+    return (
+        f"{info['name']}  taken {info['createdAt']}  {counts.get('usage_records', 0)} billed "
+        f"record(s), {counts.get('agreements', 0)} agreement(s), {info['sizeBytes']} bytes"
+    )
+
+
+@snapshot.command("save")
+@click.argument("name")
+@click.pass_obj
+def snapshot_save(endpoint: str, name: str) -> None:
+    """Save the whole state as NAME (replacing a snapshot of that name)."""
+    with _admin(endpoint) as admin:
+        click.echo("saved " + _snapshot_line(admin.save_snapshot(name)))
+
+
+@snapshot.command("restore")
+@click.argument("name")
+@click.pass_obj
+def snapshot_restore(endpoint: str, name: str) -> None:
+    """Replace the whole state with snapshot NAME."""
+    with _admin(endpoint) as admin:
+        click.echo("restored " + _snapshot_line(admin.restore_snapshot(name)))
+
+
+@snapshot.command("list")
+@click.pass_obj
+def snapshot_list(endpoint: str) -> None:
+    """List the snapshots."""
+    with _admin(endpoint) as admin:
+        for info in admin.snapshots():
+            click.echo(_snapshot_line(info))
+
+
+@snapshot.command("delete")
+@click.argument("name")
+@click.pass_obj
+def snapshot_delete(endpoint: str, name: str) -> None:
+    """Delete snapshot NAME."""
+    with _admin(endpoint) as admin:
+        admin.delete_snapshot(name)
+    click.echo(f"deleted {name}")
+
+
+BENCH_COMMANDS: tuple[click.Command, ...] = (clock, faults, journal, reset, snapshot)
