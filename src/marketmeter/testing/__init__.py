@@ -1,0 +1,12 @@
+"""Testing a seller's metering code against marketmeter: a client for the admin API
+(``MarketmeterAdmin``: clock, faults, journal, reset, snapshots), a server started in-process
+or as a subprocess (``MarketmeterServer``), and the pytest plugin built on both
+(``marketmeter.testing.pytest_plugin``, registered with pytest when marketmeter is installed).
+"""
+
+from __future__ import annotations
+
+from marketmeter.testing.admin_client import AdminError, MarketmeterAdmin
+from marketmeter.testing.servers import MarketmeterServer
+
+__all__ = ["AdminError", "MarketmeterAdmin", "MarketmeterServer"]

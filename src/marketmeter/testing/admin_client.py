@@ -1,0 +1,270 @@
+"""A Python client for marketmeter's admin API, for sellers' tests and the CLI.
+
+``MarketmeterAdmin(endpoint)`` talks HTTP to a running server (``/_marketmeter/...``), so it
+works the same against a server in the test's process, a subprocess, or one started by hand:
+
+    admin = MarketmeterAdmin("http://127.0.0.1:8686")
+    admin.clock.set("2026-11-30T23:00:00Z")
+    admin.faults.add({"operation": "BatchMeterUsage", "times": 2,
+                      "error": {"code": "ThrottlingException"}})
+    admin.journal.entries(operation="BatchMeterUsage")
+    admin.usage(product="prod-...")
+    admin.reset()
+
+Every admin error (a 4xx with ``{"error", "field"}``) is raised as ``AdminError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+__all__ = ["AdminError", "ClockHandle", "FaultsHandle", "JournalHandle", "MarketmeterAdmin"]
+
+Rule = Mapping[str, Any]
+
+
+class AdminError(Exception):
+    """The admin API refused a call: ``status``, the ``field`` at fault, its ``message``."""
+
+    def __init__(self, status: int, field: str | None, message: str) -> None:
+        super().__init__(f"{status}: {field + ': ' if field else ''}{message}")
+        self.status = status
+        self.field = field
+        self.message = message
+
+
+class _Api:
+    def __init__(self, endpoint: str, timeout: float) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        response = self._http.request(
+            method, f"/_marketmeter{path}", json=body, params=query or None
+        )
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"error": response.text}
+            raise AdminError(response.status_code, problem.get("field"), problem.get("error", ""))
+        if response.status_code == 204 or not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _time(at: datetime | str | float) -> str | float:
+    if isinstance(at, datetime):
+        return at.isoformat()
+    return at
+
+
+def _seconds(delta: timedelta | float) -> float:
+    return delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
+
+
+class ClockHandle:
+    """The service clock (``/_marketmeter/clock``). Every method answers the clock's state."""
+
+    def __init__(self, api: _Api) -> None:
+        self._api = api
+
+    def state(self) -> dict[str, Any]:
+        return dict(self._api.call("GET", "/clock"))
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self.state()["now"])
+
+    def set(self, at: datetime | str | float, frozen: bool = True) -> dict[str, Any]:
+        """Read ``at`` from now on: standing still (default) or running on from it."""
+        return dict(self._api.call("PUT", "/clock", {"time": _time(at), "frozen": frozen}))
+
+    def freeze(self) -> dict[str, Any]:
+        return dict(self._api.call("PUT", "/clock", {"frozen": True}))
+
+    def offset(self, delta: timedelta | float) -> dict[str, Any]:
+        """Run at wall time plus ``delta`` (seconds)."""
+        return dict(self._api.call("PUT", "/clock", {"offsetSeconds": _seconds(delta)}))
+
+    def advance(self, delta: timedelta | float) -> dict[str, Any]:
+        """Move by ``delta`` (seconds; negative goes back), frozen or running."""
+        return dict(self._api.call("POST", "/clock/advance", {"seconds": _seconds(delta)}))
+
+    def reset(self) -> dict[str, Any]:
+        """Back to wall time."""
+        return dict(self._api.call("DELETE", "/clock"))
+
+
+class FaultsHandle:
+    """Fault rules, global latency and the quota profile (``/_marketmeter/faults``)."""
+
+    def __init__(self, api: _Api) -> None:
+        self._api = api
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every rule, with its ``id`` and its ``matched`` and ``applied`` counters."""
+        return list(self._api.call("GET", "/faults"))
+
+    def set(self, *rules: Rule) -> list[dict[str, Any]]:
+        """Replace every rule with ``rules``."""
+        return list(self._api.call("POST", "/faults", [dict(r) for r in rules]))
+
+    def add(self, *rules: Rule) -> list[dict[str, Any]]:
+        """Add ``rules`` after the existing ones; answers every rule, with its id."""
+        return list(self._api.call("PATCH", "/faults", [dict(r) for r in rules]))
+
+    def remove(self, rule_id: int) -> list[dict[str, Any]]:
+        return list(self._api.call("DELETE", f"/faults/{rule_id}"))
+
+    def clear(self) -> list[dict[str, Any]]:
+        return list(self._api.call("DELETE", "/faults"))
+
+    def latency(self, milliseconds: float) -> dict[str, Any]:
+        """Add ``milliseconds`` to every call (LocalStack's network effect)."""
+        return dict(self._api.call("POST", "/faults/effects", {"latency": milliseconds}))
+
+    def quota(
+        self, profile: str = "aws", rates: Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
+        """Throttle per account: ``aws`` (AWS's published rates), ``custom`` or ``off``."""
+        body: dict[str, Any] = {"profile": profile}
+        if rates is not None:
+            body["rates"] = dict(rates)
+        return dict(self._api.call("PUT", "/faults/quota", body))
+
+    def throttle(
+        self, operation: str | None = None, times: int | None = None, **rule: Any
+    ) -> dict[str, Any]:
+        """Answer ``ThrottlingException`` (400, which AWS SDKs retry)."""
+        return self.error("ThrottlingException", operation, times, **rule)
+
+    def error(
+        self, code: str, operation: str | None = None, times: int | None = None, **rule: Any
+    ) -> dict[str, Any]:
+        """Answer the error ``code`` (any error of the service) instead of the call."""
+        body = {"error": {"code": code}, **_matching(operation, times), **rule}
+        return self.add(body)[-1]
+
+    def unprocessed(
+        self,
+        count: int | None = None,
+        indices: list[int] | None = None,
+        times: int | None = None,
+        **rule: Any,
+    ) -> dict[str, Any]:
+        """Hold back records of BatchMeterUsage batches as UnprocessedRecords (not billed)."""
+        held = {"count": count} if indices is None else {"indices": indices}
+        body = {"unprocessedRecords": held, **_matching("BatchMeterUsage", times), **rule}
+        return self.add(body)[-1]
+
+
+def _matching(operation: str | None, times: int | None) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if operation is not None:
+        found["operation"] = operation
+    if times is not None:
+        found["times"] = times
+    return found
+
+
+class JournalHandle:
+    """The request journal (``/_marketmeter/journal``): every call, newest last."""
+
+    def __init__(self, api: _Api) -> None:
+        self._api = api
+
+    def entries(
+        self,
+        operation: str | None = None,
+        product: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        params = {
+            "operation": operation,
+            "product": product,
+            "status": status,
+            "errorType": error_type,
+            "since": since,
+            "until": until,
+            "after": after,
+            "limit": limit,
+        }
+        return list(self._api.call("GET", "/journal", params=params)["entries"])
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._api.call("GET", "/journal", params={"limit": 1})["stats"])
+
+    def clear(self) -> None:
+        self._api.call("DELETE", "/journal")
+
+
+class MarketmeterAdmin:
+    """The admin API of the marketmeter server at ``endpoint``."""
+
+    def __init__(self, endpoint: str, timeout: float = 30.0) -> None:
+        self._api = _Api(endpoint, timeout)
+        self.endpoint = self._api.endpoint
+        self.clock = ClockHandle(self._api)
+        self.faults = FaultsHandle(self._api)
+        self.journal = JournalHandle(self._api)
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._api.call("GET", "/health"))
+
+    def usage(self, **filters: Any) -> list[dict[str, Any]]:
+        """Billed records: filters ``product``, ``customer``, ``dimension``, ``from``, ``to``,
+        ``limit`` (pass ``from`` as ``from_``)."""
+        if "from_" in filters:
+            filters["from"] = filters.pop("from_")
+        return list(self._api.call("GET", "/usage", params=filters)["records"])
+
+    def reset(self, drop_catalog: bool = False, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Empty the ledger (and the catalog with ``drop_catalog``); put the clock, faults and
+        journal back as the server started, except those in ``keep``."""
+        body = {"dropCatalog": drop_catalog, "keep": list(keep)}
+        return dict(self._api.call("POST", "/reset", body))
+
+    def save_snapshot(self, name: str) -> dict[str, Any]:
+        return dict(self._api.call("POST", "/snapshots", {"name": name}))
+
+    def restore_snapshot(self, name: str) -> dict[str, Any]:
+        return dict(self._api.call("POST", f"/snapshots/{name}/restore"))
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        return list(self._api.call("GET", "/snapshots")["snapshots"])
+
+    def delete_snapshot(self, name: str) -> None:
+        self._api.call("DELETE", f"/snapshots/{name}")
+
+    def tokens(self, product: str | None = None, buyer: str | None = None) -> list[dict[str, Any]]:
+        params = {"product": product, "buyer": buyer}
+        return list(self._api.call("GET", "/tokens", params=params)["tokens"])
+
+    def mint_token(self, product: str, buyer: str) -> dict[str, Any]:
+        """A fresh registration token for ResolveCustomer."""
+        body = {"productCode": product, "buyerAccountId": buyer}
+        return dict(self._api.call("POST", "/tokens", body))
+
+    def close(self) -> None:
+        self._api.close()
