@@ -622,3 +622,21 @@ def test_a_rule_read_back_can_be_sent_again() -> None:
     assert parse_rule(shown) == parse_rule({"operation": "MeterUsage", "times": 2})
     injector.remove_rules(parse_rules([shown]))
     assert injector.rules_json() == []
+
+
+def test_a_rule_for_another_service_keeps_its_operation_and_code_and_never_fires() -> None:
+    injector = FaultInjector(random.Random(1))
+    rule = {"service": "s3", "operation": "PutObject", "error": {"code": "ServiceUnavailable"}}
+    injector.set_rules(parse_rules([rule]))
+    assert injector.rules_json() == [{"id": 1, **rule, "matched": 0, "applied": 0}]
+    assert injector.decide("BatchMeterUsage", "p", "AKIA", "us-east-1", 1) is None
+
+
+def test_reset_numbers_rules_from_one_again_and_drops_the_latency() -> None:
+    injector = FaultInjector(random.Random(1))
+    injector.set_rules(parse_rules([{"times": 1}, {"times": 2}]))
+    injector.latency_ms = 50
+    injector.reset()
+    injector.add_rules(parse_rules([{"times": 1}]))
+    assert [r["id"] for r in injector.rules_json()] == [1]
+    assert injector.latency_ms == 0.0

@@ -56,11 +56,10 @@ class BenchControls:
         )
 
     def reset(self, faults: bool = True, journal: bool = True) -> None:
-        """Back to how the server started: no fault rule, no added latency, the start-up quota
-        profile; an empty journal."""
+        """Back to how the server started: no fault rule (ids from 1 again), no added latency,
+        the start-up quota profile; an empty journal."""
         if faults:
-            self.faults.clear()
-            self.faults.latency_ms = 0.0
+            self.faults.reset()
             self.quotas.configure(self.startup_quota.profile, self.startup_quota.rates)
         if journal:
             self.journal.clear()

@@ -228,8 +228,12 @@ def parse_rule(body: object) -> FaultRule:
     if not isinstance(body, dict):
         raise FaultRuleError("body", "a fault rule must be a JSON object")
     _refuse_unknown_keys(body, _RULE_KEYS, prefix="", ignored=_READ_ONLY_KEYS)
+    service = _text(body, "service")
+    # A rule for another service (LocalStack configurations mix them) never fires here: its
+    # operation and error code are that service's, kept as given, not checked against ours.
+    ours = service is None or service in OUR_SERVICE_NAMES
     operation = _text(body, "operation")
-    if operation is not None and operation not in OPERATIONS:
+    if ours and operation is not None and operation not in OPERATIONS:
         raise FaultRuleError("operation", f"must be one of {', '.join(OPERATIONS)}")
     probability = _number(body, "probability")
     if probability is not None and not 0 < probability <= 1:
@@ -237,14 +241,14 @@ def parse_rule(body: object) -> FaultRule:
     latency_ms = _number(body, "latencyMs")
     if latency_ms is not None and not 0 <= latency_ms <= MAX_LATENCY_MS:
         raise FaultRuleError("latencyMs", f"must be between 0 and {MAX_LATENCY_MS}")
-    error = _parse_error(body.get("error"))
+    error = _parse_error(body.get("error"), ours)
     unprocessed = _parse_unprocessed(body.get("unprocessedRecords"))
     if unprocessed is not None and operation != "BatchMeterUsage":
         raise FaultRuleError("unprocessedRecords", 'only with "operation": "BatchMeterUsage"')
     if unprocessed is not None and error is not None:
         raise FaultRuleError("unprocessedRecords", 'cannot be combined with "error"')
     return FaultRule(
-        service=_text(body, "service"),
+        service=service,
         region=_text(body, "region"),
         operation=operation,
         product_code=_text(body, "productCode"),
@@ -259,14 +263,14 @@ def parse_rule(body: object) -> FaultRule:
     )
 
 
-def _parse_error(value: object) -> FaultError | None:
+def _parse_error(value: object, ours: bool = True) -> FaultError | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         raise FaultRuleError("error", "must be a JSON object")
     _refuse_unknown_keys(value, ("code", "statusCode", "message"), prefix="error.")
     code = _text(value, "code", prefix="error.")
-    if code is not None and code not in ERROR_CLASSES:
+    if ours and code is not None and code not in ERROR_CLASSES:
         known = ", ".join(sorted(ERROR_CLASSES))
         raise FaultRuleError("error.code", f"unknown error {code!r}; known codes: {known}")
     status_code = _integer(value, "statusCode", minimum=400, prefix="error.")
@@ -437,6 +441,14 @@ class FaultInjector:
         """Remove every rule (the global latency stays)."""
         with self._lock:
             self._rules = []
+
+    def reset(self) -> None:
+        """As new: no rule, no global latency, and the next rule is number 1 again (so that
+        labels such as "fault rule 1: ..." do not depend on what earlier tests did)."""
+        with self._lock:
+            self._rules = []
+            self._next_id = 1
+        self.latency_ms = 0.0
 
     def decide(
         self,
