@@ -67,8 +67,8 @@ _NEGATIVE_ARGUMENT: dict[str, Any] = {
 
 
 def _clock_line(state: dict[str, Any]) -> str:
-    offset = state["offsetSeconds"]
-    return f"{state['now']}  {state['mode']}  (offset {offset:+g} s from wall time)"
+    offset = round(state["offsetSeconds"])
+    return f"{state['now']}  {state['mode']}  (offset {offset:+d} s from wall time)"
 
 
 @click.group(invoke_without_command=True)
@@ -354,8 +354,11 @@ def snapshot_restore(endpoint: str, name: str) -> None:
 def snapshot_list(endpoint: str) -> None:
     """List the snapshots."""
     with _admin(endpoint) as admin:
-        for info in admin.snapshots():
-            click.echo(_snapshot_line(info))
+        found = admin.snapshots()
+    for info in found:
+        click.echo(_snapshot_line(info))
+    if not found:
+        click.echo("no snapshots")
 
 
 @snapshot.command("delete")

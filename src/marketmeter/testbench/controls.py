@@ -57,9 +57,9 @@ class BenchControls:
 
     def reset(self, faults: bool = True, journal: bool = True) -> None:
         """Back to how the server started: no fault rule (ids from 1 again), no added latency,
-        the start-up quota profile; an empty journal."""
+        the start-up quota profile; an empty journal (ids from 1 again)."""
         if faults:
             self.faults.reset()
             self.quotas.configure(self.startup_quota.profile, self.startup_quota.rates)
         if journal:
-            self.journal.clear()
+            self.journal.reset()

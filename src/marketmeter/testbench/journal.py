@@ -149,6 +149,14 @@ class Journal:
             self._entries.clear()
             self._bytes = 0
 
+    def reset(self) -> None:
+        """As new: empty, ids from 1 again, nothing counted as dropped."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+            self._next_id = 1
+            self._dropped = 0
+
     def stats(self) -> dict[str, int]:
         """How full the journal is: entries, bytes, the bounds, and how many were dropped."""
         with self._lock:

@@ -6,7 +6,20 @@ or as a subprocess (``MarketmeterServer``), and the pytest plugin built on both
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from marketmeter.testing.admin_client import AdminError, MarketmeterAdmin
-from marketmeter.testing.servers import MarketmeterServer
+
+if TYPE_CHECKING:
+    from marketmeter.testing.servers import MarketmeterServer
 
 __all__ = ["AdminError", "MarketmeterAdmin", "MarketmeterServer"]
+
+
+def __getattr__(name: str) -> Any:
+    # The server pulls in the whole app; the CLI's bench commands only need the client.
+    if name == "MarketmeterServer":
+        from marketmeter.testing.servers import MarketmeterServer
+
+        return MarketmeterServer
+    raise AttributeError(name)

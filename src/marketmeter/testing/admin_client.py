@@ -127,7 +127,8 @@ class FaultsHandle:
 
     def add(self, *rules: Rule) -> list[dict[str, Any]]:
         """Add ``rules`` after the existing ones; answers every rule, with its id."""
-        return list(self._api.call("PATCH", "/faults", [dict(r) for r in rules]))
+        body: Any = dict(rules[0]) if len(rules) == 1 else [dict(r) for r in rules]
+        return list(self._api.call("PATCH", "/faults", body))
 
     def remove(self, rule_id: int) -> list[dict[str, Any]]:
         return list(self._api.call("DELETE", f"/faults/{rule_id}"))
