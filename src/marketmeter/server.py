@@ -29,7 +29,7 @@ from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_ne
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 
-__all__ = ["demo_catalog_text", "load_startup_catalog", "serve"]
+__all__ = ["build_service", "demo_catalog_text", "load_startup_catalog", "serve"]
 
 
 def demo_catalog_text() -> str:
@@ -91,9 +91,9 @@ class _Server(uvicorn.Server):
         )
 
 
-def serve(settings: Settings) -> None:
-    """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def build_service(settings: Settings) -> tuple[MarketmeterApp, OperatorStore, str]:
+    """Open the ledger, load the start-up catalog and assemble the app on a ``ServiceClock``.
+    Returns the app, its store (which the app closes at shutdown) and the catalog line."""
     store = open_store(settings.db, settings.synchronous)
     clock = ServiceClock()
     try:
@@ -101,7 +101,13 @@ def serve(settings: Settings) -> None:
     except BaseException:
         store.close_now()
         raise
-    app = MarketmeterApp(settings, store, clock, RandomIds(), RandomIds())
+    return MarketmeterApp(settings, store, clock, RandomIds(), RandomIds()), store, catalog_line
+
+
+def serve(settings: Settings) -> None:
+    """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app, store, catalog_line = build_service(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,

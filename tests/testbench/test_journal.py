@@ -134,3 +134,13 @@ def test_concurrent_records_get_distinct_ids() -> None:
     for thread in threads:
         thread.join()
     assert ids(journal.query(JournalQuery(limit=10_000))) == list(range(1, 2001))
+
+
+def test_reset_numbers_entries_from_one_again() -> None:
+    journal = Journal(max_entries=1)
+    journal.record(entry())
+    journal.record(entry())
+    journal.reset()
+    journal.record(entry())
+    assert ids(journal.query(JournalQuery())) == [1]
+    assert journal.stats()["dropped"] == 0

@@ -27,12 +27,8 @@ from typing import Any, Literal
 
 import uvicorn
 
-from marketmeter.app import MarketmeterApp
 from marketmeter.config import Settings
-from marketmeter.metering.clock import ServiceClock
-from marketmeter.metering.ids import RandomIds
-from marketmeter.server import load_startup_catalog
-from marketmeter.store.open import open_store
+from marketmeter.server import build_service
 from marketmeter.testing.admin_client import MarketmeterAdmin
 
 __all__ = ["MarketmeterServer", "Mode"]
@@ -89,14 +85,7 @@ class MarketmeterServer:
         if self.serve_options:
             raise ValueError("serve_options apply to subprocess mode; pass settings instead")
         settings = self._settings or Settings(port=0, db=self.db, catalog=self.catalog)
-        store = open_store(self.db, settings.synchronous)
-        clock = ServiceClock()
-        try:
-            load_startup_catalog(store, self.catalog, clock)
-        except BaseException:
-            store.close_now()
-            raise
-        app = MarketmeterApp(settings, store, clock, RandomIds(), RandomIds())
+        app, _, _ = build_service(settings)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
