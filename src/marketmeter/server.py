@@ -127,7 +127,9 @@ def serve(settings: Settings) -> None:
         f"           MeterUsage {settings.meter_usage_window.describe()}",
         f"  tokens:  registration tokens expire after {_duration(settings.token_ttl)} "
         "(marketmeter token list)",
-        "  clock:   wall time (move it: PUT /_marketmeter/clock)",
+        "  clock:   wall time (move it: marketmeter clock set|advance|reset)",
+        f"  bench:   quota {settings.quota}; journal of the last {settings.journal_entries} calls "
+        "(marketmeter faults|journal|reset|snapshot)",
     ]
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal into the
     # handler that was installed before it: make that one a no-op so a drained stop exits 0.

@@ -350,6 +350,7 @@ def tiny_journal(tmp_path: Path) -> Iterator[Bench]:
 
 
 def test_journal_size_keeps_only_the_newest_calls(tiny_journal: Bench, now: int) -> None:
+    assert "  bench:   quota off; journal of the last 5 calls " in tiny_journal.server.output()
     client = metering_client(tiny_journal.url)
     answers = [bill(client, record(now, quantity=n)) for n in range(1, 9)]
 
