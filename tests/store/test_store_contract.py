@@ -298,6 +298,23 @@ def test_inserted_is_false_for_an_entry_repeating_the_billed_id(
     ]
 
 
+def test_a_new_key_next_to_a_replay_carrying_the_billed_id_is_still_inserted(
+    ledger: OperatorStore,
+) -> None:
+    asyncio.run(ledger.bill([entry(1, 5)]))
+    found = asyncio.run(ledger.bill([entry(1, 5), entry(2, 7), entry(2, 7, attempt="b")]))
+    assert outcomes(found) == [("id-1-5", 5, False), ("id-2-7", 7, True), ("id-2-7", 7, False)]
+
+
+def test_a_large_batch_is_billed_whole(ledger: OperatorStore) -> None:
+    """More rows than one statement of the SQLite backend takes (500)."""
+    entries = [entry(n, 2) for n in range(1, 1202)]
+    found = asyncio.run(ledger.bill([*entries, entry(7, 3)]))
+    assert [o.inserted for o in found] == [True] * 1201 + [False]
+    assert (found[-1].metering_record_id, found[-1].quantity_micros) == ("id-7-2", 2_000_000)
+    assert len(ledger.usage_now(UsageQuery(limit=5000))) == 1201
+
+
 def test_billing_no_entries_returns_no_outcomes(
     ledger: OperatorStore, backend: str, request: pytest.FixtureRequest
 ) -> None:

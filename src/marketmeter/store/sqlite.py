@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import threading
 import time
@@ -37,7 +38,7 @@ from marketmeter.store import registration_sql, snapshots_sql
 from marketmeter.store.base import BilledRecord, SnapshotInfo, TokenQuery, UsageQuery
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
-from marketmeter.store.ledger_rows import LedgerRow, ledger_row
+from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
 from marketmeter.store.migrations import SCHEMA_MIGRATIONS_TABLE, pending, statements
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sqlite_writer import SQLiteWriter
@@ -49,13 +50,9 @@ __all__ = ["SQLiteStore", "Synchronous", "migrate"]
 Synchronous = Literal["full", "normal"]
 T = TypeVar("T")
 
-_INSERT = (
-    "INSERT INTO usage_records (hour, scope, customer_account, dimension, quantity_micros, "
-    "metering_record_id, product_code, license_arn, customer_identifier, usage_timestamp, "
-    "allocations, received_at, operation, instance) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
-    "RETURNING metering_record_id"
+_EXISTING_SEQ = (
+    "SELECT seq, metering_record_id, quantity_micros FROM usage_records "
+    "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
 )
 _EXISTING = (
     "SELECT metering_record_id, quantity_micros FROM usage_records "
@@ -290,12 +287,44 @@ class SQLiteStore:
 
 
 def _bill(connection: sqlite3.Connection, rows: list[LedgerRow]) -> list[LedgerOutcome]:
+    """One statement per chunk inserts every new key. When it wrote every row (the usual
+    case) each entry is billed under its own id. Otherwise each key is read back: the rows a
+    statement wrote are the last ``rowcount`` sequence numbers it took (one writer, ``seq``
+    the rowid), so a key whose row has one of them was written for the first entry of that
+    key in the batch.
+
+    Without ``RETURNING`` the insert is a single ``sqlite3_step``: the writer thread gives up
+    and takes back the GIL once per statement, not once per row."""
+    written: list[range] = []
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        cursor = connection.execute(
+            _insert_many(len(chunk)), [value for row in chunk for value in row]
+        )
+        if cursor.rowcount > 0 and cursor.lastrowid is not None:
+            written.append(range(cursor.lastrowid - cursor.rowcount + 1, cursor.lastrowid + 1))
+    if sum(len(seqs) for seqs in written) == len(rows):
+        return [LedgerOutcome(row[5], row[4], inserted=True) for row in rows]
     outcomes = []
+    claimed: set[int] = set()  # a key twice in the batch: its row was written for the first
     for row in rows:
-        inserted = connection.execute(_INSERT, row).fetchone()
-        if inserted is not None:
-            outcomes.append(LedgerOutcome(inserted[0], row[4], inserted=True))
-            continue
-        existing = connection.execute(_EXISTING, row[:4]).fetchone()
-        outcomes.append(LedgerOutcome(existing[0], existing[1], inserted=False))
+        seq, record_id, quantity = connection.execute(_EXISTING_SEQ, row[:4]).fetchone()
+        mine = seq not in claimed and any(seq in seqs for seqs in written)
+        if mine:
+            claimed.add(seq)
+        outcomes.append(LedgerOutcome(record_id, quantity, inserted=mine))
     return outcomes
+
+
+# 14 parameters a row: 500 rows stay far below SQLite's limit of 32,766 parameters.
+_ROWS_PER_INSERT = 500
+
+
+@functools.cache
+def _insert_many(count: int) -> str:
+    """``INSERT`` of ``count`` ledger rows; a key already billed is left as it is."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+    return (
+        f"INSERT INTO usage_records ({LEDGER_COLUMNS}) VALUES {values} "
+        "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING"
+    )
