@@ -124,8 +124,9 @@ class BatchMeterUsage:
 
     def _check_window(self, records: tuple[UsageRecord, ...], now: datetime) -> None:
         window = self._window
+        accepts = window.admits(now)
         for index, record in enumerate(records, start=1):
-            if not window.accepts(record.timestamp, now):
+            if not accepts(record.timestamp):
                 raise TimestampOutOfBoundsException(
                     f"The timestamp of usageRecords.{index} ({record.timestamp}) is out of the "
                     f"allowed range: usage must be {window.describe()}."

@@ -4,7 +4,7 @@ predictable sequences in tests."""
 from __future__ import annotations
 
 import itertools
-import uuid
+import os
 from typing import Protocol
 
 __all__ = ["IdGenerator", "RandomIds", "SequentialIds"]
@@ -16,11 +16,17 @@ class IdGenerator(Protocol):
         ...
 
 
+# The first hex digit of a version 4 UUID's fourth group carries the variant (binary 10xx).
+_VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
+
+
 class RandomIds:
-    """Random (version 4) UUIDs."""
+    """Random (version 4) UUIDs, written straight from 16 random bytes: one is needed per
+    billed record, and ``str(uuid.uuid4())`` costs several times as much."""
 
     def __call__(self) -> str:
-        return str(uuid.uuid4())
+        h = os.urandom(16).hex()
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 class SequentialIds:

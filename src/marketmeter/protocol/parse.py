@@ -71,7 +71,7 @@ class RequestParser:
 
 def decode_json(body: bytes) -> dict[str, Any]:
     """The body as a JSON object. An empty body is ``{}``, as botocore would send."""
-    if not body.strip():
+    if not body or body.isspace():
         return {}
     try:
         value = orjson.loads(body)
