@@ -21,6 +21,8 @@ function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/x-amz-json-1.1"
   wrk.headers["X-Amz-Target"] = "AWSMPMeteringService.BatchMeterUsage"
+  -- signed-looking (marketmeter's open auth ignores it; moto routes by its credential scope)
+  wrk.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/aws-marketplace/aws4_request, SignedHeaders=host;x-amz-target, Signature=0"
 end
 
 function request()
