@@ -22,10 +22,9 @@ from pathlib import Path
 
 from tests.postgres_server import PostgresServer
 
-from bench.run import free_port, parse_wrk, wait_healthy
-
-ROOT = Path(__file__).resolve().parent.parent
-LUA = ROOT / "bench" / "batch_load.lua"
+from bench.processes import ROOT, free_port, wait_healthy
+from bench.run import LUA
+from bench.wrk_report import parse_wrk
 
 
 def run(db: str, catalog: Path, nodes: int, seconds: int, connections: int, buyers: int) -> float:

@@ -32,534 +32,61 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
-import hashlib
 import json
 import os
-import platform
-import re
 import resource
 import shutil
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench import bulk_ledger
+from bench.contenders import (
+    Contender,
+    MotoContender,
+    PostgresContender,
+    SQLiteContender,
+    filled_ledger,
+    postgres_available,
+    template_ledger,
+)
+from bench.processes import (
+    ROOT,
+    free_port,
+    machine_description,
+    peak_rss_mib,
+    probe,
+    process_tree_cpu_seconds,
+    run_command,
+    stop,
+    wait_healthy,
+)
+from bench.report import (
+    DIMENSIONS,
+    LOAD_HOURS,
+    GrowthRow,
+    RunResult,
+    as_json,
+    check_billed,
+    format_growth_table,
+    format_table,
+    key_space,
+    say,
+    summary,
+)
+from bench.wrk_report import RECORDS_PER_REQUEST, parse_wrk
 from marketmeter.metering.windows import floor_to_hour
 
-__all__ = [
-    "CONTENDERS",
-    "Contender",
-    "GrowthRow",
-    "MotoContender",
-    "PostgresContender",
-    "RunResult",
-    "SQLiteContender",
-    "SocketErrors",
-    "WrkReport",
-    "check_billed",
-    "copy_ledger",
-    "filled_ledger",
-    "format_growth_table",
-    "format_table",
-    "free_port",
-    "key_space",
-    "machine_description",
-    "main",
-    "measure",
-    "parse_wrk",
-    "peak_rss_mib",
-    "postgres_available",
-    "probe",
-    "process_tree_cpu_seconds",
-    "ratio",
-    "remove_ledger",
-    "run_command",
-    "say",
-    "stat_cpu_ticks",
-    "stop",
-    "template_ledger",
-    "time_ms",
-    "wait_healthy",
-]
+__all__ = ["CONTENDERS", "LUA", "main", "measure"]
 
-ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "batch_load.lua"
-RECORDS_PER_REQUEST = 25  # bench/batch_load.lua's batch size
-DIMENSIONS = 10
-LOAD_HOURS = 5  # bench/batch_load.lua bills the last 5 hours
 CONTENDERS = ("moto", "sqlite-full", "sqlite-normal", "postgresql")
-# bench/batch_load.lua's header: moto routes by the credential scope; marketmeter (open auth)
-# ignores the signature.
-AUTHORIZATION = (
-    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/aws-marketplace/aws4_request, "
-    "SignedHeaders=host;x-amz-target, Signature=0"
-)
 STRICT_AUTH_NOTE = (
     "strict-auth: not measured: marketmeter cannot verify SigV4 signatures yet (issue 8), so "
     "every marketmeter contender runs with open auth"
 )
-
-# --- wrk's output --------------------------------------------------------------------------
-
-_TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-_TIME = re.compile(r"([\d.]+)(us|ms|s|m|h)")
-_LATENCY = re.compile(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)\s+\S+%$", re.MULTILINE)
-_PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+(\S+)$", re.MULTILINE)
-_REQUESTS = re.compile(r"^\s+(\d+) requests in (\S+), ", re.MULTILINE)
-_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
-_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)$", re.MULTILINE)
-
-
-def time_ms(text: str) -> float:
-    """A wrk duration (``463.00us``, ``6.16ms``, ``2.00s``, ``1.00m``) in milliseconds."""
-    match = _TIME.fullmatch(text)
-    if match is None:
-        raise ValueError(f"not a wrk duration: {text!r}")
-    return float(match[1]) * _TIME_UNITS_MS[match[2]]
-
-
-@dataclass(frozen=True, slots=True)
-class SocketErrors:
-    connect: int = 0
-    read: int = 0
-    write: int = 0
-    timeout: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.connect + self.read + self.write + self.timeout
-
-
-@dataclass(frozen=True, slots=True)
-class WrkReport:
-    """What one wrk run measured (times in milliseconds)."""
-
-    requests: int
-    seconds: float
-    requests_per_second: float
-    p50_ms: float
-    p75_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    non_2xx: int
-    socket_errors: SocketErrors
-
-    @property
-    def errors(self) -> int:
-        return self.non_2xx + self.socket_errors.total
-
-    @property
-    def ok_requests_per_second(self) -> float:
-        """Requests/s counting 2xx answers only."""
-        if self.requests == 0:
-            return 0.0
-        return self.requests_per_second * (self.requests - self.non_2xx) / self.requests
-
-    @property
-    def records_per_second(self) -> float:
-        return RECORDS_PER_REQUEST * self.ok_requests_per_second
-
-    def describe_errors(self) -> str:
-        parts = []
-        if self.non_2xx:
-            parts.append(f"{self.non_2xx} non-2xx answers")
-        errors = self.socket_errors
-        if errors.total:
-            parts.append(
-                f"socket errors: connect {errors.connect}, read {errors.read}, "
-                f"write {errors.write}, timeout {errors.timeout}"
-            )
-        return "; ".join(parts)
-
-
-def parse_wrk(output: str) -> WrkReport:
-    """wrk's report (run with ``--latency``); ``ValueError`` if a figure is missing."""
-    latency = _LATENCY.search(output)
-    requests = _REQUESTS.search(output)
-    rate = _RATE.search(output)
-    percentiles = {int(m[1]): time_ms(m[2]) for m in _PERCENTILE.finditer(output)}
-    if latency is None or requests is None or rate is None or len(percentiles) != 4:
-        raise ValueError(f"not a wrk --latency report:\n{output}")
-    socket_errors = _SOCKET_ERRORS.search(output)
-    non_2xx = _NON_2XX.search(output)
-    return WrkReport(
-        requests=int(requests[1]),
-        seconds=time_ms(requests[2]) / 1000,
-        requests_per_second=float(rate[1]),
-        p50_ms=percentiles[50],
-        p75_ms=percentiles[75],
-        p90_ms=percentiles[90],
-        p99_ms=percentiles[99],
-        max_ms=time_ms(latency[3]),
-        non_2xx=int(non_2xx[1]) if non_2xx else 0,
-        socket_errors=SocketErrors(*(int(n) for n in socket_errors.groups()))
-        if socket_errors
-        else SocketErrors(),
-    )
-
-
-# --- processes -----------------------------------------------------------------------------
-
-
-def stat_cpu_ticks(stat: str) -> tuple[int, int]:
-    """(parent pid, CPU ticks) of a ``/proc/<pid>/stat`` line: utime + stime of the process
-    and cutime + cstime of the children it reaped."""
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
-    return int(fields[1]), sum(int(field) for field in fields[11:15])
-
-
-def process_tree_cpu_seconds(root: int) -> float:
-    """CPU seconds used so far by ``root`` and every live descendant (plus the children they
-    reaped): the server's threads, worker processes, PostgreSQL's backends."""
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            parent, used = stat_cpu_ticks(Path(f"/proc/{entry}/stat").read_text())
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-        ticks[int(entry)] = used
-        children.setdefault(parent, []).append(int(entry))
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += ticks.get(pid, 0)
-        stack.extend(children.get(pid, ()))
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The process's peak resident set (``VmHWM``), MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise ValueError(f"no VmHWM for process {pid}")
-
-
-def machine_description() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    cpus = len(os.sched_getaffinity(0))
-    return (
-        f"{cpus} CPUs (nproc), {model}; Linux {platform.release()}; "
-        f"Python {platform.python_version()}"
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout: float = 120.0) -> None:
-    """Until ``url`` answers 200; ``RuntimeError`` if the process exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with status {process.returncode} at start")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"the server did not answer {url} within {timeout:.0f} s")
-
-
-def probe(port: int, customer: str) -> None:
-    """Bill one record of a key the load never uses; ``RuntimeError`` unless it is Success
-    (a 2xx from wrk then means the bench's records are billed, not refused)."""
-    body = {
-        "ProductCode": "bench-saas",
-        "UsageRecords": [
-            {
-                "Timestamp": int(time.time()) - 60,
-                "CustomerIdentifier": customer,
-                "Dimension": "d0",
-                "Quantity": 1,
-            }
-        ],
-    }
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/",
-        data=json.dumps(body).encode(),
-        headers={
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": "AWSMPMeteringService.BatchMeterUsage",
-            "Authorization": AUTHORIZATION,
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            text = answer.read().decode()
-    except urllib.error.HTTPError as error:
-        raise RuntimeError(f"probe: HTTP {error.code}: {error.read().decode()[:500]}") from None
-    results = json.loads(text).get("Results", [])
-    if len(results) != 1 or results[0].get("Status") != "Success":
-        raise RuntimeError(f"probe: the record was not billed: {text[:500]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-# --- contenders ----------------------------------------------------------------------------
-
-
-class Contender:
-    """One server setup: ``prepare`` makes a fresh state and returns the command serving it."""
-
-    name = ""
-    health_path = "/_marketmeter/health"
-
-    def prepare(self, port: int) -> list[str]:
-        raise NotImplementedError
-
-    def database_pid(self) -> int | None:
-        """The root of the database server's processes, when it runs apart from the server."""
-        return None
-
-    def billed_rows_since(self, hour: int) -> int | None:
-        """After a run, its server stopped: the ledger's rows of ``hour`` and later (None: the
-        contender keeps no ledger to count)."""
-        return None
-
-    def cleanup(self) -> None:
-        """After a run: drop its state."""
-
-    def close(self) -> None:
-        """After the contender's last run."""
-
-
-class MotoContender(Contender):
-    name = "moto"
-    health_path = "/moto-api/"
-
-    def __init__(self, customers: int) -> None:
-        self.customers = customers
-
-    def prepare(self, port: int) -> list[str]:
-        return [sys.executable, "-m", "bench.moto_server", str(port), str(self.customers)]
-
-
-class SQLiteContender(Contender):
-    def __init__(self, name: str, sync: str, ledger: Path, work: Path) -> None:
-        self.name = name
-        self.sync = sync
-        self.ledger = ledger
-        self.work = work
-        self._copy: Path | None = None
-        self._runs = 0
-
-    def prepare(self, port: int) -> list[str]:
-        self._runs += 1
-        self._copy = self.work / f"{self.name}-{self._runs}.db"
-        copy_ledger(self.ledger, self._copy)
-        return [
-            *(sys.executable, "-m", "marketmeter", "serve", "--host", "127.0.0.1"),
-            *("--port", str(port), "--db", str(self._copy), "--sync", self.sync),
-        ]
-
-    def billed_rows_since(self, hour: int) -> int | None:
-        assert self._copy is not None
-        connection = sqlite3.connect(self._copy)
-        try:
-            query = "SELECT count(*) FROM usage_records WHERE hour >= ?"
-            return int(connection.execute(query, (hour,)).fetchone()[0])
-        finally:
-            connection.close()
-
-    def cleanup(self) -> None:
-        if self._copy is not None:
-            remove_ledger(self._copy)
-            self._copy = None
-
-
-class PostgresContender(Contender):
-    name = "postgresql"
-
-    def __init__(self, server: Any, template: str) -> None:
-        self.server = server  # tests.postgres_server.PostgresServer
-        self.template = template
-        self._database: str | None = None
-        self._runs = 0
-
-    def prepare(self, port: int) -> list[str]:
-        import psycopg
-
-        self._runs += 1
-        self._database = f"bench_run_{self._runs}"
-        with psycopg.connect(self.server.url, autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{self._database}" TEMPLATE "{self.template}"')
-        url = self.server.database_url(self._database)
-        return [
-            *(sys.executable, "-m", "marketmeter", "serve", "--host", "127.0.0.1"),
-            *("--port", str(port), "--db", url),
-        ]
-
-    def database_pid(self) -> int | None:
-        process = self.server.process
-        return None if process is None else int(process.pid)
-
-    def billed_rows_since(self, hour: int) -> int | None:
-        import psycopg
-
-        assert self._database is not None
-        with psycopg.connect(self.server.database_url(self._database)) as connection:
-            query = "SELECT count(*) FROM usage_records WHERE hour >= %s"
-            row = connection.execute(query, (hour,)).fetchone()
-        return None if row is None else int(row[0])
-
-    def cleanup(self) -> None:
-        import psycopg
-
-        if self._database is not None:
-            with psycopg.connect(self.server.url, autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE "{self._database}" WITH (FORCE)')
-            self._database = None
-
-    def close(self) -> None:
-        self.server.stop()
-
-
-def postgres_available() -> bool:
-    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-
-
-# --- ledgers -------------------------------------------------------------------------------
-
-
-def copy_ledger(source: Path, target: Path) -> None:
-    """Copy a closed SQLite ledger (and its WAL, if one was left)."""
-    shutil.copyfile(source, target)
-    wal = source.with_name(source.name + "-wal")
-    if wal.exists():
-        shutil.copyfile(wal, target.with_name(target.name + "-wal"))
-
-
-def remove_ledger(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-
-def run_command(argv: list[str]) -> str:
-    """Run a preparation step in the repository; its output, or ``RuntimeError`` with it."""
-    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv[1:])} exited with {completed.returncode}:\n"
-            f"{completed.stdout}{completed.stderr}"
-        )
-    return completed.stdout
-
-
-def _fingerprint(buyers: int, *sources: Path) -> str:
-    """What a cached ledger depends on: the SQLite schema, the catalog, the fill, the buyers."""
-    from marketmeter.store.migrations import migrations_for
-
-    digest = hashlib.sha256(str(buyers).encode())
-    for migration in migrations_for("sqlite"):
-        digest.update(migration.sql.encode())
-    for source in sources:
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def template_ledger(cache: Path, buyers: int) -> Path:
-    """A SQLite ledger holding the bench catalog (buyers c0..c<buyers>: one more than the load
-    uses, for the probe), built once and cached."""
-    make_catalog = ROOT / "bench" / "make_catalog.py"
-    path = cache / f"template-b{buyers}-{_fingerprint(buyers, make_catalog)}.db"
-    if path.exists():
-        return path
-    catalog = cache / f"catalog-b{buyers}.yaml"
-    catalog.write_text(run_command([sys.executable, str(make_catalog), str(buyers + 1)]))
-    building = path.with_suffix(".building")
-    remove_ledger(building)
-    started = time.monotonic()
-    run_command(
-        [
-            *(sys.executable, "-m", "marketmeter", "catalog", "apply"),
-            *("--db", str(building), str(catalog)),
-        ]
-    )
-    building.rename(path)
-    say(f"template ledger ({buyers + 1} buyers) built in {time.monotonic() - started:.1f} s")
-    return path
-
-
-def filled_ledger(cache: Path, template: Path, buyers: int, rows: int) -> Path:
-    """The template with ``rows`` billed rows more, cached per row count."""
-    if rows == 0:
-        return template
-    key = _fingerprint(buyers, template, Path(bulk_ledger.__file__))
-    path = cache / f"ledger-b{buyers}-r{rows}-{key}.db"
-    if path.exists():
-        say(f"ledger of {rows:,} rows: cached ({path})")
-        return path
-    for stale in cache.glob(f"ledger-b{buyers}-r{rows}-*.db"):
-        remove_ledger(stale)
-    building = path.with_suffix(".building")
-    copy_ledger(template, building)
-    report = bulk_ledger.fill(building, rows, now=time.time(), buyers=buyers)
-    building.rename(path)
-    say(
-        f"ledger of {rows:,} rows: filled in {report.seconds:.1f} s "
-        f"({report.rows_per_second:,.0f} rows/s), cached ({path})"
-    )
-    return path
-
-
-# --- one run -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    contender: str
-    connections: int
-    ledger_rows: int = 0
-    ready_seconds: float = 0.0
-    wrk: WrkReport | None = None
-    server_cpu_seconds: float = 0.0
-    server_cpu_percent: float = 0.0
-    database_cpu_seconds: float | None = None
-    peak_rss_mib: float = 0.0
-    wrk_cpu_seconds: float = 0.0
-    error: str | None = None
-    note: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None or self.wrk is None or self.wrk.errors > 0
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def measure(
@@ -599,7 +126,7 @@ def measure(
         if process is not None:
             stop(process)
         contender.cleanup()
-    say(f"{label}: {_summary(result)}")
+    say(f"{label}: {summary(result)}")
     return result
 
 
@@ -660,169 +187,6 @@ def _load(
         + (children_after.ru_stime - children_before.ru_stime),
         note=note,
     )
-
-
-def check_billed(result: RunResult, billed: int | None, buyers: int) -> RunResult:
-    """The run, failed if its ledger holds fewer of the load's rows than its 2xx answers
-    promised: 25 per answer, when no request of the run (those answered and the at most one per
-    connection left in flight) repeated a key. Fewer means records refused rather than billed,
-    e.g. buyers the catalog does not subscribe. Past the key space nothing is checked."""
-    report = result.wrk
-    if billed is None or report is None:
-        return result
-    if report.requests + result.connections > key_space(buyers):
-        return result
-    ok = report.requests - report.non_2xx
-    expected = RECORDS_PER_REQUEST * ok
-    if billed >= expected:
-        return result
-    return dataclasses.replace(
-        result,
-        error=f"{billed:,} records billed for {ok:,} 2xx answers (at least {expected:,} expected)",
-    )
-
-
-def key_space(buyers: int) -> int:
-    """Requests bench/batch_load.lua sends before it repeats a key."""
-    return buyers // RECORDS_PER_REQUEST * DIMENSIONS * LOAD_HOURS
-
-
-def _summary(result: RunResult) -> str:
-    if result.error is not None:
-        return f"FAILED: {result.error}"
-    assert result.wrk is not None
-    text = (
-        f"ready in {result.ready_seconds:.2f} s, {result.wrk.requests_per_second:,.0f} req/s, "
-        f"p99 {_ms(result.wrk.p99_ms)} ms"
-    )
-    if result.wrk.errors:
-        text += f"; FAILED: {result.wrk.describe_errors()}"
-    if result.note:
-        text += f"; note: {result.note}"
-    return text
-
-
-# --- tables --------------------------------------------------------------------------------
-
-
-def ratio(value: float, reference: float | None) -> float | None:
-    """``value / reference``, or None without a usable reference."""
-    if reference is None or reference <= 0:
-        return None
-    return value / reference
-
-
-def _ms(value: float) -> str:
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
-
-
-def _times(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def _markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-TABLE_HEADERS = (
-    "contender",
-    "conns",
-    "req/s",
-    "records/s",
-    "p50 ms",
-    "p99 ms",
-    "max ms",
-    "server CPU s",
-    "server CPU %",
-    "db CPU s",
-    "peak RSS MiB",
-    "wrk CPU s",
-    "ready s",
-    "× moto",
-)
-
-
-def format_table(results: Sequence[RunResult]) -> str:
-    """One markdown row per run; the last column is req/s over moto's at the same
-    connection count."""
-    moto = {
-        r.connections: r.wrk.requests_per_second
-        for r in results
-        if r.contender == "moto" and r.wrk is not None and not r.failed
-    }
-    rows = []
-    for result in results:
-        report = result.wrk
-        if result.error is not None or report is None:
-            rows.append(
-                [result.contender, str(result.connections), "FAILED"]
-                + ["–"] * (len(TABLE_HEADERS) - 3)
-            )
-            continue
-        rate = report.requests_per_second
-        rows.append(
-            [
-                result.contender + (" (errors)" if report.errors else ""),
-                str(result.connections),
-                f"{rate:,.0f}",
-                f"{report.records_per_second:,.0f}",
-                _ms(report.p50_ms),
-                _ms(report.p99_ms),
-                _ms(report.max_ms),
-                f"{result.server_cpu_seconds:.2f}",
-                f"{result.server_cpu_percent:.0f}",
-                "–"
-                if result.database_cpu_seconds is None
-                else f"{result.database_cpu_seconds:.2f}",
-                f"{result.peak_rss_mib:.0f}",
-                f"{result.wrk_cpu_seconds:.2f}",
-                f"{result.ready_seconds:.2f}",
-                _times(ratio(rate, moto.get(result.connections))),
-            ]
-        )
-    return _markdown(TABLE_HEADERS, rows)
-
-
-@dataclass(frozen=True, slots=True)
-class GrowthRow:
-    ledger_rows: int
-    result: RunResult
-
-
-def format_growth_table(rows: Sequence[GrowthRow]) -> str:
-    """Throughput and p99 per ledger size, and their ratios to the empty ledger's."""
-    empty = next((row.result.wrk for row in rows if row.ledger_rows == 0), None)
-    lines = []
-    for row in rows:
-        report = row.result.wrk
-        if row.result.error is not None or report is None:
-            lines.append(
-                [f"{row.ledger_rows:,}", str(row.result.connections), "FAILED"] + ["–"] * 4
-            )
-            continue
-        lines.append(
-            [
-                f"{row.ledger_rows:,}" + (" (errors)" if report.errors else ""),
-                str(row.result.connections),
-                f"{report.requests_per_second:,.0f}",
-                _ms(report.p99_ms),
-                f"{row.result.ready_seconds:.2f}",
-                _times(
-                    ratio(report.requests_per_second, empty.requests_per_second if empty else None)
-                ),
-                _times(ratio(report.p99_ms, empty.p99_ms if empty else None)),
-            ]
-        )
-    headers = ("ledger rows", "conns", "req/s", "p99 ms", "ready s", "req/s × empty", "p99 × empty")
-    return _markdown(headers, lines)
-
-
-# --- the command ---------------------------------------------------------------------------
 
 
 def _options(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1020,22 +384,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "machine": machine_description(),
                     "seconds": options.seconds,
                     "buyers": options.buyers,
-                    "runs": [_as_json(r) for r in results],
-                    "growth": [_as_json(row.result) for row in growth],
+                    "runs": [as_json(r) for r in results],
+                    "growth": [as_json(row.result) for row in growth],
                     "notes": [*notes, STRICT_AUTH_NOTE],
                 },
                 indent=2,
             )
         )
     return 1 if failed else 0
-
-
-def _as_json(result: RunResult) -> dict[str, Any]:
-    data = dataclasses.asdict(result)
-    if result.wrk is not None:
-        data["requests_per_second_2xx"] = result.wrk.ok_requests_per_second
-        data["records_per_second"] = result.wrk.records_per_second
-    return data
 
 
 if __name__ == "__main__":

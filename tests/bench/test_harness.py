@@ -1,7 +1,7 @@
-"""The benchmark harness (bench/run.py, bench/bulk_ledger.py): wrk's report parsed to exact
-figures, the tables and their ratios, the CPU bookkeeping from /proc, the bulk ledger filler
-(its keys, the unique index, a filled key then deduplicated by the store), and one end-to-end
-``python -m bench.run --smoke``."""
+"""The benchmark harness (bench/run.py and its wrk_report, processes, contenders and report
+modules; bench/bulk_ledger.py): wrk's report parsed to exact figures, the tables and their
+ratios, the CPU bookkeeping from /proc, the bulk ledger filler (its keys, the unique index, a
+filled key then deduplicated by the store), and one end-to-end ``python -m bench.run --smoke``."""
 
 from __future__ import annotations
 
@@ -16,30 +16,22 @@ from pathlib import Path
 
 import pytest
 from bench.bulk_ledger import RECENT_HOURS_LEFT_FREE, fill, filled_rows
-from bench.run import (
+from bench.contenders import SQLiteContender, postgres_available, template_ledger
+from bench.processes import ROOT, process_tree_cpu_seconds, stat_cpu_ticks
+from bench.report import (
     GrowthRow,
     RunResult,
-    SocketErrors,
-    SQLiteContender,
-    WrkReport,
     check_billed,
     format_growth_table,
     format_table,
     key_space,
-    measure,
-    parse_wrk,
-    postgres_available,
-    process_tree_cpu_seconds,
     ratio,
-    stat_cpu_ticks,
-    template_ledger,
-    time_ms,
 )
+from bench.run import measure
+from bench.wrk_report import SocketErrors, WrkReport, parse_wrk, time_ms
 
 from marketmeter.metering.types import LedgerEntry, UsageRecord
 from marketmeter.store.sqlite import SQLiteStore
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # wrk 4.1.0 against a server answering some requests with 500 and dropping some connections.
 WRK_WITH_ERRORS = """\

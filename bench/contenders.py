@@ -1,0 +1,223 @@
+"""The contenders: the server setups the bench measures (moto, marketmeter on SQLite or
+PostgreSQL), each making a fresh state per run, and the cached SQLite ledgers they start from
+(the bench catalog, optionally pre-filled with billed rows)."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import bulk_ledger
+from bench.processes import ROOT, run_command
+from bench.report import say
+
+__all__ = [
+    "Contender",
+    "MotoContender",
+    "PostgresContender",
+    "SQLiteContender",
+    "copy_ledger",
+    "filled_ledger",
+    "postgres_available",
+    "remove_ledger",
+    "template_ledger",
+]
+
+
+class Contender:
+    """One server setup: ``prepare`` makes a fresh state and returns the command serving it."""
+
+    name = ""
+    health_path = "/_marketmeter/health"
+
+    def prepare(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def database_pid(self) -> int | None:
+        """The root of the database server's processes, when it runs apart from the server."""
+        return None
+
+    def billed_rows_since(self, hour: int) -> int | None:
+        """After a run, its server stopped: the ledger's rows of ``hour`` and later (None: the
+        contender keeps no ledger to count)."""
+        return None
+
+    def cleanup(self) -> None:
+        """After a run: drop its state."""
+
+    def close(self) -> None:
+        """After the contender's last run."""
+
+
+class MotoContender(Contender):
+    name = "moto"
+    health_path = "/moto-api/"
+
+    def __init__(self, customers: int) -> None:
+        self.customers = customers
+
+    def prepare(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "bench.moto_server", str(port), str(self.customers)]
+
+
+class SQLiteContender(Contender):
+    def __init__(self, name: str, sync: str, ledger: Path, work: Path) -> None:
+        self.name = name
+        self.sync = sync
+        self.ledger = ledger
+        self.work = work
+        self._copy: Path | None = None
+        self._runs = 0
+
+    def prepare(self, port: int) -> list[str]:
+        self._runs += 1
+        self._copy = self.work / f"{self.name}-{self._runs}.db"
+        copy_ledger(self.ledger, self._copy)
+        return [
+            *(sys.executable, "-m", "marketmeter", "serve", "--host", "127.0.0.1"),
+            *("--port", str(port), "--db", str(self._copy), "--sync", self.sync),
+        ]
+
+    def billed_rows_since(self, hour: int) -> int | None:
+        assert self._copy is not None
+        connection = sqlite3.connect(self._copy)
+        try:
+            query = "SELECT count(*) FROM usage_records WHERE hour >= ?"
+            return int(connection.execute(query, (hour,)).fetchone()[0])
+        finally:
+            connection.close()
+
+    def cleanup(self) -> None:
+        if self._copy is not None:
+            remove_ledger(self._copy)
+            self._copy = None
+
+
+class PostgresContender(Contender):
+    name = "postgresql"
+
+    def __init__(self, server: Any, template: str) -> None:
+        self.server = server  # tests.postgres_server.PostgresServer
+        self.template = template
+        self._database: str | None = None
+        self._runs = 0
+
+    def prepare(self, port: int) -> list[str]:
+        import psycopg
+
+        self._runs += 1
+        self._database = f"bench_run_{self._runs}"
+        with psycopg.connect(self.server.url, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{self._database}" TEMPLATE "{self.template}"')
+        url = self.server.database_url(self._database)
+        return [
+            *(sys.executable, "-m", "marketmeter", "serve", "--host", "127.0.0.1"),
+            *("--port", str(port), "--db", url),
+        ]
+
+    def database_pid(self) -> int | None:
+        process = self.server.process
+        return None if process is None else int(process.pid)
+
+    def billed_rows_since(self, hour: int) -> int | None:
+        import psycopg
+
+        assert self._database is not None
+        with psycopg.connect(self.server.database_url(self._database)) as connection:
+            query = "SELECT count(*) FROM usage_records WHERE hour >= %s"
+            row = connection.execute(query, (hour,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def cleanup(self) -> None:
+        import psycopg
+
+        if self._database is not None:
+            with psycopg.connect(self.server.url, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE "{self._database}" WITH (FORCE)')
+            self._database = None
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def postgres_available() -> bool:
+    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+
+
+# --- ledgers -------------------------------------------------------------------------------
+
+
+def copy_ledger(source: Path, target: Path) -> None:
+    """Copy a closed SQLite ledger (and its WAL, if one was left)."""
+    shutil.copyfile(source, target)
+    wal = source.with_name(source.name + "-wal")
+    if wal.exists():
+        shutil.copyfile(wal, target.with_name(target.name + "-wal"))
+
+
+def remove_ledger(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _fingerprint(buyers: int, *sources: Path) -> str:
+    """What a cached ledger depends on: the SQLite schema, the catalog, the fill, the buyers."""
+    from marketmeter.store.migrations import migrations_for
+
+    digest = hashlib.sha256(str(buyers).encode())
+    for migration in migrations_for("sqlite"):
+        digest.update(migration.sql.encode())
+    for source in sources:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def template_ledger(cache: Path, buyers: int) -> Path:
+    """A SQLite ledger holding the bench catalog (buyers c0..c<buyers>: one more than the load
+    uses, for the probe), built once and cached."""
+    make_catalog = ROOT / "bench" / "make_catalog.py"
+    path = cache / f"template-b{buyers}-{_fingerprint(buyers, make_catalog)}.db"
+    if path.exists():
+        return path
+    catalog = cache / f"catalog-b{buyers}.yaml"
+    catalog.write_text(run_command([sys.executable, str(make_catalog), str(buyers + 1)]))
+    building = path.with_suffix(".building")
+    remove_ledger(building)
+    started = time.monotonic()
+    run_command(
+        [
+            *(sys.executable, "-m", "marketmeter", "catalog", "apply"),
+            *("--db", str(building), str(catalog)),
+        ]
+    )
+    building.rename(path)
+    say(f"template ledger ({buyers + 1} buyers) built in {time.monotonic() - started:.1f} s")
+    return path
+
+
+def filled_ledger(cache: Path, template: Path, buyers: int, rows: int) -> Path:
+    """The template with ``rows`` billed rows more, cached per row count."""
+    if rows == 0:
+        return template
+    key = _fingerprint(buyers, template, Path(bulk_ledger.__file__))
+    path = cache / f"ledger-b{buyers}-r{rows}-{key}.db"
+    if path.exists():
+        say(f"ledger of {rows:,} rows: cached ({path})")
+        return path
+    for stale in cache.glob(f"ledger-b{buyers}-r{rows}-*.db"):
+        remove_ledger(stale)
+    building = path.with_suffix(".building")
+    copy_ledger(template, building)
+    report = bulk_ledger.fill(building, rows, now=time.time(), buyers=buyers)
+    building.rename(path)
+    say(
+        f"ledger of {rows:,} rows: filled in {report.seconds:.1f} s "
+        f"({report.rows_per_second:,.0f} rows/s), cached ({path})"
+    )
+    return path

@@ -1,0 +1,162 @@
+"""Processes of the bench: the servers' CPU time (whole process trees, from ``/proc``) and peak
+RSS, the machine, a free port, starting checks (health, a billed probe record), stopping, and
+preparation commands run in the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = [
+    "ROOT",
+    "free_port",
+    "machine_description",
+    "peak_rss_mib",
+    "probe",
+    "process_tree_cpu_seconds",
+    "run_command",
+    "stat_cpu_ticks",
+    "stop",
+    "wait_healthy",
+]
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+# bench/batch_load.lua's header: moto routes by the credential scope; marketmeter (open auth)
+# ignores the signature.
+AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/aws-marketplace/aws4_request, "
+    "SignedHeaders=host;x-amz-target, Signature=0"
+)
+
+
+def stat_cpu_ticks(stat: str) -> tuple[int, int]:
+    """(parent pid, CPU ticks) of a ``/proc/<pid>/stat`` line: utime + stime of the process
+    and cutime + cstime of the children it reaped."""
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
+    return int(fields[1]), sum(int(field) for field in fields[11:15])
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by ``root`` and every live descendant (plus the children they
+    reaped): the server's threads, worker processes, PostgreSQL's backends."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            parent, used = stat_cpu_ticks(Path(f"/proc/{entry}/stat").read_text())
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        ticks[int(entry)] = used
+        children.setdefault(parent, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += ticks.get(pid, 0)
+        stack.extend(children.get(pid, ()))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (``VmHWM``), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmHWM for process {pid}")
+
+
+def machine_description() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    cpus = len(os.sched_getaffinity(0))
+    return (
+        f"{cpus} CPUs (nproc), {model}; Linux {platform.release()}; "
+        f"Python {platform.python_version()}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout: float = 120.0) -> None:
+    """Until ``url`` answers 200; ``RuntimeError`` if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode} at start")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the server did not answer {url} within {timeout:.0f} s")
+
+
+def probe(port: int, customer: str) -> None:
+    """Bill one record of a key the load never uses; ``RuntimeError`` unless it is Success
+    (a 2xx from wrk then means the bench's records are billed, not refused)."""
+    body = {
+        "ProductCode": "bench-saas",
+        "UsageRecords": [
+            {
+                "Timestamp": int(time.time()) - 60,
+                "CustomerIdentifier": customer,
+                "Dimension": "d0",
+                "Quantity": 1,
+            }
+        ],
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/",
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AWSMPMeteringService.BatchMeterUsage",
+            "Authorization": AUTHORIZATION,
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read().decode()
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"probe: HTTP {error.code}: {error.read().decode()[:500]}") from None
+    results = json.loads(text).get("Results", [])
+    if len(results) != 1 or results[0].get("Status") != "Success":
+        raise RuntimeError(f"probe: the record was not billed: {text[:500]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_command(argv: list[str]) -> str:
+    """Run a preparation step in the repository; its output, or ``RuntimeError`` with it."""
+    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv[1:])} exited with {completed.returncode}:\n"
+            f"{completed.stdout}{completed.stderr}"
+        )
+    return completed.stdout
