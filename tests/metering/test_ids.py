@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from marketmeter.metering.ids import RandomIds, SequentialIds
 
@@ -25,3 +26,12 @@ def test_sequential_ids() -> None:
         "00000000-0000-4000-8000-000000000041",
         "00000000-0000-4000-8000-000000000042",
     ]
+
+
+def test_random_ids_from_several_threads_are_distinct() -> None:
+    ids = RandomIds()
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda _: [ids() for _ in range(1000)], range(8)))
+    found = [i for batch in batches for i in batch]
+    assert len(set(found)) == 8000
+    assert {uuid.UUID(i).version for i in found} == {4}
