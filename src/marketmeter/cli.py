@@ -109,6 +109,28 @@ def main() -> None:
     show_default=True,
     help="Calls kept in the request journal (0: no journal); at most 64 MiB of bodies.",
 )
+@click.option(
+    "--auth",
+    type=click.Choice(["open", "sigv4"]),
+    default="open",
+    show_default=True,
+    help="open: accept any request, signed or not (local testing); sigv4: verify every "
+    "request's Signature Version 4 against the catalog's access keys (docs/strict-auth.md).",
+)
+@click.option(
+    "--admin-token",
+    envvar="MARKETMETER_ADMIN_TOKEN",
+    default=None,
+    help="With --auth sigv4, the bearer token the admin API (/_marketmeter/) requires "
+    "[env: MARKETMETER_ADMIN_TOKEN]. Without it, strict mode generates one and prints it once.",
+)
+@click.option(
+    "--unsubscribe-delay",
+    type=click.IntRange(0),
+    default=3600,
+    show_default=True,
+    help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
+)
 def serve(
     host: str,
     port: int,
@@ -121,6 +143,9 @@ def serve(
     synchronous: str,
     quota: str,
     journal_size: int,
+    auth: str,
+    admin_token: str | None,
+    unsubscribe_delay: int,
 ) -> None:
     """Start the Metering Service endpoint and the admin API."""
     from marketmeter.server import serve as run
@@ -137,6 +162,9 @@ def serve(
         synchronous="normal" if synchronous == "normal" else "full",
         quota="aws" if quota == "aws" else "off",
         journal_entries=journal_size,
+        auth="sigv4" if auth == "sigv4" else "open",
+        admin_token=admin_token,
+        unsubscribe_delay=timedelta(seconds=unsubscribe_delay),
     )
     try:
         run(settings)

@@ -25,7 +25,9 @@ class Settings:
     port: int = DEFAULT_PORT
     db: str = DEFAULT_DB  # a SQLite path or URL (sqlite:///path)
     catalog: Path | None = None  # None: the bundled demo catalog, if the ledger has none yet
-    auth: Literal["open"] = "open"
+    auth: Literal["open", "sigv4"] = "open"  # sigv4: verify every signature (strict mode)
+    admin_token: str | None = None  # strict mode: the admin API's bearer token (never logged)
+    unsubscribe_delay: timedelta = timedelta(hours=1)  # unsubscribe-pending → -success
     window: WindowPolicy = WindowPolicy.SIX_HOURS
     future_skew: timedelta = timedelta(minutes=5)
     synchronous: Literal["full", "normal"] = "full"
