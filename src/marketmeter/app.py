@@ -15,14 +15,15 @@ from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
-from marketmeter.protocol.auth import OpenAuth
+from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
+from marketmeter.protocol.sigv4 import SigV4Verifier
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
 
-__all__ = ["ADMIN_PREFIX", "MarketmeterApp"]
+__all__ = ["ADMIN_PREFIX", "MarketmeterApp", "authenticator_for"]
 
 ADMIN_PREFIX = "/_marketmeter"
 _ADMIN_PREFIXES = (ADMIN_PREFIX, "/_localstack/chaos")
@@ -55,7 +56,7 @@ class MarketmeterApp:
         )
         self.endpoint = AwsEndpoint(
             dispatch_table(operations, self.bench),
-            OpenAuth(),
+            authenticator_for(settings, store),
             request_ids,
             settings.max_body_bytes,
             self.bench.journal,
@@ -70,3 +71,10 @@ class MarketmeterApp:
             await self.endpoint(scope, receive, send)
         else:
             await self.admin(scope, receive, send)
+
+
+def authenticator_for(settings: Settings, store: Store) -> Authenticator:
+    """``--auth sigv4``: verify signatures against the catalog's keys; ``open``: accept all."""
+    if settings.auth == "sigv4":
+        return StrictAuth(store.catalog_snapshot, SigV4Verifier())
+    return OpenAuth()

@@ -1,20 +1,44 @@
 """Who is calling: the seam where authentication plugs into the request's life.
 
 ``Authenticator.authenticate`` sees the request as received (method, path, query, headers,
-body) before it is parsed and answers a ``Caller`` or raises an auth error. ``OpenAuth`` (the
-default, for local testing) accepts every request, signed or not, and attributes no account,
-so no ownership rule applies. Strict SigV4 verification plugs in here later (spec §1).
+body) before anything else is looked at and answers a ``Caller`` or raises an auth error;
+``authorize`` then decides whether that caller may call the operation the request names.
+
+- ``OpenAuth`` (the default, for local testing) accepts every request, signed or not, and
+  attributes no account, so no ownership rule applies.
+- ``StrictAuth`` (``serve --auth sigv4``) verifies the Signature Version 4 of every request
+  (``protocol.sigv4``) against the access keys of the catalog's sellers and buyers, and maps
+  the key to its account: sellers call BatchMeterUsage and ResolveCustomer, buyers MeterUsage
+  and RegisterUsage; a key of the other kind is ``AccessDeniedException`` (spec §1).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.errors import AccessDeniedException
 from marketmeter.metering.types import Caller
 
-__all__ = ["Authenticator", "OpenAuth", "RawRequest"]
+if TYPE_CHECKING:
+    from marketmeter.protocol.sigv4 import SigV4Verifier
+
+__all__ = [
+    "BUYER_OPERATIONS",
+    "SELLER_OPERATIONS",
+    "Authenticator",
+    "OpenAuth",
+    "RawRequest",
+    "StrictAuth",
+]
+
+# Who may call what (spec §1): the seller meters SaaS usage and resolves its customers; the
+# buyer's instances, tasks and pods meter AMI and container usage and register.
+SELLER_OPERATIONS = frozenset({"BatchMeterUsage", "ResolveCustomer"})
+BUYER_OPERATIONS = frozenset({"MeterUsage", "RegisterUsage"})
 
 # Credential=<access key id>/<date>/<region>/<service>/aws4_request
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/(?:[^/,\s]*/([^/,\s]+)/)?")
@@ -27,6 +51,7 @@ class RawRequest:
     query: bytes
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    raw_path: bytes = b""  # the path as sent, still percent-encoded (ASGI ``raw_path``)
 
     def header(self, name: bytes) -> str | None:
         """The first value of a header (``name`` in lower case), or ``None``."""
@@ -37,7 +62,13 @@ class RawRequest:
 
 
 class Authenticator(Protocol):
-    def authenticate(self, request: RawRequest, operation: str) -> Caller: ...
+    async def authenticate(self, request: RawRequest) -> Caller:
+        """Who sent ``request``, or an auth error (``errors``)."""
+        ...
+
+    def authorize(self, caller: Caller, operation: str) -> None:
+        """Raise ``AccessDeniedException`` if ``caller`` may not call ``operation``."""
+        ...
 
 
 class OpenAuth:
@@ -45,11 +76,57 @@ class OpenAuth:
     the request names, since MeterUsage and RegisterUsage take the buyer and the instance from
     them (``metering.callers``) and fault rules may match on them."""
 
-    def authenticate(self, request: RawRequest, operation: str) -> Caller:
+    async def authenticate(self, request: RawRequest) -> Caller:
         authorization = request.header(b"authorization")
         match = _CREDENTIAL.search(authorization) if authorization else None
         if match is None:
             return Caller.anonymous(None, request.header(b"x-amz-security-token"))
         return Caller.anonymous(
             match.group(1), request.header(b"x-amz-security-token"), match.group(2)
+        )
+
+    def authorize(self, caller: Caller, operation: str) -> None:
+        return None
+
+
+class StrictAuth:
+    """Signature Version 4 against the catalog's access keys (``serve --auth sigv4``)."""
+
+    def __init__(
+        self, catalog: Callable[[], Awaitable[CatalogSnapshot]], verifier: SigV4Verifier
+    ) -> None:
+        self._catalog = catalog
+        self._verifier = verifier
+        self._secrets: dict[str, str] = {}
+        self._secrets_version = -1
+
+    async def authenticate(self, request: RawRequest) -> Caller:
+        snapshot = await self._catalog()
+        if snapshot.version != self._secrets_version:
+            catalog = snapshot.catalog
+            keys = [k for seller in catalog.sellers for k in seller.access_keys]
+            keys += [k for buyer in catalog.buyers for k in buyer.access_keys]
+            self._secrets = {key.access_key_id: key.secret_access_key for key in keys}
+            self._secrets_version = snapshot.version
+        verified = self._verifier.verify(request, self._secrets.get)
+        owner = snapshot.key_owners[verified.access_key_id]
+        kind: Literal["seller", "buyer"] = "seller" if owner.kind == "seller" else "buyer"
+        return Caller(
+            kind,
+            owner.account_id,
+            verified.access_key_id,
+            request.header(b"x-amz-security-token"),
+            verified.region,
+        )
+
+    def authorize(self, caller: Caller, operation: str) -> None:
+        allowed = SELLER_OPERATIONS if caller.kind == "seller" else BUYER_OPERATIONS
+        if operation in allowed:
+            return
+        role = "a seller's" if caller.kind == "seller" else "a buyer's"
+        callers = "buyer's" if caller.kind == "seller" else "seller's"
+        raise AccessDeniedException(
+            f"User: arn:aws:iam::{caller.account_id}:root is not authorized to perform: "
+            f"aws-marketplace:{operation} with {role} access key {caller.access_key_id}; "
+            f"{operation} is called with a {callers} credentials"
         )

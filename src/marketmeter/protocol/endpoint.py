@@ -1,10 +1,12 @@
 """The AWS endpoint: the one ``POST /`` handler, as a plain ASGI callable.
 
-A request's life: body read (refused with 413 at 1 MB or more, before parsing) → operation
-from ``X-Amz-Target`` → authentication → JSON parse and model validation → the operation's
-handler (typed request → rules → wire result) → one serializer. Every response carries a fresh
-``x-amzn-RequestId``. Any exception that is not an ``AwsError`` is logged with the request id
-and answered as ``InternalServiceErrorException`` (500) — never a traceback on the wire.
+A request's life: body read (refused with 413 at 1 MB or more, before parsing) →
+authentication (the signature covers method, path and target, so it is checked first) →
+operation from ``X-Amz-Target`` → authorization (the caller's kind) → JSON parse and model
+validation → the operation's handler (typed request → rules → wire result) → one serializer.
+Every response carries a fresh ``x-amzn-RequestId``. Any exception that is not an
+``AwsError`` is logged with the request id and answered as
+``InternalServiceErrorException`` (500) — never a traceback on the wire.
 
 Handlers fill a ``RequestNotes`` (the call's product, each record's verdict, an injected
 fault) which, with the bytes in and out, goes to the request journal before the answer is sent.
@@ -150,14 +152,16 @@ class AwsEndpoint:
             query=scope.get("query_string", b""),
             headers=headers,
             body=body,
+            raw_path=scope.get("raw_path") or scope["path"].encode(),
         )
+        exchange.target = request.header(b"x-amz-target")
+        caller = await self._auth.authenticate(request)
+        exchange.access_key_id = caller.access_key_id
         if request.method != "POST":
             raise UnknownOperationException(f"{request.method} is not supported: use POST /")
-        exchange.target = request.header(b"x-amz-target")
         name, checker = self._parser.operation(exchange.target)
         exchange.operation = name
-        caller = self._auth.authenticate(request, name)
-        exchange.access_key_id = caller.access_key_id
+        self._auth.authorize(caller, name)
         params = decode_and_validate(checker, body)
         handler = self._handlers.get(name)
         if handler is None:
