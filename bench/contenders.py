@@ -15,13 +15,20 @@ from typing import Any
 
 from bench import bulk_ledger
 from bench.processes import ROOT, run_command
-from bench.report import say
+from bench.report import DIMENSIONS, say
+from bench.signed_requests import write_signed_requests
+
+BATCH_LOAD = ROOT / "bench" / "batch_load.lua"
+SIGNED_LOAD = ROOT / "bench" / "signed_load.lua"
+# Requests signed ahead for a strict-auth run, per second of load (above any rate measured).
+SIGNED_PER_SECOND = 4000
 
 __all__ = [
     "Contender",
     "MotoContender",
     "PostgresContender",
     "SQLiteContender",
+    "StrictSQLiteContender",
     "copy_ledger",
     "filled_ledger",
     "postgres_available",
@@ -35,9 +42,19 @@ class Contender:
 
     name = ""
     health_path = "/_marketmeter/health"
+    load_script = BATCH_LOAD
 
     def prepare(self, port: int) -> list[str]:
         raise NotImplementedError
+
+    def load_env(self) -> dict[str, str]:
+        """What the load script needs besides the key walk's settings."""
+        return {}
+
+    @property
+    def signed(self) -> bool:
+        """Whether requests must carry a valid SigV4 signature (the probe's too)."""
+        return False
 
     def database_pid(self) -> int | None:
         """The root of the database server's processes, when it runs apart from the server."""
@@ -97,6 +114,39 @@ class SQLiteContender(Contender):
         if self._copy is not None:
             remove_ledger(self._copy)
             self._copy = None
+
+
+class StrictSQLiteContender(SQLiteContender):
+    """marketmeter on SQLite FULL with ``--auth sigv4``: every request's signature verified.
+    Its load is pre-signed by botocore (``bench/signed_requests.py``) for the run's port."""
+
+    load_script = SIGNED_LOAD
+
+    def __init__(self, ledger: Path, work: Path, buyers: int, seconds: int) -> None:
+        super().__init__("sqlite-strict", "full", ledger, work)
+        self.buyers = buyers
+        self.seconds = seconds
+        self._signed_file = work / "signed-requests.txt"
+        self._port = 0
+
+    def prepare(self, port: int) -> list[str]:
+        self._port = port
+        started = time.monotonic()
+        count = self.seconds * SIGNED_PER_SECOND
+        write_signed_requests(self._signed_file, port, self.buyers, DIMENSIONS, count)
+        say(f"{self.name}: {count:,} requests signed in {time.monotonic() - started:.1f} s")
+        return [*super().prepare(port), "--auth", "sigv4"]
+
+    def load_env(self) -> dict[str, str]:
+        return {"BENCH_SIGNED": str(self._signed_file), "BENCH_HOST": f"127.0.0.1:{self._port}"}
+
+    @property
+    def signed(self) -> bool:
+        return True
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        self._signed_file.unlink(missing_ok=True)
 
 
 class PostgresContender(Contender):

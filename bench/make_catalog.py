@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import sys
 
+# The bench seller's key pair: the strict-auth contender signs with it (bench/signed_requests.py).
+BENCH_ACCESS_KEY = "AKIABENCHSELLER00001"
+BENCH_SECRET = "bench-seller-secret-not-for-production"
+
 
 def main() -> None:
     buyers = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     dims = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     out = sys.stdout
     out.write('sellers:\n  - account_id: "111122223333"\n')
+    out.write(f"    access_keys:\n      - {{access_key_id: {BENCH_ACCESS_KEY}, ")
+    out.write(f"secret_access_key: {BENCH_SECRET}}}\n")
     out.write('products:\n  - product_code: bench-saas\n    seller: "111122223333"\n')
     out.write(f"    kind: saas\n    dimensions: [{', '.join(f'd{d}' for d in range(dims))}]\n")
     out.write("buyers:\n")

@@ -108,9 +108,10 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout: float = 12
     raise RuntimeError(f"the server did not answer {url} within {timeout:.0f} s")
 
 
-def probe(port: int, customer: str) -> None:
+def probe(port: int, customer: str, signed: bool = False) -> None:
     """Bill one record of a key the load never uses; ``RuntimeError`` unless it is Success
-    (a 2xx from wrk then means the bench's records are billed, not refused)."""
+    (a 2xx from wrk then means the bench's records are billed, not refused). ``signed``: with
+    a valid SigV4 signature of the bench seller's key (a strict-auth server)."""
     body = {
         "ProductCode": "bench-saas",
         "UsageRecords": [
@@ -122,15 +123,17 @@ def probe(port: int, customer: str) -> None:
             }
         ],
     }
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/",
-        data=json.dumps(body).encode(),
-        headers={
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": "AWSMPMeteringService.BatchMeterUsage",
-            "Authorization": AUTHORIZATION,
-        },
-    )
+    data = json.dumps(body).encode()
+    headers = {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AWSMPMeteringService.BatchMeterUsage",
+        "Authorization": AUTHORIZATION,
+    }
+    if signed:
+        from bench.signed_requests import bench_signer, sign
+
+        headers["X-Amz-Date"], headers["Authorization"] = sign(port, data, bench_signer())
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             text = answer.read().decode()
