@@ -397,3 +397,14 @@ def test_the_signing_key_cache_follows_the_secret() -> None:
     assert checker.verify(signed(), KEYS.get).access_key_id == SELLER_KEY
     with pytest.raises(InvalidSignatureException):
         checker.verify(signed(), {SELLER_KEY: "rotated-secret"}.get)
+
+
+@pytest.mark.parametrize("amz_date", ["20261123T250000Z", "20261123T1000Z", "20261123t100000z"])
+def test_a_date_that_is_not_iso_8601_basic_is_incomplete(amz_date: str) -> None:
+    request = with_header(signed(), b"x-amz-date", amz_date.encode())
+    with pytest.raises(IncompleteSignatureException) as failure:
+        verifier().verify(request, KEYS.get)
+    assert failure.value.message == (
+        f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See "
+        "http://en.wikipedia.org/wiki/ISO_8601"
+    )

@@ -56,6 +56,7 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 SIGNING_NAME = "aws-marketplace"
 MAX_SKEW = timedelta(minutes=5)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_AMZ_DATE_FORMAT = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 _TERMINATOR = "aws4_request"
 # Headers a JSON 1.1 call must sign: the host, the date and the operation.
 REQUIRED_SIGNED_HEADERS = ("host", "x-amz-date", "x-amz-target")
@@ -144,12 +145,15 @@ def canonical_request(
     request: RawRequest, signed_headers: tuple[str, ...], payload_hash: str
 ) -> str:
     """The canonical request AWS signs, rebuilt from the request as received."""
+    headers = _header_values(request)
     return "\n".join(
         (
             request.method,
             _canonical_uri(request.raw_path or request.path.encode()),
             _canonical_query(request.query),
-            "".join(f"{name}:{_header_value(request, name)}\n" for name in signed_headers),
+            "".join(
+                f"{name}:{_canonical_value(headers.get(name, []))}\n" for name in signed_headers
+            ),
             ";".join(signed_headers),
             payload_hash,
         )
@@ -190,16 +194,21 @@ def _canonical_query(query: bytes) -> str:
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
 
 
-def _header_value(request: RawRequest, name: str) -> str:
-    """Every value of header ``name``, each trimmed with inner runs of spaces collapsed,
-    joined by commas."""
-    wanted = name.encode()
-    values = [
-        _SPACES.sub(" ", value.decode("latin-1")).strip()
-        for key, value in request.headers
-        if key.lower() == wanted
-    ]
-    return ",".join(values)
+def _header_values(request: RawRequest) -> dict[str, list[str]]:
+    """Every header's values by lower-case name, in the order received."""
+    values: dict[str, list[str]] = {}
+    for key, value in request.headers:
+        values.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return values
+
+
+def _canonical_value(values: list[str]) -> str:
+    """A header's values, each trimmed with inner runs of spaces collapsed, joined by commas."""
+    return ",".join(_SPACES.sub(" ", value).strip() for value in values)
+
+
+def _stamp(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime(_AMZ_DATE)
 
 
 def _unsigned_message(header: str) -> str:
@@ -278,26 +287,31 @@ class SigV4Verifier:
             )
 
     def _check_date(self, amz_date: str) -> None:
+        match = _AMZ_DATE_FORMAT.fullmatch(amz_date)
         try:
-            signed_at = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
+            if match is None:
+                raise ValueError(amz_date)
+            year, month, day, hour, minute, second = (int(part) for part in match.groups())
+            # a real date and time (no 31 February, no 25 o'clock)
+            signed_at = int(
+                datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+            )
         except ValueError:
             raise IncompleteSignatureException(
                 f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See "
                 "http://en.wikipedia.org/wiki/ISO_8601"
             ) from None
-        now = datetime.fromtimestamp(int(self._wall_clock()), UTC)
-        minutes = int(self._max_skew.total_seconds() // 60)
-        if signed_at < now - self._max_skew:
+        now = int(self._wall_clock())
+        skew = int(self._max_skew.total_seconds())
+        if signed_at < now - skew:
             raise InvalidSignatureException(
-                f"Signature expired: {amz_date} is now earlier than "
-                f"{(now - self._max_skew).strftime(_AMZ_DATE)} "
-                f"({now.strftime(_AMZ_DATE)} - {minutes} min.)"
+                f"Signature expired: {amz_date} is now earlier than {_stamp(now - skew)} "
+                f"({_stamp(now)} - {skew // 60} min.)"
             )
-        if signed_at > now + self._max_skew:
+        if signed_at > now + skew:
             raise InvalidSignatureException(
                 f"Signature not yet current: {amz_date} is still later than "
-                f"{(now + self._max_skew).strftime(_AMZ_DATE)} "
-                f"({now.strftime(_AMZ_DATE)} + {minutes} min.)"
+                f"{_stamp(now + skew)} ({_stamp(now)} + {skew // 60} min.)"
             )
 
     @staticmethod
