@@ -66,7 +66,10 @@ def vector_request(case: Path) -> RawRequest:
 
 def vector_verifier() -> SigV4Verifier:
     return SigV4Verifier(
-        service="service", wall_clock=lambda: VECTOR_TIME, required_headers=("host", "x-amz-date")
+        service="service",
+        wall_clock=lambda: VECTOR_TIME,
+        required_headers=("host", "x-amz-date"),
+        session_token_signed=False,  # post-sts-header-after adds it after signing
     )
 
 
@@ -407,4 +410,26 @@ def test_a_date_that_is_not_iso_8601_basic_is_incomplete(amz_date: str) -> None:
     assert failure.value.message == (
         f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See "
         "http://en.wikipedia.org/wiki/ISO_8601"
+    )
+
+
+def test_the_published_token_added_after_signing_is_refused_by_default() -> None:
+    case = VECTORS / "post-sts-token" / "post-sts-header-after"
+    checker = SigV4Verifier(
+        service="service", wall_clock=lambda: VECTOR_TIME, required_headers=("host",)
+    )
+    with pytest.raises(InvalidSignatureException) as failure:
+        checker.verify(vector_request(case), lookup)
+    assert failure.value.message == (
+        "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization."
+    )
+
+
+def test_a_session_token_added_after_signing_is_refused() -> None:
+    request = signed()
+    added = replace(request, headers=[*request.headers, (b"x-amz-security-token", b"i-other")])
+    with pytest.raises(InvalidSignatureException) as failure:
+        verifier().verify(added, KEYS.get)
+    assert failure.value.message == (
+        "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization."
     )
