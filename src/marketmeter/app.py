@@ -1,20 +1,31 @@
 """Assembly only: builds the AWS endpoint and the admin API over one store, clock, id
 generator and test bench, and routes between them by path (``/_marketmeter/...``, and
 LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API; every other path is the
-AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``)."""
+AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``).
+
+The app's lifespan also runs the subscription lifecycle's background tasks: the unsubscribe
+ticker (``notifications.ticker``) and the webhook deliverer (``notifications.delivery``),
+started before the admin API's startup and stopped before it closes the store."""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from marketmeter.admin.api import admin_app
+from marketmeter.admin.lifecycle_api import LIFECYCLE_SCHEMA_MODELS, lifecycle_routes
 from marketmeter.config import Settings
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
 from marketmeter.metering.clock import Clock
-from marketmeter.metering.ids import IdGenerator
+from marketmeter.metering.ids import IdGenerator, RandomIds
 from marketmeter.metering.meter_usage import MeterUsage
 from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
+from marketmeter.notifications.delivery import DeliveryPolicy, WebhookDeliverer
+from marketmeter.notifications.service import LifecycleService
+from marketmeter.notifications.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
@@ -42,6 +53,8 @@ class MarketmeterApp:
         tokens: TokenGenerator | None = None,
         key_pairs: KeyPairFactory = new_rsa_key_pair,
         bench: BenchControls | None = None,
+        event_ids: IdGenerator | None = None,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self.bench = bench or BenchControls(
             journal=Journal(settings.journal_entries, settings.journal_bytes),
@@ -62,15 +75,48 @@ class MarketmeterApp:
             self.bench.journal,
             clock,
         )
+        token_generator = tokens or RandomTokens()
+        self.lifecycle = LifecycleService(
+            store, clock, event_ids or RandomIds(), token_generator, settings.unsubscribe_delay
+        )
+        self.ticker = UnsubscribeTicker(self.lifecycle)
+        self.deliverer = WebhookDeliverer(store, delivery)
+        self.lifecycle.on_commit(self.deliverer.wake)
         self.admin = admin_app(
-            store, clock, keys, tokens or RandomTokens(), settings.token_ttl, self.bench
+            store,
+            clock,
+            keys,
+            token_generator,
+            settings.token_ttl,
+            self.bench,
+            admin_token=settings.admin_token,
+            extra_routes=lifecycle_routes(self.lifecycle, settings.token_ttl),
+            extra_schema_models=LIFECYCLE_SCHEMA_MODELS,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
             await self.endpoint(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.admin(scope, self._with_background_tasks(receive), send)
         else:
             await self.admin(scope, receive, send)
+
+    def _with_background_tasks(self, receive: Receive) -> Receive:
+        """``receive`` of the lifespan, starting the background tasks on startup and stopping
+        them on shutdown, each before the admin API sees the message."""
+
+        async def lifespan_receive() -> MutableMapping[str, Any]:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.ticker.start()
+                self.deliverer.start()
+            elif message["type"] == "lifespan.shutdown":
+                await self.ticker.stop()
+                await self.deliverer.stop()
+            return message
+
+        return lifespan_receive
 
 
 def authenticator_for(settings: Settings, store: Store) -> Authenticator:

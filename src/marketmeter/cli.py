@@ -24,7 +24,9 @@ from marketmeter.admin.inputs import AdminInputError
 from marketmeter.admin.usage import as_table, record_json, usage_query
 from marketmeter.catalog.loader import CatalogError, load_catalog_file
 from marketmeter.cli_bench import BENCH_COMMANDS
+from marketmeter.cli_catalog import CATALOG_COMMANDS
 from marketmeter.cli_database import db_option, open_database
+from marketmeter.cli_lifecycle import LIFECYCLE_COMMANDS
 from marketmeter.cli_registration import keys, subscribe, token
 from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from marketmeter.metering.registration_tokens import (
@@ -121,8 +123,9 @@ def main() -> None:
     "--admin-token",
     envvar="MARKETMETER_ADMIN_TOKEN",
     default=None,
-    help="With --auth sigv4, the bearer token the admin API (/_marketmeter/) requires "
-    "[env: MARKETMETER_ADMIN_TOKEN]. Without it, strict mode generates one and prints it once.",
+    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode "
+    "[env: MARKETMETER_ADMIN_TOKEN]. With --auth sigv4 and no token, one is generated and "
+    "printed once.",
 )
 @click.option(
     "--unsubscribe-delay",
@@ -281,6 +284,10 @@ main.add_command(subscribe)
 main.add_command(token)
 main.add_command(keys)
 for command in BENCH_COMMANDS:
+    main.add_command(command)
+for command in CATALOG_COMMANDS:
+    main.add_command(command)
+for command in LIFECYCLE_COMMANDS:
     main.add_command(command)
 
 

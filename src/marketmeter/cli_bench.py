@@ -2,7 +2,10 @@
 
 Unlike the ledger commands, these talk to a running server through its admin API
 (``marketmeter.testing.MarketmeterAdmin``): the clock, the fault rules and the journal live in
-the server's process. ``--endpoint`` (or ``MARKETMETER_ENDPOINT``) says where it listens.
+the server's process. ``--endpoint`` (or ``MARKETMETER_ENDPOINT``) says where it listens, and
+``--admin-token`` (or ``MARKETMETER_ADMIN_TOKEN``) is the server's admin token, if it has one.
+``endpoint_options`` and ``admin_session`` serve every command that talks to a running server
+(``cli_catalog`` too).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import httpx
@@ -18,9 +21,12 @@ import orjson
 
 from marketmeter.admin.inputs import AdminInputError, parse_duration
 from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT
-from marketmeter.testing.admin_client import AdminError, MarketmeterAdmin
+from marketmeter.testing.admin_client import ADMIN_TOKEN_ENV, AdminError, MarketmeterAdmin
 
-__all__ = ["BENCH_COMMANDS"]
+__all__ = ["BENCH_COMMANDS", "admin_session", "endpoint_options", "print_json"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_TOKEN_KEY = "marketmeter.admin_token"
 
 _endpoint_option = click.option(
     "--endpoint",
@@ -31,9 +37,31 @@ _endpoint_option = click.option(
 )
 
 
+def _remember_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[_TOKEN_KEY] = value  # shared with the subcommands' contexts
+
+
+_admin_token_option = click.option(
+    "--admin-token",
+    envvar=ADMIN_TOKEN_ENV,
+    expose_value=False,
+    callback=_remember_token,
+    help=f"The server's admin token, if it has one (env {ADMIN_TOKEN_ENV}).",
+)
+
+
+def endpoint_options(command: F) -> F:
+    """``--endpoint`` and ``--admin-token``, for a command or group that talks to a server."""
+    return _endpoint_option(_admin_token_option(command))
+
+
 @contextmanager
-def _admin(endpoint: str) -> Iterator[MarketmeterAdmin]:
-    admin = MarketmeterAdmin(endpoint)
+def admin_session(endpoint: str) -> Iterator[MarketmeterAdmin]:
+    """The admin client of the server at ``endpoint`` with the command's admin token; admin
+    errors and an unreachable server become the CLI's errors."""
+    token = click.get_current_context().meta.get(_TOKEN_KEY)
+    admin = MarketmeterAdmin(endpoint, admin_token=token)
     try:
         yield admin
     except AdminError as error:
@@ -46,7 +74,7 @@ def _admin(endpoint: str) -> Iterator[MarketmeterAdmin]:
         admin.close()
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
 
 
@@ -72,7 +100,7 @@ def _clock_line(state: dict[str, Any]) -> str:
 
 
 @click.group(invoke_without_command=True)
-@_endpoint_option
+@endpoint_options
 @click.pass_context
 def clock(ctx: click.Context, endpoint: str) -> None:
     """The service clock of a running server: show it (no subcommand), set, freeze, offset,
@@ -83,7 +111,7 @@ def clock(ctx: click.Context, endpoint: str) -> None:
 
 
 def _on_clock(endpoint: str, change: Callable[[MarketmeterAdmin], dict[str, Any]]) -> None:
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         click.echo(_clock_line(change(admin)))
 
 
@@ -132,7 +160,7 @@ def clock_reset(endpoint: str) -> None:
 
 
 @click.group()
-@_endpoint_option
+@endpoint_options
 @click.pass_context
 def faults(ctx: click.Context, endpoint: str) -> None:
     """Fault rules of a running server: errors, UnprocessedRecords, latency, AWS quotas."""
@@ -143,8 +171,8 @@ def faults(ctx: click.Context, endpoint: str) -> None:
 @click.pass_obj
 def faults_list(endpoint: str) -> None:
     """Print the rules (JSON, with ids and counters)."""
-    with _admin(endpoint) as admin:
-        _print_json(admin.faults.rules())
+    with admin_session(endpoint) as admin:
+        print_json(admin.faults.rules())
 
 
 @faults.command("add")
@@ -174,8 +202,8 @@ def faults_add(endpoint: str, /, rule_json: str | None, **options: Any) -> None:
             raise click.BadParameter("is not valid JSON", param_hint="--rule") from None
     else:
         rule = _rule_from_options(options)
-    with _admin(endpoint) as admin:
-        _print_json(admin.faults.add(*(rule if isinstance(rule, list) else [rule])))
+    with admin_session(endpoint) as admin:
+        print_json(admin.faults.add(*(rule if isinstance(rule, list) else [rule])))
 
 
 def _rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -217,15 +245,15 @@ def _rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
 @click.pass_obj
 def faults_remove(endpoint: str, rule_id: int) -> None:
     """Remove the rule RULE_ID."""
-    with _admin(endpoint) as admin:
-        _print_json(admin.faults.remove(rule_id))
+    with admin_session(endpoint) as admin:
+        print_json(admin.faults.remove(rule_id))
 
 
 @faults.command("clear")
 @click.pass_obj
 def faults_clear(endpoint: str) -> None:
     """Remove every rule."""
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         admin.faults.clear()
     click.echo("no fault rules")
 
@@ -235,8 +263,8 @@ def faults_clear(endpoint: str) -> None:
 @click.pass_obj
 def faults_latency(endpoint: str, milliseconds: float) -> None:
     """Add MILLISECONDS to every call (0 removes it)."""
-    with _admin(endpoint) as admin:
-        _print_json(admin.faults.latency(milliseconds))
+    with admin_session(endpoint) as admin:
+        print_json(admin.faults.latency(milliseconds))
 
 
 @faults.command("quota")
@@ -255,15 +283,15 @@ def faults_quota(endpoint: str, profile: str, rates: tuple[str, ...]) -> None:
             raise click.BadParameter(
                 f"{item!r}: expected OPERATION=CALLS_PER_SECOND", param_hint="--rate"
             ) from None
-    with _admin(endpoint) as admin:
-        _print_json(admin.faults.quota(profile, parsed or None))
+    with admin_session(endpoint) as admin:
+        print_json(admin.faults.quota(profile, parsed or None))
 
 
 # --- journal --------------------------------------------------------------------------------
 
 
 @click.command()
-@_endpoint_option
+@endpoint_options
 @click.option("--operation", help="Only this operation.")
 @click.option("--product", help="Only calls for this product code.")
 @click.option("--status", type=int, help="Only answers with this HTTP status.")
@@ -275,10 +303,10 @@ def faults_quota(endpoint: str, profile: str, rates: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Whole entries (bodies too) as JSON.")
 def journal(endpoint: str, as_json: bool, **filters: Any) -> None:
     """Every call a running server answered: operation, caller, status, verdicts, fault."""
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         entries = admin.journal.entries(**filters)
     if as_json:
-        _print_json(entries)
+        print_json(entries)
         return
     click.echo(
         f"{'ID':>6}  {'TIME (service clock)':<27} {'OPERATION':<16} {'PRODUCT':<20} "
@@ -298,7 +326,7 @@ def journal(endpoint: str, as_json: bool, **filters: Any) -> None:
 
 
 @click.command()
-@_endpoint_option
+@endpoint_options
 @click.option("--drop-catalog", is_flag=True, help="Drop the catalog and its tokens too.")
 @click.option(
     "--keep",
@@ -309,14 +337,14 @@ def journal(endpoint: str, as_json: bool, **filters: Any) -> None:
 def reset(endpoint: str, drop_catalog: bool, keep: tuple[str, ...]) -> None:
     """Empty the ledger of a running server (billed records, ClientToken claims, container
     registrations) and put its clock, fault rules and journal back as it started."""
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         result = admin.reset(drop_catalog, keep)
     deleted = ", ".join(f"{n} {table}" for table, n in result["deleted"].items() if n)
     click.echo(f"reset: deleted {deleted or 'nothing'}")
 
 
 @click.group()
-@_endpoint_option
+@endpoint_options
 @click.pass_context
 def snapshot(ctx: click.Context, endpoint: str) -> None:
     """Named snapshots of a running server's whole state, for fast test setup."""
@@ -336,7 +364,7 @@ def _snapshot_line(info: dict[str, Any]) -> str:
 @click.pass_obj
 def snapshot_save(endpoint: str, name: str) -> None:
     """Save the whole state as NAME (replacing a snapshot of that name)."""
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         click.echo("saved " + _snapshot_line(admin.save_snapshot(name)))
 
 
@@ -345,7 +373,7 @@ def snapshot_save(endpoint: str, name: str) -> None:
 @click.pass_obj
 def snapshot_restore(endpoint: str, name: str) -> None:
     """Replace the whole state with snapshot NAME."""
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         click.echo("restored " + _snapshot_line(admin.restore_snapshot(name)))
 
 
@@ -353,7 +381,7 @@ def snapshot_restore(endpoint: str, name: str) -> None:
 @click.pass_obj
 def snapshot_list(endpoint: str) -> None:
     """List the snapshots."""
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         found = admin.snapshots()
     for info in found:
         click.echo(_snapshot_line(info))
@@ -366,7 +394,7 @@ def snapshot_list(endpoint: str) -> None:
 @click.pass_obj
 def snapshot_delete(endpoint: str, name: str) -> None:
     """Delete snapshot NAME."""
-    with _admin(endpoint) as admin:
+    with admin_session(endpoint) as admin:
         admin.delete_snapshot(name)
     click.echo(f"deleted {name}")
 

@@ -20,6 +20,7 @@ import orjson
 from marketmeter.admin.registration import key_json, token_json, tokens_table
 from marketmeter.cli_database import db_option, open_database
 from marketmeter.metering.clock import SystemClock
+from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import (
     DEFAULT_TOKEN_TTL,
     RandomTokens,
@@ -28,8 +29,11 @@ from marketmeter.metering.registration_tokens import (
 )
 from marketmeter.metering.signing_keys import KeyRing
 from marketmeter.registration.delivery import Delivery, deliver
-from marketmeter.registration.subscribe import Subscription, SubscriptionError, plan_subscription
+from marketmeter.registration.lifecycle import TransitionRefused
+from marketmeter.registration.lifecycle import subscribe as subscribe_buyer
+from marketmeter.registration.subscribe import Subscription
 from marketmeter.store.base import TokenQuery
+from marketmeter.store.events_sql import commit_transition
 
 __all__ = ["keys", "subscribe", "token"]
 
@@ -78,7 +82,8 @@ def subscribe(
 ) -> None:
     """Subscribe a buyer to a product, as AWS Marketplace does when an offer is accepted.
 
-    Creates the buyer (if unknown) and the agreement (unless one is active), mints a
+    Creates the buyer (if unknown) and the agreement (unless one is active; a new one logs
+    subscribe-success for the product's webhooks, which a running server delivers), mints a
     registration token for SaaS products and delivers it, as the buyer's browser would, by a
     form POST of x-amzn-marketplace-token to the product's registration URL; then reports the
     seller's response. Exits 1 if the POST failed or the seller answered 4xx/5xx.
@@ -88,17 +93,29 @@ def subscribe(
     store = open_database(db)
     try:
         now = time.time()
-        catalog = store.catalog_snapshot_now()
         try:
-            plan = plan_subscription(
-                catalog, product_code, buyer_account_id, now, RandomTokens(), free_trial
+            done = store.write(
+                lambda sql: commit_transition(
+                    sql,
+                    lambda catalog: subscribe_buyer(
+                        catalog,
+                        product_code,
+                        buyer_account_id,
+                        now,
+                        RandomTokens(),
+                        RandomIds(),
+                        free_trial,
+                    ),
+                    now,
+                )
             )
-        except SubscriptionError as error:
+        except TransitionRefused as error:
             raise click.BadParameter(error.message, param_hint=f"--{error.field}") from None
-        if plan.changes.buyers or plan.changes.agreements or plan.token is not None:
-            store.apply_catalog_now(plan.changes, [plan.token] if plan.token else [])
+        catalog = store.catalog_snapshot_now()
     finally:
         store.close_now()
+    plan = done.subscription
+    assert plan is not None, "a subscription plans a Subscription"
 
     product = catalog.products[product_code]
     target = url or product.registration_url

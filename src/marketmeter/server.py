@@ -8,7 +8,10 @@ already queued.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
+import secrets
 import signal
 import sys
 from datetime import timedelta
@@ -26,6 +29,7 @@ from marketmeter.config import Settings
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
+from marketmeter.notifications.delivery import DeliveryPolicy
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 
@@ -101,12 +105,17 @@ def build_service(settings: Settings) -> tuple[MarketmeterApp, OperatorStore, st
     except BaseException:
         store.close_now()
         raise
-    return MarketmeterApp(settings, store, clock, RandomIds(), RandomIds()), store, catalog_line
+    delivery = DeliveryPolicy.from_environment(os.environ)
+    app = MarketmeterApp(settings, store, clock, RandomIds(), RandomIds(), delivery=delivery)
+    return app, store, catalog_line
 
 
 def serve(settings: Settings) -> None:
     """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    generated_token = settings.auth == "sigv4" and settings.admin_token is None
+    if generated_token:
+        settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(24))
     app, store, catalog_line = build_service(settings)
     config = uvicorn.Config(
         app,
@@ -122,12 +131,15 @@ def serve(settings: Settings) -> None:
     server.banner = [
         f"  ledger:  {store.describe()}",
         f"  catalog: {catalog_line}",
-        f"  auth:    {settings.auth} (requests accepted signed or unsigned)",
+        f"  auth:    {_auth_line(settings, generated_token)}",
         f"  window:  BatchMeterUsage {settings.usage_window.describe()};",
         f"           MeterUsage {settings.meter_usage_window.describe()}",
         f"  tokens:  registration tokens expire after {_duration(settings.token_ttl)} "
         "(marketmeter token list)",
         "  clock:   wall time (move it: marketmeter clock set|advance|reset)",
+        f"  lifecycle: unsubscribe-success {_duration(settings.unsubscribe_delay)} after "
+        "unsubscribe-pending (service clock); notifications to each product's "
+        "notification_urls (marketmeter agreements|events)",
         f"  bench:   quota {settings.quota}; journal of the last {settings.journal_entries} calls "
         "(marketmeter faults|journal|reset|snapshot)",
     ]
@@ -144,8 +156,25 @@ def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     return None
 
 
+def _auth_line(settings: Settings, generated_token: bool) -> str:
+    if settings.auth == "open":
+        line = "open (requests accepted signed or unsigned)"
+    else:
+        line = "sigv4 (every request's signature verified against the catalog's access keys)"
+    if generated_token:
+        # printed once, on the terminal that started the server; never logged
+        line += f"\n           admin API token (generated): {settings.admin_token}"
+    elif settings.admin_token is not None:
+        line += "\n           admin API: Authorization: Bearer <the --admin-token given>"
+    return line
+
+
 def _duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
+    if seconds == 3600:
+        return "1 hour"
     if seconds % 3600 == 0:
         return f"{seconds // 3600} hours"
+    if seconds == 1:
+        return "1 second"
     return f"{seconds} seconds"

@@ -1,4 +1,5 @@
-"""The shell blocks of docs/test-bench.md and docs/service-clock.md work when pasted: each block
+"""The shell blocks of docs/test-bench.md, docs/service-clock.md and
+docs/subscription-lifecycle.md work when pasted: each block
 runs through bash against a fresh server with the demo catalog (only the endpoint is changed);
 every ``curl`` must get a 2xx and every ``marketmeter`` command must exit 0."""
 
@@ -21,7 +22,7 @@ _DEFAULT_ENDPOINT = "http://127.0.0.1:8686"
 
 
 def shell_blocks() -> Iterator[tuple[str, str]]:
-    for name in ("test-bench.md", "service-clock.md"):
+    for name in ("test-bench.md", "service-clock.md", "subscription-lifecycle.md"):
         for number, block in enumerate(_SH_BLOCK.findall((DOCS / name).read_text()), start=1):
             yield f"{name}#{number}", block
 
@@ -41,7 +42,7 @@ BLOCKS = dict(shell_blocks())
 
 
 def test_the_docs_have_their_blocks() -> None:
-    assert len(BLOCKS) == 9
+    assert len(BLOCKS) == 10
     assert all("marketmeter" in block or "curl" in block for block in BLOCKS.values())
 
 

@@ -192,15 +192,16 @@ def test_help_lists_the_bench_commands_and_serve_options(tmp_path: Path) -> None
 
     commands = top.split("\nCommands:\n")[1].splitlines()
     assert [line.split()[0] for line in commands] == [
-        *("catalog", "clock", "db", "faults", "journal", "keys", "reset", "serve", "snapshot"),
-        *("subscribe", "token", "usage"),
+        *("agreements", "buyers", "catalog", "clock", "db", "events", "faults", "journal"),
+        *("keys", "products", "reset", "sellers", "serve", "snapshot", "subscribe", "token"),
+        "usage",
     ]
     for line in (
-        "  clock      The service clock of a running server: show it (no...",
-        "  faults     Fault rules of a running server: errors, UnprocessedRecords,...",
-        "  journal    Every call a running server answered: operation, caller,...",
-        "  reset      Empty the ledger of a running server (billed records,...",
-        "  snapshot   Named snapshots of a running server's whole state, for fast...",
+        "  clock       The service clock of a running server: show it (no...",
+        "  faults      Fault rules of a running server: errors,...",
+        "  journal     Every call a running server answered: operation, caller,...",
+        "  reset       Empty the ledger of a running server (billed records,...",
+        "  snapshot    Named snapshots of a running server's whole state, for fast...",
     ):
         assert line in commands
     assert "  --quota [off|aws]               Throttle per account at AWS's published\n" in serve

@@ -27,6 +27,7 @@ CATALOG_COUNTS = {
     "access_keys": 4,
     "products": 6,
     "dimensions": 7,
+    "notification_urls": 0,
     "buyers": 7,
     "agreements": 16,
 }
@@ -188,6 +189,9 @@ def test_restore_brings_back_exactly_the_saved_ledger(bench: Bench, now: int) ->
         "container_registrations": 0,
         "request_claims": 0,
         "usage_records": 1,
+        "lifecycle_events": 0,
+        "event_deliveries": 0,
+        "delivery_attempts": 0,
     }
     assert restored == saved
     assert bench.admin.usage() == saved_usage

@@ -83,6 +83,7 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
         "name": "",
         "registration_url": None,
         "per_request_metering": False,
+        "notification_urls": [],
     } in shown_first["products"]
     assert {
         "license_arn": FRANK_LICENSE,
@@ -92,6 +93,8 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
         "starts_at": 1577836800.0,
         "ends_at": 1609459200.0,
         "free_trial": False,
+        "pending_since": None,
+        "offer_id": None,
     } in shown_first["agreements"]
 
 

@@ -347,6 +347,8 @@ def test_an_ami_subscription_has_no_token(server: ServerProcess, page: Registrat
         "starts_at": agreement["starts_at"],
         "ends_at": None,
         "free_trial": False,
+        "pending_since": None,
+        "offer_id": None,
     }
     text = subscribe(server.db, "--product", "prod-ami", "--buyer", "141414141414")
     assert text.stdout.splitlines()[-1] == (

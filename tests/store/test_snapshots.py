@@ -58,6 +58,7 @@ CATALOG_COUNTS = {
     "access_keys": 4,
     "products": 6,
     "dimensions": 7,
+    "notification_urls": 0,
     "buyers": 7,
     "agreements": 16,
 }
@@ -68,6 +69,10 @@ SEEDED_COUNTS = {
     "container_registrations": 1,
     "request_claims": 1,
     "usage_records": 4,
+    # the lifecycle event log (tests/store/test_events_sql.py saves and restores its rows)
+    "lifecycle_events": 0,
+    "event_deliveries": 0,
+    "delivery_attempts": 0,
 }
 
 EVERYTHING = UsageQuery(limit=100_000)
@@ -254,6 +259,7 @@ def test_reset_dropping_the_catalog_keeps_only_the_signing_keys(store: OperatorS
         "registration_tokens": 2,
         "agreements": 16,
         "buyers": 7,
+        "notification_urls": 0,
         "dimensions": 7,
         "products": 6,
         "access_keys": 4,
@@ -441,7 +447,7 @@ def test_a_snapshot_of_another_schema_version_is_refused(store: OperatorStore) -
         asyncio.run(store.restore_snapshot("old"))
 
     assert str(raised.value) == (
-        "snapshot 'old' was taken under schema version 2; this database is at schema version 3"
+        "snapshot 'old' was taken under schema version 2; this database is at schema version 4"
     )
     assert count(store, "usage_records") == 5  # nothing was touched
     assert store.catalog_snapshot_now().version == 1

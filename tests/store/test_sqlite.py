@@ -42,7 +42,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError) as raised:
         SQLiteStore(tmp_path / "l.db")
     assert str(raised.value) == (
-        "the database is at schema version 999, newer than this marketmeter (knows up to 3); "
+        "the database is at schema version 999, newer than this marketmeter (knows up to 4); "
         "upgrade marketmeter"
     )
 
@@ -170,7 +170,12 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> 
         with sqlite3.connect(path) as check:
             versions = check.execute("SELECT version, name FROM schema_migrations").fetchall()
         check.close()
-        assert versions == [(1, "initial"), (2, "registration"), (3, "snapshots")]
+        assert versions == [
+            (1, "initial"),
+            (2, "registration"),
+            (3, "snapshots"),
+            (4, "lifecycle"),
+        ]
         snapshot = store.catalog_snapshot_now()
         assert snapshot.version == 7
         assert snapshot.agreements_by_license[ALICE_LEGACY] == Agreement(
@@ -195,5 +200,5 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> 
 
     SQLiteStore(path).close_now()  # opening again applies nothing more
     with sqlite3.connect(path) as check:
-        assert check.execute("SELECT count(*) FROM schema_migrations").fetchone() == (3,)
+        assert check.execute("SELECT count(*) FROM schema_migrations").fetchone() == (4,)
     check.close()

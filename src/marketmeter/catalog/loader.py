@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,7 +37,18 @@ from marketmeter.catalog.model import (
 from marketmeter.protocol.spec import service_model
 from marketmeter.protocol.validation import Violations, compile_shape
 
-__all__ = ["CatalogError", "load_catalog", "load_catalog_file"]
+__all__ = [
+    "AccessKeyEntry",
+    "AgreementEntry",
+    "BuyerEntry",
+    "CatalogEntry",
+    "CatalogError",
+    "ProductEntry",
+    "SellerEntry",
+    "load_catalog",
+    "load_catalog_data",
+    "load_catalog_file",
+]
 
 AccountId = str
 
@@ -52,22 +63,30 @@ class CatalogError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s), nothing applied:\n{lines}")
 
 
-class _Entry(BaseModel):
+class CatalogEntry(BaseModel):
+    """An entry of a catalog file; unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _AccessKey(_Entry):
+class AccessKeyEntry(CatalogEntry):
+    """An access key pair of a seller or a buyer."""
+
     access_key_id: str = Field(min_length=16, max_length=128, pattern=r"^[A-Z0-9]+$")
     secret_access_key: str = Field(min_length=1)
 
 
-class _Seller(_Entry):
+class SellerEntry(CatalogEntry):
+    """A seller account (``sellers:``)."""
+
     account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
     name: str = ""
-    access_keys: list[_AccessKey] = []
+    access_keys: list[AccessKeyEntry] = []
 
 
-class _Product(_Entry):
+class ProductEntry(CatalogEntry):
+    """A product and its dimensions (``products:``)."""
+
     product_code: str
     seller: AccountId
     kind: Literal["saas", "ami", "container"]
@@ -76,16 +95,21 @@ class _Product(_Entry):
     name: str = ""
     registration_url: str | None = Field(default=None, pattern=r"^https?://")
     per_request_metering: bool = False
+    notification_urls: list[Annotated[str, Field(pattern=r"^https?://")]] = []
 
 
-class _Buyer(_Entry):
+class BuyerEntry(CatalogEntry):
+    """A buyer account (``buyers:``)."""
+
     account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
     customer_identifier: str | None = None
     name: str = ""
-    access_keys: list[_AccessKey] = []
+    access_keys: list[AccessKeyEntry] = []
 
 
-class _Agreement(_Entry):
+class AgreementEntry(CatalogEntry):
+    """A buyer's agreement for a product (``agreements:``)."""
+
     buyer: AccountId
     product: str
     license_arn: str | None = None
@@ -95,11 +119,11 @@ class _Agreement(_Entry):
     free_trial: bool = False
 
 
-class _File(_Entry):
-    sellers: list[_Seller] = []
-    products: list[_Product] = []
-    buyers: list[_Buyer] = []
-    agreements: list[_Agreement] = []
+class _File(CatalogEntry):
+    sellers: list[SellerEntry] = []
+    products: list[ProductEntry] = []
+    buyers: list[BuyerEntry] = []
+    agreements: list[AgreementEntry] = []
 
 
 def load_catalog_file(path: str | Path, existing: Catalog | None = None) -> Catalog:
@@ -118,6 +142,15 @@ def load_catalog(text: str, existing: Catalog | None = None, source: str = "cata
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise CatalogError(source, [f"not valid YAML: {error}"]) from error
+    return load_catalog_data(raw, existing, source)
+
+
+def load_catalog_data(
+    raw: Any, existing: Catalog | None = None, source: str = "catalog"
+) -> Catalog:
+    """Validate a catalog already read into Python values (YAML or JSON: a mapping of
+    sections to lists of entries); references may point into ``existing``. The admin API
+    checks one entry at a time this way (``{"products": [entry]}``)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -130,11 +163,11 @@ def load_catalog(text: str, existing: Catalog | None = None, source: str = "cata
     return catalog
 
 
-_SECTIONS: dict[str, type[_Entry]] = {
-    "sellers": _Seller,
-    "products": _Product,
-    "buyers": _Buyer,
-    "agreements": _Agreement,
+_SECTIONS: dict[str, type[CatalogEntry]] = {
+    "sellers": SellerEntry,
+    "products": ProductEntry,
+    "buyers": BuyerEntry,
+    "agreements": AgreementEntry,
 }
 
 
@@ -213,7 +246,7 @@ def _epoch(moment: datetime | None) -> float | None:
     return moment.timestamp()
 
 
-def _keys(entries: Iterable[_AccessKey]) -> tuple[AccessKey, ...]:
+def _keys(entries: Iterable[AccessKeyEntry]) -> tuple[AccessKey, ...]:
     return tuple(AccessKey(k.access_key_id, k.secret_access_key) for k in entries)
 
 
@@ -230,7 +263,7 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         b.customer_identifier: b.account_id for b in existing.buyers if b.customer_identifier
     }
 
-    def claim_keys(where: str, account: str, keys: list[_AccessKey]) -> None:
+    def claim_keys(where: str, account: str, keys: list[AccessKeyEntry]) -> None:
         for i, key in enumerate(keys):
             owner = key_owner.setdefault(key.access_key_id, account)
             if owner != account:
@@ -276,6 +309,7 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
                 name=p.name,
                 registration_url=p.registration_url,
                 per_request_metering=p.per_request_metering,
+                notification_urls=tuple(p.notification_urls),
             )
         )
     product_codes |= seen

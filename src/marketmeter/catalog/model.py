@@ -106,6 +106,7 @@ class Product:
     name: str = ""
     registration_url: str | None = None
     per_request_metering: bool = False
+    notification_urls: tuple[str, ...] = ()  # where lifecycle notifications are POSTed
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,11 @@ class Buyer:
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """A buyer's subscription to a product. Times are epoch seconds; ``None`` is unbounded."""
+    """A buyer's subscription to a product. Times are epoch seconds; ``None`` is unbounded.
+
+    An ``unsubscribe-pending`` agreement ends at ``ends_at`` (when it went pending,
+    ``pending_since``, plus the unsubscribe delay): from then on it is unsubscribed, whether or
+    not the stored state has caught up yet (``effective_state``)."""
 
     license_arn: str
     buyer_account_id: str
@@ -127,6 +132,8 @@ class Agreement:
     starts_at: float | None = None
     ends_at: float | None = None
     free_trial: bool = False
+    pending_since: float | None = None  # when it became unsubscribe-pending
+    offer_id: str | None = None  # the offer accepted, when known
 
     @property
     def agreement_id(self) -> str:
@@ -140,8 +147,27 @@ class Agreement:
 
     @property
     def bills(self) -> bool:
-        """True if the state lets usage be metered (spec §2, §7)."""
+        """True if the stored state lets usage be metered (spec §2, §7)."""
         return self.state in (AgreementState.SUBSCRIBED, AgreementState.UNSUBSCRIBE_PENDING)
+
+    def effective_state(self, now: float) -> AgreementState:
+        """The state at ``now``: an ``unsubscribe-pending`` agreement whose end has come is
+        ``unsubscribed`` even before the transition is stored."""
+        if (
+            self.state is AgreementState.UNSUBSCRIBE_PENDING
+            and self.ends_at is not None
+            and now >= self.ends_at
+        ):
+            return AgreementState.UNSUBSCRIBED
+        return self.state
+
+    def bills_at(self, now: float) -> bool:
+        """True if the state at ``now`` lets usage be metered (spec §7: records within the
+        pending window are billed, none after unsubscribe-success)."""
+        return self.effective_state(now) in (
+            AgreementState.SUBSCRIBED,
+            AgreementState.UNSUBSCRIBE_PENDING,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +196,7 @@ class CatalogSnapshot:
     buyers: dict[str, Buyer] = field(init=False)
     buyers_by_customer_identifier: dict[str, Buyer] = field(init=False)
     agreements_by_license: dict[str, Agreement] = field(init=False)
+    agreements_by_id: dict[str, Agreement] = field(init=False)
     agreements_by_buyer_product: dict[tuple[str, str], tuple[Agreement, ...]] = field(init=False)
     key_owners: dict[str, KeyOwner] = field(init=False)
 
@@ -184,6 +211,7 @@ class CatalogSnapshot:
             {b.customer_identifier: b for b in catalog.buyers if b.customer_identifier},
         )
         set_(self, "agreements_by_license", {a.license_arn: a for a in catalog.agreements})
+        set_(self, "agreements_by_id", {a.agreement_id: a for a in catalog.agreements})
         grouped: dict[tuple[str, str], list[Agreement]] = {}
         for agreement in catalog.agreements:
             key = (agreement.buyer_account_id, agreement.product_code)
@@ -212,15 +240,25 @@ class CatalogSnapshot:
     def agreements_of(self, buyer_account_id: str, product_code: str) -> Iterable[Agreement]:
         return self.agreements_by_buyer_product.get((buyer_account_id, product_code), ())
 
+    def agreement(self, reference: str) -> Agreement | None:
+        """The agreement with this agreement id (``agmt-...``) or LicenseArn, if any."""
+        return self.agreements_by_id.get(reference) or self.agreements_by_license.get(reference)
+
     def entitlement(
-        self, buyer_account_id: str, product_code: str, timestamp: float
+        self,
+        buyer_account_id: str,
+        product_code: str,
+        timestamp: float,
+        now: float | None = None,
     ) -> Agreement | None:
-        """The agreement that lets the buyer use the product at ``timestamp``, if any (the
-        latest started one when several do)."""
+        """The agreement that lets the buyer use the product at ``timestamp``, judged by its
+        state at ``now`` (default: ``timestamp``), if any (the latest started one when
+        several do)."""
+        at = timestamp if now is None else now
         active = [
             agreement
             for agreement in self.agreements_of(buyer_account_id, product_code)
-            if agreement.bills and agreement.covers(timestamp)
+            if agreement.bills_at(at) and agreement.covers(timestamp)
         ]
         if not active:
             return None

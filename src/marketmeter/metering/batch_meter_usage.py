@@ -13,7 +13,9 @@ Order of the whole-request checks (each refuses the whole batch, nothing recorde
 6. every LicenseArn belongs to the record's customer and covers its timestamp
    → ``InvalidLicenseException``.
 
-Then each record gets its verdict in request order: ``CustomerNotSubscribed`` (not billed), or
+Then each record gets its verdict in request order: ``CustomerNotSubscribed`` (not billed: no
+agreement that bills at the time of the call, its state judged on the service clock, so an
+unsubscribe-pending agreement stops billing the moment its delay is over), or
 it goes to the ledger, whose unique key decides between ``Success`` (new, or an identical
 retry: the first MeteringRecordId) and ``DuplicateRecord`` (same key, different quantity).
 """
@@ -140,12 +142,12 @@ class BatchMeterUsage:
             return _Verdict(None)
         if record.license_arn is not None:
             agreement = catalog.agreements_by_license[record.license_arn]
-            if not agreement.bills:
+            if not agreement.bills_at(received_at):
                 return _Verdict(None)
             scope = f"license:{record.license_arn}"
         else:
             if not any(
-                agreement.bills and agreement.covers(record.timestamp)
+                agreement.bills_at(received_at) and agreement.covers(record.timestamp)
                 for agreement in catalog.agreements_of(buyer.account_id, product.product_code)
             ):
                 return _Verdict(None)

@@ -101,7 +101,9 @@ class MeterUsage:
             )
         caller_id = buyer_instance(caller, catalog, "MeterUsage")
         buyer = caller_id.buyer
-        agreement = catalog.entitlement(buyer.account_id, product.product_code, request.timestamp)
+        agreement = catalog.entitlement(
+            buyer.account_id, product.product_code, request.timestamp, now.timestamp()
+        )
         if agreement is None:
             raise CustomerNotEntitledException(
                 f"Customer {buyer.account_id} is not entitled to product "

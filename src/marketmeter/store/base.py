@@ -7,7 +7,7 @@ implement ``Store``; the contract tests run against each of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
@@ -27,6 +27,8 @@ T = TypeVar("T")
 
 __all__ = [
     "BilledRecord",
+    "CatalogEdit",
+    "CatalogReferenceError",
     "OperatorStore",
     "SchemaError",
     "SnapshotError",
@@ -44,6 +46,24 @@ class SchemaError(Exception):
 class SnapshotError(Exception):
     """A snapshot cannot be restored here (the message says why, e.g. the schema version it
     was taken under)."""
+
+
+class CatalogReferenceError(Exception):
+    """A catalog entry cannot be deleted while others refer to it (the message names them,
+    e.g. ``seller 111122223333 has products: prod-a, prod-b``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEdit:
+    """A change of the catalog entry by entry, applied in one transaction: the deletions
+    first (an account's access keys go with it, a product's dimensions too), then
+    ``upserts`` as ``apply_catalog`` writes them."""
+
+    upserts: Catalog = field(default_factory=Catalog)
+    delete_access_keys: tuple[str, ...] = ()  # access key ids
+    delete_products: tuple[str, ...] = ()  # product codes
+    delete_sellers: tuple[str, ...] = ()  # account ids
+    delete_buyers: tuple[str, ...] = ()  # account ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +212,23 @@ class Store(Protocol):
 
     async def delete_snapshot(self, name: str) -> bool:
         """Delete the snapshot ``name``; False if there was none."""
+        ...
+
+    async def edit_catalog(self, edit: CatalogEdit) -> int:
+        """Apply ``edit`` in one transaction and return the new catalog version. Raises
+        ``CatalogReferenceError`` (nothing applied) if a product to delete has agreements or
+        registration tokens, a seller has products, or a buyer has agreements or tokens.
+        Deleting what does not exist is not an error. This store's cached catalog serves the
+        edited catalog immediately."""
+        ...
+
+    async def transaction(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` in one committed write transaction (SQLite: a job of the writer
+        thread), off the event loop; what it raises rolls it back and is raised here."""
+        ...
+
+    async def query(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` (reads only) on a connection of this database, off the event loop."""
         ...
 
     async def close(self) -> None:

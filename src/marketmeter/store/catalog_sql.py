@@ -86,6 +86,13 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
             "INSERT INTO dimensions (product_code, name, position) VALUES (?, ?, ?)",
             [(product.product_code, name, i) for i, name in enumerate(product.dimensions)],
         )
+        connection.execute(
+            "DELETE FROM notification_urls WHERE product_code = ?", (product.product_code,)
+        )
+        connection.executemany(
+            "INSERT INTO notification_urls (product_code, position, url) VALUES (?, ?, ?)",
+            [(product.product_code, i, url) for i, url in enumerate(product.notification_urls)],
+        )
     for buyer in catalog.buyers:
         connection.execute(
             "INSERT INTO buyers (account_id, customer_identifier, name) VALUES (?, ?, ?) "
@@ -97,11 +104,13 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
     for agreement in catalog.agreements:
         connection.execute(
             "INSERT INTO agreements (license_arn, buyer_account_id, product_code, state, "
-            "starts_at, ends_at, free_trial) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "starts_at, ends_at, free_trial, pending_since, offer_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (license_arn) DO UPDATE SET buyer_account_id = excluded.buyer_account_id,"
             " product_code = excluded.product_code, state = excluded.state, "
             "starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
-            "free_trial = excluded.free_trial",
+            "free_trial = excluded.free_trial, pending_since = excluded.pending_since, "
+            "offer_id = excluded.offer_id",
             (
                 agreement.license_arn,
                 agreement.buyer_account_id,
@@ -110,6 +119,8 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
                 agreement.starts_at,
                 agreement.ends_at,
                 int(agreement.free_trial),
+                agreement.pending_since,
+                agreement.offer_id,
             ),
         )
     connection.execute("UPDATE catalog_state SET version = version + 1 WHERE id = 1")
@@ -141,6 +152,11 @@ def read_catalog(connection: SqlConnection) -> Catalog:
         "SELECT product_code, name FROM dimensions ORDER BY product_code, position"
     ):
         dimensions.setdefault(code, []).append(name)
+    notification_urls: dict[str, list[str]] = {}
+    for code, url in connection.execute(
+        "SELECT product_code, url FROM notification_urls ORDER BY product_code, position"
+    ):
+        notification_urls.setdefault(code, []).append(url)
     sellers = tuple(
         Seller(account, name, tuple(keys.get(("seller", account), ())))
         for account, name in connection.execute(
@@ -157,6 +173,7 @@ def read_catalog(connection: SqlConnection) -> Catalog:
             name=name,
             registration_url=url,
             per_request_metering=bool(per_request),
+            notification_urls=tuple(notification_urls.get(code, ())),
         )
         for code, seller, kind, integration, name, url, per_request in connection.execute(
             "SELECT product_code, seller_account_id, kind, integration, name, registration_url, "
@@ -170,10 +187,22 @@ def read_catalog(connection: SqlConnection) -> Catalog:
         )
     )
     agreements = tuple(
-        Agreement(arn, buyer, product, AgreementState(state), starts_at, ends_at, bool(trial))
-        for arn, buyer, product, state, starts_at, ends_at, trial in connection.execute(
-            "SELECT license_arn, buyer_account_id, product_code, state, starts_at, ends_at, "
-            "free_trial FROM agreements ORDER BY license_arn"
+        Agreement(
+            arn,
+            buyer,
+            product,
+            AgreementState(state),
+            starts_at,
+            ends_at,
+            bool(trial),
+            pending_since,
+            offer_id,
+        )
+        for arn, buyer, product, state, starts_at, ends_at, trial, pending_since, offer_id in (
+            connection.execute(
+                "SELECT license_arn, buyer_account_id, product_code, state, starts_at, ends_at, "
+                "free_trial, pending_since, offer_id FROM agreements ORDER BY license_arn"
+            )
         )
     )
     return Catalog(sellers, products, buyers, agreements)

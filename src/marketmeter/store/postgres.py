@@ -44,11 +44,13 @@ from marketmeter.metering.types import (
 from marketmeter.store import registration_sql, snapshots_sql
 from marketmeter.store.base import (
     BilledRecord,
+    CatalogEdit,
     SchemaError,
     SnapshotInfo,
     TokenQuery,
     UsageQuery,
 )
+from marketmeter.store.catalog_edits_sql import edit_catalog
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
@@ -193,6 +195,12 @@ class PostgresStore:
     def _in_thread(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
         return asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
 
+    async def transaction(self, work: Callable[[SqlConnection], T]) -> T:
+        return await self._in_thread(self._write, work)
+
+    async def query(self, work: Callable[[SqlConnection], T]) -> T:
+        return await self._in_thread(self._read, work)
+
     def read(self, work: Callable[[SqlConnection], T]) -> T:
         return self._read(work)
 
@@ -242,6 +250,9 @@ class PostgresStore:
 
     def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
         return self._write(lambda sql: apply_catalog(sql, catalog, tokens))
+
+    async def edit_catalog(self, edit: CatalogEdit) -> int:
+        return await self._in_thread(self._write, lambda sql: edit_catalog(sql, edit))
 
     # --- ledger ----------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ here as one write transaction of its own (SQLite: a job of the writer thread; Po
 ``_write``).
 
 - ``reset`` empties the ledger (billed records, ClientToken claims, container registrations)
-  and, dropping the catalog, the registration tokens and the catalog too. Signing keys and
-  snapshots are kept.
+  and the lifecycle event log, and, dropping the catalog, the registration tokens and the
+  catalog too. Signing keys and snapshots are kept.
 - ``save_snapshot`` stores the rows of every state table (``STATE_TABLES``: the catalog, then
   the tables ``store.copy`` copies) as zlib-compressed JSON in ``snapshots``, read in one
   consistent view.
@@ -62,6 +62,7 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "product_code",
     ),
     "dimensions": (("product_code", "name", "position"), "product_code, position"),
+    "notification_urls": (("product_code", "position", "url"), "product_code, position"),
     "buyers": (("account_id", "customer_identifier", "name"), "account_id"),
     "agreements": (
         (
@@ -72,6 +73,8 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "starts_at",
             "ends_at",
             "free_trial",
+            "pending_since",
+            "offer_id",
         ),
         "license_arn",
     ),
@@ -79,16 +82,53 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
 # usage_records keeps its seq, so that the order records were billed in (the usage view's
 # tiebreak) survives a restore.
 _SEQUENCED = {"usage_records"}
+# The lifecycle event log (an outbox) and its webhook deliveries, keyed by the event's seq.
+_EVENT_LOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "lifecycle_events": (
+        (
+            "seq",
+            "event_id",
+            "action",
+            "product_code",
+            "buyer_account_id",
+            "license_arn",
+            "channel",
+            "topic",
+            "occurred_at",
+            "body",
+        ),
+        "seq",
+    ),
+    "event_deliveries": (
+        (
+            "event_seq",
+            "url",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "claimed_until",
+            "delivered_at",
+        ),
+        "event_seq, url",
+    ),
+    "delivery_attempts": (
+        ("event_seq", "url", "attempt", "attempted_at", "status_code", "error"),
+        "event_seq, url, attempt",
+    ),
+}
 STATE_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     **_CATALOG_TABLES,
     **{
         table: ((("seq",) if table in _SEQUENCED else ()) + columns, COPIED_ORDER[table])
         for table, columns in COPIED_TABLES.items()
     },
+    **_EVENT_LOG_TABLES,
 }
 # What a reset empties: the ledger always, everything else (but these) dropping the catalog.
 _LEDGER_TABLES = ("container_registrations", "request_claims", "usage_records")
 _ALWAYS_KEPT = ("signing_keys",)
+# The event log: emptied by every reset (and listed in its answer only when it held rows).
+_EVENT_TABLES = tuple(reversed(_EVENT_LOG_TABLES))
 # PostgreSQL: the order reset and restore lock tables in, the one every writer's own order
 # agrees with, so that none of them deadlocks with a restore: catalog_state first (catalog
 # writers start there), registration_tokens before the parents its foreign keys check
@@ -101,11 +141,15 @@ _LOCK_ORDER = (
     "container_registrations",
     "signing_keys",
     "agreements",
+    "notification_urls",
     "dimensions",
     "access_keys",
     "buyers",
     "products",
     "sellers",
+    "lifecycle_events",
+    "event_deliveries",
+    "delivery_attempts",
 )
 
 
@@ -120,10 +164,15 @@ def reset(sql: SqlConnection, drop_catalog: bool) -> dict[str, int]:
     tables = [
         table
         for table in reversed(STATE_TABLES)
-        if table in _LEDGER_TABLES or (drop_catalog and table not in _ALWAYS_KEPT)
+        if table not in _EVENT_TABLES
+        and (table in _LEDGER_TABLES or (drop_catalog and table not in _ALWAYS_KEPT))
     ]
-    _lock_against_writers(sql, ["catalog_state", *tables] if drop_catalog else tables)
+    locked = [*tables, *_EVENT_TABLES]
+    _lock_against_writers(sql, ["catalog_state", *locked] if drop_catalog else locked)
     deleted = {table: _delete_all(sql, table) for table in tables}
+    # the event log is listed only when it held something
+    logged = {table: _delete_all(sql, table) for table in _EVENT_TABLES}
+    deleted.update((table, count) for table, count in logged.items() if count)
     if drop_catalog:
         sql.execute("UPDATE catalog_state SET version = version + 1 WHERE id = 1")
     return deleted
@@ -194,7 +243,7 @@ def restore_snapshot(sql: SqlConnection, name: str) -> SnapshotInfo | None:
     version = max(version_before, int(payload["catalog_version"])) + 1
     sql.execute("UPDATE catalog_state SET version = ? WHERE id = 1", (version,))
     if sql.dialect == "postgresql":
-        for table in _SEQUENCED:
+        for table in (*_SEQUENCED, "lifecycle_events"):
             _advance_sequence(sql, table)
     return SnapshotInfo(name, created_at, orjson.loads(counts), len(data))
 

@@ -35,7 +35,14 @@ from marketmeter.metering.types import (
     SigningKey,
 )
 from marketmeter.store import registration_sql, snapshots_sql
-from marketmeter.store.base import BilledRecord, SnapshotInfo, TokenQuery, UsageQuery
+from marketmeter.store.base import (
+    BilledRecord,
+    CatalogEdit,
+    SnapshotInfo,
+    TokenQuery,
+    UsageQuery,
+)
+from marketmeter.store.catalog_edits_sql import edit_catalog
 from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
@@ -162,6 +169,9 @@ class SQLiteStore:
 
         return self._writer.submit(job)
 
+    async def edit_catalog(self, edit: CatalogEdit) -> int:
+        return await asyncio.wrap_future(self._writer.submit(lambda c: edit_catalog(_Sql(c), edit)))
+
     # --- registration ----------------------------------------------------------------------
 
     async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
@@ -200,6 +210,12 @@ class SQLiteStore:
                 lambda c: registration_sql.register_container(_Sql(c), registration)
             )
         )
+
+    async def transaction(self, work: Callable[[SqlConnection], T]) -> T:
+        return await asyncio.wrap_future(self._writer.submit(lambda c: work(_Sql(c))))
+
+    async def query(self, work: Callable[[SqlConnection], T]) -> T:
+        return await asyncio.to_thread(self._read, work)
 
     def read(self, work: Callable[[SqlConnection], T]) -> T:
         return self._read(work)

@@ -10,19 +10,37 @@ works the same against a server in the test's process, a subprocess, or one star
     admin.journal.entries(operation="BatchMeterUsage")
     admin.usage(product="prod-...")
     admin.reset()
+    admin.products.add({"product_code": "prod-x", "seller": "111122223333",
+                        "kind": "saas", "dimensions": ["users"]})
+    admin.sellers.add_key("111122223333")   # {"access_key_id", "secret_access_key"}
 
-Every admin error (a 4xx with ``{"error", "field"}``) is raised as ``AdminError``.
+A server with an admin token wants it: ``MarketmeterAdmin(endpoint, admin_token=...)``, or
+the environment's ``MARKETMETER_ADMIN_TOKEN``. Every admin error (a 4xx with
+``{"error", "field"}``) is raised as ``AdminError``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-__all__ = ["AdminError", "ClockHandle", "FaultsHandle", "JournalHandle", "MarketmeterAdmin"]
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "AccountsHandle",
+    "AdminError",
+    "CatalogHandle",
+    "ClockHandle",
+    "FaultsHandle",
+    "JournalHandle",
+    "MarketmeterAdmin",
+]
+
+ADMIN_TOKEN_ENV = "MARKETMETER_ADMIN_TOKEN"
 
 Rule = Mapping[str, Any]
 
@@ -38,9 +56,10 @@ class AdminError(Exception):
 
 
 class _Api:
-    def __init__(self, endpoint: str, timeout: float) -> None:
+    def __init__(self, endpoint: str, timeout: float, admin_token: str | None) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout)
+        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else None
+        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout, headers=headers)
 
     def call(
         self,
@@ -222,15 +241,71 @@ class JournalHandle:
         self._api.call("DELETE", "/journal")
 
 
-class MarketmeterAdmin:
-    """The admin API of the marketmeter server at ``endpoint``."""
+class CatalogHandle:
+    """One kind of catalog entry (``/_marketmeter/products``, ...): bodies and answers are the
+    catalog file's entries (snake_case); reads never show secrets."""
 
-    def __init__(self, endpoint: str, timeout: float = 30.0) -> None:
-        self._api = _Api(endpoint, timeout)
+    def __init__(self, api: _Api, collection: str) -> None:
+        self._api = api
+        self._collection = collection
+
+    def _path(self, key: str = "", *rest: str) -> str:
+        parts = [self._collection, *(quote(part, safe="") for part in (key, *rest) if part)]
+        return "/" + "/".join(parts)
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self._api.call("GET", self._path())[self._collection])
+
+    def get(self, key: str) -> dict[str, Any]:
+        return dict(self._api.call("GET", self._path(key)))
+
+    def add(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self._api.call("POST", self._path(), dict(entry)))
+
+    def replace(self, key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the whole entry (a seller's or buyer's keys only if it lists them)."""
+        return dict(self._api.call("PUT", self._path(key), dict(entry)))
+
+    def remove(self, key: str) -> None:
+        self._api.call("DELETE", self._path(key))
+
+
+class AccountsHandle(CatalogHandle):
+    """Sellers or buyers, with their access keys."""
+
+    def add_key(
+        self,
+        account_id: str,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a key pair (generated unless given); the answer is the only one with the
+        secret."""
+        body = None
+        if access_key_id is not None or secret_access_key is not None:
+            body = {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
+        return dict(self._api.call("POST", self._path(account_id, "keys"), body))
+
+    def remove_key(self, account_id: str, access_key_id: str) -> None:
+        self._api.call("DELETE", self._path(account_id, "keys", access_key_id))
+
+
+class MarketmeterAdmin:
+    """The admin API of the marketmeter server at ``endpoint``; ``admin_token`` (default: the
+    environment's ``MARKETMETER_ADMIN_TOKEN``) is sent as ``Authorization: Bearer``."""
+
+    def __init__(
+        self, endpoint: str, timeout: float = 30.0, admin_token: str | None = None
+    ) -> None:
+        token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
+        self._api = _Api(endpoint, timeout, token)
         self.endpoint = self._api.endpoint
         self.clock = ClockHandle(self._api)
         self.faults = FaultsHandle(self._api)
         self.journal = JournalHandle(self._api)
+        self.sellers = AccountsHandle(self._api, "sellers")
+        self.products = CatalogHandle(self._api, "products")
+        self.buyers = AccountsHandle(self._api, "buyers")
 
     def health(self) -> dict[str, Any]:
         return dict(self._api.call("GET", "/health"))

@@ -78,7 +78,8 @@ class MarketmeterServer:
             self._start_in_process(timeout)
         else:
             self._start_subprocess(timeout)
-        self._admin = MarketmeterAdmin(self.endpoint)
+        token = self._settings.admin_token if self._settings is not None else None
+        self._admin = MarketmeterAdmin(self.endpoint, admin_token=token)
         return self
 
     def _start_in_process(self, timeout: float) -> None:

@@ -1,0 +1,2 @@
+"""Lifecycle notifications: AWS's message shapes (``messages``) and their webhook delivery
+(``delivery``)."""

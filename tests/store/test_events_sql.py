@@ -1,0 +1,138 @@
+"""The lifecycle's outbox on both backends: a transition commits with its events and their
+deliveries or not at all; the log's filters; claiming and recording deliveries; reset."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from marketmeter.catalog.model import AgreementState, Catalog, CatalogSnapshot
+from marketmeter.metering.ids import SequentialIds
+from marketmeter.registration import lifecycle
+from marketmeter.registration.lifecycle import Transition, TransitionRefused
+from marketmeter.store.base import OperatorStore
+from marketmeter.store.events_sql import (
+    EventQuery,
+    claim_deliveries,
+    commit_transition,
+    list_events,
+    record_attempt,
+)
+
+ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
+BOB_LEGACY = "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000001"
+T = 1_800_000_000.0
+WALL = 1_000.0
+
+
+@pytest.fixture
+def hooked(store: OperatorStore) -> OperatorStore:
+    """The test catalog with two webhook URLs on prod-legacy."""
+    product = store.catalog_snapshot_now().products["prod-legacy"]
+    urls = ("http://hooks.test/a", "http://hooks.test/b")
+    store.apply_catalog_now(Catalog(products=(replace(product, notification_urls=urls),)))
+    return store
+
+
+def run(store: OperatorStore, plan: Callable[[CatalogSnapshot], Transition]) -> Transition:
+    return store.write(lambda sql: commit_transition(sql, plan, WALL))
+
+
+def unsubscribe(reference: str, ids: SequentialIds) -> Callable[[CatalogSnapshot], Transition]:
+    return lambda catalog: lifecycle.unsubscribe(catalog, reference, T, timedelta(hours=1), ids)
+
+
+def test_a_transition_commits_with_its_events_and_deliveries(hooked: OperatorStore) -> None:
+    done = run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
+    [event] = done.events
+    assert event.seq == 1
+    agreement = hooked.catalog_snapshot_now().agreements_by_license[ALICE_LEGACY]
+    assert (agreement.state, agreement.pending_since, agreement.ends_at) == (
+        AgreementState.UNSUBSCRIBE_PENDING,
+        T,
+        T + 3600,
+    )
+    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    assert logged.event == event
+    assert [(d.url, d.status, d.attempts, d.next_attempt_at) for d in logged.deliveries] == [
+        ("http://hooks.test/a", "pending", 0, WALL),
+        ("http://hooks.test/b", "pending", 0, WALL),
+    ]
+
+
+def test_a_refused_transition_writes_nothing(hooked: OperatorStore) -> None:
+    version = hooked.catalog_snapshot_now().version
+    run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
+    with pytest.raises(TransitionRefused):
+        run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds(100)))  # already pending
+    assert hooked.catalog_snapshot_now().version == version + 1
+    assert len(hooked.read(lambda sql: list_events(sql, EventQuery()))) == 1
+
+
+def test_the_log_filters_by_action_buyer_time_and_seq(hooked: OperatorStore) -> None:
+    ids = SequentialIds()
+    run(hooked, unsubscribe(ALICE_LEGACY, ids))
+    run(hooked, lambda catalog: lifecycle.suspend(catalog, BOB_LEGACY, T + 10, ids))
+
+    def seqs(query: EventQuery) -> list[int | None]:
+        return [item.event.seq for item in hooked.read(lambda sql: list_events(sql, query))]
+
+    assert seqs(EventQuery(action="suspend")) == [2]
+    assert seqs(EventQuery(buyer_account_id="444455556666")) == [1]
+    assert seqs(EventQuery(since=T + 5)) == [2]
+    assert seqs(EventQuery(until=T + 5)) == [1]
+    assert seqs(EventQuery(after=1)) == [2]
+    assert seqs(EventQuery(product_code="prod-ca")) == []
+    assert seqs(EventQuery(limit=1)) == [1]
+
+
+def test_a_claimed_delivery_is_not_claimed_again_until_recorded(hooked: OperatorStore) -> None:
+    run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
+    first = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 1))
+    second = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 10))
+    assert [(d.url, d.attempt) for d in first] == [("http://hooks.test/a", 1)]
+    assert [(d.url, d.attempt) for d in second] == [("http://hooks.test/b", 1)]
+    assert hooked.write(lambda sql: claim_deliveries(sql, WALL + 1, 60.0, 10)) == []
+
+    hooked.write(
+        lambda sql: record_attempt(sql, first[0], WALL + 1, 500, "HTTP 500", "retry", WALL + 3)
+    )
+    assert hooked.write(lambda sql: claim_deliveries(sql, WALL + 2, 60.0, 10)) == []
+    [again] = hooked.write(lambda sql: claim_deliveries(sql, WALL + 3, 60.0, 10))
+    assert (again.url, again.attempt) == ("http://hooks.test/a", 2)
+    hooked.write(lambda sql: record_attempt(sql, again, WALL + 3, 200, None, "delivered"))
+    # an expired lease is claimed again
+    [expired] = hooked.write(lambda sql: claim_deliveries(sql, WALL + 61, 60.0, 10))
+    assert (expired.url, expired.attempt) == ("http://hooks.test/b", 1)
+
+    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    delivered = logged.deliveries[0]
+    assert (delivered.status, delivered.attempts, delivered.delivered_at) == (
+        "delivered",
+        2,
+        WALL + 3,
+    )
+    assert [(a.attempt, a.status_code, a.error) for a in delivered.history] == [
+        (1, 500, "HTTP 500"),
+        (2, 200, None),
+    ]
+
+
+def test_reset_empties_the_log_and_a_snapshot_restores_it(hooked: OperatorStore) -> None:
+    run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
+    asyncio.run(hooked.save_snapshot("with-event", T))
+    deleted = asyncio.run(hooked.reset(drop_catalog=False))
+    assert (deleted["lifecycle_events"], deleted["event_deliveries"]) == (1, 2)
+    assert hooked.read(lambda sql: list_events(sql, EventQuery())) == []
+    asyncio.run(hooked.restore_snapshot("with-event"))
+    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    assert (logged.event.seq, len(logged.deliveries)) == (1, 2)
+    restored = hooked.catalog_snapshot_now().products["prod-legacy"]
+    assert restored.notification_urls == ("http://hooks.test/a", "http://hooks.test/b")
+    # the next event follows the restored one
+    done = run(hooked, lambda c: lifecycle.suspend(c, BOB_LEGACY, T, SequentialIds(50)))
+    assert done.events[0].seq == 2
