@@ -109,7 +109,7 @@ def main() -> None:
     type=click.IntRange(0),
     default=DEFAULT_MAX_ENTRIES,
     show_default=True,
-    help="Calls kept in the request journal (0: no journal); at most 64 MiB of bodies.",
+    help="Calls kept in the request journal (0: no journal); at most 16 MiB of bodies.",
 )
 @click.option(
     "--auth",

@@ -333,7 +333,7 @@ def test_delete_empties_the_journal(bench: Bench, now: int) -> None:
                 "entries": 0,
                 "bytes": 0,
                 "maxEntries": 10_000,
-                "maxBytes": 64 * 1024 * 1024,
+                "maxBytes": 16 * 1024 * 1024,
                 "dropped": 0,
                 "lastId": last,
             }

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ENTRIES = 10_000
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # about 2,000 full 25-record batches, in and out
 
 
 @dataclass(slots=True)
