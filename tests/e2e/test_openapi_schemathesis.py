@@ -1,6 +1,6 @@
 """schemathesis over the admin API's OpenAPI document, against a real ``marketmeter serve``
-process (``MarketmeterServer`` in subprocess mode, SQLite, ``tests/data/catalog.yaml``, an
-admin token).
+process (``MarketmeterServer`` in subprocess mode, ``tests/data/catalog.yaml``, an admin
+token), on SQLite and, in the suite's PostgreSQL pass, on PostgreSQL (``ledger_url``).
 
 schemathesis's own runner (``python -m schemathesis.cli run``) drives every documented
 operation through its phases (examples, coverage, fuzzing, stateful: links between the
@@ -30,6 +30,7 @@ import pytest
 
 from marketmeter.testing.servers import MarketmeterServer
 from tests.conftest import CATALOG
+from tests.e2e.server_process import ledger_url
 
 EXAMPLES = 25
 SEED = 20261123
@@ -51,9 +52,12 @@ CHECKS = ",".join(
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[MarketmeterServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarketmeterServer]:
     options = ("--admin-token", TOKEN)
-    with MarketmeterServer(catalog=CATALOG, mode="subprocess", serve_options=options) as running:
+    db = ledger_url(tmp_path_factory.mktemp("schemathesis") / "ledger.db")
+    with MarketmeterServer(
+        catalog=CATALOG, db=db, mode="subprocess", serve_options=options
+    ) as running:
         yield running
 
 
