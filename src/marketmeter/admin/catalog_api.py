@@ -13,6 +13,8 @@ entry; a seller's or buyer's ``access_keys``, when given, replace its keys, and 
 keep them. Secrets are answered once, by the ``POST .../keys`` that created the key, never
 by a read. A deletion something refers to is a 409 naming it; every change is one
 ``Store.edit_catalog`` transaction, which bumps the catalog version so every node reloads.
+Sellers and buyers share one set of handlers (``_AccountKind`` says what differs), and
+``json_object`` reads a JSON-object body here and in ``admin.lifecycle_api``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from __future__ import annotations
 import functools
 import secrets
 import string
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -30,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from marketmeter.admin.inputs import AdminInputError
 from marketmeter.catalog.loader import (
     AccessKeyEntry,
     BuyerEntry,
@@ -52,6 +55,7 @@ __all__ = [
     "SellerView",
     "buyer_json",
     "catalog_routes",
+    "json_object",
     "product_json",
     "random_access_key",
     "seller_json",
@@ -151,6 +155,148 @@ def buyer_json(buyer: Buyer) -> dict[str, Any]:
     }
 
 
+_AccountT = TypeVar("_AccountT", Seller, Buyer)
+_Handler = Callable[[Request], Awaitable[Response]]
+_Endpoint = tuple[str, str, _Handler]  # path, method, handler
+
+
+class _DocTemplate(string.Template):
+    """A docstring for one kind of account: ``@kind``, ``@{Kind}``, ``@blockers``."""
+
+    delimiter = "@"
+
+
+@dataclass(frozen=True)
+class _AccountKind(Generic[_AccountT]):
+    """What the seller routes and the buyer routes differ in."""
+
+    name: str  # "seller": in paths (plural), operation ids and messages
+    blockers: str  # what an account cannot be deleted while it has
+    find: Callable[[CatalogSnapshot, str], _AccountT | None]
+    entries: Callable[[Catalog], tuple[_AccountT, ...]]
+    as_catalog: Callable[[_AccountT], Catalog]
+    deletion: Callable[[str], CatalogEdit]
+    view: Callable[[_AccountT], dict[str, Any]]
+
+    @property
+    def collection(self) -> str:
+        return f"{self.name}s"
+
+    def fill(self, template: str) -> str:
+        return _DocTemplate(template).substitute(
+            kind=self.name, Kind=self.name.title(), blockers=self.blockers
+        )
+
+
+def _find_seller(snapshot: CatalogSnapshot, account: str) -> Seller | None:
+    return next((s for s in snapshot.catalog.sellers if s.account_id == account), None)
+
+
+_SELLERS = _AccountKind[Seller](
+    name="seller",
+    blockers="products",
+    find=_find_seller,
+    entries=lambda catalog: catalog.sellers,
+    as_catalog=lambda seller: Catalog(sellers=(seller,)),
+    deletion=lambda account: CatalogEdit(delete_sellers=(account,)),
+    view=seller_json,
+)
+_BUYERS = _AccountKind[Buyer](
+    name="buyer",
+    blockers="agreements",
+    find=lambda snapshot, account: snapshot.buyers.get(account),
+    entries=lambda catalog: catalog.buyers,
+    as_catalog=lambda buyer: Catalog(buyers=(buyer,)),
+    deletion=lambda account: CatalogEdit(delete_buyers=(account,)),
+    view=buyer_json,
+)
+
+# the OpenAPI operations of an account kind: operation id -> docstring (``_AccountKind.fill``)
+_ACCOUNT_DOCS = {
+    "list_@{kind}s": """List the @{kind}s.
+---
+summary: List the @{kind}s (access key ids, never secrets)
+tags: [catalog]
+responses:
+  "200":
+    description: Every @kind, by account id
+    content: {application/json: {schema: {$ref: "#/components/schemas/@{Kind}List"}}}
+""",
+    "create_@kind": """Add a @kind.
+---
+summary: Add a @kind (a catalog file's @kind entry)
+tags: [catalog]
+requestBody:
+  required: true
+  content: {application/json: {schema: {$ref: "#/components/schemas/@{Kind}Entry"}}}
+responses:
+  "201":
+    description: The new @kind
+    content: {application/json: {schema: {$ref: "#/components/schemas/@{Kind}View"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+  "409": {$ref: "#/components/responses/Conflict"}
+""",
+    "read_@kind": """Show a @kind.
+---
+summary: Show a @kind
+tags: [catalog]
+responses:
+  "200":
+    description: The @kind
+    content: {application/json: {schema: {$ref: "#/components/schemas/@{Kind}View"}}}
+  "404": {$ref: "#/components/responses/NotFound"}
+""",
+    "replace_@kind": """Replace a @kind.
+---
+summary: Replace a @kind's entry (access_keys, when given, replace its keys)
+tags: [catalog]
+requestBody:
+  required: true
+  content: {application/json: {schema: {$ref: "#/components/schemas/@{Kind}Entry"}}}
+responses:
+  "200":
+    description: The @kind as it is now
+    content: {application/json: {schema: {$ref: "#/components/schemas/@{Kind}View"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+  "404": {$ref: "#/components/responses/NotFound"}
+""",
+    "delete_@kind": """Delete a @kind.
+---
+summary: Delete a @kind and its access keys (not while it has @blockers)
+tags: [catalog]
+responses:
+  "204": {description: Deleted}
+  "404": {$ref: "#/components/responses/NotFound"}
+  "409": {$ref: "#/components/responses/Conflict"}
+""",
+    "add_@{kind}_key": """Add an access key to a @kind.
+---
+summary: Add an access key to a @kind (generated when no body is sent)
+description: >-
+  The answer is the only one that shows the secret access key.
+tags: [catalog]
+requestBody:
+  required: false
+  content: {application/json: {schema: {$ref: "#/components/schemas/AccessKeyEntry"}}}
+responses:
+  "201":
+    description: The new key pair, secret included
+    content: {application/json: {schema: {$ref: "#/components/schemas/AccessKeyEntry"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+  "404": {$ref: "#/components/responses/NotFound"}
+  "409": {$ref: "#/components/responses/Conflict"}
+""",
+    "delete_@{kind}_key": """Delete a @kind's access key.
+---
+summary: Delete a @kind's access key
+tags: [catalog]
+responses:
+  "204": {description: Deleted}
+  "404": {$ref: "#/components/responses/NotFound"}
+""",
+}
+
+
 # the entry's field names that the domain model spells otherwise
 _PRODUCT_ATTRIBUTES = {"seller": "seller_account_id"}
 
@@ -166,19 +312,20 @@ def product_json(product: Product) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-async def _object(request: Request, entry: str | None = None) -> Any:
-    """The JSON object sent; no body at all is ``{}``, or a 400 where ``entry`` must be sent."""
+async def json_object(request: Request, entry: str | None = None) -> dict[str, Any]:
+    """The JSON object sent as the body (``AdminInputError`` on ``body`` if it is not one); no
+    body at all is ``{}``, or, where an ``entry`` entry must be sent, an error."""
     body = await request.body()
     if not body.strip():
         if entry is not None:
-            raise _Refusal(400, "body", f"must be a {entry} entry (a JSON object)")
+            raise AdminInputError("body", f"must be a {entry} entry (a JSON object)")
         return {}
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _Refusal(400, "body", "is not valid JSON") from None
+        raise AdminInputError("body", "is not valid JSON") from None
     if not isinstance(value, dict):
-        raise _Refusal(400, "body", "must be a JSON object")
+        raise AdminInputError("body", "must be a JSON object")
     return value
 
 
@@ -231,18 +378,6 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         except CatalogReferenceError as error:
             raise _Refusal(409, field, str(error)) from None
 
-    def seller_of(snapshot: CatalogSnapshot, account: str) -> Seller:
-        for seller in snapshot.catalog.sellers:
-            if seller.account_id == account:
-                return seller
-        raise _Refusal(404, "accountId", f"no seller with account_id {account}")
-
-    def buyer_of(snapshot: CatalogSnapshot, account: str) -> Buyer:
-        buyer = snapshot.buyers.get(account)
-        if buyer is None:
-            raise _Refusal(404, "accountId", f"no buyer with account_id {account}")
-        return buyer
-
     def product_of(snapshot: CatalogSnapshot, code: str) -> Product:
         product = snapshot.products.get(code)
         if product is None:
@@ -266,154 +401,20 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
             except _Refusal as refusal:
                 problem = {"error": refusal.message, "field": refusal.field or None}
                 return JSONResponse(problem, status_code=refusal.status)
+            except AdminInputError as error:
+                problem = {"error": error.message, "field": error.field}
+                return JSONResponse(problem, status_code=400)
             return response
 
         return answer
 
-    # --- sellers ------------------------------------------------------------------------------
-
-    async def list_sellers(request: Request) -> Response:
-        """List the sellers.
-        ---
-        summary: List the sellers (access key ids, never secrets)
-        tags: [catalog]
-        responses:
-          "200":
-            description: Every seller, by account id
-            content: {application/json: {schema: {$ref: "#/components/schemas/SellerList"}}}
-        """
-        snapshot = await current()
-        return JSONResponse({"sellers": [seller_json(s) for s in snapshot.catalog.sellers]})
-
-    async def create_seller(request: Request) -> Response:
-        """Add a seller.
-        ---
-        summary: Add a seller (a catalog file's seller entry)
-        tags: [catalog]
-        requestBody:
-          required: true
-          content: {application/json: {schema: {$ref: "#/components/schemas/SellerEntry"}}}
-        responses:
-          "201":
-            description: The new seller
-            content: {application/json: {schema: {$ref: "#/components/schemas/SellerView"}}}
-          "400": {$ref: "#/components/responses/BadInput"}
-          "409": {$ref: "#/components/responses/Conflict"}
-        """
-        body = await _object(request, "seller")
-        snapshot = await current()
-        account = body.get("account_id")
-        if isinstance(account, str):
-            if any(s.account_id == account for s in snapshot.catalog.sellers):
-                raise _Refusal(409, "account_id", f"seller {account} already exists")
-            if account in snapshot.buyers:
-                raise _Refusal(409, "account_id", f"account {account} is a buyer")
-        checked = _checked("sellers", body, snapshot.catalog)
-        await apply(CatalogEdit(upserts=checked))
-        return JSONResponse(seller_json(checked.sellers[0]), status_code=201)
-
-    async def read_seller(request: Request) -> Response:
-        """Show a seller.
-        ---
-        summary: Show a seller
-        tags: [catalog]
-        responses:
-          "200":
-            description: The seller
-            content: {application/json: {schema: {$ref: "#/components/schemas/SellerView"}}}
-          "404": {$ref: "#/components/responses/NotFound"}
-        """
-        seller = seller_of(await current(), request.path_params["accountId"])
-        return JSONResponse(seller_json(seller))
-
-    async def replace_seller(request: Request) -> Response:
-        """Replace a seller.
-        ---
-        summary: Replace a seller's entry (access_keys, when given, replace its keys)
-        tags: [catalog]
-        requestBody:
-          required: true
-          content: {application/json: {schema: {$ref: "#/components/schemas/SellerEntry"}}}
-        responses:
-          "200":
-            description: The seller as it is now
-            content: {application/json: {schema: {$ref: "#/components/schemas/SellerView"}}}
-          "400": {$ref: "#/components/responses/BadInput"}
-          "404": {$ref: "#/components/responses/NotFound"}
-        """
-        account = request.path_params["accountId"]
-        body = await _object(request, "seller")
-        snapshot = await current()
-        old = seller_of(snapshot, account)
-        entry = _keyed(body, "account_id", account)
-        new = _checked("sellers", entry, snapshot.catalog).sellers[0]
-        keys, removed = kept_keys(body, old.access_keys, new.access_keys)
-        seller = replace(new, access_keys=keys)
-        await apply(CatalogEdit(upserts=Catalog(sellers=(seller,)), delete_access_keys=removed))
-        return JSONResponse(seller_json(seller))
-
-    async def delete_seller(request: Request) -> Response:
-        """Delete a seller.
-        ---
-        summary: Delete a seller and its access keys (not while it has products)
-        tags: [catalog]
-        responses:
-          "204": {description: Deleted}
-          "404": {$ref: "#/components/responses/NotFound"}
-          "409": {$ref: "#/components/responses/Conflict"}
-        """
-        seller = seller_of(await current(), request.path_params["accountId"])
-        await apply(CatalogEdit(delete_sellers=(seller.account_id,)), "accountId")
-        return Response(status_code=204)
-
-    async def add_seller_key(request: Request) -> Response:
-        """Add an access key to a seller.
-        ---
-        summary: Add an access key to a seller (generated when no body is sent)
-        description: >-
-          The answer is the only one that shows the secret access key.
-        tags: [catalog]
-        requestBody:
-          required: false
-          content: {application/json: {schema: {$ref: "#/components/schemas/AccessKeyEntry"}}}
-        responses:
-          "201":
-            description: The new key pair, secret included
-            content: {application/json: {schema: {$ref: "#/components/schemas/AccessKeyEntry"}}}
-          "400": {$ref: "#/components/responses/BadInput"}
-          "404": {$ref: "#/components/responses/NotFound"}
-          "409": {$ref: "#/components/responses/Conflict"}
-        """
-        snapshot = await current()
-        seller = seller_of(snapshot, request.path_params["accountId"])
-        key = await new_key(request, snapshot, seller.access_keys)
-        entry = {"account_id": seller.account_id, "name": seller.name, "access_keys": [key]}
-        _checked("sellers", entry, snapshot.catalog)
-        pair = AccessKey(key["access_key_id"], key["secret_access_key"])
-        updated = replace(seller, access_keys=(*seller.access_keys, pair))
-        await apply(CatalogEdit(upserts=Catalog(sellers=(updated,))))
-        return JSONResponse(key, status_code=201)
-
-    async def delete_seller_key(request: Request) -> Response:
-        """Delete a seller's access key.
-        ---
-        summary: Delete a seller's access key
-        tags: [catalog]
-        responses:
-          "204": {description: Deleted}
-          "404": {$ref: "#/components/responses/NotFound"}
-        """
-        seller = seller_of(await current(), request.path_params["accountId"])
-        await apply(CatalogEdit(delete_access_keys=(owned_key(request, seller.access_keys),)))
-        return Response(status_code=204)
-
     async def new_key(
         request: Request, snapshot: CatalogSnapshot, owned: Sequence[AccessKey]
     ) -> dict[str, Any]:
-        body = await _object(request)
+        body = await json_object(request)
         if not body:
-            key_id, secret = access_keys()
-            return {"access_key_id": key_id, "secret_access_key": secret}
+            generated, secret = access_keys()
+            return {"access_key_id": generated, "secret_access_key": secret}
         key_id = body.get("access_key_id")
         if any(key.access_key_id == key_id for key in owned):
             raise _Refusal(409, "access_key_id", f"the account already has the key {key_id}")
@@ -429,6 +430,91 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         if all(key.access_key_id != key_id for key in owned):
             raise _Refusal(404, "accessKeyId", f"the account has no access key {key_id}")
         return key_id
+
+    # --- sellers and buyers -------------------------------------------------------------------
+
+    def account_routes(kind: _AccountKind[_AccountT], other: _AccountKind[Any]) -> list[_Endpoint]:
+        """The routes of one kind of account: the collection, an account, and its keys."""
+
+        def account_of(snapshot: CatalogSnapshot, account: str) -> _AccountT:
+            found = kind.find(snapshot, account)
+            if found is None:
+                raise _Refusal(404, "accountId", f"no {kind.name} with account_id {account}")
+            return found
+
+        async def list_accounts(request: Request) -> Response:
+            entries = kind.entries((await current()).catalog)
+            return JSONResponse({kind.collection: [kind.view(a) for a in entries]})
+
+        async def create_account(request: Request) -> Response:
+            body = await json_object(request, kind.name)
+            snapshot = await current()
+            account = body.get("account_id")
+            if isinstance(account, str):
+                if kind.find(snapshot, account) is not None:
+                    raise _Refusal(409, "account_id", f"{kind.name} {account} already exists")
+                if other.find(snapshot, account) is not None:
+                    raise _Refusal(409, "account_id", f"account {account} is a {other.name}")
+            checked = _checked(kind.collection, body, snapshot.catalog)
+            await apply(CatalogEdit(upserts=checked))
+            return JSONResponse(kind.view(kind.entries(checked)[0]), status_code=201)
+
+        async def read_account(request: Request) -> Response:
+            found = account_of(await current(), request.path_params["accountId"])
+            return JSONResponse(kind.view(found))
+
+        async def replace_account(request: Request) -> Response:
+            account = request.path_params["accountId"]
+            body = await json_object(request, kind.name)
+            snapshot = await current()
+            old = account_of(snapshot, account)
+            entry = _keyed(body, "account_id", account)
+            new = kind.entries(_checked(kind.collection, entry, snapshot.catalog))[0]
+            keys, removed = kept_keys(body, old.access_keys, new.access_keys)
+            updated = replace(new, access_keys=keys)
+            await apply(CatalogEdit(upserts=kind.as_catalog(updated), delete_access_keys=removed))
+            return JSONResponse(kind.view(updated))
+
+        async def delete_account(request: Request) -> Response:
+            found = account_of(await current(), request.path_params["accountId"])
+            await apply(kind.deletion(found.account_id), "accountId")
+            return Response(status_code=204)
+
+        async def add_account_key(request: Request) -> Response:
+            snapshot = await current()
+            # annotated: mypy cannot infer it here (a constrained type variable)
+            owner: _AccountT = account_of(snapshot, request.path_params["accountId"])
+            key = await new_key(request, snapshot, owner.access_keys)
+            _checked(kind.collection, {**kind.view(owner), "access_keys": [key]}, snapshot.catalog)
+            pair = AccessKey(key["access_key_id"], key["secret_access_key"])
+            updated = replace(owner, access_keys=(*owner.access_keys, pair))
+            await apply(CatalogEdit(upserts=kind.as_catalog(updated)))
+            return JSONResponse(key, status_code=201)
+
+        async def delete_account_key(request: Request) -> Response:
+            owner = account_of(await current(), request.path_params["accountId"])
+            await apply(CatalogEdit(delete_access_keys=(owned_key(request, owner.access_keys),)))
+            return Response(status_code=204)
+
+        def operation(name: str, handler: _Handler) -> _Handler:
+            handler.__name__ = kind.fill(name)
+            handler.__doc__ = kind.fill(_ACCOUNT_DOCS[name])
+            return handler
+
+        many, one = f"/{kind.collection}", f"/{kind.collection}/{{accountId}}"
+        return [
+            (many, "GET", operation("list_@{kind}s", list_accounts)),
+            (many, "POST", operation("create_@kind", create_account)),
+            (one, "GET", operation("read_@kind", read_account)),
+            (one, "PUT", operation("replace_@kind", replace_account)),
+            (one, "DELETE", operation("delete_@kind", delete_account)),
+            (f"{one}/keys", "POST", operation("add_@{kind}_key", add_account_key)),
+            (
+                f"{one}/keys/{{accessKeyId}}",
+                "DELETE",
+                operation("delete_@{kind}_key", delete_account_key),
+            ),
+        ]
 
     # --- products -----------------------------------------------------------------------------
 
@@ -460,7 +546,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
           "400": {$ref: "#/components/responses/BadInput"}
           "409": {$ref: "#/components/responses/Conflict"}
         """
-        body = await _object(request, "product")
+        body = await json_object(request, "product")
         snapshot = await current()
         code = body.get("product_code")
         if isinstance(code, str) and code in snapshot.products:
@@ -499,7 +585,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
           "404": {$ref: "#/components/responses/NotFound"}
         """
         code = request.path_params["productCode"]
-        body = await _object(request, "product")
+        body = await json_object(request, "product")
         snapshot = await current()
         product_of(snapshot, code)
         checked = _checked("products", _keyed(body, "product_code", code), snapshot.catalog)
@@ -520,169 +606,15 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         await apply(CatalogEdit(delete_products=(product.product_code,)), "productCode")
         return Response(status_code=204)
 
-    # --- buyers -------------------------------------------------------------------------------
-
-    async def list_buyers(request: Request) -> Response:
-        """List the buyers.
-        ---
-        summary: List the buyers (access key ids, never secrets)
-        tags: [catalog]
-        responses:
-          "200":
-            description: Every buyer, by account id
-            content: {application/json: {schema: {$ref: "#/components/schemas/BuyerList"}}}
-        """
-        snapshot = await current()
-        return JSONResponse({"buyers": [buyer_json(b) for b in snapshot.catalog.buyers]})
-
-    async def create_buyer(request: Request) -> Response:
-        """Add a buyer.
-        ---
-        summary: Add a buyer (a catalog file's buyer entry)
-        tags: [catalog]
-        requestBody:
-          required: true
-          content: {application/json: {schema: {$ref: "#/components/schemas/BuyerEntry"}}}
-        responses:
-          "201":
-            description: The new buyer
-            content: {application/json: {schema: {$ref: "#/components/schemas/BuyerView"}}}
-          "400": {$ref: "#/components/responses/BadInput"}
-          "409": {$ref: "#/components/responses/Conflict"}
-        """
-        body = await _object(request, "buyer")
-        snapshot = await current()
-        account = body.get("account_id")
-        if isinstance(account, str):
-            if account in snapshot.buyers:
-                raise _Refusal(409, "account_id", f"buyer {account} already exists")
-            if any(s.account_id == account for s in snapshot.catalog.sellers):
-                raise _Refusal(409, "account_id", f"account {account} is a seller")
-        checked = _checked("buyers", body, snapshot.catalog)
-        await apply(CatalogEdit(upserts=checked))
-        return JSONResponse(buyer_json(checked.buyers[0]), status_code=201)
-
-    async def read_buyer(request: Request) -> Response:
-        """Show a buyer.
-        ---
-        summary: Show a buyer
-        tags: [catalog]
-        responses:
-          "200":
-            description: The buyer
-            content: {application/json: {schema: {$ref: "#/components/schemas/BuyerView"}}}
-          "404": {$ref: "#/components/responses/NotFound"}
-        """
-        buyer = buyer_of(await current(), request.path_params["accountId"])
-        return JSONResponse(buyer_json(buyer))
-
-    async def replace_buyer(request: Request) -> Response:
-        """Replace a buyer.
-        ---
-        summary: Replace a buyer's entry (access_keys, when given, replace its keys)
-        tags: [catalog]
-        requestBody:
-          required: true
-          content: {application/json: {schema: {$ref: "#/components/schemas/BuyerEntry"}}}
-        responses:
-          "200":
-            description: The buyer as it is now
-            content: {application/json: {schema: {$ref: "#/components/schemas/BuyerView"}}}
-          "400": {$ref: "#/components/responses/BadInput"}
-          "404": {$ref: "#/components/responses/NotFound"}
-        """
-        account = request.path_params["accountId"]
-        body = await _object(request, "buyer")
-        snapshot = await current()
-        old = buyer_of(snapshot, account)
-        entry = _keyed(body, "account_id", account)
-        new = _checked("buyers", entry, snapshot.catalog).buyers[0]
-        keys, removed = kept_keys(body, old.access_keys, new.access_keys)
-        buyer = replace(new, access_keys=keys)
-        await apply(CatalogEdit(upserts=Catalog(buyers=(buyer,)), delete_access_keys=removed))
-        return JSONResponse(buyer_json(buyer))
-
-    async def delete_buyer(request: Request) -> Response:
-        """Delete a buyer.
-        ---
-        summary: Delete a buyer and its access keys (not while it has agreements)
-        tags: [catalog]
-        responses:
-          "204": {description: Deleted}
-          "404": {$ref: "#/components/responses/NotFound"}
-          "409": {$ref: "#/components/responses/Conflict"}
-        """
-        buyer = buyer_of(await current(), request.path_params["accountId"])
-        await apply(CatalogEdit(delete_buyers=(buyer.account_id,)), "accountId")
-        return Response(status_code=204)
-
-    async def add_buyer_key(request: Request) -> Response:
-        """Add an access key to a buyer.
-        ---
-        summary: Add an access key to a buyer (generated when no body is sent)
-        description: >-
-          The answer is the only one that shows the secret access key.
-        tags: [catalog]
-        requestBody:
-          required: false
-          content: {application/json: {schema: {$ref: "#/components/schemas/AccessKeyEntry"}}}
-        responses:
-          "201":
-            description: The new key pair, secret included
-            content: {application/json: {schema: {$ref: "#/components/schemas/AccessKeyEntry"}}}
-          "400": {$ref: "#/components/responses/BadInput"}
-          "404": {$ref: "#/components/responses/NotFound"}
-          "409": {$ref: "#/components/responses/Conflict"}
-        """
-        snapshot = await current()
-        buyer = buyer_of(snapshot, request.path_params["accountId"])
-        key = await new_key(request, snapshot, buyer.access_keys)
-        entry = {
-            "account_id": buyer.account_id,
-            "customer_identifier": buyer.customer_identifier,
-            "name": buyer.name,
-            "access_keys": [key],
-        }
-        _checked("buyers", entry, snapshot.catalog)
-        pair = AccessKey(key["access_key_id"], key["secret_access_key"])
-        updated = replace(buyer, access_keys=(*buyer.access_keys, pair))
-        await apply(CatalogEdit(upserts=Catalog(buyers=(updated,))))
-        return JSONResponse(key, status_code=201)
-
-    async def delete_buyer_key(request: Request) -> Response:
-        """Delete a buyer's access key.
-        ---
-        summary: Delete a buyer's access key
-        tags: [catalog]
-        responses:
-          "204": {description: Deleted}
-          "404": {$ref: "#/components/responses/NotFound"}
-        """
-        buyer = buyer_of(await current(), request.path_params["accountId"])
-        await apply(CatalogEdit(delete_access_keys=(owned_key(request, buyer.access_keys),)))
-        return Response(status_code=204)
-
     prefix = "/_marketmeter"
-    table: list[tuple[str, str, Callable[[Request], Any]]] = [
-        ("/sellers", "GET", list_sellers),
-        ("/sellers", "POST", create_seller),
-        ("/sellers/{accountId}", "GET", read_seller),
-        ("/sellers/{accountId}", "PUT", replace_seller),
-        ("/sellers/{accountId}", "DELETE", delete_seller),
-        ("/sellers/{accountId}/keys", "POST", add_seller_key),
-        ("/sellers/{accountId}/keys/{accessKeyId}", "DELETE", delete_seller_key),
+    table: list[_Endpoint] = [
+        *account_routes(_SELLERS, _BUYERS),
         ("/products", "GET", list_products),
         ("/products", "POST", create_product),
         ("/products/{productCode}", "GET", read_product),
         ("/products/{productCode}", "PUT", replace_product),
         ("/products/{productCode}", "DELETE", delete_product),
-        ("/buyers", "GET", list_buyers),
-        ("/buyers", "POST", create_buyer),
-        ("/buyers/{accountId}", "GET", read_buyer),
-        ("/buyers/{accountId}", "PUT", replace_buyer),
-        ("/buyers/{accountId}", "DELETE", delete_buyer),
-        ("/buyers/{accountId}/keys", "POST", add_buyer_key),
-        ("/buyers/{accountId}/keys/{accessKeyId}", "DELETE", delete_buyer_key),
+        *account_routes(_BUYERS, _SELLERS),
     ]
     return [
         Route(prefix + path, guard(handler), methods=[method]) for path, method, handler in table

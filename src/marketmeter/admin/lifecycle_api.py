@@ -24,12 +24,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from marketmeter.admin.catalog_api import json_object
 from marketmeter.admin.inputs import AdminInputError, iso, parse_count, parse_time
 from marketmeter.admin.registration import token_json
 from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot
@@ -249,13 +249,7 @@ class _Refusal(Exception):
 
 
 async def _body(request: Request, model: type[ModelT]) -> ModelT:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        raise _Refusal(400, "body", "is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise _Refusal(400, "body", "must be a JSON object")
+    data = await json_object(request)
     try:
         return model.model_validate(data)
     except ValidationError as error:
