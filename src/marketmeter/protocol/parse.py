@@ -96,7 +96,11 @@ def decode_and_validate(checker: Checker, body: bytes) -> dict[str, Any]:
             params = json.loads(body, parse_constant=_reject_constant)
         except ValueError as error:
             raise SerializationException(f"The request body is not valid JSON: {error}") from None
-        validate(checker, params)
+        try:
+            validate(checker, params)
+        except BeyondFastJson as error:
+            # still a float after the exact re-read (e.g. -5.2e+16): a number, not an integer
+            raise SerializationException(error.message) from None
     return params
 
 
