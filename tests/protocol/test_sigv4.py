@@ -28,7 +28,8 @@ from marketmeter.protocol.sigv4 import (
     parse_authorization,
 )
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "sigv4"
+# AWS's Signature Version 4 test suite, as published (its LICENSE and NOTICE beside it)
+VECTORS = Path(__file__).resolve().parents[1] / "data" / "sigv4"
 VECTOR_KEY = "AKIDEXAMPLE"
 VECTOR_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 VECTOR_TIME = datetime(2015, 8, 30, 12, 36, tzinfo=UTC).timestamp()
