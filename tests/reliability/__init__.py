@@ -1,0 +1,1 @@
+"""Reliability proven by tests (issue 7): crashes, retries, malformed input, limits."""
