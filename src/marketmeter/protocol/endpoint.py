@@ -63,6 +63,10 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its body was complete: nothing is processed or sent."""
+
+
 @dataclass(slots=True)
 class _Exchange:
     """One call as it goes through the endpoint: what the journal will keep of it."""
@@ -100,6 +104,8 @@ class AwsEndpoint:
         exchange = _Exchange(RequestNotes())
         try:
             response = await self._answer(scope, receive, exchange)
+        except _ClientGone:
+            return  # a truncated body is never acted on: nobody is left to answer
         except AwsError as failure:
             response = serialize.error(failure)
         except Exception:
@@ -183,7 +189,7 @@ class AwsEndpoint:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size >= self._max_body:
