@@ -10,7 +10,7 @@ it listens; ``--admin-token`` (or ``MARKETMETER_ADMIN_TOKEN``) is sent when the 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -188,12 +188,33 @@ def agreements_show(target: tuple[str, str | None], agreement: str, as_json: boo
         click.echo(f"  license {found['licenseArn']}; started {found['startsAt']}")
 
 
+def _subscription_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options of a subscription attempt: product, buyer, free trial, offer, --json."""
+    for option in reversed(
+        (
+            click.option("--product", required=True, help="Product code of the subscription."),
+            click.option("--buyer", required=True, help="Buyer's 12-digit account id."),
+            click.option("--free-trial", is_flag=True, help="A free-trial offer."),
+            click.option("--offer", help="The offer id (the message's offer-identifier)."),
+            _json_option,
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _subscription_body(
+    product: str, buyer: str, free_trial: bool, offer: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"productCode": product, "buyerAccountId": buyer}
+    body["freeTrial"] = free_trial
+    if offer is not None:
+        body["offerId"] = offer
+    return body
+
+
 @agreements.command("subscribe")
-@click.option("--product", required=True, help="Product code to subscribe to.")
-@click.option("--buyer", required=True, help="Buyer's 12-digit account id.")
-@click.option("--free-trial", is_flag=True, help="A free-trial offer.")
-@click.option("--offer", help="The offer id accepted (the message's offer-identifier).")
-@_json_option
+@_subscription_options
 @click.pass_obj
 def agreements_subscribe(
     target: tuple[str, str | None],
@@ -204,19 +225,13 @@ def agreements_subscribe(
     as_json: bool,
 ) -> None:
     """Subscribe a buyer to a product (subscribe-success)."""
-    body = {"productCode": product, "buyerAccountId": buyer, "freeTrial": free_trial}
-    if offer is not None:
-        body["offerId"] = offer
+    body = _subscription_body(product, buyer, free_trial, offer)
     with _server(*target) as server:
         _report(server.call("POST", "/agreements", body), as_json)
 
 
 @agreements.command("fail")
-@click.option("--product", required=True, help="Product code the subscription was for.")
-@click.option("--buyer", required=True, help="Buyer's 12-digit account id.")
-@click.option("--free-trial", is_flag=True, help="It was a free-trial offer.")
-@click.option("--offer", help="The offer id (the message's offer-identifier).")
-@_json_option
+@_subscription_options
 @click.pass_obj
 def agreements_fail(
     target: tuple[str, str | None],
@@ -227,9 +242,7 @@ def agreements_fail(
     as_json: bool,
 ) -> None:
     """A subscription that failed, e.g. no billing agreement (subscribe-fail)."""
-    body = {"productCode": product, "buyerAccountId": buyer, "freeTrial": free_trial}
-    if offer is not None:
-        body["offerId"] = offer
+    body = _subscription_body(product, buyer, free_trial, offer)
     with _server(*target) as server:
         _report(server.call("POST", "/subscribe-fail", body), as_json)
 
