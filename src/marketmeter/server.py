@@ -72,6 +72,7 @@ class _Server(uvicorn.Server):
     """uvicorn's server, printing where to point clients once the socket is bound."""
 
     banner: list[str]
+    credentials: str = "any credentials, any region"
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets=sockets)
@@ -84,7 +85,7 @@ class _Server(uvicorn.Server):
                 [
                     f"marketmeter {__version__}: AWS Marketplace Metering Service at {url}",
                     *self.banner,
-                    "Point AWS clients at it (any credentials, any region):",
+                    f"Point AWS clients at it ({self.credentials}):",
                     f"  export AWS_ENDPOINT_URL_MARKETPLACE_METERING={url}",
                     f"  aws meteringmarketplace batch-meter-usage --endpoint-url {url} ...",
                     f"  boto3.client('meteringmarketplace', endpoint_url='{url}')",
@@ -128,6 +129,8 @@ def serve(settings: Settings) -> None:
         server_header=False,
     )
     server = _Server(config)
+    if settings.auth == "sigv4":
+        server.credentials = "a catalog access key of the right kind, any region"
     server.banner = [
         f"  ledger:  {store.describe()}",
         f"  catalog: {catalog_line}",

@@ -24,6 +24,10 @@ def test_strict_mode_without_a_token_generates_and_prints_one(
             "  auth:    sigv4 (every request's signature verified against the catalog's access "
             "keys)\n           admin API token (generated): " in banner
         )
+        assert (
+            "Point AWS clients at it (a catalog access key of the right kind, any region):\n"
+            in banner
+        )
         found = re.search(r"admin API token \(generated\): (\S+)\n", banner)
         assert found is not None
         token = found.group(1)
@@ -60,3 +64,4 @@ def test_a_given_token_is_never_printed(tmp_path: Path) -> None:
 
 def test_open_mode_says_so(server: ServerProcess) -> None:
     assert "  auth:    open (requests accepted signed or unsigned)\n" in server.output()
+    assert "Point AWS clients at it (any credentials, any region):\n" in server.output()
