@@ -74,6 +74,7 @@ class MarketmeterApp:
             settings.max_body_bytes,
             self.bench.journal,
             clock,
+            settings.limits.processing_timeout,
         )
         token_generator = tokens or RandomTokens()
         self.lifecycle = LifecycleService(

@@ -35,12 +35,15 @@ from marketmeter.metering.registration_tokens import (
     tokens_for_new_agreements,
 )
 from marketmeter.metering.windows import WindowPolicy
+from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.store.base import SchemaError
 from marketmeter.store.copy import CopyRefused, copy_ledger
 from marketmeter.store.open import UnsupportedDatabase
 from marketmeter.testbench.journal import DEFAULT_MAX_ENTRIES
 
 __all__ = ["main"]
+
+_LIMITS = ConnectionLimits()  # the defaults of serve's limit options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,6 +137,58 @@ def main() -> None:
     show_default=True,
     help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=_LIMITS.max_connections,
+    show_default=True,
+    help="Open connections; a request on one more is answered 503 ServiceUnavailableException.",
+)
+@click.option(
+    "--max-header-bytes",
+    type=click.IntRange(1),
+    default=_LIMITS.max_header_bytes,
+    show_default=True,
+    help="Request line and headers together; more: 431 RequestHeaderFieldsTooLargeException.",
+)
+@click.option(
+    "--max-headers",
+    type=click.IntRange(1),
+    default=_LIMITS.max_headers,
+    show_default=True,
+    help="Header fields in one request; more: 431 RequestHeaderFieldsTooLargeException.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.IntRange(1),
+    default=_LIMITS.idle_timeout,
+    show_default=True,
+    help="Seconds a connection may stay open with no request in progress.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.IntRange(1),
+    default=_LIMITS.header_timeout,
+    show_default=True,
+    help="Seconds from a request's first byte to the end of its headers; later: 408 "
+    "RequestTimeoutException.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.IntRange(1),
+    default=_LIMITS.request_timeout,
+    show_default=True,
+    help="Seconds from a request's first byte to the end of its body; later: 408 "
+    "RequestTimeoutException, and nothing of it is processed.",
+)
+@click.option(
+    "--processing-timeout",
+    type=click.IntRange(1),
+    default=_LIMITS.processing_timeout,
+    show_default=True,
+    help="Seconds a received call may take to be answered; later: 500 "
+    "InternalServiceErrorException (retry-safe). Injected latency counts.",
+)
 def serve(
     host: str,
     port: int,
@@ -149,9 +204,29 @@ def serve(
     auth: str,
     admin_token: str | None,
     unsubscribe_delay: int,
+    max_connections: int,
+    max_header_bytes: int,
+    max_headers: int,
+    idle_timeout: int,
+    header_timeout: int,
+    request_timeout: int,
+    processing_timeout: int,
 ) -> None:
     """Start the Metering Service endpoint and the admin API."""
     from marketmeter.server import serve as run
+
+    try:
+        limits = ConnectionLimits(
+            max_connections=max_connections,
+            max_header_bytes=max_header_bytes,
+            max_headers=max_headers,
+            idle_timeout=idle_timeout,
+            header_timeout=header_timeout,
+            request_timeout=request_timeout,
+            processing_timeout=processing_timeout,
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--header-timeout'") from None
 
     settings = Settings(
         host=host,
@@ -168,6 +243,7 @@ def serve(
         auth="sigv4" if auth == "sigv4" else "open",
         admin_token=admin_token,
         unsubscribe_delay=timedelta(seconds=unsubscribe_delay),
+        limits=limits,
     )
     try:
         run(settings)

@@ -10,6 +10,7 @@ from typing import Literal
 from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
 from marketmeter.metering.windows import UsageWindow, WindowPolicy
 from marketmeter.protocol.endpoint import DEFAULT_MAX_BODY_BYTES
+from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.testbench.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 
 __all__ = ["DEFAULT_DB", "DEFAULT_HOST", "DEFAULT_PORT", "Settings"]
@@ -32,6 +33,7 @@ class Settings:
     future_skew: timedelta = timedelta(minutes=5)
     synchronous: Literal["full", "normal"] = "full"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # bounds per client
     meter_usage_max_age: timedelta = timedelta(hours=6)  # MeterUsage: "less than 6 hours"
     token_ttl: timedelta = DEFAULT_TOKEN_TTL  # registration tokens expire after this
     quota: Literal["off", "aws"] = "off"  # throttle per account at AWS's published rates

@@ -15,6 +15,9 @@ Exception tree::
         ├── SerializationException            400
         ├── UnknownOperationException         400
         ├── RequestEntityTooLargeException    413
+        ├── RequestHeaderFieldsTooLargeException  431 (connection limits; marketmeter's choice)
+        ├── RequestTimeoutException           408 (a request not received in time; retried)
+        ├── ServiceUnavailableException       503 (connection limit reached; retried)
         ├── MissingAuthenticationTokenException, UnrecognizedClientException,
         │   InvalidSignatureException, IncompleteSignatureException,
         │   AccessDeniedException             400 (strict SigV4 auth)
@@ -54,7 +57,10 @@ __all__ = [
     "MissingAuthenticationTokenException",
     "PlatformNotSupportedException",
     "RequestEntityTooLargeException",
+    "RequestHeaderFieldsTooLargeException",
+    "RequestTimeoutException",
     "SerializationException",
+    "ServiceUnavailableException",
     "ThrottlingException",
     "TimestampOutOfBoundsException",
     "UnknownOperationException",
@@ -213,6 +219,27 @@ class RequestEntityTooLargeException(AwsError):
     """A body of 1 MB or more."""
 
     http_status = 413
+
+
+class RequestHeaderFieldsTooLargeException(AwsError):
+    """The request line and headers are over the size or count limit (``--max-header-bytes``,
+    ``--max-headers``). Sent before the request reaches the service; the connection closes."""
+
+    http_status = 431
+
+
+class RequestTimeoutException(AwsError):
+    """The request was not received in time (``--header-timeout``, ``--request-timeout``).
+    botocore and the JS SDK retry this code; nothing of the request was processed."""
+
+    http_status = 408
+
+
+class ServiceUnavailableException(AwsError):
+    """Every connection the server allows (``--max-connections``) is open. SDKs retry 503."""
+
+    http_status = 503
+    fault = "server"
 
 
 class MissingAuthenticationTokenException(AwsError):

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import resource
 import secrets
 import signal
 import sys
@@ -30,10 +31,11 @@ from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.notifications.delivery import DeliveryPolicy
+from marketmeter.protocol.guarded_http import guarded_protocol
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 
-__all__ = ["build_service", "demo_catalog_text", "load_startup_catalog", "serve"]
+__all__ = ["build_service", "demo_catalog_text", "load_startup_catalog", "serve", "uvicorn_config"]
 
 
 def demo_catalog_text() -> str:
@@ -111,24 +113,50 @@ def build_service(settings: Settings) -> tuple[MarketmeterApp, OperatorStore, st
     return app, store, catalog_line
 
 
+def uvicorn_config(
+    app: MarketmeterApp, settings: Settings, host: str, port: int, loop: str = "auto"
+) -> uvicorn.Config:
+    """uvicorn serving ``app`` within ``settings.limits`` (``protocol.guarded_http``). A
+    stop waits for in-flight requests as long as a request may take (read, then processing)."""
+    limits = settings.limits
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop=loop,
+        http=guarded_protocol(limits, RandomIds()),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=limits.idle_timeout,
+        timeout_graceful_shutdown=limits.request_timeout + limits.processing_timeout,
+        server_header=False,
+    )
+
+
+def _allow_file_descriptors(connections: int) -> None:
+    """Raise the soft open-files limit (up to the hard one) so ``connections`` sockets fit
+    beside the database's and the log's descriptors."""
+    wanted = connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        if ceiling < wanted:
+            logging.getLogger(__name__).warning(
+                "open-files limit %d is below --max-connections %d + 64", ceiling, connections
+            )
+
+
 def serve(settings: Settings) -> None:
     """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     generated_token = settings.auth == "sigv4" and settings.admin_token is None
     if generated_token:
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(24))
+    _allow_file_descriptors(settings.limits.max_connections)
     app, store, catalog_line = build_service(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
-    server = _Server(config)
+    server = _Server(uvicorn_config(app, settings, settings.host, settings.port))
     if settings.auth == "sigv4":
         server.credentials = "a catalog access key of the right kind, any region"
     server.banner = [

@@ -32,7 +32,7 @@ def make_client(url: str, **config: Any) -> Any:
         region_name="us-east-1",
         aws_access_key_id="AKIATESTSELLER000001",
         aws_secret_access_key="test-seller-secret",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+        config=Config(**{"retries": {"max_attempts": 1, "mode": "standard"}, **config}),
     )
 
 

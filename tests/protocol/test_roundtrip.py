@@ -134,6 +134,9 @@ FRAMEWORK_ERRORS: tuple[type[AwsError], ...] = (
     errors.SerializationException,
     errors.UnknownOperationException,
     errors.RequestEntityTooLargeException,
+    errors.RequestHeaderFieldsTooLargeException,
+    errors.RequestTimeoutException,
+    errors.ServiceUnavailableException,
     errors.MissingAuthenticationTokenException,
     errors.UnrecognizedClientException,
     errors.InvalidSignatureException,
@@ -146,6 +149,9 @@ NON_400 = {
     "InternalServiceErrorException": 500,
     "IdempotencyConflictException": 409,
     "RequestEntityTooLargeException": 413,
+    "RequestHeaderFieldsTooLargeException": 431,
+    "RequestTimeoutException": 408,
+    "ServiceUnavailableException": 503,
 }
 REQUEST_ID = "00000000-0000-4000-8000-000000001000"
 RECORD_ID = "00000000-0000-4000-8000-000000000001"

@@ -248,7 +248,9 @@ def test_every_modelled_and_framework_error_can_be_injected() -> None:
     assert ERROR_CLASSES["ValidationException"] is ValidationException
     assert ERROR_CLASSES["AccessDeniedException"] is AccessDeniedException
     assert "AwsError" not in ERROR_CLASSES
-    assert len(ERROR_CLASSES) == len(MODELLED_ERRORS) + 10
+    assert ERROR_CLASSES["ServiceUnavailableException"].http_status == 503
+    assert ERROR_CLASSES["RequestTimeoutException"].http_status == 408
+    assert len(ERROR_CLASSES) == len(MODELLED_ERRORS) + 13
 
 
 # --- matching ----------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ A request's life: body read (refused with 413 at 1 MB or more, before parsing) �
 authentication (the signature covers method, path and target, so it is checked first) →
 operation from ``X-Amz-Target`` → authorization (the caller's kind) → JSON parse and model
 validation → the operation's handler (typed request → rules → wire result) → one serializer.
+A handler that has not answered within ``processing_timeout`` seconds is answered
+``InternalServiceErrorException`` (500, which SDKs retry; a retry is answered with the ids of
+whatever the abandoned call committed).
 Every response carries a fresh ``x-amzn-RequestId``. Any exception that is not an
 ``AwsError`` is logged with the request id and answered as
 ``InternalServiceErrorException`` (500) — never a traceback on the wire.
@@ -14,6 +17,7 @@ fault) which, with the bytes in and out, goes to the request journal before the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -89,6 +93,7 @@ class AwsEndpoint:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         journal: Journal | None = None,
         clock: Clock | None = None,
+        processing_timeout: float | None = None,
     ) -> None:
         self._handlers = dict(handlers)
         self._auth = authenticator
@@ -97,6 +102,7 @@ class AwsEndpoint:
         self._parser = RequestParser()
         self._journal = journal if journal is not None and journal.enabled else None
         self._clock = clock or SystemClock()
+        self._processing_timeout = processing_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = self._request_ids()
@@ -132,13 +138,7 @@ class AwsEndpoint:
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )
             )
-        headers = [
-            (b"content-type", serialize.CONTENT_TYPE),
-            (b"content-length", str(len(response.body)).encode()),
-            (b"x-amzn-RequestId", request_id.encode()),
-        ]
-        if response.error_type is not None:
-            headers.append((b"x-amzn-ErrorType", response.error_type.encode()))
+        headers = serialize.headers(response, request_id)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
@@ -172,7 +172,19 @@ class AwsEndpoint:
         handler = self._handlers.get(name)
         if handler is None:
             raise UnknownOperationException(f"marketmeter does not implement {name} yet")
-        return serialize.success(await handler(params, caller, exchange.notes))
+        deadline = asyncio.timeout(self._processing_timeout)
+        try:
+            async with deadline:
+                result = await handler(params, caller, exchange.notes)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            log.warning("%s not answered within %s s", name, self._processing_timeout)
+            raise InternalServiceErrorException(
+                f"The request was not processed within {self._processing_timeout:g} seconds. "
+                "Retry your request."
+            ) from None
+        return serialize.success(result)
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> bytes:
         for key, value in headers:

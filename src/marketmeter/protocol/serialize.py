@@ -28,6 +28,7 @@ __all__ = [
     "WireResponse",
     "batch_meter_usage_result",
     "error",
+    "headers",
     "meter_usage_result",
     "register_usage_result",
     "resolve_customer_result",
@@ -51,6 +52,19 @@ def success(payload: dict[str, Any]) -> WireResponse:
 def error(failure: AwsError) -> WireResponse:
     body = orjson.dumps({"__type": failure.code, "message": failure.message})
     return WireResponse(failure.http_status, body, failure.code)
+
+
+def headers(response: WireResponse, request_id: str) -> list[tuple[bytes, bytes]]:
+    """The response's headers: content type and length, ``x-amzn-RequestId``, and for an error
+    ``x-amzn-ErrorType``."""
+    fields = [
+        (b"content-type", CONTENT_TYPE),
+        (b"content-length", str(len(response.body)).encode()),
+        (b"x-amzn-RequestId", request_id.encode()),
+    ]
+    if response.error_type is not None:
+        fields.append((b"x-amzn-ErrorType", response.error_type.encode()))
+    return fields
 
 
 def _allocation(allocation: UsageAllocation) -> dict[str, Any]:

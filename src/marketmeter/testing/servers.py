@@ -28,7 +28,7 @@ from typing import Any, Literal
 import uvicorn
 
 from marketmeter.config import Settings
-from marketmeter.server import build_service
+from marketmeter.server import build_service, uvicorn_config
 from marketmeter.testing.admin_client import MarketmeterAdmin
 
 __all__ = ["MarketmeterServer", "Mode"]
@@ -87,16 +87,7 @@ class MarketmeterServer:
             raise ValueError("serve_options apply to subprocess mode; pass settings instead")
         settings = self._settings or Settings(port=0, db=self.db, catalog=self.catalog)
         app, _, _ = build_service(settings)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            loop="asyncio",
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn_config(app, settings, "127.0.0.1", 0, loop="asyncio"))
         self._uvicorn = server
         self._thread = threading.Thread(target=server.run, name="marketmeter", daemon=True)
         self._thread.start()
