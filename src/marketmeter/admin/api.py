@@ -21,7 +21,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,7 +39,7 @@ from marketmeter.admin.catalog_api import (
     random_access_key,
 )
 from marketmeter.admin.clock_control import advance_clock, clock_json, set_clock
-from marketmeter.admin.inputs import AdminInputError, parse_count
+from marketmeter.admin.inputs import AdminInputError, json_body, parse_count
 from marketmeter.admin.openapi import openapi_document
 from marketmeter.admin.registration import key_json, mint_request, token_json
 from marketmeter.admin.text_guard import NulTextGuard
@@ -62,13 +61,8 @@ def _problem(field: str, message: str, status: int = 400) -> Response:
 
 
 async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    if not body.strip():
-        return {}
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise AdminInputError("body", "is not valid JSON") from None
+    body = await json_body(request)
+    return {} if body is None else body
 
 
 def admin_app(
@@ -317,7 +311,7 @@ def admin_app(
 
     async def bad_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AdminInputError)
-        return _problem(exc.field, exc.message)
+        return _problem(exc.field, exc.message, exc.status)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": f"no such admin resource: {request.url.path}"}, 404)

@@ -26,13 +26,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-import orjson
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from marketmeter.admin.inputs import AdminInputError
+from marketmeter.admin.inputs import AdminInputError, json_body
 from marketmeter.catalog.loader import (
     AccessKeyEntry,
     BuyerEntry,
@@ -315,15 +314,11 @@ def product_json(product: Product) -> dict[str, Any]:
 async def json_object(request: Request, entry: str | None = None) -> dict[str, Any]:
     """The JSON object sent as the body (``AdminInputError`` on ``body`` if it is not one); no
     body at all is ``{}``, or, where an ``entry`` entry must be sent, an error."""
-    body = await request.body()
-    if not body.strip():
+    value = await json_body(request)
+    if value is None:
         if entry is not None:
             raise AdminInputError("body", f"must be a {entry} entry (a JSON object)")
         return {}
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise AdminInputError("body", "is not valid JSON") from None
     if not isinstance(value, dict):
         raise AdminInputError("body", "must be a JSON object")
     return value

@@ -1,24 +1,50 @@
 """Reading admin input (query strings, JSON bodies, CLI options) and writing times back.
 
-``AdminInputError`` names the field at fault; the admin API answers it with a 400 and the CLI
-with a usage error. Times are read as ISO 8601 or epoch seconds and written as ISO 8601 UTC.
+``AdminInputError`` names the field at fault; the admin API answers it with its status (400
+unless said otherwise) and the CLI with a usage error. Times are read
+as ISO 8601 or epoch seconds and written as ISO 8601 UTC.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
-__all__ = ["AdminInputError", "iso", "parse_count", "parse_duration", "parse_time"]
+import orjson
+from starlette.requests import Request
+
+__all__ = [
+    "AdminInputError",
+    "iso",
+    "json_body",
+    "parse_count",
+    "parse_duration",
+    "parse_time",
+]
+
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class AdminInputError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.status = status
+
+
+async def json_body(request: Request) -> Any:
+    """The request's body parsed as JSON, or None when it has none (only whitespace). The size
+    bound is ``admin.text_guard``'s, the first reader of every admin body."""
+    body = await request.body()
+    if not body.strip():
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise AdminInputError("body", "is not valid JSON") from None
 
 
 def parse_time(field: str, text: str) -> float:
