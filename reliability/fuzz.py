@@ -22,13 +22,11 @@ import re
 import select
 import socket
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +37,7 @@ from hypothesis import seed as hypothesis_seed
 from marketmeter import errors
 from marketmeter.protocol.spec import service_model, target_prefix
 from reliability.fuzz_cases import HTTP_LAYER_CATEGORIES, Probe, probes, slow_probe
+from reliability.served import BACKENDS, served
 
 __all__ = [
     "KNOWN_ERROR_TYPES",
@@ -377,31 +376,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--slow", type=int, default=5, help="slow-body requests (default 5)")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
     options = parser.parse_args(argv)
-    # the test tree's server process and PostgreSQL helper, as bench/ uses them
-    from tests.e2e.server_process import ServerProcess
-    from tests.postgres_server import shared_server
-
-    with tempfile.TemporaryDirectory(prefix="marketmeter-fuzz-") as work:
-        db = Path(work) / "ledger.db"
-        db_url = shared_server().fresh_database() if options.backend == "postgresql" else str(db)
-        server = ServerProcess(db, db_url=db_url).start()
-        try:
-            print(
-                f"fuzzing {server.url} ({options.backend}), {options.examples} examples, "
-                f"seed {options.seed}",
-                flush=True,
-            )
-            report = run_fuzz(
-                server.url,
-                options.examples,
-                options.seed,
-                options.slow,
-                alive=lambda: server.process is not None and server.process.poll() is None,
-            )
-        finally:
-            server.stop()
+    with served(options.backend, "marketmeter-fuzz-") as server:
+        print(
+            f"fuzzing {server.url} ({options.backend}), {options.examples} examples, "
+            f"seed {options.seed}",
+            flush=True,
+        )
+        report = run_fuzz(
+            server.url,
+            options.examples,
+            options.seed,
+            options.slow,
+            alive=lambda: server.process is not None and server.process.poll() is None,
+        )
     print("\n".join(report.lines()))
     return 0 if report.passed else 1
 

@@ -26,7 +26,6 @@ import selectors
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -34,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from tests.e2e.conftest import make_client
 
 from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.testing.admin_client import MarketmeterAdmin
+from reliability.served import BACKENDS, served
 
 __all__ = ["AttackReport", "main", "run_attack"]
 
@@ -88,17 +87,6 @@ class AttackReport:
         return lines
 
 
-def _client(url: str) -> Any:
-    return boto3.client(
-        "meteringmarketplace",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIATESTSELLER000001",
-        aws_secret_access_key="test-seller-secret",
-        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=1),
-    )
-
-
 def _timed_calls(client: Any, calls: int, now: int, span: float) -> list[float]:
     """``calls`` BatchMeterUsage calls spread over ``span`` seconds; their latencies."""
     latencies = []
@@ -139,7 +127,7 @@ def run_attack(
     hostile connection until the server closes it."""
     report = AttackReport(connections, calls)
     now = int(time.time()) - 60
-    client = _client(url)
+    client = make_client(url, retries={"total_max_attempts": 1}, max_pool_connections=1)
     span = limits.header_timeout - 2 * interval  # while every kind of attack is under way
     report.alone = _timed_calls(client, calls, now, span)
 
@@ -251,33 +239,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability.slow_clients", description=__doc__)
     parser.add_argument("--connections", type=int, default=900)
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
     options = parser.parse_args(argv)
-    # the test tree's server process and PostgreSQL helper, as bench/ uses them
-    from tests.e2e.server_process import ServerProcess
-    from tests.postgres_server import shared_server
-
-    with tempfile.TemporaryDirectory(prefix="marketmeter-slow-") as work:
-        db = Path(work) / "ledger.db"
-        db_url = shared_server().fresh_database() if options.backend == "postgresql" else str(db)
-        server = ServerProcess(db, db_url=db_url).start()
-        try:
-            assert server.process is not None
-            print(
-                f"{options.connections} hostile connections against {server.url} "
-                f"({options.backend}, default limits)",
-                flush=True,
-            )
-            report = run_attack(
-                server.url,
-                server.port,
-                server.process.pid,
-                options.connections,
-                options.calls,
-                ConnectionLimits(),
-            )
-        finally:
-            server.stop()
+    with served(options.backend, "marketmeter-slow-") as server:
+        assert server.process is not None
+        print(
+            f"{options.connections} hostile connections against {server.url} "
+            f"({options.backend}, default limits)",
+            flush=True,
+        )
+        report = run_attack(
+            server.url,
+            server.port,
+            server.process.pid,
+            options.connections,
+            options.calls,
+            ConnectionLimits(),
+        )
     print("\n".join(report.lines()))
     return 0 if report.passed else 1
 

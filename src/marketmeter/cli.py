@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,7 +44,35 @@ from marketmeter.testbench.journal import DEFAULT_MAX_ENTRIES
 
 __all__ = ["main"]
 
-_LIMITS = ConnectionLimits()  # the defaults of serve's limit options
+# serve's limit options: one per ConnectionLimits field (docs/reliability.md, "Limits")
+_LIMIT_HELP = {
+    "max_connections": "Open connections; a request on one more is answered 503 "
+    "ServiceUnavailableException.",
+    "max_header_bytes": "Request line and headers together; more: 431 "
+    "RequestHeaderFieldsTooLargeException.",
+    "max_headers": "Header fields in one request; more: 431 RequestHeaderFieldsTooLargeException.",
+    "idle_timeout": "Seconds a connection may stay open with no request in progress.",
+    "header_timeout": "Seconds from a request's first byte to the end of its headers; later: "
+    "408 RequestTimeoutException.",
+    "request_timeout": "Seconds from a request's first byte to the end of its body; later: 408 "
+    "RequestTimeoutException, and nothing of it is processed.",
+    "processing_timeout": "Seconds a received call may take to be answered; later: 500 "
+    "InternalServiceErrorException (retry-safe). Injected latency counts.",
+}
+
+
+def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    defaults = ConnectionLimits()
+    for name in reversed(fields(ConnectionLimits)):
+        option = click.option(
+            "--" + name.name.replace("_", "-"),
+            type=click.IntRange(1),
+            default=getattr(defaults, name.name),
+            show_default=True,
+            help=_LIMIT_HELP[name.name],
+        )
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,58 +166,7 @@ def main() -> None:
     show_default=True,
     help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
 )
-@click.option(
-    "--max-connections",
-    type=click.IntRange(1),
-    default=_LIMITS.max_connections,
-    show_default=True,
-    help="Open connections; a request on one more is answered 503 ServiceUnavailableException.",
-)
-@click.option(
-    "--max-header-bytes",
-    type=click.IntRange(1),
-    default=_LIMITS.max_header_bytes,
-    show_default=True,
-    help="Request line and headers together; more: 431 RequestHeaderFieldsTooLargeException.",
-)
-@click.option(
-    "--max-headers",
-    type=click.IntRange(1),
-    default=_LIMITS.max_headers,
-    show_default=True,
-    help="Header fields in one request; more: 431 RequestHeaderFieldsTooLargeException.",
-)
-@click.option(
-    "--idle-timeout",
-    type=click.IntRange(1),
-    default=_LIMITS.idle_timeout,
-    show_default=True,
-    help="Seconds a connection may stay open with no request in progress.",
-)
-@click.option(
-    "--header-timeout",
-    type=click.IntRange(1),
-    default=_LIMITS.header_timeout,
-    show_default=True,
-    help="Seconds from a request's first byte to the end of its headers; later: 408 "
-    "RequestTimeoutException.",
-)
-@click.option(
-    "--request-timeout",
-    type=click.IntRange(1),
-    default=_LIMITS.request_timeout,
-    show_default=True,
-    help="Seconds from a request's first byte to the end of its body; later: 408 "
-    "RequestTimeoutException, and nothing of it is processed.",
-)
-@click.option(
-    "--processing-timeout",
-    type=click.IntRange(1),
-    default=_LIMITS.processing_timeout,
-    show_default=True,
-    help="Seconds a received call may take to be answered; later: 500 "
-    "InternalServiceErrorException (retry-safe). Injected latency counts.",
-)
+@_limit_options
 def serve(
     host: str,
     port: int,
@@ -204,27 +182,13 @@ def serve(
     auth: str,
     admin_token: str | None,
     unsubscribe_delay: int,
-    max_connections: int,
-    max_header_bytes: int,
-    max_headers: int,
-    idle_timeout: int,
-    header_timeout: int,
-    request_timeout: int,
-    processing_timeout: int,
+    **limit_values: int,
 ) -> None:
     """Start the Metering Service endpoint and the admin API."""
     from marketmeter.server import serve as run
 
     try:
-        limits = ConnectionLimits(
-            max_connections=max_connections,
-            max_header_bytes=max_header_bytes,
-            max_headers=max_headers,
-            idle_timeout=idle_timeout,
-            header_timeout=header_timeout,
-            request_timeout=request_timeout,
-            processing_timeout=processing_timeout,
-        )
+        limits = ConnectionLimits(**limit_values)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="'--header-timeout'") from None
 
