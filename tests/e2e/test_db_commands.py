@@ -213,6 +213,12 @@ def test_copy_a_billed_sqlite_ledger_to_postgresql_and_serve_from_it(
     }
     assert [status for status, _ in billed] == ["Success"] * 3
     assert len(before["usage"]) == 5
+    status, updated = admin(
+        source.url, "POST", f"/_marketmeter/agreements/{ALICE_CA}/entitlement-update", {}
+    )
+    assert status == 200, updated
+    status, events = admin(source.url, "GET", "/_marketmeter/events")
+    assert (status, len(events["events"])) == (200, 1)
     assert source.stop() == 0
     target = postgres.fresh_database()
 
@@ -221,7 +227,8 @@ def test_copy_a_billed_sqlite_ledger_to_postgresql_and_serve_from_it(
     assert (copied.returncode, copied.stderr) == (0, ""), copied.stderr
     assert copied.stdout == (
         "copied 2 sellers, 6 products, 7 buyers, 16 agreements, 6 registration_tokens, "
-        "1 signing_keys, 1 container_registrations, 1 request_claims, 5 usage_records\n"
+        "1 signing_keys, 1 container_registrations, 1 request_claims, 5 usage_records, "
+        "1 lifecycle_events, 0 event_deliveries, 0 delivery_attempts\n"
         f"  from SQLite {source.db_url} (WAL, synchronous=FULL)\n"
         f"  to   PostgreSQL {where(target)} (synchronous_commit=on)\n"
     )
@@ -232,6 +239,7 @@ def test_copy_a_billed_sqlite_ledger_to_postgresql_and_serve_from_it(
         assert "  ledger:  PostgreSQL " in node.output()
         assert "catalog already in the database" in node.output()
         assert usage(node) == before["usage"]
+        assert admin(node.url, "GET", "/_marketmeter/events") == (200, events)
         by_token = sorted(token_list(node), key=lambda t: str(t["token"]))
         assert by_token == sorted(before["tokens"], key=lambda t: str(t["token"]))
         assert key_list(node) == before["keys"]

@@ -1,12 +1,14 @@
 """The lifecycle's outbox on both backends: a transition commits with its events and their
-deliveries or not at all; the log's filters; claiming and recording deliveries; reset."""
+deliveries or not at all; the log's filters; claiming and recording deliveries; reset; ``db
+copy`` to the other backend."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,8 @@ from marketmeter.metering.ids import SequentialIds
 from marketmeter.registration import lifecycle
 from marketmeter.registration.lifecycle import Transition, TransitionRefused
 from marketmeter.store.base import OperatorStore
+from marketmeter.store.catalog_sql import read_catalog
+from marketmeter.store.copy import CopyRefused, copy_ledger
 from marketmeter.store.events_sql import (
     EventQuery,
     claim_deliveries,
@@ -22,6 +26,7 @@ from marketmeter.store.events_sql import (
     list_events,
     record_attempt,
 )
+from tests.conftest import OpenStore
 
 ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 BOB_LEGACY = "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000001"
@@ -136,3 +141,69 @@ def test_reset_empties_the_log_and_a_snapshot_restores_it(hooked: OperatorStore)
     # the next event follows the restored one
     done = run(hooked, lambda c: lifecycle.suspend(c, BOB_LEGACY, T, SequentialIds(50)))
     assert done.events[0].seq == 2
+
+
+@pytest.fixture
+def other_backend_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """An empty ledger on the other backend: ``db copy`` runs SQLite → PostgreSQL and back."""
+    if backend == "postgresql":
+        yield str(tmp_path / "copy.db")
+        return
+    databases = request.getfixturevalue("postgres_databases")
+    url = databases.acquire()
+    try:
+        yield url
+    finally:
+        databases.release(url)
+
+
+def test_db_copy_takes_the_event_log_with_its_numbers_and_delivery_state(
+    hooked: OperatorStore, other_backend_url: str, open_test_store: OpenStore
+) -> None:
+    ids = SequentialIds()
+    run(hooked, unsubscribe(ALICE_LEGACY, ids))
+    run(hooked, lambda catalog: lifecycle.suspend(catalog, BOB_LEGACY, T + 10, ids))
+    [claimed] = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 1))
+    hooked.write(lambda sql: record_attempt(sql, claimed, WALL + 1, 500, "HTTP 500", "retry", 9.0))
+    target = open_test_store(other_backend_url)
+
+    report = copy_ledger(hooked, target)
+
+    counts = report.counts
+    assert (
+        counts["lifecycle_events"],
+        counts["event_deliveries"],
+        counts["delivery_attempts"],
+    ) == (
+        2,
+        4,
+        1,
+    )
+    everything = EventQuery()
+    assert target.read(lambda sql: list_events(sql, everything)) == hooked.read(
+        lambda sql: list_events(sql, everything)
+    )
+    # the target's next event follows the copied ones
+    done = target.write(
+        lambda sql: commit_transition(
+            sql, lambda c: lifecycle.resubscribe(c, BOB_LEGACY, T + 20, SequentialIds(50)), WALL
+        )
+    )
+    assert done.events[0].seq == 3
+
+
+def test_db_copy_refuses_a_target_that_holds_events(
+    hooked: OperatorStore, other_backend_url: str, open_test_store: OpenStore
+) -> None:
+    target = open_test_store(other_backend_url)
+    target.apply_catalog_now(hooked.read(read_catalog))
+    target.write(
+        lambda sql: commit_transition(
+            sql, lambda c: lifecycle.suspend(c, BOB_LEGACY, T, SequentialIds()), WALL
+        )
+    )
+    with pytest.raises(CopyRefused) as refused:
+        copy_ledger(hooked, target)
+    assert str(refused.value) == "the target already holds 1 event(s); copy into an empty ledger"

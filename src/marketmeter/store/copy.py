@@ -2,9 +2,11 @@
 embedded SQLite ledger into the PostgreSQL database several nodes will share.
 
 Everything is copied: the catalog, registration tokens, signing keys, container registrations,
-MeterUsage ClientToken claims and every billed record with its MeteringRecordId, so clients'
-retries keep getting their first ids. The target must be empty of billed records (a copy never
-merges two ledgers); it is migrated first. Rows go over in batches, each batch one transaction
+MeterUsage ClientToken claims, every billed record with its MeteringRecordId, so clients'
+retries keep getting their first ids, and the lifecycle event log with its webhook deliveries
+and their attempts, each event keeping its number (deliveries still pending are made by the
+target's servers). The target must hold no billed record and no event (a copy never merges two
+ledgers); it is migrated first. Rows go over in batches, each batch one transaction
 of the target; the copy reads the source through plain SQL and writes through the shared SQL
 of ``store.catalog_sql`` / ``store.registration_sql`` and each backend's ledger insert.
 """
@@ -17,6 +19,8 @@ from typing import Any
 
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.catalog_sql import read_catalog, write_catalog
+from marketmeter.store.events_sql import EVENT_LOG_TABLES
+from marketmeter.store.row_copy import advance_sequence, insert_rows
 from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = ["COPIED_ORDER", "COPIED_TABLES", "CopyRefused", "CopyReport", "copy_ledger"]
@@ -88,11 +92,12 @@ class CopyReport:
 
 def copy_ledger(source: OperatorStore, target: OperatorStore) -> CopyReport:
     """Copy everything from ``source`` into ``target`` (which must hold no billed record)."""
-    billed = target.read(lambda sql: sql.execute("SELECT count(*) FROM usage_records").fetchone())
-    if billed is not None and billed[0]:
-        raise CopyRefused(
-            f"the target already holds {billed[0]} billed record(s); copy into an empty ledger"
-        )
+    for table, what in (("usage_records", "billed record"), ("lifecycle_events", "event")):
+        held = target.read(_Count(table))
+        if held:
+            raise CopyRefused(
+                f"the target already holds {held} {what}(s); copy into an empty ledger"
+            )
     catalog = source.read(read_catalog)
     target.write(lambda sql: write_catalog(sql, catalog))
     counts = {
@@ -110,17 +115,32 @@ def copy_ledger(source: OperatorStore, target: OperatorStore) -> CopyReport:
         for start in range(0, len(rows), _BATCH):
             target.write(_Insert(insert, rows[start : start + _BATCH]))
         counts[table] = len(rows)
+    for table, (columns, order) in EVENT_LOG_TABLES.items():
+        rows = source.read(_Select(table, columns, order))
+        for start in range(0, len(rows), _BATCH):
+            target.write(_InsertKeeping(table, columns, rows[start : start + _BATCH]))
+        counts[table] = len(rows)
+    target.write(lambda sql: advance_sequence(sql, "lifecycle_events"))
     return CopyReport(counts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    table: str
+
+    def __call__(self, sql: SqlConnection) -> int:
+        return int(sql.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0])
 
 
 @dataclass(frozen=True, slots=True)
 class _Select:
     table: str
     columns: tuple[str, ...]
+    order: str | None = None  # default: COPIED_ORDER's
 
     def __call__(self, sql: SqlConnection) -> list[Sequence[Any]]:
         names = ", ".join(self.columns)
-        order = COPIED_ORDER[self.table].format(insertion=sql.insertion_order)
+        order = (self.order or COPIED_ORDER[self.table]).format(insertion=sql.insertion_order)
         return sql.execute(f"SELECT {names} FROM {self.table} ORDER BY {order}").fetchall()
 
 
@@ -131,3 +151,15 @@ class _Insert:
 
     def __call__(self, sql: SqlConnection) -> None:
         sql.executemany(self.statement, self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertKeeping:
+    """Rows inserted with their keys (``seq`` included)."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: Sequence[Sequence[Any]]
+
+    def __call__(self, sql: SqlConnection) -> None:
+        insert_rows(sql, self.table, self.columns, self.rows)

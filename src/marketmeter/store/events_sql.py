@@ -31,6 +31,7 @@ from marketmeter.store.catalog_sql import apply_catalog, read_catalog
 from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = [
+    "EVENT_LOG_TABLES",
     "DeliveryAttempt",
     "DeliveryRecord",
     "DueDelivery",
@@ -44,6 +45,42 @@ __all__ = [
     "log_events",
     "record_attempt",
 ]
+
+# The event log's tables with their columns and the order they are read in (snapshots and
+# ``db copy`` move them whole, keeping each event's seq, which its deliveries refer to).
+EVENT_LOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "lifecycle_events": (
+        (
+            "seq",
+            "event_id",
+            "action",
+            "product_code",
+            "buyer_account_id",
+            "license_arn",
+            "channel",
+            "topic",
+            "occurred_at",
+            "body",
+        ),
+        "seq",
+    ),
+    "event_deliveries": (
+        (
+            "event_seq",
+            "url",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "claimed_until",
+            "delivered_at",
+        ),
+        "event_seq, url",
+    ),
+    "delivery_attempts": (
+        ("event_seq", "url", "attempt", "attempted_at", "status_code", "error"),
+        "event_seq, url, attempt",
+    ),
+}
 
 Outcome = Literal["delivered", "retry", "failed"]
 

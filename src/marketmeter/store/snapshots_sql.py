@@ -29,6 +29,8 @@ import orjson
 from marketmeter.store.base import SnapshotError, SnapshotInfo
 from marketmeter.store.catalog_sql import catalog_version
 from marketmeter.store.copy import COPIED_ORDER, COPIED_TABLES
+from marketmeter.store.events_sql import EVENT_LOG_TABLES
+from marketmeter.store.row_copy import advance_sequence, insert_rows
 from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = [
@@ -82,53 +84,19 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
 # usage_records keeps its seq, so that the order records were billed in (the usage view's
 # tiebreak) survives a restore.
 _SEQUENCED = {"usage_records"}
-# The lifecycle event log (an outbox) and its webhook deliveries, keyed by the event's seq.
-_EVENT_LOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
-    "lifecycle_events": (
-        (
-            "seq",
-            "event_id",
-            "action",
-            "product_code",
-            "buyer_account_id",
-            "license_arn",
-            "channel",
-            "topic",
-            "occurred_at",
-            "body",
-        ),
-        "seq",
-    ),
-    "event_deliveries": (
-        (
-            "event_seq",
-            "url",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "claimed_until",
-            "delivered_at",
-        ),
-        "event_seq, url",
-    ),
-    "delivery_attempts": (
-        ("event_seq", "url", "attempt", "attempted_at", "status_code", "error"),
-        "event_seq, url, attempt",
-    ),
-}
 STATE_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     **_CATALOG_TABLES,
     **{
         table: ((("seq",) if table in _SEQUENCED else ()) + columns, COPIED_ORDER[table])
         for table, columns in COPIED_TABLES.items()
     },
-    **_EVENT_LOG_TABLES,
+    **EVENT_LOG_TABLES,
 }
 # What a reset empties: the ledger always, everything else (but these) dropping the catalog.
 _LEDGER_TABLES = ("container_registrations", "request_claims", "usage_records")
 _ALWAYS_KEPT = ("signing_keys",)
 # The event log: emptied by every reset (and listed in its answer only when it held rows).
-_EVENT_TABLES = tuple(reversed(_EVENT_LOG_TABLES))
+_EVENT_TABLES = tuple(reversed(EVENT_LOG_TABLES))
 # PostgreSQL: the order reset and restore lock tables in, the one every writer's own order
 # agrees with, so that none of them deadlocks with a restore: catalog_state first (catalog
 # writers start there), registration_tokens before the parents its foreign keys check
@@ -239,12 +207,11 @@ def restore_snapshot(sql: SqlConnection, name: str) -> SnapshotInfo | None:
         _delete_all(sql, table)
     for table in STATE_TABLES:
         saved = payload["tables"][table]
-        _insert_rows(sql, table, saved["columns"], saved["rows"])
+        insert_rows(sql, table, saved["columns"], saved["rows"])
     version = max(version_before, int(payload["catalog_version"])) + 1
     sql.execute("UPDATE catalog_state SET version = ? WHERE id = 1", (version,))
-    if sql.dialect == "postgresql":
-        for table in (*_SEQUENCED, "lifecycle_events"):
-            _advance_sequence(sql, table)
+    for table in (*_SEQUENCED, "lifecycle_events"):
+        advance_sequence(sql, table)
     return SnapshotInfo(name, created_at, orjson.loads(counts), len(data))
 
 
@@ -262,34 +229,7 @@ def _lock_against_writers(sql: SqlConnection, tables: Sequence[str]) -> None:
         sql.execute(f"LOCK TABLE {', '.join(ordered)} IN EXCLUSIVE MODE")
 
 
-def _advance_sequence(sql: SqlConnection, table: str) -> None:
-    """PostgreSQL: make the next ``seq`` of ``table`` follow every restored one. Only ever
-    forward: ``setval`` outlives a rollback, and a lowered sequence would hand out taken
-    values."""
-    sequence = f"pg_get_serial_sequence('{table}', 'seq')"
-    sql.execute(
-        f"SELECT setval({sequence}, greatest(coalesce(max(seq), 0), "
-        f"coalesce(pg_sequence_last_value({sequence}::regclass), 0), 1)) FROM {table}"
-    )
-
-
 def _delete_all(sql: SqlConnection, table: str) -> int:
     count = int(sql.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     sql.execute(f"DELETE FROM {table}")
     return count
-
-
-def _insert_rows(
-    sql: SqlConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
-) -> None:
-    if not rows:
-        return
-    # PostgreSQL's seq is an identity column: explicit values need OVERRIDING SYSTEM VALUE
-    override = (
-        " OVERRIDING SYSTEM VALUE" if sql.dialect == "postgresql" and "seq" in columns else ""
-    )
-    sql.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}){override} "
-        f"VALUES ({', '.join('?' * len(columns))})",
-        rows,
-    )
