@@ -5,6 +5,7 @@ ledger: nothing of a refused request is billed."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -330,6 +331,32 @@ def test_a_call_not_answered_within_the_processing_timeout_gets_500_and_bills_no
     admin.faults.latency(0)
     response = client.batch_meter_usage(ProductCode="prod-legacy", UsageRecords=[record(now)])
     assert [r["Status"] for r in response["Results"]] == ["Success"]
+    admin.close()
+
+
+def test_a_client_that_stops_reading_its_answer_is_cut_at_the_request_timeout(
+    limited: ServerProcess,
+) -> None:
+    """A 10 MB answer (the journal of ten 1 MB bodies) to a client that reads none of it: once
+    the socket buffers are full the server waits the request timeout (2 s), then aborts."""
+    junk = b"x" * 1_000_000
+    for _ in range(10):
+        with connect(limited) as sock:
+            sock.sendall(request(junk))
+            assert answer(sock)[0] == 400  # SerializationException, journaled as text
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", limited.port))
+        sock.sendall(b"GET /_marketmeter/journal?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(4)
+        sock.settimeout(10)
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+    assert 0 < received < 10_000_000  # what the buffers held, never the whole answer
+    admin = MarketmeterAdmin(limited.url)
+    assert admin.journal.stats()["entries"] == 10  # the server serves on
     admin.close()
 
 

@@ -15,7 +15,9 @@ open, and one that sends a header a byte at a time holds its socket and its buff
 - **time:** a connection idle for ``idle_timeout`` (before its first request too) is closed; a
   request whose headers are not in ``header_timeout`` after its first byte, or whose body is not
   in ``request_timeout``, gets ``RequestTimeoutException`` (408). A body cut short this way is
-  never processed: the service sees the client gone (``endpoint._ClientGone``).
+  never processed: the service sees the client gone (``endpoint._ClientGone``). A client that
+  stops reading its answer (the socket's buffers full, writing paused) for ``request_timeout``
+  has its connection aborted, which frees the request's task.
 
 Refusals are AWS JSON 1.1 errors rendered by ``protocol.serialize`` with ``Connection: close``.
 """
@@ -84,6 +86,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: AwsError | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._message_started = 0.0
+        self._write_stall: asyncio.TimerHandle | None = None
 
     # -- connection ------------------------------------------------------------------------
 
@@ -104,7 +107,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._unstall()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client is not reading: give it ``request_timeout`` to start again."""
+        super().pause_writing()
+        if self._write_stall is None:
+            self._write_stall = self.loop.call_later(
+                self.limits.request_timeout, self.transport.abort
+            )
+
+    def resume_writing(self) -> None:
+        self._unstall()
+        super().resume_writing()
+
+    def _unstall(self) -> None:
+        if self._write_stall is not None:
+            self._write_stall.cancel()
+            self._write_stall = None
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
