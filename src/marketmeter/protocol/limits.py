@@ -18,7 +18,7 @@ bound                       status  ``__type``                                 S
 ``request_timeout``
 ``processing_timeout``      500     ``InternalServiceErrorException``          yes
 ``idle_timeout``            —       (the idle connection is closed)            —
-``request_timeout``         —       (a client not reading its answer: aborted)  yes
+``request_timeout``         —       (answer not read: connection aborted)      yes
 ==========================  ======  =========================================  ============
 
 A request cut short by any of these is never processed, except ``processing_timeout``: there
