@@ -318,6 +318,19 @@ def test_add_key_errors(
     assert catalog.version == 1
 
 
+@pytest.mark.parametrize("content", [b"null", b"[]", b"3"])
+def test_a_body_that_is_json_but_not_an_object_is_refused_not_taken_as_none(
+    catalog: Catalog, content: bytes
+) -> None:
+    """A JSON ``null`` is a body (unlike no body at all, which asks for a generated key)."""
+    for kind, account in (("sellers", SELLER), ("buyers", DAVE)):
+        assert catalog.refused(400, "POST", f"/{kind}/{account}/keys", content=content) == {
+            "error": "must be a JSON object",
+            "field": "body",
+        }
+    assert catalog.version == 1
+
+
 def test_delete_key_errors(catalog: Catalog) -> None:
     # a key of another account is not this account's
     assert catalog.refused(404, "DELETE", f"/buyers/{DAVE}/keys/AKIATESTSELLER000001") == {

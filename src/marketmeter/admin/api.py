@@ -39,7 +39,7 @@ from marketmeter.admin.catalog_api import (
     random_access_key,
 )
 from marketmeter.admin.clock_control import advance_clock, clock_json, set_clock
-from marketmeter.admin.inputs import AdminInputError, json_body, parse_count
+from marketmeter.admin.inputs import NO_BODY, AdminInputError, json_body, parse_count
 from marketmeter.admin.openapi import openapi_document
 from marketmeter.admin.registration import key_json, mint_request, token_json
 from marketmeter.admin.text_guard import NulTextGuard
@@ -62,7 +62,7 @@ def _problem(field: str, message: str, status: int = 400) -> Response:
 
 async def _json_body(request: Request) -> Any:
     body = await json_body(request)
-    return {} if body is None else body
+    return {} if body is NO_BODY else body
 
 
 def admin_app(

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from marketmeter.admin.clock_control import clock_json
-from marketmeter.admin.inputs import AdminInputError, iso, json_body
+from marketmeter.admin.inputs import NO_BODY, AdminInputError, iso, json_body
 from marketmeter.admin.journal_view import entry_json, journal_query
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.store.base import SnapshotError, SnapshotInfo, Store
@@ -37,6 +37,12 @@ __all__ = ["SNAPSHOT_NAME", "bench_routes"]
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KEEPABLE = ("clock", "faults", "journal")
 _MAX_LATENCY_MS = 60_000
+
+
+async def _json_body(request: Request) -> Any:
+    """The body as JSON; None when there is none (as for a JSON ``null``)."""
+    body = await json_body(request)
+    return None if body is NO_BODY else body
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -86,15 +92,15 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
         return rules_response()
 
     async def fault_replace(request: Request) -> Response:
-        faults.set_rules(rules_of(await json_body(request)))
+        faults.set_rules(rules_of(await _json_body(request)))
         return rules_response()
 
     async def fault_add(request: Request) -> Response:
-        faults.add_rules(rules_of(await json_body(request)))
+        faults.add_rules(rules_of(await _json_body(request)))
         return rules_response()
 
     async def fault_remove(request: Request) -> Response:
-        body = await json_body(request)
+        body = await _json_body(request)
         if body is None:
             faults.clear()
         else:
@@ -113,7 +119,7 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
         return JSONResponse({"latency": faults.latency_ms})
 
     async def effects_set(request: Request) -> Response:
-        body = _object(await json_body(request))
+        body = _object(await _json_body(request))
         _known(body, ("latency",))
         latency = body.get("latency", 0)
         if (
@@ -130,7 +136,7 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
         return JSONResponse(bench.quotas.state_json())
 
     async def quota_set(request: Request) -> Response:
-        body = _object(await json_body(request))
+        body = _object(await _json_body(request))
         _known(body, ("profile", "rates"))
         profile = body.get("profile", "aws")
         rates = body.get("rates")
@@ -160,7 +166,7 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
     # --- reset and snapshots ----------------------------------------------------------------
 
     async def reset(request: Request) -> Response:
-        body = _object(await json_body(request))
+        body = _object(await _json_body(request))
         _known(body, ("dropCatalog", "keep"))
         drop_catalog = body.get("dropCatalog", False)
         if not isinstance(drop_catalog, bool):
@@ -187,7 +193,7 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
         return JSONResponse({"snapshots": [snapshot_json(s) for s in found]})
 
     async def snapshot_save(request: Request) -> Response:
-        body = _object(await json_body(request))
+        body = _object(await _json_body(request))
         _known(body, ("name",))
         name = _snapshot_name(body.get("name"))
         info = await store.save_snapshot(name, clock.now().timestamp())

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from marketmeter.admin.inputs import AdminInputError, json_body
+from marketmeter.admin.inputs import NO_BODY, AdminInputError, json_body
 from marketmeter.catalog.loader import (
     AccessKeyEntry,
     BuyerEntry,
@@ -315,7 +315,7 @@ async def json_object(request: Request, entry: str | None = None) -> dict[str, A
     """The JSON object sent as the body (``AdminInputError`` on ``body`` if it is not one); no
     body at all is ``{}``, or, where an ``entry`` entry must be sent, an error."""
     value = await json_body(request)
-    if value is None:
+    if value is NO_BODY:
         if entry is not None:
             raise AdminInputError("body", f"must be a {entry} entry (a JSON object)")
         return {}

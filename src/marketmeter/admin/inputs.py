@@ -15,6 +15,7 @@ import orjson
 from starlette.requests import Request
 
 __all__ = [
+    "NO_BODY",
     "AdminInputError",
     "iso",
     "json_body",
@@ -35,12 +36,23 @@ class AdminInputError(ValueError):
         self.status = status
 
 
+class _NoBody:
+    """The type of ``NO_BODY``."""
+
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+# What ``json_body`` answers for a request without a body: unlike a JSON ``null`` body.
+NO_BODY = _NoBody()
+
+
 async def json_body(request: Request) -> Any:
-    """The request's body parsed as JSON, or None when it has none (only whitespace). The size
-    bound is ``admin.text_guard``'s, the first reader of every admin body."""
+    """The request's body parsed as JSON, or ``NO_BODY`` when it has none (only whitespace).
+    The size bound is ``admin.text_guard``'s, the first reader of every admin body."""
     body = await request.body()
     if not body.strip():
-        return None
+        return NO_BODY
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
