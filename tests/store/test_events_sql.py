@@ -143,6 +143,24 @@ def test_reset_empties_the_log_and_a_snapshot_restores_it(hooked: OperatorStore)
     assert done.events[0].seq == 2
 
 
+def test_a_delivery_recorded_after_a_reset_touches_nothing(hooked: OperatorStore) -> None:
+    """A POST in flight when the log is reset: its result must not land on the event that
+    now has its number (SQLite numbers from 1 again), nor fail (PostgreSQL's foreign key)."""
+    run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
+    [stale] = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 1))
+    asyncio.run(hooked.reset(drop_catalog=False))
+    run(hooked, lambda c: lifecycle.suspend(c, BOB_LEGACY, T, SequentialIds(50)))
+
+    hooked.write(lambda sql: record_attempt(sql, stale, WALL + 1, 200, None, "delivered"))
+
+    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    assert logged.event.event_id != stale.event.event_id
+    assert [(d.status, d.attempts, d.history) for d in logged.deliveries] == [
+        ("pending", 0, ()),
+        ("pending", 0, ()),
+    ]
+
+
 @pytest.fixture
 def other_backend_url(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -320,8 +320,14 @@ def record_attempt(
     next_attempt_at: float | None = None,
 ) -> None:
     """Store one POST's result and release the claim: delivered, to be retried at
-    ``next_attempt_at``, or failed for good."""
+    ``next_attempt_at``, or failed for good. Nothing, if the event is no longer in the log (a
+    reset or a restore during the POST): its number may already be another event's."""
     seq = due.event.seq
+    still_logged = sql.execute(
+        "SELECT 1 FROM lifecycle_events WHERE seq = ? AND event_id = ?", (seq, due.event.event_id)
+    ).fetchone()
+    if still_logged is None:
+        return
     sql.execute(
         "INSERT INTO delivery_attempts (event_seq, url, attempt, attempted_at, status_code, "
         "error) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_seq, url, attempt) DO NOTHING",
