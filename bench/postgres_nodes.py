@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tests.postgres_server import PostgresServer
@@ -41,6 +42,7 @@ def run(db: str, catalog: Path, nodes: int, seconds: int, connections: int, buye
                 subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
             wait_healthy(procs[-1], f"http://127.0.0.1:{port}/_marketmeter/health")
+        now = str(int(time.time()))  # one instant for every wrk's timestamps
         loads = [
             subprocess.Popen(
                 [
@@ -54,6 +56,7 @@ def run(db: str, catalog: Path, nodes: int, seconds: int, connections: int, buye
                     "BENCH_BUYERS": str(buyers),
                     "BENCH_THREADS": str(nodes),
                     "BENCH_OFFSET": str(i),
+                    "BENCH_NOW": now,
                     "PATH": "/usr/bin:/bin",
                 },
             )

@@ -107,8 +107,8 @@ def measure(
         wait_healthy(process, f"http://127.0.0.1:{port}{contender.health_path}")
         ready = time.monotonic() - started
         probe(port, f"c{buyers}", signed=contender.signed)
-        load_began = time.time()
-        result = _load(process, contender, port, connections, seconds, buyers)
+        load_began = int(time.time())  # the instant the load's timestamps count back from
+        result = _load(process, contender, port, connections, seconds, buyers, load_began)
         result = dataclasses.replace(result, ready_seconds=ready, ledger_rows=ledger_rows)
         stop(process)
         # the load's oldest hour; a filled ledger's rows are all older
@@ -134,6 +134,7 @@ def _load(
     connections: int,
     seconds: int,
     buyers: int,
+    now: int,
 ) -> RunResult:
     database = contender.database_pid()
     server_before = process_tree_cpu_seconds(process.pid)
@@ -154,6 +155,7 @@ def _load(
             "BENCH_DIMS": str(DIMENSIONS),
             "BENCH_THREADS": "1",
             "BENCH_OFFSET": "0",
+            "BENCH_NOW": str(now),
             **contender.load_env(),
         },
         check=False,

@@ -12,7 +12,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -468,6 +470,60 @@ def bench_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.e2e
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers every POST 200 and keeps its body (for wrk's load scripts)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@NO_WRK
+def test_the_batch_load_counts_its_timestamps_back_from_bench_now() -> None:
+    """Every timestamp is BENCH_NOW - 60 - k hours, whatever the wall clock does during the
+    run, so no key repeats even across minute 1 of an hour (a smoke run in CI once billed 800
+    requests' records twice when its timestamps were read per request)."""
+    _Recorder.bodies = []
+    recorder = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=recorder.serve_forever, daemon=True)
+    thread.start()
+    now = 1_800_003_630  # 00:00:30 past an hour: now - 60 lies in the hour before
+    try:
+        completed = subprocess.run(
+            [
+                *("wrk", "-t1", "-c1", "-d1s", "-s", str(ROOT / "bench" / "batch_load.lua")),
+                f"http://127.0.0.1:{recorder.server_address[1]}/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "BENCH_BUYERS": "250", "BENCH_NOW": str(now)},
+        )
+    finally:
+        recorder.shutdown()
+        recorder.server_close()
+    assert completed.returncode == 0, completed.stderr
+    # 250 buyers: 10 requests per hour and dimension, a new hour every 100, 500 keys in all
+    bodies = _Recorder.bodies[: key_space(250)]
+    assert len(bodies) > 100  # two hours at least
+    records = [r for body in bodies for r in json.loads(body)["UsageRecords"]]
+    allowed = {now - 60 - hours * 3600 for hours in range(5)}
+    assert {r["Timestamp"] for r in records} <= allowed
+    keys = [(r["CustomerIdentifier"], r["Dimension"], r["Timestamp"] // 3600) for r in records]
+    assert len(set(keys)) == len(keys)
+
+
 def test_a_server_that_does_not_start_is_a_failed_run(bench_template: Path, tmp_path: Path) -> None:
     contender = ServeWith(bench_template, tmp_path, "--quota", "sometimes")
     result = measure(contender, 8, 1, 50, tmp_path)
