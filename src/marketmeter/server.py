@@ -32,6 +32,7 @@ from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.notifications.delivery import DeliveryPolicy
 from marketmeter.protocol.guarded_http import guarded_protocol
+from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 
@@ -173,6 +174,7 @@ def serve(settings: Settings) -> None:
         "notification_urls (marketmeter agreements|events)",
         f"  bench:   quota {settings.quota}; journal of the last {settings.journal_entries} calls "
         "(marketmeter faults|journal|reset|snapshot)",
+        f"  limits:  {_limits_line(settings.limits)}",
     ]
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal into the
     # handler that was installed before it: make that one a no-op so a drained stop exits 0.
@@ -198,6 +200,15 @@ def _auth_line(settings: Settings, generated_token: bool) -> str:
     elif settings.admin_token is not None:
         line += "\n           admin API: Authorization: Bearer <the --admin-token given>"
     return line
+
+
+def _limits_line(limits: ConnectionLimits) -> str:
+    return (
+        f"{limits.max_connections} connections; headers {limits.max_header_bytes} bytes, "
+        f"{limits.max_headers} fields; timeouts (s): idle {limits.idle_timeout}, headers "
+        f"{limits.header_timeout}, request {limits.request_timeout}, processing "
+        f"{limits.processing_timeout}"
+    )
 
 
 def _duration(delta: timedelta) -> str:

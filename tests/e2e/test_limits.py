@@ -100,6 +100,13 @@ def assert_refusal(response: bytes, status: int, code: str, message: str) -> Non
     assert headers["content-type"] == "application/x-amz-json-1.1"
 
 
+def test_the_banner_states_the_limits(limited: ServerProcess) -> None:
+    assert (
+        "  limits:  12 connections; headers 16384 bytes, 100 fields; timeouts (s): idle 1, "
+        "headers 1, request 2, processing 2\n"
+    ) in limited.output()
+
+
 def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(
     limited: ServerProcess,
 ) -> None:
