@@ -47,6 +47,7 @@ from marketmeter.admin.usage import record_json, usage_query
 from marketmeter.metering.clock import Clock, ClockState, ServiceClock
 from marketmeter.metering.registration_tokens import TokenGenerator, TokenRequestError, mint_token
 from marketmeter.metering.signing_keys import KeyRing
+from marketmeter.registration.lifecycle import TransitionRefused
 from marketmeter.store.base import Store, TokenQuery
 from marketmeter.testbench.controls import BenchControls
 
@@ -56,7 +57,11 @@ PEM_CONTENT_TYPE = "application/x-pem-file"
 ADMIN_SCHEMA_MODELS = (*API_SCHEMA_MODELS, *CATALOG_SCHEMA_MODELS)
 
 
-def _problem(field: str, message: str, status: int = 400) -> Response:
+# A subscription transition refused (lifecycle routes): its kind's status.
+_TRANSITION_STATUS = {"invalid": 400, "not-found": 404, "conflict": 409}
+
+
+def _problem(field: str | None, message: str, status: int = 400) -> Response:
     return JSONResponse({"error": message, "field": field}, status_code=status)
 
 
@@ -313,6 +318,10 @@ def admin_app(
         assert isinstance(exc, AdminInputError)
         return _problem(exc.field, exc.message, exc.status)
 
+    async def refused_transition(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TransitionRefused)
+        return _problem(exc.field, exc.message, _TRANSITION_STATUS[exc.kind])
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": f"no such admin resource: {request.url.path}"}, 404)
 
@@ -366,6 +375,11 @@ def admin_app(
     return Starlette(
         routes=routes,
         middleware=[Middleware(AdminTokenGuard, token=admin_token), Middleware(NulTextGuard)],
-        exception_handlers={AdminInputError: bad_input, 404: not_found, 405: bad_method},
+        exception_handlers={
+            AdminInputError: bad_input,
+            TransitionRefused: refused_transition,
+            404: not_found,
+            405: bad_method,
+        },
         lifespan=lifespan,
     )

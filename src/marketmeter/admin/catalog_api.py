@@ -19,7 +19,6 @@ Sellers and buyers share one set of handlers (``_AccountKind`` says what differs
 
 from __future__ import annotations
 
-import functools
 import secrets
 import string
 from collections.abc import Awaitable, Callable, Sequence
@@ -121,16 +120,6 @@ CATALOG_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     SellerList,
     SellerView,
 )
-
-
-class _Refusal(Exception):
-    """An answer other than success: status, field, message."""
-
-    def __init__(self, status: int, field: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
-        self.message = message
 
 
 def _keys_json(keys: Sequence[AccessKey]) -> list[dict[str, Any]]:
@@ -332,7 +321,7 @@ def _checked(section: str, entry: dict[str, Any], existing: Catalog) -> Catalog:
         raise _problem(section, entry, error.problems) from None
 
 
-def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> _Refusal:
+def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> AdminInputError:
     """A 400 naming the field of the loader's first problem (``products[0] (code): field:
     message``); every problem is in the message."""
     label = ""
@@ -348,14 +337,14 @@ def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> _Refus
             field, message = "body", rest
         found.append((field, message))
     if len(found) == 1:
-        return _Refusal(400, found[0][0], found[0][1])
-    return _Refusal(400, found[0][0], "; ".join(f"{f}: {m}" for f, m in found))
+        return AdminInputError(found[0][0], found[0][1])
+    return AdminInputError(found[0][0], "; ".join(f"{f}: {m}" for f, m in found))
 
 
 def _keyed(body: dict[str, Any], key: str, value: str) -> dict[str, Any]:
     """A PUT body is the whole entry; its key must be the one the path names."""
     if body.get(key) != value:
-        raise _Refusal(400, key, f"must be {value!r}, the entry this path names")
+        raise AdminInputError(key, f"must be {value!r}, the entry this path names")
     return body
 
 
@@ -366,17 +355,17 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
     async def current() -> CatalogSnapshot:
         return await store.catalog_snapshot()
 
-    async def apply(edit: CatalogEdit, field: str = "") -> None:
+    async def apply(edit: CatalogEdit, field: str | None = None) -> None:
         """One transaction; a deletion something refers to is a 409 on ``field``."""
         try:
             await store.edit_catalog(edit)
         except CatalogReferenceError as error:
-            raise _Refusal(409, field, str(error)) from None
+            raise AdminInputError(field, str(error), 409) from None
 
     def product_of(snapshot: CatalogSnapshot, code: str) -> Product:
         product = snapshot.products.get(code)
         if product is None:
-            raise _Refusal(404, "productCode", f"no product with product_code {code}")
+            raise AdminInputError("productCode", f"no product with product_code {code}", 404)
         return product
 
     def kept_keys(
@@ -388,21 +377,6 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         listed = {key.access_key_id for key in new}
         return tuple(new), tuple(k.access_key_id for k in old if k.access_key_id not in listed)
 
-    def guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        @functools.wraps(handler)
-        async def answer(request: Request) -> Response:
-            try:
-                response: Response = await handler(request)
-            except _Refusal as refusal:
-                problem = {"error": refusal.message, "field": refusal.field or None}
-                return JSONResponse(problem, status_code=refusal.status)
-            except AdminInputError as error:
-                problem = {"error": error.message, "field": error.field}
-                return JSONResponse(problem, status_code=400)
-            return response
-
-        return answer
-
     async def new_key(
         request: Request, snapshot: CatalogSnapshot, owned: Sequence[AccessKey]
     ) -> dict[str, Any]:
@@ -412,18 +386,18 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
             return {"access_key_id": generated, "secret_access_key": secret}
         key_id = body.get("access_key_id")
         if any(key.access_key_id == key_id for key in owned):
-            raise _Refusal(409, "access_key_id", f"the account already has the key {key_id}")
+            raise AdminInputError("access_key_id", f"the account already has the key {key_id}", 409)
         owner = snapshot.key_owners.get(key_id) if isinstance(key_id, str) else None
         if owner is not None:
-            raise _Refusal(
-                409, "access_key_id", f"{key_id} already belongs to account {owner.account_id}"
+            raise AdminInputError(
+                "access_key_id", f"{key_id} already belongs to account {owner.account_id}", 409
             )
         return dict(body)
 
     def owned_key(request: Request, owned: Sequence[AccessKey]) -> str:
         key_id = str(request.path_params["accessKeyId"])
         if all(key.access_key_id != key_id for key in owned):
-            raise _Refusal(404, "accessKeyId", f"the account has no access key {key_id}")
+            raise AdminInputError("accessKeyId", f"the account has no access key {key_id}", 404)
         return key_id
 
     # --- sellers and buyers -------------------------------------------------------------------
@@ -434,7 +408,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         def account_of(snapshot: CatalogSnapshot, account: str) -> _AccountT:
             found = kind.find(snapshot, account)
             if found is None:
-                raise _Refusal(404, "accountId", f"no {kind.name} with account_id {account}")
+                raise AdminInputError("accountId", f"no {kind.name} with account_id {account}", 404)
             return found
 
         async def list_accounts(request: Request) -> Response:
@@ -447,9 +421,11 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
             account = body.get("account_id")
             if isinstance(account, str):
                 if kind.find(snapshot, account) is not None:
-                    raise _Refusal(409, "account_id", f"{kind.name} {account} already exists")
+                    raise AdminInputError(
+                        "account_id", f"{kind.name} {account} already exists", 409
+                    )
                 if other.find(snapshot, account) is not None:
-                    raise _Refusal(409, "account_id", f"account {account} is a {other.name}")
+                    raise AdminInputError("account_id", f"account {account} is a {other.name}", 409)
             checked = _checked(kind.collection, body, snapshot.catalog)
             await apply(CatalogEdit(upserts=checked))
             return JSONResponse(kind.view(kind.entries(checked)[0]), status_code=201)
@@ -545,7 +521,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         snapshot = await current()
         code = body.get("product_code")
         if isinstance(code, str) and code in snapshot.products:
-            raise _Refusal(409, "product_code", f"product {code} already exists")
+            raise AdminInputError("product_code", f"product {code} already exists", 409)
         checked = _checked("products", body, snapshot.catalog)
         await apply(CatalogEdit(upserts=checked))
         return JSONResponse(product_json(checked.products[0]), status_code=201)
@@ -611,6 +587,4 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         ("/products/{productCode}", "DELETE", delete_product),
         *account_routes(_BUYERS, _SELLERS),
     ]
-    return [
-        Route(prefix + path, guard(handler), methods=[method]) for path, method, handler in table
-    ]
+    return [Route(prefix + path, handler, methods=[method]) for path, method, handler in table]

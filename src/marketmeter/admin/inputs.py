@@ -29,7 +29,10 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class AdminInputError(ValueError):
-    def __init__(self, field: str, message: str, status: int = 400) -> None:
+    """An admin request or CLI input refused: the admin API answers ``{"error": message,
+    "field": field}`` with ``status`` (``field`` None: no single input is at fault)."""
+
+    def __init__(self, field: str | None, message: str, status: int = 400) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message

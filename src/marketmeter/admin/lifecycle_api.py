@@ -19,7 +19,6 @@ transition its state does not allow (the message names the state).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
@@ -35,7 +34,7 @@ from marketmeter.admin.registration import token_json
 from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot
 from marketmeter.notifications.messages import LifecycleAction, LifecycleEvent
 from marketmeter.notifications.service import LifecycleService
-from marketmeter.registration.lifecycle import Transition, TransitionRefused
+from marketmeter.registration.lifecycle import Transition
 from marketmeter.store.events_sql import DeliveryRecord, EventQuery, LoggedEvent
 
 __all__ = [
@@ -56,7 +55,6 @@ __all__ = [
     "lifecycle_routes",
 ]
 
-_STATUS = {"invalid": 400, "not-found": 404, "conflict": 409}
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -240,14 +238,6 @@ def event_json(
     }
 
 
-class _Refusal(Exception):
-    def __init__(self, status: int, field: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
-        self.message = message
-
-
 async def _body(request: Request, model: type[ModelT]) -> ModelT:
     data = await json_object(request)
     try:
@@ -255,7 +245,7 @@ async def _body(request: Request, model: type[ModelT]) -> ModelT:
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise _Refusal(400, field, first["msg"]) from None
+        raise AdminInputError(field, first["msg"]) from None
 
 
 _EVENT_FILTERS = {"product", "buyer", "action", "since", "until", "after", "limit"}
@@ -265,7 +255,7 @@ _AGREEMENT_FILTERS = {"product", "buyer", "state", "limit"}
 def _check_filters(params: dict[str, str], known: set[str]) -> None:
     for name in params:
         if name not in known:
-            raise _Refusal(400, name, f"unknown filter; known: {', '.join(sorted(known))}")
+            raise AdminInputError(name, f"unknown filter; known: {', '.join(sorted(known))}")
 
 
 def event_query(params: dict[str, str]) -> EventQuery:
@@ -288,23 +278,6 @@ def event_query(params: dict[str, str]) -> EventQuery:
 
 def lifecycle_routes(service: LifecycleService, token_ttl: timedelta) -> list[Route]:
     """The lifecycle's routes over ``service``."""
-
-    def guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        @functools.wraps(handler)
-        async def answer(request: Request) -> Response:
-            try:
-                response: Response = await handler(request)
-            except _Refusal as refusal:
-                problem = {"error": refusal.message, "field": refusal.field}
-                return JSONResponse(problem, status_code=refusal.status)
-            except AdminInputError as error:
-                return JSONResponse({"error": error.message, "field": error.field}, 400)
-            except TransitionRefused as refused:
-                problem = {"error": refused.message, "field": refused.field}
-                return JSONResponse(problem, status_code=_STATUS[refused.kind])
-            return response
-
-        return answer
 
     async def result(transition: Transition, status: int = 200) -> Response:
         catalog = await service.store.catalog_snapshot()
@@ -346,7 +319,7 @@ def lifecycle_routes(service: LifecycleService, token_ttl: timedelta) -> list[Ro
         state = params.get("state")
         if state is not None and state not in {s.value for s in AgreementState}:
             known = ", ".join(s.value for s in AgreementState)
-            raise _Refusal(400, "state", f"unknown state {state!r}; known: {known}")
+            raise AdminInputError("state", f"unknown state {state!r}; known: {known}")
         limit = parse_count("limit", params.get("limit", "1000"), 1, 10_000)
         catalog = await service.store.catalog_snapshot()
         now = service.now()
@@ -373,8 +346,8 @@ def lifecycle_routes(service: LifecycleService, token_ttl: timedelta) -> list[Ro
         catalog = await service.store.catalog_snapshot()
         agreement = catalog.agreement(reference(request))
         if agreement is None:
-            raise _Refusal(
-                404, "agreement", f"no agreement with id or LicenseArn {reference(request)!r}"
+            raise AdminInputError(
+                "agreement", f"no agreement with id or LicenseArn {reference(request)!r}", 404
             )
         return JSONResponse(agreement_json(catalog, agreement, service.now()))
 
@@ -536,6 +509,4 @@ def lifecycle_routes(service: LifecycleService, token_ttl: timedelta) -> list[Ro
         ("/subscribe-fail", "POST", subscribe_fail),
         ("/events", "GET", list_events),
     ]
-    return [
-        Route(prefix + path, guard(handler), methods=[method]) for path, method, handler in table
-    ]
+    return [Route(prefix + path, handler, methods=[method]) for path, method, handler in table]
