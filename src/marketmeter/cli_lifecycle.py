@@ -213,38 +213,33 @@ def _subscription_body(
     return body
 
 
-@agreements.command("subscribe")
-@_subscription_options
-@click.pass_obj
-def agreements_subscribe(
-    target: tuple[str, str | None],
-    product: str,
-    buyer: str,
-    free_trial: bool,
-    offer: str | None,
-    as_json: bool,
-) -> None:
-    """Subscribe a buyer to a product (subscribe-success)."""
-    body = _subscription_body(product, buyer, free_trial, offer)
-    with _server(*target) as server:
-        _report(server.call("POST", "/agreements", body), as_json)
+def _subscription_command(name: str, path: str, summary: str) -> click.Command:
+    @_subscription_options
+    @click.pass_obj
+    def command(
+        target: tuple[str, str | None],
+        product: str,
+        buyer: str,
+        free_trial: bool,
+        offer: str | None,
+        as_json: bool,
+    ) -> None:
+        body = _subscription_body(product, buyer, free_trial, offer)
+        with _server(*target) as server:
+            _report(server.call("POST", path, body), as_json)
+
+    command.__doc__ = summary
+    return agreements.command(name)(command)
 
 
-@agreements.command("fail")
-@_subscription_options
-@click.pass_obj
-def agreements_fail(
-    target: tuple[str, str | None],
-    product: str,
-    buyer: str,
-    free_trial: bool,
-    offer: str | None,
-    as_json: bool,
-) -> None:
-    """A subscription that failed, e.g. no billing agreement (subscribe-fail)."""
-    body = _subscription_body(product, buyer, free_trial, offer)
-    with _server(*target) as server:
-        _report(server.call("POST", "/subscribe-fail", body), as_json)
+_subscription_command(
+    "subscribe", "/agreements", "Subscribe a buyer to a product (subscribe-success)."
+)
+_subscription_command(
+    "fail",
+    "/subscribe-fail",
+    "A subscription that failed, e.g. no billing agreement (subscribe-fail).",
+)
 
 
 def _transition_command(name: str, verb: str, summary: str) -> click.Command:
