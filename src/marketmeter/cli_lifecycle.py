@@ -9,83 +9,16 @@ it listens; ``--admin-token`` (or ``MARKETMETER_ADMIN_TOKEN``) is sent when the 
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import click
-import httpx
-import orjson
 
-from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT
+from marketmeter.cli_bench import admin_session, endpoint_options, print_json
 
 __all__ = ["LIFECYCLE_COMMANDS", "agreements", "events"]
 
-_endpoint_option = click.option(
-    "--endpoint",
-    envvar="MARKETMETER_ENDPOINT",
-    default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
-    show_default=True,
-    help="The running server (env MARKETMETER_ENDPOINT).",
-)
-_token_option = click.option(
-    "--admin-token",
-    envvar="MARKETMETER_ADMIN_TOKEN",
-    default=None,
-    help="The server's admin token, if it has one (env MARKETMETER_ADMIN_TOKEN).",
-)
 _json_option = click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
-
-
-class _Server:
-    """The admin API of the running server, for these commands."""
-
-    def __init__(self, endpoint: str, admin_token: str | None) -> None:
-        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
-        self.endpoint = endpoint.rstrip("/")
-        self._http = httpx.Client(base_url=self.endpoint, timeout=30.0, headers=headers)
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        response = self._http.request(
-            method, f"/_marketmeter{path}", json=body, params=query or None
-        )
-        if response.status_code >= 400:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {"error": response.text}
-            field = problem.get("field")
-            where = f"{field}: " if field else ""
-            raise click.ClickException(f"{response.status_code}: {where}{problem.get('error', '')}")
-        return response.json()
-
-    def close(self) -> None:
-        self._http.close()
-
-
-@contextmanager
-def _server(endpoint: str, admin_token: str | None) -> Iterator[_Server]:
-    server = _Server(endpoint, admin_token)
-    try:
-        yield server
-    except httpx.TransportError as error:
-        raise click.ClickException(
-            f"cannot reach marketmeter at {endpoint} ({error}); is `marketmeter serve` running?"
-        ) from None
-    finally:
-        server.close()
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _agreement_line(agreement: dict[str, Any]) -> str:
@@ -120,7 +53,7 @@ def _event_line(event: dict[str, Any]) -> str:
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     agreement = result["agreement"]
     if agreement is not None:
@@ -134,12 +67,11 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
 
 
 @click.group()
-@_endpoint_option
-@_token_option
+@endpoint_options
 @click.pass_context
-def agreements(ctx: click.Context, endpoint: str, admin_token: str | None) -> None:
+def agreements(ctx: click.Context, endpoint: str) -> None:
     """Agreements and their lifecycle, on a running server (its service clock)."""
-    ctx.obj = (endpoint, admin_token)
+    ctx.obj = endpoint
 
 
 @agreements.command("list")
@@ -153,19 +85,19 @@ def agreements(ctx: click.Context, endpoint: str, admin_token: str | None) -> No
 @_json_option
 @click.pass_obj
 def agreements_list(
-    target: tuple[str, str | None],
+    endpoint: str,
     product: str | None,
     buyer: str | None,
     state: str | None,
     as_json: bool,
 ) -> None:
     """List agreements (their state as of the service clock's now)."""
-    with _server(*target) as server:
+    with admin_session(endpoint) as server:
         found = server.call(
             "GET", "/agreements", params={"product": product, "buyer": buyer, "state": state}
         )
     if as_json:
-        _print_json(found)
+        print_json(found)
     elif not found["agreements"]:
         click.echo("no agreements")
     else:
@@ -177,12 +109,12 @@ def agreements_list(
 @click.argument("agreement")
 @_json_option
 @click.pass_obj
-def agreements_show(target: tuple[str, str | None], agreement: str, as_json: bool) -> None:
+def agreements_show(endpoint: str, agreement: str, as_json: bool) -> None:
     """Show one agreement (AGREEMENT: its id agmt-... or its LicenseArn)."""
-    with _server(*target) as server:
+    with admin_session(endpoint) as server:
         found = server.call("GET", f"/agreements/{agreement}")
     if as_json:
-        _print_json(found)
+        print_json(found)
     else:
         click.echo(_agreement_line(found))
         click.echo(f"  license {found['licenseArn']}; started {found['startsAt']}")
@@ -217,7 +149,7 @@ def _subscription_command(name: str, path: str, summary: str) -> click.Command:
     @_subscription_options
     @click.pass_obj
     def command(
-        target: tuple[str, str | None],
+        endpoint: str,
         product: str,
         buyer: str,
         free_trial: bool,
@@ -225,7 +157,7 @@ def _subscription_command(name: str, path: str, summary: str) -> click.Command:
         as_json: bool,
     ) -> None:
         body = _subscription_body(product, buyer, free_trial, offer)
-        with _server(*target) as server:
+        with admin_session(endpoint) as server:
             _report(server.call("POST", path, body), as_json)
 
     command.__doc__ = summary
@@ -246,8 +178,8 @@ def _transition_command(name: str, verb: str, summary: str) -> click.Command:
     @click.argument("agreement")
     @_json_option
     @click.pass_obj
-    def command(target: tuple[str, str | None], agreement: str, as_json: bool) -> None:
-        with _server(*target) as server:
+    def command(endpoint: str, agreement: str, as_json: bool) -> None:
+        with admin_session(endpoint) as server:
             _report(server.call("POST", f"/agreements/{agreement}/{verb}"), as_json)
 
     command.__doc__ = f"{summary} (AGREEMENT: its id agmt-... or its LicenseArn)."
@@ -271,17 +203,16 @@ _transition_command("resubscribe", "resubscribe", "Resubscribe a suspended or un
 @_json_option
 @click.pass_obj
 def agreements_update(
-    target: tuple[str, str | None], agreement: str, free_trial: bool | None, as_json: bool
+    endpoint: str, agreement: str, free_trial: bool | None, as_json: bool
 ) -> None:
     """The buyer's entitlement changed (entitlement-updated)."""
     body = {} if free_trial is None else {"freeTrial": free_trial}
-    with _server(*target) as server:
+    with admin_session(endpoint) as server:
         _report(server.call("POST", f"/agreements/{agreement}/entitlement-update", body), as_json)
 
 
 @click.command()
-@_endpoint_option
-@_token_option
+@endpoint_options
 @click.option("--product", help="Only this product code.")
 @click.option("--buyer", help="Only this buyer account id.")
 @click.option("--action", help="Only this action, e.g. unsubscribe-success.")
@@ -292,7 +223,6 @@ def agreements_update(
 @_json_option
 def events(
     endpoint: str,
-    admin_token: str | None,
     product: str | None,
     buyer: str | None,
     action: str | None,
@@ -312,10 +242,10 @@ def events(
         "after": after,
         "limit": limit,
     }
-    with _server(endpoint, admin_token) as server:
+    with admin_session(endpoint) as server:
         found = server.call("GET", "/events", params=params)
     if as_json:
-        _print_json(found)
+        print_json(found)
     elif not found["events"]:
         click.echo("no events")
     else:

@@ -198,6 +198,12 @@ def test_the_admin_token(server: ServerProcess) -> None:
     done = run(server, "sellers", "--admin-token", TOKEN, "list", token=None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("2 seller(s)\n")
-    # the bench commands send it too
+    # the bench and lifecycle commands send it too
     assert fails(server, "journal", token=None).startswith("Error: 401: Authorization: ")
     assert run(server, "journal").returncode == 0
+    for command in (("agreements", "list"), ("events",)):
+        assert fails(server, *command, token=None).startswith("Error: 401: Authorization: ")
+        assert run(server, *command).returncode == 0
+    given = run(server, "agreements", "--admin-token", TOKEN, "list", "--json", token=None)
+    assert given.returncode == 0, given.stderr
+    assert len(json.loads(given.stdout)["agreements"]) > 0

@@ -310,6 +310,17 @@ class MarketmeterAdmin:
     def health(self) -> dict[str, Any]:
         return dict(self._api.call("GET", "/health"))
 
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Any admin route (``path`` after ``/_marketmeter``, e.g. ``/agreements``): its JSON
+        answer, or ``AdminError``. Parameters that are None are left out."""
+        return self._api.call(method, path, body, params)
+
     def usage(self, **filters: Any) -> list[dict[str, Any]]:
         """Billed records: filters ``product``, ``customer``, ``dimension``, ``from``, ``to``,
         ``limit`` (pass ``from`` as ``from_``)."""
