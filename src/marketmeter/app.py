@@ -15,6 +15,7 @@ from typing import Any
 from marketmeter.admin.api import admin_app
 from marketmeter.admin.lifecycle_api import LIFECYCLE_SCHEMA_MODELS, lifecycle_routes
 from marketmeter.config import Settings
+from marketmeter.lifecycle.webhooks import DeliveryPolicy, WebhookDeliverer
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator, RandomIds
@@ -23,9 +24,8 @@ from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
-from marketmeter.notifications.delivery import DeliveryPolicy, WebhookDeliverer
-from marketmeter.notifications.service import LifecycleService
-from marketmeter.notifications.ticker import UnsubscribeTicker
+from marketmeter.operator.lifecycle import LifecycleService
+from marketmeter.operator.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table

@@ -21,7 +21,6 @@ import click
 import orjson
 
 from marketmeter import __version__
-from marketmeter.admin.inputs import AdminInputError
 from marketmeter.admin.usage import as_table, record_json, usage_query
 from marketmeter.catalog.loader import CatalogError, load_catalog_file
 from marketmeter.cli_bench import BENCH_COMMANDS
@@ -37,6 +36,7 @@ from marketmeter.metering.registration_tokens import (
 )
 from marketmeter.metering.windows import WindowPolicy
 from marketmeter.protocol.limits import ConnectionLimits
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import SchemaError
 from marketmeter.store.copy import CopyRefused, copy_ledger
 from marketmeter.store.open import UnsupportedDatabase
@@ -304,7 +304,7 @@ def usage_list(
     }
     try:
         query = usage_query({k: v for k, v in filters.items() if v is not None})
-    except AdminInputError as error:
+    except Refusal as error:
         raise click.BadParameter(error.message, param_hint=f"--{error.field}") from None
     store = open_database(db)
     try:

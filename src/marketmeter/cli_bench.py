@@ -19,8 +19,9 @@ import click
 import httpx
 import orjson
 
-from marketmeter.admin.inputs import AdminInputError, parse_duration
+from marketmeter.admin.inputs import parse_duration
 from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT
+from marketmeter.refusal import Refusal
 from marketmeter.testing.admin_client import ADMIN_TOKEN_ENV, AdminError, MarketmeterAdmin
 
 __all__ = ["BENCH_COMMANDS", "admin_session", "endpoint_options", "print_json"]
@@ -81,7 +82,7 @@ def print_json(value: Any) -> None:
 def _seconds(option: str, text: str) -> float:
     try:
         return parse_duration(option, text)
-    except AdminInputError as error:
+    except Refusal as error:
         raise click.BadParameter(error.message, param_hint=option) from None
 
 

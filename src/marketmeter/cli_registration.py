@@ -19,19 +19,18 @@ import orjson
 
 from marketmeter.admin.registration import key_json, token_json, tokens_table
 from marketmeter.cli_database import db_option, open_database
+from marketmeter.lifecycle.registration_page import Delivery, deliver
+from marketmeter.lifecycle.transitions import subscribe as subscribe_buyer
+from marketmeter.lifecycle.types import Subscription
 from marketmeter.metering.clock import SystemClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import (
     DEFAULT_TOKEN_TTL,
     RandomTokens,
-    TokenRequestError,
     mint_token,
 )
 from marketmeter.metering.signing_keys import KeyRing
-from marketmeter.registration.delivery import Delivery, deliver
-from marketmeter.registration.lifecycle import TransitionRefused
-from marketmeter.registration.lifecycle import subscribe as subscribe_buyer
-from marketmeter.registration.subscribe import Subscription
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import TokenQuery
 from marketmeter.store.events_sql import commit_transition
 
@@ -109,7 +108,7 @@ def subscribe(
                     now,
                 )
             )
-        except TransitionRefused as error:
+        except Refusal as error:
             raise click.BadParameter(error.message, param_hint=f"--{error.field}") from None
         catalog = store.catalog_snapshot_now()
     finally:
@@ -233,8 +232,8 @@ def token_mint(
                 license_arn,
                 free_trial,
             )
-        except TokenRequestError as error:
-            hint = {"licenseArn": "--license-arn"}.get(error.field, f"--{error.field}")
+        except Refusal as error:
+            hint = {"licenseArn": "--license-arn"}.get(error.field or "", f"--{error.field}")
             raise click.BadParameter(error.message, param_hint=hint) from None
         asyncio.run(store.issue_tokens([minted]))
     finally:

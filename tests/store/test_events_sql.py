@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from marketmeter.catalog.model import AgreementState, Catalog, CatalogSnapshot
+from marketmeter.lifecycle import transitions as lifecycle
+from marketmeter.lifecycle.types import Transition
 from marketmeter.metering.ids import SequentialIds
-from marketmeter.registration import lifecycle
-from marketmeter.registration.lifecycle import Transition, TransitionRefused
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.catalog_sql import read_catalog
 from marketmeter.store.copy import CopyRefused, copy_ledger
@@ -72,7 +73,7 @@ def test_a_transition_commits_with_its_events_and_deliveries(hooked: OperatorSto
 def test_a_refused_transition_writes_nothing(hooked: OperatorStore) -> None:
     version = hooked.catalog_snapshot_now().version
     run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
-    with pytest.raises(TransitionRefused):
+    with pytest.raises(Refusal):
         run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds(100)))  # already pending
     assert hooked.catalog_snapshot_now().version == version + 1
     assert len(hooked.read(lambda sql: list_events(sql, EventQuery()))) == 1

@@ -39,15 +39,15 @@ from marketmeter.admin.catalog_api import (
     random_access_key,
 )
 from marketmeter.admin.clock_control import advance_clock, clock_json, set_clock
-from marketmeter.admin.inputs import NO_BODY, AdminInputError, json_body, parse_count
+from marketmeter.admin.inputs import NO_BODY, json_body, parse_count
 from marketmeter.admin.openapi import openapi_document
 from marketmeter.admin.registration import key_json, mint_request, token_json
 from marketmeter.admin.text_guard import NulTextGuard
 from marketmeter.admin.usage import record_json, usage_query
 from marketmeter.metering.clock import Clock, ClockState, ServiceClock
-from marketmeter.metering.registration_tokens import TokenGenerator, TokenRequestError, mint_token
+from marketmeter.metering.registration_tokens import TokenGenerator, mint_token
 from marketmeter.metering.signing_keys import KeyRing
-from marketmeter.registration.lifecycle import TransitionRefused
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import Store, TokenQuery
 from marketmeter.testbench.controls import BenchControls
 
@@ -55,10 +55,6 @@ __all__ = ["ADMIN_SCHEMA_MODELS", "PEM_CONTENT_TYPE", "admin_app"]
 
 PEM_CONTENT_TYPE = "application/x-pem-file"
 ADMIN_SCHEMA_MODELS = (*API_SCHEMA_MODELS, *CATALOG_SCHEMA_MODELS)
-
-
-# A subscription transition refused (lifecycle routes): its kind's status.
-_TRANSITION_STATUS = {"invalid": 400, "not-found": 404, "conflict": 409}
 
 
 def _problem(field: str | None, message: str, status: int = 400) -> Response:
@@ -137,7 +133,7 @@ def admin_app(
 
     def controllable() -> ServiceClock:
         if not isinstance(clock, ServiceClock):
-            raise AdminInputError("clock", "this server's clock cannot be moved")
+            raise Refusal("clock", "this server's clock cannot be moved")
         return clock
 
     async def clock_state(request: Request) -> Response:
@@ -190,7 +186,7 @@ def admin_app(
         body = await _json_body(request)
         for name in body if isinstance(body, dict) else ():
             if name != "seconds":
-                raise AdminInputError(name, "unknown field; known: seconds")
+                raise Refusal(name, "unknown field; known: seconds")
         advance_clock(service_clock, body)
         return JSONResponse(clock_json(service_clock.state()))
 
@@ -232,7 +228,7 @@ def admin_app(
         known = {"product", "buyer", "limit"}
         for name in params:
             if name not in known:
-                raise AdminInputError(name, f"unknown filter; known: {', '.join(sorted(known))}")
+                raise Refusal(name, f"unknown filter; known: {', '.join(sorted(known))}")
         limit = parse_count("limit", params.get("limit", "100"), 1, 10_000)
         query = TokenQuery(params.get("product"), params.get("buyer"), limit)
         now = clock.now().timestamp()
@@ -258,9 +254,9 @@ def admin_app(
         now = clock.now().timestamp()
         try:
             token = mint_token(catalog, product, buyer, now, tokens, license_arn, free_trial)
-        except TokenRequestError as error:
+        except Refusal as error:
             field = {"product": "productCode", "buyer": "buyerAccountId"}.get(
-                error.field, error.field
+                error.field or "", error.field
             )
             return _problem(field, error.message)
         await store.issue_tokens([token])
@@ -315,12 +311,8 @@ def admin_app(
     # --- errors and lifespan ---------------------------------------------------------------
 
     async def bad_input(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AdminInputError)
+        assert isinstance(exc, Refusal)
         return _problem(exc.field, exc.message, exc.status)
-
-    async def refused_transition(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, TransitionRefused)
-        return _problem(exc.field, exc.message, _TRANSITION_STATUS[exc.kind])
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": f"no such admin resource: {request.url.path}"}, 404)
@@ -376,8 +368,7 @@ def admin_app(
         routes=routes,
         middleware=[Middleware(AdminTokenGuard, token=admin_token), Middleware(NulTextGuard)],
         exception_handlers={
-            AdminInputError: bad_input,
-            TransitionRefused: refused_transition,
+            Refusal: bad_input,
             404: not_found,
             405: bad_method,
         },

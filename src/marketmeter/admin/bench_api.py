@@ -24,13 +24,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from marketmeter.admin.clock_control import clock_json
-from marketmeter.admin.inputs import NO_BODY, AdminInputError, iso, json_body
+from marketmeter.admin.inputs import NO_BODY, iso, json_body
 from marketmeter.admin.journal_view import entry_json, journal_query
 from marketmeter.metering.clock import Clock, ServiceClock
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import SnapshotError, SnapshotInfo, Store
 from marketmeter.testbench.controls import BenchControls
-from marketmeter.testbench.faults import FaultRuleError, parse_rules
-from marketmeter.testbench.quotas import QuotaError
+from marketmeter.testbench.faults import parse_rules
 
 __all__ = ["SNAPSHOT_NAME", "bench_routes"]
 
@@ -49,19 +49,19 @@ def _object(body: Any) -> dict[str, Any]:
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise AdminInputError("body", "must be a JSON object")
+        raise Refusal("body", "must be a JSON object")
     return body
 
 
 def _known(body: dict[str, Any], known: tuple[str, ...]) -> None:
     for name in body:
         if name not in known:
-            raise AdminInputError(name, f"unknown field; known: {', '.join(known)}")
+            raise Refusal(name, f"unknown field; known: {', '.join(known)}")
 
 
 def _snapshot_name(text: Any) -> str:
     if not isinstance(text, str) or not SNAPSHOT_NAME.fullmatch(text):
-        raise AdminInputError("name", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
+        raise Refusal("name", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
     return text
 
 
@@ -83,8 +83,8 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
     def rules_of(body: Any) -> Any:
         try:
             return parse_rules(body)
-        except FaultRuleError as error:
-            raise AdminInputError(error.field, error.message) from None
+        except Refusal as error:
+            raise Refusal(error.field, error.message) from None
 
     # --- fault rules ------------------------------------------------------------------------
 
@@ -110,7 +110,7 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
     async def fault_remove_one(request: Request) -> Response:
         text = request.path_params["id"]
         if not (text.isascii() and text.isdigit() and len(text) < 10):
-            raise AdminInputError("id", "must be a rule id (a whole number)")
+            raise Refusal("id", "must be a rule id (a whole number)")
         if not faults.remove_rule(int(text)):
             return JSONResponse({"error": f"no fault rule {text}", "field": "id"}, 404)
         return rules_response()
@@ -128,7 +128,7 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
             or not math.isfinite(latency)
             or not 0 <= latency <= _MAX_LATENCY_MS
         ):
-            raise AdminInputError("latency", f"must be milliseconds from 0 to {_MAX_LATENCY_MS}")
+            raise Refusal("latency", f"must be milliseconds from 0 to {_MAX_LATENCY_MS}")
         faults.latency_ms = float(latency)
         return JSONResponse({"latency": faults.latency_ms})
 
@@ -141,13 +141,13 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
         profile = body.get("profile", "aws")
         rates = body.get("rates")
         if not isinstance(profile, str):
-            raise AdminInputError("profile", "must be off, aws or custom")
+            raise Refusal("profile", "must be off, aws or custom")
         if rates is not None and not isinstance(rates, dict):
-            raise AdminInputError("rates", "must map operation names to calls per second")
+            raise Refusal("rates", "must map operation names to calls per second")
         try:
             bench.quotas.configure(profile, rates)
-        except QuotaError as error:
-            raise AdminInputError(error.field, error.message) from None
+        except Refusal as error:
+            raise Refusal(error.field, error.message) from None
         return JSONResponse(bench.quotas.state_json())
 
     # --- journal ----------------------------------------------------------------------------
@@ -170,10 +170,10 @@ def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route
         _known(body, ("dropCatalog", "keep"))
         drop_catalog = body.get("dropCatalog", False)
         if not isinstance(drop_catalog, bool):
-            raise AdminInputError("dropCatalog", "must be true or false")
+            raise Refusal("dropCatalog", "must be true or false")
         keep = body.get("keep", [])
         if not isinstance(keep, list) or any(k not in _KEEPABLE for k in keep):
-            raise AdminInputError("keep", f"must be a list of: {', '.join(_KEEPABLE)}")
+            raise Refusal("keep", f"must be a list of: {', '.join(_KEEPABLE)}")
         deleted = await store.reset(drop_catalog)
         if "clock" not in keep and isinstance(clock, ServiceClock):
             clock.reset()

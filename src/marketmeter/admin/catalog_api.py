@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from marketmeter.admin.inputs import NO_BODY, AdminInputError, json_body
+from marketmeter.admin.inputs import NO_BODY, json_body
 from marketmeter.catalog.loader import (
     AccessKeyEntry,
     BuyerEntry,
@@ -40,6 +40,7 @@ from marketmeter.catalog.loader import (
     load_catalog_data,
 )
 from marketmeter.catalog.model import AccessKey, Buyer, Catalog, CatalogSnapshot, Product, Seller
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import CatalogEdit, CatalogReferenceError, Store
 
 __all__ = [
@@ -301,15 +302,15 @@ def product_json(product: Product) -> dict[str, Any]:
 
 
 async def json_object(request: Request, entry: str | None = None) -> dict[str, Any]:
-    """The JSON object sent as the body (``AdminInputError`` on ``body`` if it is not one); no
+    """The JSON object sent as the body (``Refusal`` on ``body`` if it is not one); no
     body at all is ``{}``, or, where an ``entry`` entry must be sent, an error."""
     value = await json_body(request)
     if value is NO_BODY:
         if entry is not None:
-            raise AdminInputError("body", f"must be a {entry} entry (a JSON object)")
+            raise Refusal("body", f"must be a {entry} entry (a JSON object)")
         return {}
     if not isinstance(value, dict):
-        raise AdminInputError("body", "must be a JSON object")
+        raise Refusal("body", "must be a JSON object")
     return value
 
 
@@ -321,7 +322,7 @@ def _checked(section: str, entry: dict[str, Any], existing: Catalog) -> Catalog:
         raise _problem(section, entry, error.problems) from None
 
 
-def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> AdminInputError:
+def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> Refusal:
     """A 400 naming the field of the loader's first problem (``products[0] (code): field:
     message``); every problem is in the message."""
     label = ""
@@ -337,14 +338,14 @@ def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> AdminI
             field, message = "body", rest
         found.append((field, message))
     if len(found) == 1:
-        return AdminInputError(found[0][0], found[0][1])
-    return AdminInputError(found[0][0], "; ".join(f"{f}: {m}" for f, m in found))
+        return Refusal(found[0][0], found[0][1])
+    return Refusal(found[0][0], "; ".join(f"{f}: {m}" for f, m in found))
 
 
 def _keyed(body: dict[str, Any], key: str, value: str) -> dict[str, Any]:
     """A PUT body is the whole entry; its key must be the one the path names."""
     if body.get(key) != value:
-        raise AdminInputError(key, f"must be {value!r}, the entry this path names")
+        raise Refusal(key, f"must be {value!r}, the entry this path names")
     return body
 
 
@@ -360,12 +361,12 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         try:
             await store.edit_catalog(edit)
         except CatalogReferenceError as error:
-            raise AdminInputError(field, str(error), 409) from None
+            raise Refusal(field, str(error), 409) from None
 
     def product_of(snapshot: CatalogSnapshot, code: str) -> Product:
         product = snapshot.products.get(code)
         if product is None:
-            raise AdminInputError("productCode", f"no product with product_code {code}", 404)
+            raise Refusal("productCode", f"no product with product_code {code}", 404)
         return product
 
     def kept_keys(
@@ -386,10 +387,10 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
             return {"access_key_id": generated, "secret_access_key": secret}
         key_id = body.get("access_key_id")
         if any(key.access_key_id == key_id for key in owned):
-            raise AdminInputError("access_key_id", f"the account already has the key {key_id}", 409)
+            raise Refusal("access_key_id", f"the account already has the key {key_id}", 409)
         owner = snapshot.key_owners.get(key_id) if isinstance(key_id, str) else None
         if owner is not None:
-            raise AdminInputError(
+            raise Refusal(
                 "access_key_id", f"{key_id} already belongs to account {owner.account_id}", 409
             )
         return dict(body)
@@ -397,7 +398,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
     def owned_key(request: Request, owned: Sequence[AccessKey]) -> str:
         key_id = str(request.path_params["accessKeyId"])
         if all(key.access_key_id != key_id for key in owned):
-            raise AdminInputError("accessKeyId", f"the account has no access key {key_id}", 404)
+            raise Refusal("accessKeyId", f"the account has no access key {key_id}", 404)
         return key_id
 
     # --- sellers and buyers -------------------------------------------------------------------
@@ -408,7 +409,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         def account_of(snapshot: CatalogSnapshot, account: str) -> _AccountT:
             found = kind.find(snapshot, account)
             if found is None:
-                raise AdminInputError("accountId", f"no {kind.name} with account_id {account}", 404)
+                raise Refusal("accountId", f"no {kind.name} with account_id {account}", 404)
             return found
 
         async def list_accounts(request: Request) -> Response:
@@ -421,11 +422,9 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
             account = body.get("account_id")
             if isinstance(account, str):
                 if kind.find(snapshot, account) is not None:
-                    raise AdminInputError(
-                        "account_id", f"{kind.name} {account} already exists", 409
-                    )
+                    raise Refusal("account_id", f"{kind.name} {account} already exists", 409)
                 if other.find(snapshot, account) is not None:
-                    raise AdminInputError("account_id", f"account {account} is a {other.name}", 409)
+                    raise Refusal("account_id", f"account {account} is a {other.name}", 409)
             checked = _checked(kind.collection, body, snapshot.catalog)
             await apply(CatalogEdit(upserts=checked))
             return JSONResponse(kind.view(kind.entries(checked)[0]), status_code=201)
@@ -521,7 +520,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
         snapshot = await current()
         code = body.get("product_code")
         if isinstance(code, str) and code in snapshot.products:
-            raise AdminInputError("product_code", f"product {code} already exists", 409)
+            raise Refusal("product_code", f"product {code} already exists", 409)
         checked = _checked("products", body, snapshot.catalog)
         await apply(CatalogEdit(upserts=checked))
         return JSONResponse(product_json(checked.products[0]), status_code=201)

@@ -1,7 +1,7 @@
 """The service clock through the admin API: read it, set it, offset it, advance it, reset it.
 
 Shared by ``/_marketmeter/clock``: the JSON shapes in and out, checked here with an
-``AdminInputError`` naming the field. Only a ``ServiceClock`` can be moved.
+``Refusal`` naming the field. Only a ``ServiceClock`` can be moved.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marketmeter.admin.inputs import AdminInputError, iso, parse_time
+from marketmeter.admin.inputs import iso, parse_time
 from marketmeter.metering.clock import ClockState, ServiceClock
+from marketmeter.refusal import Refusal
 
 __all__ = ["EARLIEST", "LATEST", "advance_clock", "clock_json", "set_clock"]
 
@@ -23,7 +24,7 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 def _reachable(field: str, moment: datetime) -> datetime:
     if not EARLIEST <= moment < LATEST:
-        raise AdminInputError(field, "the clock must stay between 1970 and 9000")
+        raise Refusal(field, "the clock must stay between 1970 and 9000")
     return moment
 
 
@@ -40,7 +41,7 @@ def clock_json(state: ClockState) -> dict[str, Any]:
 def _seconds(body: dict[str, Any], field: str) -> float:
     value = body.get(field)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise AdminInputError(field, "must be a finite number of seconds")
+        raise Refusal(field, "must be a finite number of seconds")
     return float(value)
 
 
@@ -48,30 +49,30 @@ def set_clock(clock: ServiceClock, body: Any) -> None:
     """``{"time": T, "frozen": true|false}`` (frozen by default), ``{"offsetSeconds": N}`` or
     ``{"frozen": true}`` (stop where the clock reads now)."""
     if not isinstance(body, dict):
-        raise AdminInputError("body", "must be a JSON object")
+        raise Refusal("body", "must be a JSON object")
     known = {"time", "frozen", "offsetSeconds"}
     for name in body:
         if name not in known:
-            raise AdminInputError(name, f"unknown field; known: {', '.join(sorted(known))}")
+            raise Refusal(name, f"unknown field; known: {', '.join(sorted(known))}")
     frozen = body.get("frozen", True)
     if not isinstance(frozen, bool):
-        raise AdminInputError("frozen", "must be true or false")
+        raise Refusal("frozen", "must be true or false")
     if "time" in body:
         if "offsetSeconds" in body:
-            raise AdminInputError("offsetSeconds", "give either time or offsetSeconds")
+            raise Refusal("offsetSeconds", "give either time or offsetSeconds")
         text = body["time"]
         if isinstance(text, bool) or not isinstance(text, str | int | float):
-            raise AdminInputError("time", "must be ISO 8601 text or epoch seconds")
+            raise Refusal("time", "must be ISO 8601 text or epoch seconds")
         epoch = parse_time("time", str(text))
         try:
             moment = datetime.fromtimestamp(epoch, UTC)
         except (OverflowError, OSError, ValueError):
-            raise AdminInputError("time", f"{text!r} is out of range") from None
+            raise Refusal("time", f"{text!r} is out of range") from None
         clock.set(_reachable("time", moment), frozen=frozen)
     elif "offsetSeconds" in body:
         offset = _seconds(body, "offsetSeconds")
         if abs(offset) > 100 * 365 * 86400:
-            raise AdminInputError("offsetSeconds", "must be within 100 years")
+            raise Refusal("offsetSeconds", "must be within 100 years")
         _reachable("offsetSeconds", datetime.now(UTC) + timedelta(seconds=offset))
         clock.shift(timedelta(seconds=offset))
         if frozen and "frozen" in body:
@@ -79,16 +80,16 @@ def set_clock(clock: ServiceClock, body: Any) -> None:
     elif frozen and "frozen" in body:
         clock.freeze()
     else:
-        raise AdminInputError("time", "give time, offsetSeconds or frozen: true")
+        raise Refusal("time", "give time, offsetSeconds or frozen: true")
 
 
 def advance_clock(clock: ServiceClock, body: Any) -> None:
     """``{"seconds": N}``: move the clock by N seconds (negative moves it back)."""
     if not isinstance(body, dict):
-        raise AdminInputError("body", "must be a JSON object")
+        raise Refusal("body", "must be a JSON object")
     seconds = _seconds(body, "seconds")
     if abs(seconds) > 100 * 365 * 86400:
-        raise AdminInputError("seconds", "must be within 100 years")
+        raise Refusal("seconds", "must be within 100 years")
     delta = timedelta(seconds=seconds)
     _reachable("seconds", clock.now() + delta)
     clock.advance(delta)

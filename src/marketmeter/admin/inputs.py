@@ -1,6 +1,6 @@
 """Reading admin input (query strings, JSON bodies, CLI options) and writing times back.
 
-``AdminInputError`` names the field at fault; the admin API answers it with its status (400
+``Refusal`` names the field at fault; the admin API answers it with its status (400
 unless said otherwise) and the CLI with a usage error. Times are read
 as ISO 8601 or epoch seconds and written as ISO 8601 UTC.
 """
@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from marketmeter.refusal import Refusal
+
 __all__ = [
     "NO_BODY",
-    "AdminInputError",
     "iso",
     "json_body",
     "parse_count",
@@ -26,17 +27,6 @@ __all__ = [
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class AdminInputError(ValueError):
-    """An admin request or CLI input refused: the admin API answers ``{"error": message,
-    "field": field}`` with ``status`` (``field`` None: no single input is at fault)."""
-
-    def __init__(self, field: str | None, message: str, status: int = 400) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
 
 
 class _NoBody:
@@ -59,7 +49,7 @@ async def json_body(request: Request) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise AdminInputError("body", "is not valid JSON") from None
+        raise Refusal("body", "is not valid JSON") from None
 
 
 def parse_time(field: str, text: str) -> float:
@@ -70,12 +60,12 @@ def parse_time(field: str, text: str) -> float:
         pass
     else:
         if not math.isfinite(number):
-            raise AdminInputError(field, f"{text!r} is not a finite time")
+            raise Refusal(field, f"{text!r} is not a finite time")
         return number
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise AdminInputError(field, f"{text!r} is neither ISO 8601 nor epoch seconds") from None
+        raise Refusal(field, f"{text!r} is neither ISO 8601 nor epoch seconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -84,7 +74,7 @@ def parse_time(field: str, text: str) -> float:
 def parse_count(field: str, text: str, low: int, high: int) -> int:
     """A whole number from ``low`` to ``high``, written in ASCII digits."""
     if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise AdminInputError(field, f"must be a whole number from {low} to {high}")
+        raise Refusal(field, f"must be a whole number from {low} to {high}")
     return int(text)
 
 
@@ -95,9 +85,9 @@ def parse_duration(field: str, text: str) -> float:
     try:
         seconds = float(number) * (unit or 1)
     except ValueError:
-        raise AdminInputError(field, f"{text!r} is not a duration like 90, 15m, 6h or 2d") from None
+        raise Refusal(field, f"{text!r} is not a duration like 90, 15m, 6h or 2d") from None
     if not math.isfinite(seconds):
-        raise AdminInputError(field, f"{text!r} is not a finite duration")
+        raise Refusal(field, f"{text!r} is not a finite duration")
     return seconds
 
 

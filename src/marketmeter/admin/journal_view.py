@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from marketmeter.admin.inputs import AdminInputError, iso, parse_count, parse_time
+from marketmeter.admin.inputs import iso, parse_count, parse_time
+from marketmeter.refusal import Refusal
 from marketmeter.testbench.journal import JournalEntry, JournalQuery
 
 __all__ = ["JOURNAL_FILTERS", "MAX_LIMIT", "entry_json", "journal_query"]
@@ -36,10 +37,10 @@ _OPERATIONS = ("BatchMeterUsage", "MeterUsage", "ResolveCustomer", "RegisterUsag
 def journal_query(filters: Mapping[str, str]) -> JournalQuery:
     for name in filters:
         if name not in JOURNAL_FILTERS:
-            raise AdminInputError(name, f"unknown filter; known: {', '.join(JOURNAL_FILTERS)}")
+            raise Refusal(name, f"unknown filter; known: {', '.join(JOURNAL_FILTERS)}")
     operation = filters.get("operation") or None
     if operation is not None and operation not in _OPERATIONS:
-        raise AdminInputError("operation", f"must be one of {', '.join(_OPERATIONS)}")
+        raise Refusal("operation", f"must be one of {', '.join(_OPERATIONS)}")
     status = filters.get("status")
     since = filters.get("since")
     until = filters.get("until")

@@ -29,12 +29,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from marketmeter.admin.catalog_api import json_object
-from marketmeter.admin.inputs import AdminInputError, iso, parse_count, parse_time
+from marketmeter.admin.inputs import iso, parse_count, parse_time
 from marketmeter.admin.registration import token_json
 from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot
-from marketmeter.notifications.messages import LifecycleAction, LifecycleEvent
-from marketmeter.notifications.service import LifecycleService
-from marketmeter.registration.lifecycle import Transition
+from marketmeter.lifecycle.types import LifecycleAction, LifecycleEvent, Transition
+from marketmeter.operator.lifecycle import LifecycleService
+from marketmeter.refusal import Refusal
 from marketmeter.store.events_sql import DeliveryRecord, EventQuery, LoggedEvent
 
 __all__ = [
@@ -245,7 +245,7 @@ async def _body(request: Request, model: type[ModelT]) -> ModelT:
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise AdminInputError(field, first["msg"]) from None
+        raise Refusal(field, first["msg"]) from None
 
 
 _EVENT_FILTERS = {"product", "buyer", "action", "since", "until", "after", "limit"}
@@ -255,15 +255,15 @@ _AGREEMENT_FILTERS = {"product", "buyer", "state", "limit"}
 def _check_filters(params: dict[str, str], known: set[str]) -> None:
     for name in params:
         if name not in known:
-            raise AdminInputError(name, f"unknown filter; known: {', '.join(sorted(known))}")
+            raise Refusal(name, f"unknown filter; known: {', '.join(sorted(known))}")
 
 
 def event_query(params: dict[str, str]) -> EventQuery:
-    """The event log's filters from a query string (``AdminInputError`` names a bad one)."""
+    """The event log's filters from a query string (``Refusal`` names a bad one)."""
     action = params.get("action")
     if action is not None and action not in {a.value for a in LifecycleAction}:
         known = ", ".join(a.value for a in LifecycleAction)
-        raise AdminInputError("action", f"unknown action {action!r}; known: {known}")
+        raise Refusal("action", f"unknown action {action!r}; known: {known}")
     since, until, after = params.get("since"), params.get("until"), params.get("after")
     return EventQuery(
         product_code=params.get("product"),
@@ -319,7 +319,7 @@ def lifecycle_routes(service: LifecycleService, token_ttl: timedelta) -> list[Ro
         state = params.get("state")
         if state is not None and state not in {s.value for s in AgreementState}:
             known = ", ".join(s.value for s in AgreementState)
-            raise AdminInputError("state", f"unknown state {state!r}; known: {known}")
+            raise Refusal("state", f"unknown state {state!r}; known: {known}")
         limit = parse_count("limit", params.get("limit", "1000"), 1, 10_000)
         catalog = await service.store.catalog_snapshot()
         now = service.now()
@@ -346,7 +346,7 @@ def lifecycle_routes(service: LifecycleService, token_ttl: timedelta) -> list[Ro
         catalog = await service.store.catalog_snapshot()
         agreement = catalog.agreement(reference(request))
         if agreement is None:
-            raise AdminInputError(
+            raise Refusal(
                 "agreement", f"no agreement with id or LicenseArn {reference(request)!r}", 404
             )
         return JSONResponse(agreement_json(catalog, agreement, service.now()))

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from marketmeter.admin.inputs import AdminInputError, iso
+from marketmeter.admin.inputs import iso
 from marketmeter.metering.registration_tokens import expires_at
 from marketmeter.metering.types import RegistrationToken, SigningKey
+from marketmeter.refusal import Refusal
 
 __all__ = ["key_json", "mint_request", "token_json", "tokens_table"]
 
@@ -55,23 +56,23 @@ def tokens_table(tokens: Sequence[RegistrationToken], ttl: timedelta, now: float
 def mint_request(body: Any) -> tuple[str, str, str | None, bool | None]:
     """``{"productCode", "buyerAccountId", "licenseArn"?, "freeTrial"?}`` checked."""
     if not isinstance(body, dict):
-        raise AdminInputError("body", "must be a JSON object")
+        raise Refusal("body", "must be a JSON object")
     known = {"productCode", "buyerAccountId", "licenseArn", "freeTrial"}
     for name in body:
         if name not in known:
-            raise AdminInputError(name, f"unknown field; known: {', '.join(sorted(known))}")
+            raise Refusal(name, f"unknown field; known: {', '.join(sorted(known))}")
     values: dict[str, str] = {}
     for name in ("productCode", "buyerAccountId"):
         value = body.get(name)
         if not isinstance(value, str) or not value:
-            raise AdminInputError(name, "is required (a non-empty string)")
+            raise Refusal(name, "is required (a non-empty string)")
         values[name] = value
     license_arn = body.get("licenseArn")
     if license_arn is not None and not isinstance(license_arn, str):
-        raise AdminInputError("licenseArn", "must be a string")
+        raise Refusal("licenseArn", "must be a string")
     free_trial = body.get("freeTrial")
     if free_trial is not None and not isinstance(free_trial, bool):
-        raise AdminInputError("freeTrial", "must be true or false")
+        raise Refusal("freeTrial", "must be true or false")
     return values["productCode"], values["buyerAccountId"], license_arn, free_trial
 
 

@@ -1,7 +1,7 @@
 """The billed-usage view, shared by ``GET /_marketmeter/usage`` and ``marketmeter usage list``.
 
 Filters arrive as text (query string or CLI options) and are turned into a ``UsageQuery``
-here, once, with an ``AdminInputError`` naming the field for anything unreadable.
+here, once, with an ``Refusal`` naming the field for anything unreadable.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from marketmeter.admin.inputs import AdminInputError, iso, parse_count, parse_time
+from marketmeter.admin.inputs import iso, parse_count, parse_time
 from marketmeter.metering.quantities import json_number, plain
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import BilledRecord, UsageQuery
 
 __all__ = ["MAX_LIMIT", "as_table", "record_json", "usage_query"]
@@ -24,7 +25,7 @@ def usage_query(filters: Mapping[str, str | None]) -> UsageQuery:
     known = {"product", "customer", "dimension", "from", "to", "limit"}
     for name in filters:
         if name not in known:
-            raise AdminInputError(name, f"unknown filter; known: {', '.join(sorted(known))}")
+            raise Refusal(name, f"unknown filter; known: {', '.join(sorted(known))}")
     start = filters.get("from")
     end = filters.get("to")
     limit_text = filters.get("limit")

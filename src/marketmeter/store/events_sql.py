@@ -25,8 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from marketmeter.catalog.model import CatalogSnapshot
-from marketmeter.notifications.messages import Channel, LifecycleAction, LifecycleEvent
-from marketmeter.registration.lifecycle import Transition
+from marketmeter.lifecycle.types import Channel, LifecycleAction, LifecycleEvent, Transition
 from marketmeter.store.catalog_sql import apply_catalog, read_catalog
 from marketmeter.store.sql_connection import SqlConnection
 

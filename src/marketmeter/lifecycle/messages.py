@@ -28,12 +28,12 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from marketmeter import __version__
+from marketmeter.lifecycle.types import Channel, LifecycleAction, LifecycleEvent
 
 __all__ = [
     "AWS_MARKETPLACE_SNS_ACCOUNT",
@@ -41,9 +41,6 @@ __all__ = [
     "EVENTBRIDGE_SOURCE",
     "NOTIFICATION_REGION",
     "SNS_ACTIONS",
-    "Channel",
-    "LifecycleAction",
-    "LifecycleEvent",
     "MessageSubject",
     "delivery_headers",
     "entitlement_topic_arn",
@@ -58,27 +55,6 @@ AWS_MARKETPLACE_SNS_ACCOUNT = "287250355862"
 NOTIFICATION_REGION = "us-east-1"
 EVENTBRIDGE_SOURCE = "aws.agreement-marketplace"
 _SIGNING_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-marketmeter.pem"
-
-
-class LifecycleAction(StrEnum):
-    """What happened to an agreement: the event log's ``action``."""
-
-    SUBSCRIBE_SUCCESS = "subscribe-success"
-    SUBSCRIBE_FAIL = "subscribe-fail"
-    UNSUBSCRIBE_PENDING = "unsubscribe-pending"
-    UNSUBSCRIBE_SUCCESS = "unsubscribe-success"
-    SUSPEND = "suspend"
-    RESUBSCRIBE = "resubscribe"
-    ENTITLEMENT_UPDATED = "entitlement-updated"
-
-
-class Channel(StrEnum):
-    """How an event reaches the seller: SNS (legacy), EventBridge (concurrent agreements), or
-    not at all (logged only)."""
-
-    SNS = "sns"
-    EVENTBRIDGE = "eventbridge"
-    NONE = "none"
 
 
 # The SNS message's ``action`` for each transition of a legacy product.
@@ -115,25 +91,6 @@ _AGREEMENT_STATUS = {
     _LICENSE_DEPROVISIONED: "TERMINATED",
 }
 _SUBSCRIBE_ACTIONS = ("subscribe-success", "subscribe-fail")
-
-
-@dataclass(frozen=True, slots=True)
-class LifecycleEvent:
-    """One emitted message, as the event log keeps it. ``topic`` is the SNS TopicArn or the
-    EventBridge detail-type; ``body`` the JSON POSTed to the product's webhooks;
-    ``occurred_at`` epoch seconds on the service clock; ``seq`` the log's order (set once
-    stored)."""
-
-    event_id: str
-    action: LifecycleAction
-    product_code: str
-    buyer_account_id: str
-    license_arn: str | None
-    channel: Channel
-    topic: str
-    occurred_at: float
-    body: dict[str, Any]
-    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

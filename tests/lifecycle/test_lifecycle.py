@@ -19,11 +19,11 @@ from marketmeter.catalog.model import (
     ProductKind,
     Seller,
 )
+from marketmeter.lifecycle import transitions as lifecycle
+from marketmeter.lifecycle.messages import Channel, LifecycleAction
 from marketmeter.metering.ids import SequentialIds
 from marketmeter.metering.registration_tokens import SequentialTokens
-from marketmeter.notifications.messages import Channel, LifecycleAction
-from marketmeter.registration import lifecycle
-from marketmeter.registration.lifecycle import TransitionRefused
+from marketmeter.refusal import Refusal
 
 T = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 LEGACY_ARN = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
@@ -255,7 +255,7 @@ def test_a_transition_the_state_does_not_allow_is_refused_naming_it(
             snapshot, reference, T, SequentialIds()
         ),
     }[transition]
-    with pytest.raises(TransitionRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         plan()
     agreement_id = snapshot.agreements_by_license[reference].agreement_id
     assert (refused.value.kind, refused.value.message) == (
@@ -268,7 +268,7 @@ def test_suspending_an_unsubscribed_agreement_is_refused() -> None:
     unsubscribed = Agreement(
         LEGACY_ARN, "444455556666", "prod-legacy", AgreementState.UNSUBSCRIBED, starts_at=0.0
     )
-    with pytest.raises(TransitionRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         lifecycle.suspend(catalog(unsubscribed), LEGACY_ARN, T, SequentialIds())
     assert refused.value.message.endswith(
         "is unsubscribed; only a subscribed or unsubscribe-pending agreement can be suspended"
@@ -276,7 +276,7 @@ def test_suspending_an_unsubscribed_agreement_is_refused() -> None:
 
 
 def test_an_unknown_agreement_is_not_found() -> None:
-    with pytest.raises(TransitionRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         lifecycle.suspend(catalog(), "agmt-nope", T, SequentialIds())
     assert (refused.value.kind, refused.value.field) == ("not-found", "agreement")
 

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 
-from marketmeter.notifications.service import LifecycleService
-from marketmeter.registration.lifecycle import TransitionRefused, due_unsubscriptions
+from marketmeter.lifecycle.transitions import due_unsubscriptions
+from marketmeter.operator.lifecycle import LifecycleService
+from marketmeter.refusal import Refusal
 
 __all__ = ["UnsubscribeTicker"]
 
@@ -35,7 +36,7 @@ class UnsubscribeTicker:
         for agreement in due_unsubscriptions(catalog, self._service.now()):
             try:
                 await self._service.complete_unsubscribe(agreement.license_arn)
-            except TransitionRefused:
+            except Refusal:
                 continue  # another node (or call) completed it first
             completed += 1
         return completed

@@ -12,7 +12,6 @@ caller applies the returned catalog delta and token in one transaction
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from marketmeter.catalog.model import (
     Agreement,
@@ -24,32 +23,15 @@ from marketmeter.catalog.model import (
     customer_identifier_for,
     license_arn_for,
 )
+from marketmeter.lifecycle.types import Subscription
 from marketmeter.metering.registration_tokens import FREE_TRIAL, TokenGenerator
 from marketmeter.metering.types import RegistrationToken
 from marketmeter.metering.windows import floor_to_hour
+from marketmeter.refusal import Refusal
 
-__all__ = ["Subscription", "SubscriptionError", "plan_subscription"]
+__all__ = ["plan_subscription"]
 
 _ACCOUNT = re.compile(r"[0-9]{12}")
-
-
-class SubscriptionError(Exception):
-    """A subscription that cannot be made as asked; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    buyer: Buyer
-    agreement: Agreement
-    token: RegistrationToken | None  # SaaS products only
-    created_buyer: bool
-    created_agreement: bool
-    changes: Catalog  # what to upsert into the catalog
 
 
 def plan_subscription(
@@ -66,12 +48,12 @@ def plan_subscription(
     agreement (a reused paid agreement stays paid)."""
     product = catalog.products.get(product_code)
     if product is None:
-        raise SubscriptionError("product", f"no product with product code {product_code!r}")
+        raise Refusal("product", f"no product with product code {product_code!r}")
     if _ACCOUNT.fullmatch(buyer_account_id) is None:
-        raise SubscriptionError("buyer", f"{buyer_account_id!r} is not a 12-digit AWS account id")
+        raise Refusal("buyer", f"{buyer_account_id!r} is not a 12-digit AWS account id")
     owners = {s.account_id for s in catalog.catalog.sellers}
     if buyer_account_id in owners:
-        raise SubscriptionError("buyer", f"{buyer_account_id} is a seller account")
+        raise Refusal("buyer", f"{buyer_account_id} is a seller account")
 
     wants_identifier = (
         product.kind is ProductKind.SAAS and product.integration is Integration.LEGACY
@@ -82,7 +64,7 @@ def plan_subscription(
     if wants_identifier and buyer.customer_identifier is None:
         identifier = customer_identifier_for(buyer_account_id)
         if identifier in catalog.buyers_by_customer_identifier:
-            raise SubscriptionError("buyer", f"CustomerIdentifier {identifier} is taken")
+            raise Refusal("buyer", f"CustomerIdentifier {identifier} is taken")
         buyer = Buyer(buyer.account_id, identifier, buyer.name, buyer.access_keys)
         changed_buyer = True
 

@@ -20,6 +20,10 @@ from marketmeter.catalog.model import (
     license_arn_for,
 )
 from marketmeter.errors import ExpiredTokenException
+from marketmeter.lifecycle.subscriptions import (
+    Subscription,
+    plan_subscription,
+)
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL, SequentialTokens
 from marketmeter.metering.resolve_customer import ResolveCustomer
@@ -29,11 +33,7 @@ from marketmeter.metering.types import (
     ResolveCustomerRequest,
     ResolveCustomerResult,
 )
-from marketmeter.registration.subscribe import (
-    Subscription,
-    SubscriptionError,
-    plan_subscription,
-)
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import OperatorStore
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
@@ -139,7 +139,7 @@ def test_a_buyer_without_identifier_gets_one_for_a_legacy_product(store: Operato
 
 def test_a_taken_customer_identifier_is_refused(store: OperatorStore) -> None:
     store.apply_catalog_now(Catalog(buyers=(Buyer("999900001111", NEW_IDENTIFIER),)))
-    with pytest.raises(SubscriptionError) as raised:
+    with pytest.raises(Refusal) as raised:
         plan(store, "prod-legacy", NEW)
     assert (raised.value.field, raised.value.message) == (
         "buyer",
@@ -242,7 +242,7 @@ def test_no_free_trial_by_default(store: OperatorStore) -> None:
 def test_input_errors_name_the_field(
     store: OperatorStore, product: str, buyer: str, field: str, message: str
 ) -> None:
-    with pytest.raises(SubscriptionError) as raised:
+    with pytest.raises(Refusal) as raised:
         plan(store, product, buyer)
     assert (raised.value.field, raised.value.message) == (field, message)
     assert str(raised.value) == f"{field}: {message}"

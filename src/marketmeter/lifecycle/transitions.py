@@ -1,5 +1,5 @@
-"""The subscription lifecycle (spec §7): pure transitions of an agreement and the messages
-they emit.
+"""The subscription lifecycle (docs/subscription-lifecycle.md): pure transitions of an
+agreement and the messages they emit.
 
 Each function takes a ``CatalogSnapshot`` and the service clock's ``now`` (epoch seconds) and
 returns a ``Transition``: the catalog changes to upsert, the registration tokens to issue and
@@ -22,14 +22,13 @@ States and the transitions between them (the state an agreement has *at now*, se
 - ``update_entitlement``: ``subscribed`` or ``unsubscribe-pending`` stays, optionally turning a
   free trial into a paid agreement or back (``entitlement-updated``).
 
-Any other move is refused (``TransitionRefused``) with a message naming the state.
+Any other move is refused (``Refusal``) with a message naming the state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
-from typing import Literal
 
 from marketmeter.catalog.model import (
     Agreement,
@@ -40,24 +39,14 @@ from marketmeter.catalog.model import (
     Integration,
     customer_identifier_for,
 )
+from marketmeter.lifecycle.messages import MessageSubject, lifecycle_event
+from marketmeter.lifecycle.subscriptions import plan_subscription
+from marketmeter.lifecycle.types import LifecycleAction, LifecycleEvent, Transition
 from marketmeter.metering.ids import IdGenerator
 from marketmeter.metering.registration_tokens import TokenGenerator
-from marketmeter.metering.types import RegistrationToken
-from marketmeter.notifications.messages import (
-    LifecycleAction,
-    LifecycleEvent,
-    MessageSubject,
-    lifecycle_event,
-)
-from marketmeter.registration.subscribe import (
-    Subscription,
-    SubscriptionError,
-    plan_subscription,
-)
+from marketmeter.refusal import Refusal
 
 __all__ = [
-    "Transition",
-    "TransitionRefused",
     "complete_unsubscribe",
     "due_unsubscriptions",
     "find_agreement",
@@ -69,39 +58,12 @@ __all__ = [
     "update_entitlement",
 ]
 
-Refusal = Literal["invalid", "not-found", "conflict"]
-
-
-class TransitionRefused(Exception):
-    """A transition that cannot be made: ``field`` names the input at fault, ``kind`` says
-    whether the input is invalid, names nothing, or conflicts with the agreement's state."""
-
-    def __init__(self, field: str, message: str, kind: Refusal = "invalid") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.kind = kind
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """What a transition changes: upsert ``changes`` and issue ``tokens``, log ``events``."""
-
-    action: LifecycleAction
-    agreement: Agreement | None  # after the transition (None: subscribe-fail)
-    changes: Catalog
-    tokens: tuple[RegistrationToken, ...] = ()
-    events: tuple[LifecycleEvent, ...] = ()
-    subscription: Subscription | None = None  # subscribe only
-
 
 def find_agreement(catalog: CatalogSnapshot, reference: str) -> Agreement:
-    """The agreement with this agreement id or LicenseArn, else ``TransitionRefused``."""
+    """The agreement with this agreement id or LicenseArn, else ``Refusal``."""
     agreement = catalog.agreement(reference)
     if agreement is None:
-        raise TransitionRefused(
-            "agreement", f"no agreement with id or LicenseArn {reference!r}", "not-found"
-        )
+        raise Refusal.not_found("agreement", f"no agreement with id or LicenseArn {reference!r}")
     return agreement
 
 
@@ -154,17 +116,14 @@ def _changed(
     return Transition(action, after, Catalog(agreements=(after,)), events=(event,))
 
 
-def _refuse_state(agreement: Agreement, state: AgreementState, allowed: str) -> TransitionRefused:
-    return TransitionRefused(
-        "agreement",
-        f"agreement {agreement.agreement_id} is {state.value}; {allowed}",
-        "conflict",
+def _refuse_state(agreement: Agreement, state: AgreementState, allowed: str) -> Refusal:
+    return Refusal.conflict(
+        "agreement", f"agreement {agreement.agreement_id} is {state.value}; {allowed}"
     )
 
 
-def _refused(error: SubscriptionError) -> TransitionRefused:
-    kind: Refusal = "not-found" if error.field == "product" else "invalid"
-    return TransitionRefused(error.field, error.message, kind)
+def _refused(error: Refusal) -> Refusal:
+    return Refusal(error.field, error.message, 404 if error.field == "product" else 400)
 
 
 def subscribe(
@@ -177,11 +136,11 @@ def subscribe(
     free_trial: bool = False,
     offer_id: str | None = None,
 ) -> Transition:
-    """Subscribe the buyer (``registration.subscribe``); a new agreement emits
+    """Subscribe the buyer (``lifecycle.subscriptions``); a new agreement emits
     ``subscribe-success``. An unsubscribe-pending agreement must be resubscribed instead."""
     try:
         plan = plan_subscription(catalog, product_code, buyer_account_id, now, tokens, free_trial)
-    except SubscriptionError as error:
+    except Refusal as error:
         raise _refused(error) from None
     agreement = plan.agreement
     if not plan.created_agreement:
@@ -222,20 +181,17 @@ def subscribe_fail(
     bills now."""
     product = catalog.products.get(product_code)
     if product is None:
-        raise TransitionRefused(
-            "product", f"no product with product code {product_code!r}", "not-found"
-        )
+        raise Refusal.not_found("product", f"no product with product code {product_code!r}")
     try:
         plan_subscription(catalog, product_code, buyer_account_id, now, lambda: "", free_trial)
-    except SubscriptionError as error:
+    except Refusal as error:
         raise _refused(error) from None
     active = catalog.entitlement(buyer_account_id, product_code, now)
     if active is not None:
-        raise TransitionRefused(
+        raise Refusal.conflict(
             "buyer",
             f"{buyer_account_id} is already subscribed to {product_code} "
             f"(agreement {active.agreement_id})",
-            "conflict",
         )
     subject = MessageSubject(
         product_code=product_code,

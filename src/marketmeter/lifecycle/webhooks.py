@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from marketmeter.notifications.messages import delivery_headers
-from marketmeter.notifications.service import WallClock
+from marketmeter.lifecycle.messages import delivery_headers
+from marketmeter.operator.lifecycle import WallClock
 from marketmeter.store.base import Store
 from marketmeter.store.events_sql import (
     DueDelivery,

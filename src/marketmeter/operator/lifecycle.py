@@ -13,11 +13,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.lifecycle import transitions as lifecycle
+from marketmeter.lifecycle.types import Transition
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator
 from marketmeter.metering.registration_tokens import TokenGenerator
-from marketmeter.registration import lifecycle
-from marketmeter.registration.lifecycle import Transition
 from marketmeter.store.base import Store
 from marketmeter.store.events_sql import EventQuery, LoggedEvent, commit_transition, list_events
 
