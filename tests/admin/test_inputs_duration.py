@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketmeter.admin.inputs import parse_duration
+from marketmeter.operator.inputs import parse_duration
 from marketmeter.refusal import Refusal
 
 NOT_A_DURATION = "{!r} is not a duration like 90, 15m, 6h or 2d"

@@ -3,8 +3,9 @@
 AWS Marketplace answers a subscription by sending the buyer's browser to the product's
 registration URL with a form POST (``application/x-www-form-urlencoded``) carrying
 ``x-amzn-marketplace-token`` and, for free trials, ``x-amzn-marketplace-offer-type=free-trial``
-(spec §5). ``deliver`` sends that POST with httpx, does not follow redirects (a seller's page
-usually answers 302 to its sign-up form) and reports what the seller answered.
+(docs/saas-registration.md). ``deliver`` sends that POST with httpx, does not follow redirects
+(a seller's page usually answers 302 to its sign-up form) and reports what the seller
+answered.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 import httpx
 
 from marketmeter import __version__
-from marketmeter.metering.types import RegistrationToken
 
 __all__ = ["Delivery", "deliver", "registration_form"]
 
@@ -38,16 +38,17 @@ class Delivery:
         return self.status is not None and self.status < 400
 
 
-def registration_form(token: RegistrationToken) -> dict[str, str]:
-    form = {"x-amzn-marketplace-token": token.value}
-    if token.offer_type is not None:
-        form["x-amzn-marketplace-offer-type"] = token.offer_type
+def registration_form(token: str, offer_type: str | None = None) -> dict[str, str]:
+    form = {"x-amzn-marketplace-token": token}
+    if offer_type is not None:
+        form["x-amzn-marketplace-offer-type"] = offer_type
     return form
 
 
-def deliver(url: str, token: RegistrationToken, timeout: float = 10.0) -> Delivery:
-    """POST the registration form for ``token`` to ``url``; never raises for network trouble."""
-    form = registration_form(token)
+def deliver(url: str, token: str, offer_type: str | None = None, timeout: float = 10.0) -> Delivery:
+    """POST the registration form of ``token`` (and its offer type) to ``url``; never raises
+    for network trouble."""
+    form = registration_form(token, offer_type)
     try:
         response = httpx.post(
             url,

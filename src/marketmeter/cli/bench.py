@@ -1,82 +1,29 @@
 """The test bench commands: ``clock``, ``faults``, ``journal``, ``reset`` and ``snapshot``.
 
-Unlike the ledger commands, these talk to a running server through its admin API
-(``marketmeter.testing.MarketmeterAdmin``): the clock, the fault rules and the journal live in
-the server's process. ``--endpoint`` (or ``MARKETMETER_ENDPOINT``) says where it listens, and
-``--admin-token`` (or ``MARKETMETER_ADMIN_TOKEN``) is the server's admin token, if it has one.
-``endpoint_options`` and ``admin_session`` serve every command that talks to a running server
-(``cli_catalog`` too).
+The clock, the fault rules and the journal live in a running server's process: those commands
+take ``--endpoint`` (or ``MARKETMETER_ENDPOINT``) and ``--admin-token`` (or
+``MARKETMETER_ADMIN_TOKEN``) only. ``reset`` and ``snapshot`` act on a running server by
+default, or straight on a database with ``--db`` (there, a reset empties the ledger only: no
+server's clock, faults or journal to put back).
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import click
-import httpx
 import orjson
 
-from marketmeter.admin.inputs import parse_duration
-from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT
+from marketmeter.cli.connection import server, service, target_options
+from marketmeter.cli.output import print_json
+from marketmeter.operator.inputs import parse_duration
 from marketmeter.refusal import Refusal
-from marketmeter.testing.admin_client import ADMIN_TOKEN_ENV, AdminError, MarketmeterAdmin
+from marketmeter.testing.admin_client import MarketmeterAdmin
 
-__all__ = ["BENCH_COMMANDS", "admin_session", "endpoint_options", "print_json"]
+__all__ = ["BENCH_COMMANDS"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-_TOKEN_KEY = "marketmeter.admin_token"
-
-_endpoint_option = click.option(
-    "--endpoint",
-    envvar="MARKETMETER_ENDPOINT",
-    default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
-    show_default=True,
-    help="The running server (env MARKETMETER_ENDPOINT).",
-)
-
-
-def _remember_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value:
-        ctx.meta[_TOKEN_KEY] = value  # shared with the subcommands' contexts
-
-
-_admin_token_option = click.option(
-    "--admin-token",
-    envvar=ADMIN_TOKEN_ENV,
-    expose_value=False,
-    callback=_remember_token,
-    help=f"The server's admin token, if it has one (env {ADMIN_TOKEN_ENV}).",
-)
-
-
-def endpoint_options(command: F) -> F:
-    """``--endpoint`` and ``--admin-token``, for a command or group that talks to a server."""
-    return _endpoint_option(_admin_token_option(command))
-
-
-@contextmanager
-def admin_session(endpoint: str) -> Iterator[MarketmeterAdmin]:
-    """The admin client of the server at ``endpoint`` with the command's admin token; admin
-    errors and an unreachable server become the CLI's errors."""
-    token = click.get_current_context().meta.get(_TOKEN_KEY)
-    admin = MarketmeterAdmin(endpoint, admin_token=token)
-    try:
-        yield admin
-    except AdminError as error:
-        raise click.ClickException(str(error)) from None
-    except httpx.TransportError as error:
-        raise click.ClickException(
-            f"cannot reach marketmeter at {endpoint} ({error}); is `marketmeter serve` running?"
-        ) from None
-    finally:
-        admin.close()
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+_server_options = target_options(db=False, default="endpoint")
 
 
 def _seconds(option: str, text: str) -> float:
@@ -101,82 +48,80 @@ def _clock_line(state: dict[str, Any]) -> str:
 
 
 @click.group(invoke_without_command=True)
-@endpoint_options
+@_server_options
 @click.pass_context
-def clock(ctx: click.Context, endpoint: str) -> None:
+def clock(ctx: click.Context) -> None:
     """The service clock of a running server: show it (no subcommand), set, freeze, offset,
     advance or reset it. Every window, token expiry and key rotation follows it."""
-    ctx.obj = endpoint
     if ctx.invoked_subcommand is None:
-        _on_clock(endpoint, lambda admin: admin.clock.state())
+        _on_clock(lambda admin: admin.clock.state())
 
 
-def _on_clock(endpoint: str, change: Callable[[MarketmeterAdmin], dict[str, Any]]) -> None:
-    with admin_session(endpoint) as admin:
+def _on_clock(change: Callable[[MarketmeterAdmin], dict[str, Any]]) -> None:
+    with server() as admin:
         click.echo(_clock_line(change(admin)))
 
 
 @clock.command("set")
+@_server_options
 @click.argument("time")
 @click.option("--running", is_flag=True, help="Run on from TIME instead of standing still.")
-@click.pass_obj
-def clock_set(endpoint: str, time: str, running: bool) -> None:
+def clock_set(time: str, running: bool) -> None:
     """Set the clock to TIME (ISO 8601, no zone = UTC, or epoch seconds); frozen there."""
-    _on_clock(endpoint, lambda admin: admin.clock.set(time, frozen=not running))
+    _on_clock(lambda admin: admin.clock.set(time, frozen=not running))
 
 
 @clock.command("freeze")
-@click.pass_obj
-def clock_freeze(endpoint: str) -> None:
+@_server_options
+def clock_freeze() -> None:
     """Stop the clock where it reads now."""
-    _on_clock(endpoint, lambda admin: admin.clock.freeze())
+    _on_clock(lambda admin: admin.clock.freeze())
 
 
 @clock.command("offset", context_settings=_NEGATIVE_ARGUMENT)
+@_server_options
 @click.argument("duration")
-@click.pass_obj
-def clock_offset(endpoint: str, duration: str) -> None:
+def clock_offset(duration: str) -> None:
     """Run at wall time plus DURATION (90, -30s, 15m, 6h, 2d)."""
     seconds = _seconds("DURATION", duration)
-    _on_clock(endpoint, lambda admin: admin.clock.offset(seconds))
+    _on_clock(lambda admin: admin.clock.offset(seconds))
 
 
 @clock.command("advance", context_settings=_NEGATIVE_ARGUMENT)
+@_server_options
 @click.argument("duration")
-@click.pass_obj
-def clock_advance(endpoint: str, duration: str) -> None:
+def clock_advance(duration: str) -> None:
     """Move the clock by DURATION (90, 15m, 6h, 2d; negative goes back)."""
     seconds = _seconds("DURATION", duration)
-    _on_clock(endpoint, lambda admin: admin.clock.advance(seconds))
+    _on_clock(lambda admin: admin.clock.advance(seconds))
 
 
 @clock.command("reset")
-@click.pass_obj
-def clock_reset(endpoint: str) -> None:
+@_server_options
+def clock_reset() -> None:
     """Back to wall time."""
-    _on_clock(endpoint, lambda admin: admin.clock.reset())
+    _on_clock(lambda admin: admin.clock.reset())
 
 
 # --- faults ---------------------------------------------------------------------------------
 
 
 @click.group()
-@endpoint_options
-@click.pass_context
-def faults(ctx: click.Context, endpoint: str) -> None:
+@_server_options
+def faults() -> None:
     """Fault rules of a running server: errors, UnprocessedRecords, latency, AWS quotas."""
-    ctx.obj = endpoint
 
 
 @faults.command("list")
-@click.pass_obj
-def faults_list(endpoint: str) -> None:
+@_server_options
+def faults_list() -> None:
     """Print the rules (JSON, with ids and counters)."""
-    with admin_session(endpoint) as admin:
+    with server() as admin:
         print_json(admin.faults.rules())
 
 
 @faults.command("add")
+@_server_options
 @click.option("--operation", help="Only this operation (e.g. BatchMeterUsage).")
 @click.option("--product", help="Only calls for this product code.")
 @click.option("--access-key", help="Only calls signed with this access key id.")
@@ -192,8 +137,7 @@ def faults_list(endpoint: str) -> None:
 @click.option("--times", type=click.IntRange(1), help="Only the next N calls it fires on.")
 @click.option("--every", type=click.IntRange(1), help="Only every Nth matching call.")
 @click.option("--rule", "rule_json", help="The whole rule as JSON (LocalStack's shape).")
-@click.pass_obj
-def faults_add(endpoint: str, /, rule_json: str | None, **options: Any) -> None:
+def faults_add(rule_json: str | None, **options: Any) -> None:
     """Add a fault rule. Without --error, --unprocessed or --latency it answers
     InternalServiceErrorException (500)."""
     if rule_json is not None:
@@ -203,7 +147,7 @@ def faults_add(endpoint: str, /, rule_json: str | None, **options: Any) -> None:
             raise click.BadParameter("is not valid JSON", param_hint="--rule") from None
     else:
         rule = _rule_from_options(options)
-    with admin_session(endpoint) as admin:
+    with server() as admin:
         print_json(admin.faults.add(*(rule if isinstance(rule, list) else [rule])))
 
 
@@ -242,37 +186,37 @@ def _rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 @faults.command("remove")
+@_server_options
 @click.argument("rule_id", type=int)
-@click.pass_obj
-def faults_remove(endpoint: str, rule_id: int) -> None:
+def faults_remove(rule_id: int) -> None:
     """Remove the rule RULE_ID."""
-    with admin_session(endpoint) as admin:
+    with server() as admin:
         print_json(admin.faults.remove(rule_id))
 
 
 @faults.command("clear")
-@click.pass_obj
-def faults_clear(endpoint: str) -> None:
+@_server_options
+def faults_clear() -> None:
     """Remove every rule."""
-    with admin_session(endpoint) as admin:
+    with server() as admin:
         admin.faults.clear()
     click.echo("no fault rules")
 
 
 @faults.command("latency")
+@_server_options
 @click.argument("milliseconds", type=click.FloatRange(0, 60_000))
-@click.pass_obj
-def faults_latency(endpoint: str, milliseconds: float) -> None:
+def faults_latency(milliseconds: float) -> None:
     """Add MILLISECONDS to every call (0 removes it)."""
-    with admin_session(endpoint) as admin:
+    with server() as admin:
         print_json(admin.faults.latency(milliseconds))
 
 
 @faults.command("quota")
+@_server_options
 @click.argument("profile", type=click.Choice(["off", "aws", "custom"]))
 @click.option("--rate", "rates", multiple=True, help="OPERATION=CALLS_PER_SECOND (repeatable).")
-@click.pass_obj
-def faults_quota(endpoint: str, profile: str, rates: tuple[str, ...]) -> None:
+def faults_quota(profile: str, rates: tuple[str, ...]) -> None:
     """Throttle per account: aws (10/s BatchMeterUsage and MeterUsage, 5/s RegisterUsage),
     custom (--rate only), or off."""
     parsed: dict[str, float] = {}
@@ -284,7 +228,7 @@ def faults_quota(endpoint: str, profile: str, rates: tuple[str, ...]) -> None:
             raise click.BadParameter(
                 f"{item!r}: expected OPERATION=CALLS_PER_SECOND", param_hint="--rate"
             ) from None
-    with admin_session(endpoint) as admin:
+    with server() as admin:
         print_json(admin.faults.quota(profile, parsed or None))
 
 
@@ -292,7 +236,7 @@ def faults_quota(endpoint: str, profile: str, rates: tuple[str, ...]) -> None:
 
 
 @click.command()
-@endpoint_options
+@_server_options
 @click.option("--operation", help="Only this operation.")
 @click.option("--product", help="Only calls for this product code.")
 @click.option("--status", type=int, help="Only answers with this HTTP status.")
@@ -302,9 +246,9 @@ def faults_quota(endpoint: str, profile: str, rates: tuple[str, ...]) -> None:
 @click.option("--after", type=int, help="Only entries after this id.")
 @click.option("--limit", default=100, show_default=True, help="The newest N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Whole entries (bodies too) as JSON.")
-def journal(endpoint: str, as_json: bool, **filters: Any) -> None:
+def journal(as_json: bool, **filters: Any) -> None:
     """Every call a running server answered: operation, caller, status, verdicts, fault."""
-    with admin_session(endpoint) as admin:
+    with server() as admin:
         entries = admin.journal.entries(**filters)
     if as_json:
         print_json(entries)
@@ -327,7 +271,7 @@ def journal(endpoint: str, as_json: bool, **filters: Any) -> None:
 
 
 @click.command()
-@endpoint_options
+@target_options(default="endpoint")
 @click.option("--drop-catalog", is_flag=True, help="Drop the catalog and its tokens too.")
 @click.option(
     "--keep",
@@ -335,21 +279,21 @@ def journal(endpoint: str, as_json: bool, **filters: Any) -> None:
     type=click.Choice(["clock", "faults", "journal"]),
     help="Leave this as it is (repeatable).",
 )
-def reset(endpoint: str, drop_catalog: bool, keep: tuple[str, ...]) -> None:
+def reset(drop_catalog: bool, keep: tuple[str, ...]) -> None:
     """Empty the ledger of a running server (billed records, ClientToken claims, container
-    registrations) and put its clock, fault rules and journal back as it started."""
-    with admin_session(endpoint) as admin:
-        result = admin.reset(drop_catalog, keep)
+    registrations) and put its clock, fault rules and journal back as it started (with --db:
+    the database's ledger)."""
+    with service("endpoint") as operator:
+        result = operator.reset(drop_catalog, keep)
     deleted = ", ".join(f"{n} {table}" for table, n in result["deleted"].items() if n)
     click.echo(f"reset: deleted {deleted or 'nothing'}")
 
 
 @click.group()
-@endpoint_options
-@click.pass_context
-def snapshot(ctx: click.Context, endpoint: str) -> None:
-    """Named snapshots of a running server's whole state, for fast test setup."""
-    ctx.obj = endpoint
+@target_options(default="endpoint")
+def snapshot() -> None:
+    """Named snapshots of a running server's (or a database's) whole state, for fast test
+    setup."""
 
 
 def _snapshot_line(info: dict[str, Any]) -> str:
@@ -362,28 +306,28 @@ def _snapshot_line(info: dict[str, Any]) -> str:
 
 @snapshot.command("save")
 @click.argument("name")
-@click.pass_obj
-def snapshot_save(endpoint: str, name: str) -> None:
+@target_options(default="endpoint")
+def snapshot_save(name: str) -> None:
     """Save the whole state as NAME (replacing a snapshot of that name)."""
-    with admin_session(endpoint) as admin:
-        click.echo("saved " + _snapshot_line(admin.save_snapshot(name)))
+    with service("endpoint") as operator:
+        click.echo("saved " + _snapshot_line(operator.save_snapshot(name)))
 
 
 @snapshot.command("restore")
 @click.argument("name")
-@click.pass_obj
-def snapshot_restore(endpoint: str, name: str) -> None:
+@target_options(default="endpoint")
+def snapshot_restore(name: str) -> None:
     """Replace the whole state with snapshot NAME."""
-    with admin_session(endpoint) as admin:
-        click.echo("restored " + _snapshot_line(admin.restore_snapshot(name)))
+    with service("endpoint") as operator:
+        click.echo("restored " + _snapshot_line(operator.restore_snapshot(name)))
 
 
 @snapshot.command("list")
-@click.pass_obj
-def snapshot_list(endpoint: str) -> None:
+@target_options(default="endpoint")
+def snapshot_list() -> None:
     """List the snapshots."""
-    with admin_session(endpoint) as admin:
-        found = admin.snapshots()
+    with service("endpoint") as operator:
+        found = operator.snapshots()
     for info in found:
         click.echo(_snapshot_line(info))
     if not found:
@@ -392,11 +336,11 @@ def snapshot_list(endpoint: str) -> None:
 
 @snapshot.command("delete")
 @click.argument("name")
-@click.pass_obj
-def snapshot_delete(endpoint: str, name: str) -> None:
+@target_options(default="endpoint")
+def snapshot_delete(name: str) -> None:
     """Delete snapshot NAME."""
-    with admin_session(endpoint) as admin:
-        admin.delete_snapshot(name)
+    with service("endpoint") as operator:
+        operator.delete_snapshot(name)
     click.echo(f"deleted {name}")
 
 

@@ -1,7 +1,6 @@
-"""The service clock through the admin API: read it, set it, offset it, advance it, reset it.
-
-Shared by ``/_marketmeter/clock``: the JSON shapes in and out, checked here with an
-``Refusal`` naming the field. Only a ``ServiceClock`` can be moved.
+"""The service clock's operator actions: read it, set it, offset it, freeze it, advance it,
+reset it; the JSON shapes in and out, checked here with a ``Refusal`` naming the field. Only a
+``ServiceClock`` can be moved; every window, token expiry and key rotation follows it.
 """
 
 from __future__ import annotations
@@ -10,11 +9,11 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marketmeter.admin.inputs import iso, parse_time
-from marketmeter.metering.clock import ClockState, ServiceClock
+from marketmeter.metering.clock import Clock, ClockState, ServiceClock
+from marketmeter.operator.inputs import iso, parse_time
 from marketmeter.refusal import Refusal
 
-__all__ = ["EARLIEST", "LATEST", "advance_clock", "clock_json", "set_clock"]
+__all__ = ["EARLIEST", "LATEST", "ClockOperations", "advance_clock", "clock_json", "set_clock"]
 
 # The times the service clock may be moved to: far enough apart for any test, far enough from
 # datetime's limits that a running clock never overflows.
@@ -93,3 +92,41 @@ def advance_clock(clock: ServiceClock, body: Any) -> None:
     delta = timedelta(seconds=seconds)
     _reachable("seconds", clock.now() + delta)
     clock.advance(delta)
+
+
+class ClockOperations:
+    """The clock of one server (``clock``); each action answers the clock's state."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def _movable(self) -> ServiceClock:
+        if not isinstance(self.clock, ServiceClock):
+            raise Refusal("clock", "this server's clock cannot be moved")
+        return self.clock
+
+    def state(self) -> dict[str, Any]:
+        if isinstance(self.clock, ServiceClock):
+            return clock_json(self.clock.state())
+        return clock_json(ClockState(self.clock.now(), "frozen", timedelta(0)))
+
+    def set(self, body: Any) -> dict[str, Any]:
+        """``{"time", "frozen"}``, ``{"offsetSeconds"}`` or ``{"frozen": true}``."""
+        clock = self._movable()
+        set_clock(clock, body)
+        return clock_json(clock.state())
+
+    def advance(self, body: Any) -> dict[str, Any]:
+        """``{"seconds": N}``."""
+        clock = self._movable()
+        for name in body if isinstance(body, dict) else ():
+            if name != "seconds":
+                raise Refusal(name, "unknown field; known: seconds")
+        advance_clock(clock, body)
+        return clock_json(clock.state())
+
+    def reset(self) -> dict[str, Any]:
+        """Back to wall time."""
+        clock = self._movable()
+        clock.reset()
+        return clock_json(clock.state())

@@ -1,21 +1,19 @@
-"""The billed-usage view, shared by ``GET /_marketmeter/usage`` and ``marketmeter usage list``.
-
-Filters arrive as text (query string or CLI options) and are turned into a ``UsageQuery``
-here, once, with an ``Refusal`` naming the field for anything unreadable.
+"""The billed-usage view: filters from text (a query string or command-line options) turned
+into a ``UsageQuery`` once, with a ``Refusal`` naming the field for anything unreadable, and
+each billed record as JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Mapping
 from typing import Any
 
-from marketmeter.admin.inputs import iso, parse_count, parse_time
-from marketmeter.metering.quantities import json_number, plain
+from marketmeter.metering.quantities import json_number
+from marketmeter.operator.inputs import iso, parse_count, parse_time
 from marketmeter.refusal import Refusal
-from marketmeter.store.base import BilledRecord, UsageQuery
+from marketmeter.store.base import BilledRecord, Store, UsageQuery
 
-__all__ = ["MAX_LIMIT", "as_table", "record_json", "usage_query"]
+__all__ = ["MAX_LIMIT", "UsageOperations", "record_json", "usage_query"]
 
 MAX_LIMIT = 100_000
 
@@ -63,25 +61,13 @@ def record_json(record: BilledRecord) -> dict[str, Any]:
     }
 
 
-def as_table(records: Sequence[BilledRecord]) -> str:
-    """A plain-text table, one billed record a line."""
-    header = ("HOUR (UTC)", "PRODUCT", "CUSTOMER", "DIMENSION", "QUANTITY", "METERING RECORD ID")
-    rows = [
-        (
-            iso(r.hour),
-            r.product_code,
-            r.customer_identifier or r.customer_aws_account_id,
-            r.dimension,
-            plain(r.quantity),
-            r.metering_record_id,
-        )
-        for r in records
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    total = sum((r.quantity for r in records), Decimal(0))
-    lines.append(f"{len(records)} record(s), total quantity {plain(total)}")
-    return "\n".join(lines)
+class UsageOperations:
+    """What ``store``'s ledger billed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def records(self, filters: Mapping[str, str | None]) -> dict[str, Any]:
+        """Billed records matching the text ``filters``, oldest usage first."""
+        found = await self.store.usage(usage_query(filters))
+        return {"records": [record_json(r) for r in found]}

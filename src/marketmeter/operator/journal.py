@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from marketmeter.admin.inputs import iso, parse_count, parse_time
+from marketmeter.operator.inputs import iso, parse_count, parse_time
 from marketmeter.refusal import Refusal
 from marketmeter.testbench.journal import JournalEntry, JournalQuery
 
