@@ -32,7 +32,6 @@ from marketmeter.metering.registration_tokens import (
 from marketmeter.metering.signing_keys import KeyRing
 from marketmeter.refusal import Refusal
 from marketmeter.store.base import TokenQuery
-from marketmeter.store.events_sql import commit_transition
 
 __all__ = ["keys", "subscribe", "token"]
 
@@ -93,20 +92,17 @@ def subscribe(
     try:
         now = time.time()
         try:
-            done = store.write(
-                lambda sql: commit_transition(
-                    sql,
-                    lambda catalog: subscribe_buyer(
-                        catalog,
-                        product_code,
-                        buyer_account_id,
-                        now,
-                        RandomTokens(),
-                        RandomIds(),
-                        free_trial,
-                    ),
+            done = store.commit_transition_now(
+                lambda catalog: subscribe_buyer(
+                    catalog,
+                    product_code,
+                    buyer_account_id,
                     now,
-                )
+                    RandomTokens(),
+                    RandomIds(),
+                    free_trial,
+                ),
+                now,
             )
         except Refusal as error:
             raise click.BadParameter(error.message, param_hint=f"--{error.field}") from None

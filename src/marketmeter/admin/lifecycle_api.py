@@ -35,7 +35,7 @@ from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot
 from marketmeter.lifecycle.types import LifecycleAction, LifecycleEvent, Transition
 from marketmeter.operator.lifecycle import LifecycleService
 from marketmeter.refusal import Refusal
-from marketmeter.store.events_sql import DeliveryRecord, EventQuery, LoggedEvent
+from marketmeter.store.base import DeliveryRecord, EventQuery, LoggedEvent
 
 __all__ = [
     "LIFECYCLE_SCHEMA_MODELS",

@@ -1,5 +1,5 @@
 """Running lifecycle transitions against a store: each one planned and applied, with its
-events, in one transaction (``store.events_sql.commit_transition``) on the service clock.
+events, in one transaction (``Store.commit_transition``) on the service clock.
 
 ``LifecycleService`` is what the admin API, the unsubscribe ticker and the CLI's server-side
 calls use; after each commit it wakes the webhook deliverer (``on_commit``), so a message is
@@ -18,8 +18,7 @@ from marketmeter.lifecycle.types import Transition
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator
 from marketmeter.metering.registration_tokens import TokenGenerator
-from marketmeter.store.base import Store
-from marketmeter.store.events_sql import EventQuery, LoggedEvent, commit_transition, list_events
+from marketmeter.store.base import EventQuery, LoggedEvent, Store
 
 __all__ = ["LifecycleService", "WallClock"]
 
@@ -55,7 +54,7 @@ class LifecycleService:
 
     async def _run(self, plan: Callable[[CatalogSnapshot], Transition]) -> Transition:
         wall = self._wall()
-        done = await self.store.transaction(lambda sql: commit_transition(sql, plan, wall))
+        done = await self.store.commit_transition(plan, wall)
         if done.events:
             for listener in self._listeners:
                 listener()
@@ -132,4 +131,4 @@ class LifecycleService:
         )
 
     async def events(self, query: EventQuery) -> list[LoggedEvent]:
-        return await self.store.query(lambda sql: list_events(sql, query))
+        return await self.store.events(query)
