@@ -57,3 +57,34 @@ def test_leaf_modules_import_nothing_of_ours(name: str) -> None:
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
 def test_every_module_says_its_role(path: Path) -> None:
     assert ast.get_docstring(ast.parse(path.read_text())), f"{path} has no module docstring"
+
+
+# What code outside store/ may import of it: the contract (typed methods and their records),
+# opening a store, and copying a ledger between two. The SQL, the connections and the backends
+# stay inside (no callable over a connection leaves store/).
+STORE_CONTRACT = {"marketmeter.store.base", "marketmeter.store.open", "marketmeter.store.copy"}
+
+
+def store_modules_imported(path: Path) -> set[str]:
+    """The ``marketmeter.store`` modules ``path`` imports, ``from marketmeter.store import x``
+    counted as ``marketmeter.store.x``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("marketmeter.store"))
+        elif isinstance(node, ast.ImportFrom) and node.module == "marketmeter.store":
+            found.update(f"marketmeter.store.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "marketmeter.store."
+        ):
+            found.add(node.module or "")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted(SRC.rglob("*.py")) if p.relative_to(SRC).parts[0] != "store"],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_only_the_store_contract_leaves_the_store(path: Path) -> None:
+    assert store_modules_imported(path) - STORE_CONTRACT == set()

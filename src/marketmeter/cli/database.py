@@ -22,12 +22,10 @@ def db_migrate(db: str) -> None:
     """Bring the database's schema up to this marketmeter's (refuses a newer schema)."""
     store = open_database(db)  # opening migrates
     try:
-        version = store.read(
-            lambda sql: sql.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        )
+        version = store.schema_version()
     finally:
         store.close_now()
-    click.echo(f"{store.describe()}: schema version {version[0]}")
+    click.echo(f"{store.describe()}: schema version {version}")
 
 
 @db.command("copy")

@@ -4,7 +4,7 @@ agreement and the messages they emit.
 Each function takes a ``CatalogSnapshot`` and the service clock's ``now`` (epoch seconds) and
 returns a ``Transition``: the catalog changes to upsert, the registration tokens to issue and
 the ``LifecycleEvent``\\ s to log and deliver, all to be applied in one transaction
-(``store.events_sql.commit_transition``). Nothing here does I/O; ids come from the injected
+(``Store.commit_transition``). Nothing here does I/O; ids come from the injected
 generator.
 
 States and the transitions between them (the state an agreement has *at now*, see

@@ -1,7 +1,7 @@
 """Delivering logged lifecycle events to their product's webhooks, in the background.
 
 ``WebhookDeliverer`` is an asyncio task of its own: it claims due deliveries from the event log
-(``store.events_sql.claim_deliveries``, a lease so that one node POSTs each), POSTs the event's
+(``Store.claim_deliveries``, a lease so that one node POSTs each), POSTs the event's
 body (the SNS envelope with SNS's ``x-amz-sns-*`` headers, or the EventBridge event) with
 ``httpx.AsyncClient`` and a timeout, and records every attempt. A 2xx answer delivers it;
 anything else (status, refused connection, timeout) is retried after ``base_delay * 2**(n-1)``
@@ -28,14 +28,7 @@ import orjson
 
 from marketmeter.lifecycle.messages import delivery_headers
 from marketmeter.operator.lifecycle import WallClock
-from marketmeter.store.base import Store
-from marketmeter.store.events_sql import (
-    DueDelivery,
-    Outcome,
-    claim_deliveries,
-    deliveries_due,
-    record_attempt,
-)
+from marketmeter.store.base import DueDelivery, Outcome, Store
 
 __all__ = ["DeliveryPolicy", "WebhookDeliverer"]
 
@@ -114,11 +107,9 @@ class WebhookDeliverer:
         """Claim and attempt every delivery due now; returns how many were attempted."""
         policy = self._policy
         now = self._wall()
-        if not await self._store.query(lambda sql: deliveries_due(sql, now)):
+        if not await self._store.deliveries_due(now):
             return 0  # a read: the poll costs no write transaction
-        claimed = await self._store.transaction(
-            lambda sql: claim_deliveries(sql, now, policy.lease, policy.batch)
-        )
+        claimed = await self._store.claim_deliveries(now, policy.lease, policy.batch)
         by_url: dict[str, list[DueDelivery]] = {}
         for due in claimed:  # oldest first
             by_url.setdefault(due.url, []).append(due)
@@ -170,9 +161,7 @@ class WebhookDeliverer:
             outcome = "retry"
             next_at = self._wall() + self._policy.retry_delay(due.attempt)
         try:
-            await self._store.transaction(
-                lambda sql: record_attempt(sql, due, attempted_at, status, error, outcome, next_at)
-            )
+            await self._store.record_attempt(due, attempted_at, status, error, outcome, next_at)
         except Exception:  # the lease runs out and the delivery is tried again
             log.exception("webhook deliverer: recording an attempt failed")
         if outcome == "retry":

@@ -28,14 +28,7 @@ from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL, TokenGen
 from marketmeter.operator.inputs import check_known, iso, parse_count, parse_time, strict_object
 from marketmeter.operator.tokens import token_json
 from marketmeter.refusal import Refusal
-from marketmeter.store.base import Store
-from marketmeter.store.events_sql import (
-    DeliveryRecord,
-    EventQuery,
-    LoggedEvent,
-    commit_transition,
-    list_events,
-)
+from marketmeter.store.base import DeliveryRecord, EventQuery, LoggedEvent, Store
 
 __all__ = [
     "EntitlementUpdateRequest",
@@ -203,7 +196,7 @@ class LifecycleService:
 
     async def _run(self, plan: Callable[[CatalogSnapshot], Transition]) -> Transition:
         wall = self._wall()
-        done = await self.store.transaction(lambda sql: commit_transition(sql, plan, wall))
+        done = await self.store.commit_transition(plan, wall)
         if done.events:
             for listener in self._listeners:
                 listener()
@@ -280,7 +273,7 @@ class LifecycleService:
         )
 
     async def events(self, query: EventQuery) -> list[LoggedEvent]:
-        return await self.store.query(lambda sql: list_events(sql, query))
+        return await self.store.events(query)
 
     # --- the operator's actions, answered as JSON ----------------------------------------------
 
