@@ -34,8 +34,8 @@ from marketmeter.catalog.model import (
     Seller,
     license_arn_for,
 )
-from marketmeter.protocol.spec import service_model
-from marketmeter.protocol.validation import Violations, compile_shape
+from marketmeter.servicemodel.spec import service_model
+from marketmeter.servicemodel.validation import Violations, compile_shape
 
 __all__ = [
     "AccessKeyEntry",

@@ -23,8 +23,7 @@ import click
 import httpx
 
 from marketmeter.cli.service import LocalService, RemoteService, Service
-from marketmeter.config import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT
-from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
+from marketmeter.config import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TOKEN_TTL
 from marketmeter.refusal import Refusal
 from marketmeter.store.base import OperatorStore, SchemaError
 from marketmeter.store.open import UnsupportedDatabase, open_store

@@ -13,13 +13,17 @@ import click
 
 from marketmeter.catalog.loader import CatalogError
 from marketmeter.cli.connection import db_option
-from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT, Settings
-from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
+from marketmeter.config import (
+    DEFAULT_HOST,
+    DEFAULT_JOURNAL_ENTRIES,
+    DEFAULT_PORT,
+    DEFAULT_TOKEN_TTL,
+    ConnectionLimits,
+    Settings,
+)
 from marketmeter.metering.windows import WindowPolicy
-from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.store.base import SchemaError
 from marketmeter.store.open import UnsupportedDatabase
-from marketmeter.testbench.journal import DEFAULT_MAX_ENTRIES
 
 __all__ = ["serve"]
 
@@ -112,7 +116,7 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--journal-size",
     type=click.IntRange(0),
-    default=DEFAULT_MAX_ENTRIES,
+    default=DEFAULT_JOURNAL_ENTRIES,
     show_default=True,
     help="Calls kept in the request journal (0: no journal); at most 16 MiB of bodies.",
 )

@@ -14,7 +14,7 @@ import click
 
 from marketmeter.cli.connection import service, target_options
 from marketmeter.cli.output import json_option, print_json, table
-from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
+from marketmeter.config import DEFAULT_TOKEN_TTL
 
 __all__ = ["keys", "token", "token_ttl_option"]
 

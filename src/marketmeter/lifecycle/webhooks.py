@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from marketmeter.lifecycle.messages import delivery_headers
-from marketmeter.operator.lifecycle import WallClock
+from marketmeter.metering.clock import WallClock
 from marketmeter.store.base import DueDelivery, Outcome, Store
 
 __all__ = ["DeliveryPolicy", "WebhookDeliverer"]

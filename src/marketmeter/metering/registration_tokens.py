@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from marketmeter.catalog.model import Agreement, Catalog, CatalogSnapshot, ProductKind
+from marketmeter.config import DEFAULT_TOKEN_TTL
 from marketmeter.metering.types import RegistrationToken
 from marketmeter.refusal import Refusal
 
@@ -33,7 +34,6 @@ __all__ = [
     "tokens_for_new_agreements",
 ]
 
-DEFAULT_TOKEN_TTL = timedelta(hours=4)
 FREE_TRIAL = "free-trial"
 TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{64}")
 

@@ -20,11 +20,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot
+from marketmeter.config import DEFAULT_TOKEN_TTL
 from marketmeter.lifecycle import transitions as lifecycle
 from marketmeter.lifecycle.types import LifecycleAction, LifecycleEvent, Transition
-from marketmeter.metering.clock import Clock
+from marketmeter.metering.clock import Clock, WallClock
 from marketmeter.metering.ids import IdGenerator
-from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL, TokenGenerator
+from marketmeter.metering.registration_tokens import TokenGenerator
 from marketmeter.operator.inputs import check_known, iso, parse_count, parse_time, strict_object
 from marketmeter.operator.tokens import token_json
 from marketmeter.refusal import Refusal
@@ -35,13 +36,10 @@ __all__ = [
     "LifecycleService",
     "SubscribeFailRequest",
     "SubscribeRequest",
-    "WallClock",
     "agreement_json",
     "event_json",
     "event_query",
 ]
-
-WallClock = Callable[[], float]
 
 
 class _Request(BaseModel):

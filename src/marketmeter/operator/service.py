@@ -20,9 +20,10 @@ from datetime import timedelta
 from typing import Any
 
 from marketmeter import __version__
+from marketmeter.config import DEFAULT_TOKEN_TTL
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator, RandomIds
-from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL, RandomTokens, TokenGenerator
+from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
 from marketmeter.operator.bench import BenchOperations
 from marketmeter.operator.catalog import AccessKeyFactory, CatalogOperations, random_access_key

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.errors import AccessDeniedException
 from marketmeter.metering.types import Caller
-
-if TYPE_CHECKING:
-    from marketmeter.protocol.sigv4 import SigV4Verifier
+from marketmeter.protocol.raw_request import RawRequest
+from marketmeter.protocol.sigv4 import SigV4Verifier
 
 __all__ = [
     "BUYER_OPERATIONS",
@@ -42,23 +40,6 @@ BUYER_OPERATIONS = frozenset({"MeterUsage", "RegisterUsage"})
 
 # Credential=<access key id>/<date>/<region>/<service>/aws4_request
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/(?:[^/,\s]*/([^/,\s]+)/)?")
-
-
-@dataclass(frozen=True, slots=True)
-class RawRequest:
-    method: str
-    path: str
-    query: bytes
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    raw_path: bytes = b""  # the path as sent, still percent-encoded (ASGI ``raw_path``)
-
-    def header(self, name: bytes) -> str | None:
-        """The first value of a header (``name`` in lower case), or ``None``."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value.decode("latin-1")
-        return None
 
 
 class Authenticator(Protocol):

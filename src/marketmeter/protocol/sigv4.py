@@ -38,7 +38,7 @@ from marketmeter.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
-from marketmeter.protocol.auth import RawRequest
+from marketmeter.protocol.raw_request import RawRequest
 
 __all__ = [
     "ALGORITHM",

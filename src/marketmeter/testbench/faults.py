@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from marketmeter import errors
 from marketmeter.errors import AwsError, InternalServiceErrorException, ThrottlingException
+from marketmeter.protocol.hooks import FaultDecision
 from marketmeter.refusal import Refusal
 
 __all__ = [
@@ -181,16 +182,6 @@ class FaultRule:
                 "latencyMs": self.latency_ms,
             }
         )
-
-
-@dataclass(frozen=True, slots=True)
-class FaultDecision:
-    """What to do to one call: wait, then raise ``error`` or hold back ``unprocessed`` records."""
-
-    label: str
-    latency_seconds: float
-    error: AwsError | None
-    unprocessed: frozenset[int]
 
 
 def _default_message(code: str) -> str:
