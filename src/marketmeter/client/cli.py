@@ -20,7 +20,7 @@ import click
 
 from marketmeter.client.meter import MeteringClient, make_aws_client
 from marketmeter.client.model import Mode, RecordState, SpoolRecord
-from marketmeter.client.spool import Spool, SpoolError
+from marketmeter.client.spool import SpoolError
 
 __all__ = ["cli", "main"]
 
@@ -40,8 +40,7 @@ def cli() -> None:
 
 
 def _open(path: str) -> MeteringClient:
-    Spool(path, create=False)  # refuses a missing file or one that is not a spool
-    return MeteringClient(path)
+    return MeteringClient.open_existing(path)
 
 
 def _record_json(record: SpoolRecord) -> dict[str, Any]:
@@ -132,7 +131,7 @@ def flush(
     spool_path: str, include_open_hour: bool, endpoint_url: str | None, region: str | None
 ) -> None:
     """Send what is due now, and print what happened."""
-    Spool(spool_path, create=False)
+    MeteringClient.open_existing(spool_path).close()
     options = {k: v for k, v in (("endpoint_url", endpoint_url), ("region_name", region)) if v}
     aws = make_aws_client(**options)
     alarms: list[SpoolRecord] = []

@@ -110,6 +110,12 @@ class MeteringClient:
         self.on_outcome = on_outcome
         self.on_alarm = on_alarm
 
+    @classmethod
+    def open_existing(cls, spool: str | Path, **options: Any) -> MeteringClient:
+        """A client on a spool that must exist already (``SpoolError`` otherwise)."""
+        Spool(spool, create=False).close()
+        return cls(spool, **options)
+
     @property
     def aws(self) -> Any:
         if self._aws is None:
