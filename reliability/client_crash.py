@@ -3,7 +3,8 @@ bills nothing twice.
 
     .venv/bin/python -m reliability.client_crash --cycles 50
 
-A marketmeter server (in this process) with its clock frozen, faults on (throttling, 500s,
+A marketmeter server (in this process) with its clock frozen (one hour later each cycle, so
+an hour closes and is sent in each), faults on (throttling, 500s,
 UnprocessedRecords, latency) takes BatchMeterUsage from a client process
 (``reliability.client_crash_worker``) that records usage into one spool and flushes. Each
 cycle, at a random moment of its life, the process gets SIGKILL, and a new one starts on the
@@ -43,6 +44,7 @@ __all__ = ["ClientCrashOutcome", "main", "run_client_crash"]
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 PRODUCT = "demo-saas-legacy"
+STEP = timedelta(hours=1)  # the service clock's move between cycles: an hour closes each
 FAULTS = [
     {"operation": "BatchMeterUsage", "probability": 0.15, "error": {"code": "ThrottlingException"}},
     {
@@ -51,7 +53,7 @@ FAULTS = [
         "error": {"code": "InternalServiceErrorException"},
     },
     {"operation": "BatchMeterUsage", "probability": 0.3, "unprocessedRecords": {"count": 2}},
-    {"operation": "BatchMeterUsage", "probability": 0.5, "latencyMs": 40},
+    {"operation": "BatchMeterUsage", "probability": 0.5, "latencyMs": 100},
 ]
 
 Key = tuple[str, str, datetime]
@@ -91,7 +93,7 @@ def _worker(spool: Path, log: Path, endpoint: str, now: datetime, *extra: str) -
 
 
 def run_client_crash(
-    cycles: int, seed: int, workdir: Path, max_life: float = 0.8
+    cycles: int, seed: int, workdir: Path, max_life: float = 0.5
 ) -> ClientCrashOutcome:
     began = time.monotonic()
     rng = random.Random(seed)
@@ -102,7 +104,9 @@ def run_client_crash(
         admin.clock.set(NOW)
         admin.faults.set(*({**rule, "seed": seed + i} for i, rule in enumerate(FAULTS)))
         for cycle in range(cycles):
-            args = _worker(spool, log, server.endpoint, NOW, "--seed", str(seed * 1000 + cycle))
+            now = NOW + cycle * STEP  # hours close as the cycles go
+            admin.clock.set(now)
+            args = _worker(spool, log, server.endpoint, now, "--seed", str(seed * 1000 + cycle))
             process = subprocess.Popen(args, stdout=subprocess.PIPE)
             assert process.stdout is not None
             ready = process.stdout.readline()
@@ -113,9 +117,10 @@ def run_client_crash(
             process.wait(timeout=30)
             process.stdout.close()
         admin.faults.clear()
-        admin.clock.advance(timedelta(hours=1))
+        end = NOW + cycles * STEP + timedelta(hours=1)
+        admin.clock.set(end)
         final = subprocess.run(
-            _worker(spool, log, server.endpoint, NOW + timedelta(hours=1), "--final"),
+            _worker(spool, log, server.endpoint, end, "--final"),
             check=False,
             timeout=300,
         )
@@ -123,7 +128,7 @@ def run_client_crash(
             outcome.violations.append("the final flush left records pending")
         ledger = admin.usage(product=PRODUCT, limit=100000)
         journal = admin.journal.entries(operation="BatchMeterUsage", limit=10000)
-    meter = MeteringClient(spool, PRODUCT, aws=object(), clock=lambda: NOW + timedelta(hours=1))
+    meter = MeteringClient(spool, PRODUCT, aws=object(), clock=lambda: end)
     check(outcome, meter, log, ledger, journal)
     outcome.seconds = round(time.monotonic() - began, 1)
     return outcome
@@ -211,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--max-life", type=float, default=0.8, help="seconds a worker may run")
+    parser.add_argument("--max-life", type=float, default=0.5, help="seconds a worker may run")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="client-crash-") as workdir:

@@ -3,11 +3,11 @@
     python -m reliability.client_crash_worker --spool S --log L --endpoint URL --now ISO --seed N
     python -m reliability.client_crash_worker --spool S --log L --endpoint URL --now ISO --final
 
-Each event is written to the log as an intent (``I seq customer dimension hour quantity``)
-before ``record()`` and acknowledged (``A seq``) after it returns; a killed process's writes
-are in the kernel already, so the log says exactly what was promised. Every few events it
-flushes. ``--final`` only flushes, until nothing is pending. Imports ``marketmeter.client``
-only, as a seller's process would.
+Events are stamped up to an hour before ``--now``. Each event is written to the log as an
+intent (``I seq customer dimension time quantity``) before ``record()`` and acknowledged
+(``A seq``) after it returns; a killed process's writes are in the kernel already, so the log
+says exactly what was promised. Every few events it flushes. ``--final`` only flushes, until
+nothing is pending. Imports ``marketmeter.client`` only, as a seller's process would.
 """
 
 from __future__ import annotations
@@ -54,13 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("ready", flush=True)
     rng = random.Random(args.seed)
-    hour = now.replace(minute=0, second=0, microsecond=0)
     with open(args.log, "a", buffering=1) as log:
         for n in range(10**9):
             seq = f"{args.seed}-{n}"
             customer = rng.choice(CUSTOMERS)
             dimension = rng.choice(DIMENSIONS)
-            at = hour - timedelta(hours=rng.randrange(0, 5), minutes=-rng.randrange(0, 60))
+            at = now - timedelta(seconds=rng.randrange(0, 3600))
             quantity = rng.randrange(1, 10)
             log.write(f"I {seq} {customer} {dimension} {at.isoformat()} {quantity}\n")
             meter.record(customer, dimension, quantity, at)
