@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -294,11 +294,3 @@ class MeteringClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def totals(records: Iterable[SpoolRecord]) -> Mapping[RecordState, Decimal]:
-    """Units per state."""
-    found: dict[RecordState, Decimal] = {}
-    for record in records:
-        found[record.state] = found.get(record.state, Decimal(0)) + record.quantity
-    return found
