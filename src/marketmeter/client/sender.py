@@ -239,7 +239,11 @@ class Sender:
                 return
             outcomes: list[tuple[int, RecordState, str | None, str | None]] = []
             for answer in response.get("Results", []):
-                record = by_key.pop(_answer_key(answer["UsageRecord"]))
+                found = by_key.pop(_answer_key(answer["UsageRecord"]), None)
+                if found is None:
+                    result.errors.append(f"an answer for no record sent: {answer}")
+                    continue
+                record = found
                 status_name = answer.get("Status")
                 outcome: tuple[int, RecordState, str | None, str | None]
                 if status_name == "Success":
@@ -252,7 +256,10 @@ class Sender:
             self.spool.settle_many(outcomes)
             for record_id, state, _, _ in outcomes:
                 result._settle(record_id, state)
-            todo = [by_key.pop(_answer_key(u)) for u in response.get("UnprocessedRecords", [])]
+            held = [_answer_key(u) for u in response.get("UnprocessedRecords", [])]
+            todo = [by_key.pop(key) for key in held if key in by_key]
+            for record in by_key.values():  # neither answered nor held back: ask again later
+                self._keep(record, "NoAnswer", "not in Results nor UnprocessedRecords", result)
             if todo and not self._pause(attempt, result):
                 for record in todo:
                     self._keep(record, "UnprocessedRecords", "still unprocessed", result)
