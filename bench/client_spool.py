@@ -8,8 +8,9 @@ Each run records into a fresh spool in a temporary directory (on the same file s
 
 - ``record``: one ``MeteringClient.record`` per event, from 1 or more threads of one process,
   or from several processes at once; each returns once its transaction is committed
-  (WAL, ``synchronous=FULL``), so records/s is how fast usage is accepted durably and µs per
-  record is the overhead a caller pays;
+  (WAL, ``synchronous=FULL``), so records/s is how fast usage is accepted durably, µs per
+  record is the wait a caller pays (fsync included) and CPU µs per record the client's own
+  work;
 - ``record_many``: events committed 100 at a time (one transaction each);
 - ``aggregate``: folding the recorded events into hourly records (events/s), what ``flush``
   does before sending.
@@ -53,21 +54,27 @@ def _record_range(spool: Path, first: int, count: int) -> None:
     meter.close()
 
 
-def _timed(action: Callable[[], None]) -> float:
-    began = time.perf_counter()
+def _timed(action: Callable[[], None]) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds of ``action``."""
+    began, cpu = time.perf_counter(), time.process_time()
     action()
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
-def _result(name: str, workers: int, records: int, seconds: float) -> dict[str, Any]:
+def _result(
+    name: str, workers: int, records: int, timing: tuple[float, float], cpu: bool = True
+) -> dict[str, Any]:
+    seconds, cpu_seconds = timing
     return {
         "run": name,
         "workers": workers,
         "records": records,
         "seconds": round(seconds, 3),
         "records_per_second": round(records / seconds),
-        # wall time per record each worker waited (the caller's overhead)
+        # wall time per record each worker waited (the caller's overhead, fsync included)
         "microseconds_per_record": round(seconds * workers / records * 1e6, 1),
+        # CPU time per record (the client's own work; None when it ran in other processes)
+        "cpu_microseconds_per_record": round(cpu_seconds / records * 1e6, 1) if cpu else None,
     }
 
 
@@ -106,7 +113,7 @@ def run_processes(directory: Path, records: int, processes: int) -> dict[str, An
             worker.join()
 
     # process start-up is inside the timing: the figure is a lower bound
-    return _result("record (processes)", processes, share * processes, _timed(go))
+    return _result("record (processes)", processes, share * processes, _timed(go), cpu=False)
 
 
 def run_many(directory: Path, records: int, batch: int = 100) -> dict[str, Any]:
@@ -122,8 +129,7 @@ def run_many(directory: Path, records: int, batch: int = 100) -> dict[str, Any]:
 
 def run_aggregate(directory: Path, records: int) -> dict[str, Any]:
     meter = _client(directory / "threads-1.db")
-    found = _timed(lambda: meter.spool.aggregate(10**12))
-    return _result("aggregate", 1, records, found)
+    return _result("aggregate", 1, records, _timed(lambda: meter.spool.aggregate(10**12)))
 
 
 def run_benchmark(
@@ -146,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="client-bench-", dir=args.dir) as directory:
         results = run_benchmark(args.records, args.threads, args.processes, Path(directory))
-    print(f"{'RUN':<22} {'WORKERS':>7} {'RECORDS':>8} {'RECORDS/S':>10} {'µS/RECORD':>10}")
+    print(
+        f"{'RUN':<22} {'WORKERS':>7} {'RECORDS':>8} {'RECORDS/S':>10} {'µS/RECORD':>10}"
+        f" {'CPU µS/RECORD':>14}"
+    )
     for r in results:
+        cpu = r["cpu_microseconds_per_record"]
         print(
             f"{r['run']:<22} {r['workers']:>7} {r['records']:>8}"
             f" {r['records_per_second']:>10} {r['microseconds_per_record']:>10}"
+            f" {cpu if cpu is not None else '-':>14}"
         )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
