@@ -4,6 +4,7 @@ and the clock moved across the hour and the window's edges. Each ends with the l
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -211,3 +212,38 @@ def test_the_rate_limit_keeps_under_the_quota(bench: Marketmeter, tmp_path: Any)
     assert time.monotonic() - started >= 4 / 3 - 0.05
     assert [s for s in statuses(bench) if s[0] != 200] == []
     assert_billed_exactly_once(bench, meter, events)
+
+
+def test_an_injected_refusal_of_the_batch_is_split(bench: Marketmeter, make_meter: Make) -> None:
+    """A whole-batch refusal (here injected once) sends each record alone."""
+    meter = make_meter()
+    record_all(meter)
+    bench.faults.error("InvalidProductCodeException", operation="BatchMeterUsage", times=1)
+    assert meter.flush().settled == {RecordState.SENT: 5}
+    assert [len(c["request"]["UsageRecords"]) for c in bench.journal.entries()] == [5] + [1] * 5
+    assert_billed_exactly_once(bench, meter, EVENTS)
+
+
+def test_access_denied_keeps_records_pending(bench: Marketmeter, make_meter: Make) -> None:
+    meter = make_meter()
+    record_all(meter)
+    rule = bench.faults.error("AccessDeniedException", operation="BatchMeterUsage")
+    result = meter.flush()
+    assert (result.calls, result.pending, result.settled) == (1, 5, {})
+    assert result.errors[0].startswith("record 1: AccessDeniedException: ")
+    bench.faults.remove(rule["id"])  # the seller fixes the role
+    assert meter.flush().settled == {RecordState.SENT: 5}
+    assert_billed_exactly_once(bench, meter, EVENTS)
+
+
+def test_concurrent_flushes_send_each_record_once(bench: Marketmeter, make_meter: Make) -> None:
+    meters = [make_meter() for _ in range(3)]  # three processes' clients on one spool
+    record_all(meters[0])
+    bench.faults.latency(100)
+    threads = [threading.Thread(target=m.flush) for m in meters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [len(c["request"]["UsageRecords"]) for c in bench.journal.entries()] == [5]
+    assert_billed_exactly_once(bench, meters[0], EVENTS)
