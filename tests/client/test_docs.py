@@ -8,9 +8,12 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import marketmeter.client
+from marketmeter.client import MeteringClient, RecordState
+from marketmeter.testing.pytest_plugin import TEST_ACCESS_KEY, TEST_REGION, Marketmeter
 
 PAGE = Path(__file__).parent.parent.parent / "docs" / "metering-client.md"
 _FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
@@ -48,3 +51,34 @@ def test_the_usage_example_names_only_the_public_api() -> None:
     names = {n.strip() for line in imported for n in line.split(",")}
     assert names <= set(marketmeter.client.__all__)
     assert {"MeteringClient", "Customer", "Allocation", "Backoff"} <= names
+
+
+def test_the_shell_block_runs(marketmeter: Marketmeter, tmp_path: Path) -> None:
+    [block] = re.findall(r"```sh\n(marketmeter-client .*?)```", PAGE.read_text(), re.DOTALL)
+    now = datetime.now(UTC)
+    meter = MeteringClient(tmp_path / "metering.db", "demo-saas-legacy", aws=object())
+    meter.record("alice-cust-0001", "users", 3, now - timedelta(hours=1))
+    meter.record("bob-cust-0002", "users", 4, now)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}",
+        AWS_ENDPOINT_URL_MARKETPLACE_METERING=marketmeter.endpoint,
+        AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY[0],
+        AWS_SECRET_ACCESS_KEY=TEST_ACCESS_KEY[1],
+        AWS_DEFAULT_REGION=TEST_REGION,
+    )
+    script = "set -e\n" + block.replace("http://127.0.0.1:8686", marketmeter.endpoint)
+    run = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    billed = sorted((r["customerIdentifier"], r["quantity"]) for r in marketmeter.usage())
+    assert billed == [("alice-cust-0001", 3), ("bob-cust-0002", 4)]
+    assert [r.state for r in meter.records()] == [RecordState.SENT, RecordState.SENT]
+    assert run.stdout.splitlines()[-1] == "2 record(s)"
