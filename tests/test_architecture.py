@@ -184,6 +184,8 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.testing.admin_client",  # the admin API's client, against a server
     },
     "testing": {"marketmeter.testing", "marketmeter.config", "marketmeter.server"},
+    # the seller's metering client runs in production against AWS: nothing of the server
+    "client": {"marketmeter.client"},
 }
 # assembly: the app and the server wire every layer together; the entry points start the CLI
 ASSEMBLY = {"app", "server", "__init__", "__main__"}
