@@ -38,7 +38,6 @@ class ConnectionLimits:
     """The bounds on what one client may take from the server, in connections, bytes and whole
     seconds (defaults: ``serve --help``).
 
-
     A metering endpoint is shared by every job of a seller; one broken or hostile client (a header
     that never ends, a body sent a byte a second, thousands of idle sockets) must not take the
     service from the others. ``ConnectionLimits`` holds the bounds ``serve`` enforces, each a
