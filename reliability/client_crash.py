@@ -1,5 +1,5 @@
-"""The metering client's crash test (issue 22): killed at any moment, it loses nothing and
-bills nothing twice.
+"""The metering client's crash test (docs/metering-client.md): killed at any moment, it loses
+nothing and bills nothing twice.
 
     .venv/bin/python -m reliability.client_crash --cycles 50
 

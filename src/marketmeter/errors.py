@@ -211,7 +211,7 @@ MODELLED_ERRORS: tuple[type[AwsError], ...] = (
 )
 
 
-# --- framework errors (AWS JSON 1.1 front end; spec §1) ---------------------------------------
+# --- framework errors (AWS JSON 1.1 front end; docs/wire-protocol.md) -----------------------------
 
 
 class ValidationException(AwsError):

@@ -1,5 +1,5 @@
-"""The BatchMeterUsage rules (spec §3), with an injected clock and ids, on a real store of each
-backend (SQLite, PostgreSQL)."""
+"""The BatchMeterUsage rules (docs/batch-meter-usage.md), with an injected clock and ids, on a real
+store of each backend (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 

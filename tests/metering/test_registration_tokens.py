@@ -1,4 +1,4 @@
-"""SaaS registration tokens (spec §5): the token format of ``RandomTokens`` and
+"""SaaS registration tokens (docs/saas-registration.md): the token format of ``RandomTokens`` and
 ``SequentialTokens``, ``mint_token`` (errors by field, the agreement it picks, the free-trial
 offer type) and ``tokens_for_new_agreements`` (only new SaaS agreements that bill)."""
 

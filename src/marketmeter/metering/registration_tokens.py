@@ -1,4 +1,5 @@
-"""SaaS registration tokens (spec §5): their format, and minting them for an agreement.
+"""SaaS registration tokens (docs/saas-registration.md): their format, and minting them for an
+agreement.
 
 A token is 64 characters of URL-safe base64 from 48 random bytes (``secrets``): opaque and
 unguessable, like the ``x-amzn-marketplace-token`` AWS posts to a registration URL. Anything

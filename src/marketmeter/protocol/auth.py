@@ -9,7 +9,7 @@ body) before anything else is looked at and answers a ``Caller`` or raises an au
 - ``StrictAuth`` (``serve --auth sigv4``) verifies the Signature Version 4 of every request
   (``protocol.sigv4``) against the access keys of the catalog's sellers and buyers, and maps
   the key to its account: sellers call BatchMeterUsage and ResolveCustomer, buyers MeterUsage
-  and RegisterUsage; a key of the other kind is ``AccessDeniedException`` (spec §1).
+  and RegisterUsage; a key of the other kind is ``AccessDeniedException`` (docs/wire-protocol.md).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ __all__ = [
     "StrictAuth",
 ]
 
-# Who may call what (spec §1): the seller meters SaaS usage and resolves its customers; the
-# buyer's instances, tasks and pods meter AMI and container usage and register.
+# Who may call what (docs/wire-protocol.md): the seller meters SaaS usage and resolves its
+# customers; the buyer's instances, tasks and pods meter AMI and container usage and register.
 SELLER_OPERATIONS = frozenset({"BatchMeterUsage", "ResolveCustomer"})
 BUYER_OPERATIONS = frozenset({"MeterUsage", "RegisterUsage"})
 

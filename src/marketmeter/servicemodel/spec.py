@@ -1,7 +1,7 @@
 """The service model: botocore's ``meteringmarketplace`` 2016-01-14, loaded once.
 
 This is the single source of truth for operation names, the ``X-Amz-Target`` prefix, shapes,
-constraints and error names (spec §1). Nothing here is retyped by hand.
+constraints and error names (docs/wire-protocol.md). Nothing here is retyped by hand.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Server-side enforcement of every constraint of the service model (spec §1).
+"""Server-side enforcement of every constraint of the service model (docs/wire-protocol.md).
 
 ``compile_shape`` turns a botocore shape into a checker once, at start-up: a closure per shape
 with its patterns precompiled, so a request is validated by walking the JSON once.
@@ -9,9 +9,11 @@ with its patterns precompiled, so a request is validated by walking the JSON onc
   them and raised together as one counted ``ValidationException``. Paths are lowerCamelCase,
   list items 1-based with ``.member`` (``usageRecords.26.member.quantity``).
 - The tag character set (``TagKey``/``TagValue`` patterns) is reported as AWS does, as
-  ``InvalidTagException`` (spec §3), when nothing else is wrong with the request.
-- Empty strings in the identity members (spec §1: newer SDKs send ``"ProductCode": ""``) are
-  removed before checking, so that they count as absent everywhere after this point.
+  ``InvalidTagException`` (docs/batch-meter-usage.md), when nothing else is wrong with the
+  request.
+- Empty strings in the identity members (docs/wire-protocol.md: newer SDKs send
+  ``"ProductCode": ""``) are removed before checking, so that they count as absent everywhere
+  after this point.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ __all__ = [
     "validate",
 ]
 
-# Identity members whose empty string means "not given" (spec §1, "Empty strings").
+# Identity members whose empty string means "not given" (docs/wire-protocol.md, "Empty strings").
 ABSENT_WHEN_EMPTY = frozenset(
     {"ProductCode", "CustomerIdentifier", "CustomerAWSAccountId", "LicenseArn", "ClientToken"}
 )
 
-# Shapes whose pattern violations AWS reports as InvalidTagException (spec §3).
+# Shapes whose pattern violations AWS reports as InvalidTagException (docs/batch-meter-usage.md).
 _TAG_SHAPES = frozenset({"TagKey", "TagValue"})
 
 
