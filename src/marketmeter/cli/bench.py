@@ -292,8 +292,9 @@ def reset(drop_catalog: bool, keep: tuple[str, ...]) -> None:
 @click.group()
 @target_options(default="endpoint")
 def snapshot() -> None:
-    """Named snapshots of a running server's (or a database's) whole state, for fast test
-    setup."""
+    """Named snapshots of a running server's whole state, for fast test setup.
+
+    With --db, of a database's."""
 
 
 def _snapshot_line(info: dict[str, Any]) -> str:
