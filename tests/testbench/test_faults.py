@@ -642,3 +642,25 @@ def test_reset_numbers_rules_from_one_again_and_drops_the_latency() -> None:
     injector.add_rules(parse_rules([{"times": 1}]))
     assert [r["id"] for r in injector.rules_json()] == [1]
     assert injector.latency_ms == 0.0
+
+
+@pytest.mark.parametrize(
+    ("held", "message"),
+    [
+        ({"count": None}, 'needs exactly one of "count" or "indices"'),
+        ({"count": None, "indices": None}, 'needs exactly one of "count" or "indices"'),
+        ({"count": None, "indices": [1]}, None),
+        ({"count": 2, "indices": None}, None),
+    ],
+)
+def test_a_null_in_unprocessed_records_is_not_given(
+    held: dict[str, object], message: str | None
+) -> None:
+    """schemathesis sent ``{"count": null}`` once the bench routes were documented: a 500."""
+    rule = {"operation": "BatchMeterUsage", "unprocessedRecords": held}
+    if message is None:
+        assert len(parse_rules(rule)) == 1
+        return
+    with pytest.raises(Refusal) as refused:
+        parse_rules(rule)
+    assert (refused.value.field, refused.value.message) == ("unprocessedRecords", message)

@@ -270,12 +270,13 @@ def _parse_unprocessed(value: object) -> UnprocessedRecords | None:
     if not isinstance(value, dict):
         raise Refusal("unprocessedRecords", "must be a JSON object")
     _refuse_unknown_keys(value, ("count", "indices"), prefix="unprocessedRecords.")
-    if ("count" in value) == ("indices" in value):
+    given = {key: item for key, item in value.items() if item is not None}  # null: not given
+    if ("count" in given) == ("indices" in given):
         raise Refusal("unprocessedRecords", 'needs exactly one of "count" or "indices"')
-    count = _integer(value, "count", minimum=1, prefix="unprocessedRecords.")
+    count = _integer(given, "count", minimum=1, prefix="unprocessedRecords.")
     if count is not None:
         return UnprocessedRecords(count=count)
-    indices = value["indices"]
+    indices = given["indices"]
     if (
         not isinstance(indices, list)
         or not indices
