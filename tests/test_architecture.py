@@ -147,6 +147,7 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.metering.types",
         "marketmeter.protocol.hooks",
         "marketmeter.refusal",
+        "marketmeter.servicemodel",
     },
     "operator": {
         "marketmeter",
@@ -156,6 +157,7 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.lifecycle",
         "marketmeter.metering",
         "marketmeter.refusal",
+        "marketmeter.servicemodel",
         "marketmeter.store.base",
         "marketmeter.testbench",
     },

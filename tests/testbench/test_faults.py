@@ -142,7 +142,7 @@ def test_parse_rules_names_the_failing_rule() -> None:
         (
             {"operation": "PutObject"},
             "operation",
-            "must be one of BatchMeterUsage, MeterUsage, ResolveCustomer, RegisterUsage",
+            "must be one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
         ),
         ({"probability": 0}, "probability", "must be greater than 0 and at most 1"),
         ({"probability": 1.5}, "probability", "must be greater than 0 and at most 1"),
@@ -155,8 +155,8 @@ def test_parse_rules_names_the_failing_rule() -> None:
         ({"times": True}, "times", "must be an integer"),
         ({"times": 2.0}, "times", "must be an integer"),
         ({"everyNth": 0}, "everyNth", "must be at least 1"),
-        ({"latencyMs": -1}, "latencyMs", "must be between 0 and 60000"),
-        ({"latencyMs": 60001}, "latencyMs", "must be between 0 and 60000"),
+        ({"latencyMs": -1}, "latencyMs", "must be milliseconds from 0 to 60000"),
+        ({"latencyMs": 60001}, "latencyMs", "must be milliseconds from 0 to 60000"),
         ({"latencyMs": True}, "latencyMs", "must be a number"),
         ({"error": "ThrottlingException"}, "error", "must be a JSON object"),
         (
