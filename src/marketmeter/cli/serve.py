@@ -14,10 +14,6 @@ import click
 from marketmeter.catalog.loader import CatalogError
 from marketmeter.cli.connection import db_option
 from marketmeter.config import (
-    DEFAULT_HOST,
-    DEFAULT_JOURNAL_ENTRIES,
-    DEFAULT_PORT,
-    DEFAULT_TOKEN_TTL,
     ConnectionLimits,
     Settings,
 )
@@ -26,6 +22,14 @@ from marketmeter.store.base import SchemaError
 from marketmeter.store.open import UnsupportedDatabase
 
 __all__ = ["serve"]
+
+# Every option's default is the setting's own (``config.Settings``), stated once there.
+_DEFAULTS = Settings()
+
+
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
+
 
 # serve's limit options: one per ConnectionLimits field (docs/reliability.md, "Limits")
 _LIMIT_HELP = {
@@ -45,7 +49,7 @@ _LIMIT_HELP = {
 
 
 def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
-    defaults = ConnectionLimits()
+    defaults = _DEFAULTS.limits
     for name in reversed(fields(ConnectionLimits)):
         option = click.option(
             "--" + name.name.replace("_", "-"),
@@ -59,8 +63,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @click.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+@click.option("--host", default=_DEFAULTS.host, show_default=True, help="Address to listen on.")
+@click.option("--port", default=_DEFAULTS.port, show_default=True, type=int, help="TCP port.")
 @db_option
 @click.option(
     "--catalog",
@@ -72,28 +76,28 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--window",
     type=click.Choice([p.value for p in WindowPolicy]),
-    default=WindowPolicy.SIX_HOURS.value,
+    default=_DEFAULTS.window.value,
     show_default=True,
     help="Usage timestamp window: 6h (seed documents) or 24h-month-end (AWS today).",
 )
 @click.option(
     "--future-skew",
     type=click.IntRange(0),
-    default=300,
+    default=_seconds(_DEFAULTS.future_skew),
     show_default=True,
     help="Seconds a usage timestamp may lie in the future.",
 )
 @click.option(
     "--meter-usage-window",
     type=click.IntRange(1),
-    default=6 * 3600,
+    default=_seconds(_DEFAULTS.meter_usage_max_age),
     show_default=True,
     help="MeterUsage: seconds in the past a usage timestamp may lie (less than).",
 )
 @click.option(
     "--token-ttl",
     type=click.IntRange(1),
-    default=int(DEFAULT_TOKEN_TTL.total_seconds()),
+    default=_seconds(_DEFAULTS.token_ttl),
     show_default=True,
     help="Seconds a SaaS registration token resolves after it was issued (service clock).",
 )
@@ -101,14 +105,14 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     "--sync",
     "synchronous",
     type=click.Choice(["full", "normal"]),
-    default="full",
+    default=_DEFAULTS.synchronous,
     show_default=True,
     help="SQLite synchronous mode: full survives power loss, normal only process crashes.",
 )
 @click.option(
     "--quota",
     type=click.Choice(["off", "aws"]),
-    default="off",
+    default=_DEFAULTS.quota,
     show_default=True,
     help="Throttle per account at AWS's published rates (10/s BatchMeterUsage and MeterUsage, "
     "5/s RegisterUsage). Change it live: marketmeter faults quota.",
@@ -116,14 +120,14 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--journal-size",
     type=click.IntRange(0),
-    default=DEFAULT_JOURNAL_ENTRIES,
+    default=_DEFAULTS.journal_entries,
     show_default=True,
     help="Calls kept in the request journal (0: no journal); at most 16 MiB of bodies.",
 )
 @click.option(
     "--auth",
     type=click.Choice(["open", "sigv4"]),
-    default="open",
+    default=_DEFAULTS.auth,
     show_default=True,
     help="open: accept any request, signed or not (local testing); sigv4: verify every "
     "request's Signature Version 4 against the catalog's access keys (docs/strict-auth.md).",
@@ -139,7 +143,7 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--unsubscribe-delay",
     type=click.IntRange(0),
-    default=3600,
+    default=_seconds(_DEFAULTS.unsubscribe_delay),
     show_default=True,
     help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
 )
