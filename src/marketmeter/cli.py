@@ -66,6 +66,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     for name in reversed(fields(ConnectionLimits)):
         option = click.option(
             "--" + name.name.replace("_", "-"),
+            envvar="MARKETMETER_" + name.name.upper(),
+            show_envvar=True,
             type=click.IntRange(1),
             default=getattr(defaults, name.name),
             show_default=True,
@@ -82,18 +84,46 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--host",
+    envvar="MARKETMETER_HOST",
+    show_envvar=True,
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    envvar="MARKETMETER_PORT",
+    show_envvar=True,
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=int,
+    help="TCP port.",
+)
 @db_option
 @click.option(
     "--catalog",
+    envvar="MARKETMETER_CATALOG",
+    show_envvar=True,
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Catalog YAML to apply at start. Default: the bundled demo catalog, applied only "
     "if the database has no catalog yet.",
 )
 @click.option(
+    "--catalog-dir",
+    envvar="MARKETMETER_CATALOG_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A directory whose *.yaml, *.yml and *.json files are applied at start after "
+    "--catalog, in name order, all or nothing (the container convention for seeding).",
+)
+@click.option(
     "--window",
+    envvar="MARKETMETER_WINDOW",
+    show_envvar=True,
     type=click.Choice([p.value for p in WindowPolicy]),
     default=WindowPolicy.SIX_HOURS.value,
     show_default=True,
@@ -101,6 +131,8 @@ def main() -> None:
 )
 @click.option(
     "--future-skew",
+    envvar="MARKETMETER_FUTURE_SKEW",
+    show_envvar=True,
     type=click.IntRange(0),
     default=300,
     show_default=True,
@@ -108,6 +140,8 @@ def main() -> None:
 )
 @click.option(
     "--meter-usage-window",
+    envvar="MARKETMETER_METER_USAGE_WINDOW",
+    show_envvar=True,
     type=click.IntRange(1),
     default=6 * 3600,
     show_default=True,
@@ -115,6 +149,8 @@ def main() -> None:
 )
 @click.option(
     "--token-ttl",
+    envvar="MARKETMETER_TOKEN_TTL",
+    show_envvar=True,
     type=click.IntRange(1),
     default=int(DEFAULT_TOKEN_TTL.total_seconds()),
     show_default=True,
@@ -123,6 +159,8 @@ def main() -> None:
 @click.option(
     "--sync",
     "synchronous",
+    envvar="MARKETMETER_SYNC",
+    show_envvar=True,
     type=click.Choice(["full", "normal"]),
     default="full",
     show_default=True,
@@ -130,6 +168,8 @@ def main() -> None:
 )
 @click.option(
     "--quota",
+    envvar="MARKETMETER_QUOTA",
+    show_envvar=True,
     type=click.Choice(["off", "aws"]),
     default="off",
     show_default=True,
@@ -138,6 +178,8 @@ def main() -> None:
 )
 @click.option(
     "--journal-size",
+    envvar="MARKETMETER_JOURNAL_SIZE",
+    show_envvar=True,
     type=click.IntRange(0),
     default=DEFAULT_MAX_ENTRIES,
     show_default=True,
@@ -145,6 +187,8 @@ def main() -> None:
 )
 @click.option(
     "--auth",
+    envvar="MARKETMETER_AUTH",
+    show_envvar=True,
     type=click.Choice(["open", "sigv4"]),
     default="open",
     show_default=True,
@@ -154,13 +198,15 @@ def main() -> None:
 @click.option(
     "--admin-token",
     envvar="MARKETMETER_ADMIN_TOKEN",
+    show_envvar=True,
     default=None,
-    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode "
-    "[env: MARKETMETER_ADMIN_TOKEN]. With --auth sigv4 and no token, one is generated and "
-    "printed once.",
+    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode. "
+    "With --auth sigv4 and no token, one is generated and printed once.",
 )
 @click.option(
     "--unsubscribe-delay",
+    envvar="MARKETMETER_UNSUBSCRIBE_DELAY",
+    show_envvar=True,
     type=click.IntRange(0),
     default=3600,
     show_default=True,
@@ -172,6 +218,7 @@ def serve(
     port: int,
     db: str,
     catalog: Path | None,
+    catalog_dir: Path | None,
     window: str,
     future_skew: int,
     meter_usage_window: int,
@@ -197,6 +244,7 @@ def serve(
         port=port,
         db=db,
         catalog=catalog,
+        catalog_dir=catalog_dir,
         window=WindowPolicy(window),
         future_skew=timedelta(seconds=future_skew),
         meter_usage_max_age=timedelta(seconds=meter_usage_window),
