@@ -6,6 +6,10 @@ container. One base image and one image serve every test (tests/container/podman
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -25,6 +29,7 @@ from tests.e2e.wire_records import record
 pytestmark = pytest.mark.container
 
 ROOT = Path(__file__).resolve().parents[2]
+GUIDE = ROOT / "docs" / "running-in-ci.md"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,8 @@ def image(podman: Podman) -> str:
         str(ROOT),
         timeout=600,
     )
-    if previous and podman.run("image", "inspect", "--format", "{{.Id}}", name) != previous:
+    current = podman.run("image", "inspect", "--format", "{{.Id}}", name).strip()
+    if previous and current != previous:
         podman.run("rmi", previous, check=False)  # the image of an earlier checkout
     return name
 
@@ -228,3 +234,54 @@ def test_meters_drains_on_sigterm_and_keeps_the_ledger_on_its_volume(
     assert second.exec("stat", "--format", "%U %a", "/data/marketmeter.db") == ("marketmeter 644\n")
     podman.run("stop", "--time", "30", second.name)
     assert second.state()["ExitCode"] == 0
+
+
+@pytest.fixture(scope="module")
+def docker_socket(podman: Podman) -> Iterator[str]:
+    """podman's Docker-compatible API (``podman system service``) on a socket of its own."""
+    socket = podman.work / "podman.sock"
+    command = [podman.podman, "--runtime", podman.runc, "system", "service", "--time=0"]
+    service = subprocess.Popen(
+        [*command, f"unix://{socket}"],
+        env=podman.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not socket.exists():
+            assert service.poll() is None, "podman system service exited"
+            assert time.monotonic() < deadline, "podman system service made no socket"
+            time.sleep(0.1)
+        yield f"unix://{socket}"
+    finally:
+        service.terminate()
+        service.wait(timeout=15)
+
+
+def test_the_guides_testcontainers_snippet_runs_against_podmans_docker_api(
+    podman: Podman, image: str, docker_socket: str
+) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
+    snippet = next(block for block in blocks if "testcontainers" in block)
+    podman.run("tag", image, "localhost/marketmeter:latest")  # the name the guide builds
+    try:
+        result = subprocess.run(
+            [sys.executable, "-W", "error", "-c", snippet],
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "DOCKER_HOST": docker_socket,
+                "TESTCONTAINERS_RYUK_DISABLED": "true",  # its image cannot be pulled here
+                # this CI machine is a container itself (/.dockerenv): reach the published port
+                # on the host's loopback, as outside a container
+                "TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
+                "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
+            },
+            timeout=120,
+            check=False,
+        )
+    finally:
+        podman.run("untag", "localhost/marketmeter:latest", "localhost/marketmeter:latest")
+    assert (result.returncode, result.stdout) == (0, "Success\n"), result.stderr
