@@ -10,7 +10,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["BASE_PACKAGES", "Podman", "PodmanMissing", "base_image_name", "find_podman"]
+__all__ = [
+    "BASE_PACKAGES",
+    "Podman",
+    "PodmanMissing",
+    "base_image_name",
+    "find_podman",
+    "find_tool",
+]
 
 # The base image: Debian bookworm minbase with what the Containerfile needs (python3 -m venv,
 # useradd) and the CA certificates pip needs; documentation and locales left out.
@@ -32,17 +39,18 @@ class PodmanMissing(Exception):
     """What this machine lacks to run the container tests (.ci/run installs it)."""
 
 
-def find_podman() -> tuple[str, str, str]:
-    """The paths of podman, runc and mmdebstrap, or ``PodmanMissing`` naming what is missing."""
+def find_tool(name: str) -> str:
+    """The path of the Debian package ``name``'s command, or ``PodmanMissing`` saying so."""
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    found = {name: shutil.which(name, path=search) for name in ("podman", "runc", "mmdebstrap")}
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        raise PodmanMissing(
-            f"{', '.join(missing)} not installed: apt-get install podman runc mmdebstrap "
-            "(.ci/run does)"
-        )
-    return found["podman"] or "", found["runc"] or "", found["mmdebstrap"] or ""
+    path = shutil.which(name, path=search)
+    if path is None:
+        raise PodmanMissing(f"{name} is not installed: apt-get install {name} (.ci/run does)")
+    return path
+
+
+def find_podman() -> tuple[str, str, str]:
+    """The paths of podman, runc and mmdebstrap, or ``PodmanMissing`` naming one missing."""
+    return find_tool("podman"), find_tool("runc"), find_tool("mmdebstrap")
 
 
 def base_image_name() -> str:
