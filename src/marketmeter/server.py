@@ -27,13 +27,12 @@ from marketmeter import __version__
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.directory import load_startup_files
 from marketmeter.catalog.loader import load_catalog
-from marketmeter.config import Settings
+from marketmeter.config import ConnectionLimits, Settings
+from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
-from marketmeter.notifications.delivery import DeliveryPolicy
 from marketmeter.protocol.guarded_http import guarded_protocol
-from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 

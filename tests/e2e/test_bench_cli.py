@@ -605,7 +605,7 @@ def test_bad_fault_input_names_the_field(server: ServerProcess) -> None:
         'Error: 400: unprocessedRecords: only with "operation": "BatchMeterUsage"\n',
         'Error: 400: rates: the "custom" profile needs at least one rate\n',
         "Error: 400: rates.Subscribe: unknown operation; one of BatchMeterUsage, MeterUsage, "
-        "ResolveCustomer, RegisterUsage\n",
+        "RegisterUsage, ResolveCustomer\n",
     ]
     assert failed(results[4], code=2).endswith(
         "\nError: Invalid value for --rule: is not valid JSON\n"
@@ -708,8 +708,8 @@ def test_journal_lines_json_and_filters(server: ServerProcess) -> None:
         "response": {"MeteringRecordId": metered["MeteringRecordId"]},
     }
     assert failed(results[8]) == (
-        "Error: 400: operation: must be one of BatchMeterUsage, MeterUsage, ResolveCustomer, "
-        "RegisterUsage\n"
+        "Error: 400: operation: must be one of BatchMeterUsage, MeterUsage, RegisterUsage, "
+        "ResolveCustomer\n"
     )
 
 

@@ -1,5 +1,6 @@
-"""The MeterUsage rules (spec §4), in process: the rule class on a real ledger of each backend
-(SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, a fixed clock and sequential ids.
+"""The MeterUsage rules (docs/meter-usage.md), in process: the rule class on a real ledger of
+each backend (SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, a fixed clock and
+sequential ids.
 
 Covers the check order, hourly deduplication per (product, instance, dimension, hour),
 per-request metering by ClientToken, DryRun, entitlement of the calling buyer, allocations and

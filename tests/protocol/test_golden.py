@@ -2,7 +2,7 @@
 
 Each case is a JSON object with these keys (no others):
 
-- ``source`` (required): the spec section or AWS document the expectation follows;
+- ``source`` (required): the docs page or AWS document the expectation follows;
   ``comment`` (optional): why the expected values are what they are.
 - ``request``: ``headers`` and either a JSON ``body`` or a ``raw_body`` string (padded with
   spaces to ``raw_body_size`` bytes when that is given), sent as ``POST /``. The headers may

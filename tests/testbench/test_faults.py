@@ -17,13 +17,13 @@ from marketmeter.errors import (
     ValidationException,
 )
 from marketmeter.protocol.serialize import error as serialize_error
+from marketmeter.refusal import Refusal
 from marketmeter.testbench.faults import (
     ERROR_CLASSES,
     FaultDecision,
     FaultError,
     FaultInjector,
     FaultRule,
-    FaultRuleError,
     UnprocessedRecords,
     parse_rule,
     parse_rules,
@@ -117,7 +117,7 @@ def test_parse_rules_takes_a_list_or_one_object() -> None:
 
 
 def test_parse_rules_names_the_failing_rule() -> None:
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_rules([{}, {"probability": 2}])
     assert refused.value.field == "probability"
     assert refused.value.message == "rule 2: must be greater than 0 and at most 1"
@@ -142,7 +142,7 @@ def test_parse_rules_names_the_failing_rule() -> None:
         (
             {"operation": "PutObject"},
             "operation",
-            "must be one of BatchMeterUsage, MeterUsage, ResolveCustomer, RegisterUsage",
+            "must be one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
         ),
         ({"probability": 0}, "probability", "must be greater than 0 and at most 1"),
         ({"probability": 1.5}, "probability", "must be greater than 0 and at most 1"),
@@ -155,8 +155,8 @@ def test_parse_rules_names_the_failing_rule() -> None:
         ({"times": True}, "times", "must be an integer"),
         ({"times": 2.0}, "times", "must be an integer"),
         ({"everyNth": 0}, "everyNth", "must be at least 1"),
-        ({"latencyMs": -1}, "latencyMs", "must be between 0 and 60000"),
-        ({"latencyMs": 60001}, "latencyMs", "must be between 0 and 60000"),
+        ({"latencyMs": -1}, "latencyMs", "must be milliseconds from 0 to 60000"),
+        ({"latencyMs": 60001}, "latencyMs", "must be milliseconds from 0 to 60000"),
         ({"latencyMs": True}, "latencyMs", "must be a number"),
         ({"error": "ThrottlingException"}, "error", "must be a JSON object"),
         (
@@ -227,13 +227,13 @@ def test_parse_rules_names_the_failing_rule() -> None:
     ],
 )
 def test_input_errors_name_the_field(body: object, field: str, message: str) -> None:
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_rules(body)
     assert (refused.value.field, refused.value.message) == (field, message)
 
 
 def test_an_unknown_error_code_lists_the_known_codes() -> None:
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_rule({"error": {"code": "ServiceUnavailable"}})
     assert refused.value.field == "error.code"
     assert refused.value.message.startswith(
@@ -542,7 +542,7 @@ def test_global_latency_survives_clear_and_can_be_switched_off() -> None:
 @pytest.mark.parametrize("value", [-1, 60001, float("inf"), True])
 def test_global_latency_is_checked(value: float) -> None:
     injector = FaultInjector()
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         injector.latency_ms = value
     assert refused.value.field == "latencyMs"
     assert injector.latency_ms == 0
@@ -642,3 +642,25 @@ def test_reset_numbers_rules_from_one_again_and_drops_the_latency() -> None:
     injector.add_rules(parse_rules([{"times": 1}]))
     assert [r["id"] for r in injector.rules_json()] == [1]
     assert injector.latency_ms == 0.0
+
+
+@pytest.mark.parametrize(
+    ("held", "message"),
+    [
+        ({"count": None}, 'needs exactly one of "count" or "indices"'),
+        ({"count": None, "indices": None}, 'needs exactly one of "count" or "indices"'),
+        ({"count": None, "indices": [1]}, None),
+        ({"count": 2, "indices": None}, None),
+    ],
+)
+def test_a_null_in_unprocessed_records_is_not_given(
+    held: dict[str, object], message: str | None
+) -> None:
+    """schemathesis sent ``{"count": null}`` once the bench routes were documented: a 500."""
+    rule = {"operation": "BatchMeterUsage", "unprocessedRecords": held}
+    if message is None:
+        assert len(parse_rules(rule)) == 1
+        return
+    with pytest.raises(Refusal) as refused:
+        parse_rules(rule)
+    assert (refused.value.field, refused.value.message) == ("unprocessedRecords", message)

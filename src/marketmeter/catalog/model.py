@@ -30,7 +30,7 @@ __all__ = [
     "license_arn_for",
 ]
 
-# The LicenseArns marketmeter issues (spec §2); any other well-formed ARN is not a license.
+# The LicenseArns marketmeter issues (docs/catalog.md); any other well-formed ARN is not a license.
 LICENSE_ARN_FORMAT = re.compile(
     r"arn:aws[a-zA-Z-]*:license-manager::(?P<account>[0-9]{12}):license:l-[0-9a-f]{32}"
 )
@@ -147,7 +147,8 @@ class Agreement:
 
     @property
     def bills(self) -> bool:
-        """True if the stored state lets usage be metered (spec §2, §7)."""
+        """True if the stored state lets usage be metered (docs/catalog.md,
+        docs/subscription-lifecycle.md)."""
         return self.state in (AgreementState.SUBSCRIBED, AgreementState.UNSUBSCRIBE_PENDING)
 
     def effective_state(self, now: float) -> AgreementState:
@@ -162,8 +163,8 @@ class Agreement:
         return self.state
 
     def bills_at(self, now: float) -> bool:
-        """True if the state at ``now`` lets usage be metered (spec §7: records within the
-        pending window are billed, none after unsubscribe-success)."""
+        """True if the state at ``now`` lets usage be metered (docs/subscription-lifecycle.md:
+        records within the pending window are billed, none after unsubscribe-success)."""
         return self.effective_state(now) in (
             AgreementState.SUBSCRIBED,
             AgreementState.UNSUBSCRIBE_PENDING,

@@ -1,4 +1,5 @@
-"""MeterUsage: the rules of spec §4 (AMI and container products, called by the buyer's side).
+"""MeterUsage: the rules of docs/meter-usage.md (AMI and container products, called by the buyer's
+side).
 
 Checks, in order (each refuses the call, nothing recorded):
 

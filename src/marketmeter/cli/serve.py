@@ -1,0 +1,246 @@
+"""``marketmeter serve``: the AWS endpoint and the admin API, with every option of the
+service (``config.Settings``); the options here are that object's fields, with their defaults
+from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from marketmeter.catalog.loader import CatalogError
+from marketmeter.cli.connection import db_option
+from marketmeter.config import (
+    ConnectionLimits,
+    Settings,
+)
+from marketmeter.metering.windows import WindowPolicy
+from marketmeter.store.base import SchemaError
+from marketmeter.store.open import UnsupportedDatabase
+
+__all__ = ["serve"]
+
+# Every option's default is the setting's own (``config.Settings``), stated once there.
+_DEFAULTS = Settings()
+
+
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
+
+
+# serve's limit options: one per ConnectionLimits field (docs/reliability.md, "Limits")
+_LIMIT_HELP = {
+    "max_connections": "Open connections; a request on one more is answered 503 "
+    "ServiceUnavailableException.",
+    "max_header_bytes": "Request line and headers together; more: 431 "
+    "RequestHeaderFieldsTooLargeException.",
+    "max_headers": "Header fields in one request; more: 431 RequestHeaderFieldsTooLargeException.",
+    "idle_timeout": "Seconds a connection may stay open with no request in progress.",
+    "header_timeout": "Seconds from a request's first byte to the end of its headers; later: "
+    "408 RequestTimeoutException.",
+    "request_timeout": "Seconds from a request's first byte to the end of its body; later: 408 "
+    "RequestTimeoutException, and nothing of it is processed.",
+    "processing_timeout": "Seconds a received call may take to be answered; later: 500 "
+    "InternalServiceErrorException (retry-safe). Injected latency counts.",
+}
+
+
+def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    defaults = _DEFAULTS.limits
+    for name in reversed(fields(ConnectionLimits)):
+        option = click.option(
+            "--" + name.name.replace("_", "-"),
+            envvar="MARKETMETER_" + name.name.upper(),
+            show_envvar=True,
+            type=click.IntRange(1),
+            default=getattr(defaults, name.name),
+            show_default=True,
+            help=_LIMIT_HELP[name.name],
+        )
+        command = option(command)
+    return command
+
+
+@click.command()
+@click.option(
+    "--host",
+    envvar="MARKETMETER_HOST",
+    show_envvar=True,
+    default=_DEFAULTS.host,
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    envvar="MARKETMETER_PORT",
+    show_envvar=True,
+    default=_DEFAULTS.port,
+    show_default=True,
+    type=int,
+    help="TCP port.",
+)
+@db_option
+@click.option(
+    "--catalog",
+    envvar="MARKETMETER_CATALOG",
+    show_envvar=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Catalog YAML to apply at start. Default: the bundled demo catalog, applied only "
+    "if the database has no catalog yet.",
+)
+@click.option(
+    "--catalog-dir",
+    envvar="MARKETMETER_CATALOG_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A directory whose *.yaml, *.yml and *.json files are applied at start after "
+    "--catalog, in name order, all or nothing (the container convention for seeding).",
+)
+@click.option(
+    "--window",
+    envvar="MARKETMETER_WINDOW",
+    show_envvar=True,
+    type=click.Choice([p.value for p in WindowPolicy]),
+    default=_DEFAULTS.window.value,
+    show_default=True,
+    help="Usage timestamp window: 6h (seed documents) or 24h-month-end (AWS today).",
+)
+@click.option(
+    "--future-skew",
+    envvar="MARKETMETER_FUTURE_SKEW",
+    show_envvar=True,
+    type=click.IntRange(0),
+    default=_seconds(_DEFAULTS.future_skew),
+    show_default=True,
+    help="Seconds a usage timestamp may lie in the future.",
+)
+@click.option(
+    "--meter-usage-window",
+    envvar="MARKETMETER_METER_USAGE_WINDOW",
+    show_envvar=True,
+    type=click.IntRange(1),
+    default=_seconds(_DEFAULTS.meter_usage_max_age),
+    show_default=True,
+    help="MeterUsage: seconds in the past a usage timestamp may lie (less than).",
+)
+@click.option(
+    "--token-ttl",
+    envvar="MARKETMETER_TOKEN_TTL",
+    show_envvar=True,
+    type=click.IntRange(1),
+    default=_seconds(_DEFAULTS.token_ttl),
+    show_default=True,
+    help="Seconds a SaaS registration token resolves after it was issued (service clock).",
+)
+@click.option(
+    "--sync",
+    "synchronous",
+    envvar="MARKETMETER_SYNC",
+    show_envvar=True,
+    type=click.Choice(["full", "normal"]),
+    default=_DEFAULTS.synchronous,
+    show_default=True,
+    help="SQLite synchronous mode: full survives power loss, normal only process crashes.",
+)
+@click.option(
+    "--quota",
+    envvar="MARKETMETER_QUOTA",
+    show_envvar=True,
+    type=click.Choice(["off", "aws"]),
+    default=_DEFAULTS.quota,
+    show_default=True,
+    help="Throttle per account at AWS's published rates (10/s BatchMeterUsage and MeterUsage, "
+    "5/s RegisterUsage). Change it live: marketmeter faults quota.",
+)
+@click.option(
+    "--journal-size",
+    envvar="MARKETMETER_JOURNAL_SIZE",
+    show_envvar=True,
+    type=click.IntRange(0),
+    default=_DEFAULTS.journal_entries,
+    show_default=True,
+    help="Calls kept in the request journal (0: no journal); at most 16 MiB of bodies.",
+)
+@click.option(
+    "--auth",
+    envvar="MARKETMETER_AUTH",
+    show_envvar=True,
+    type=click.Choice(["open", "sigv4"]),
+    default=_DEFAULTS.auth,
+    show_default=True,
+    help="open: accept any request, signed or not (local testing); sigv4: verify every "
+    "request's Signature Version 4 against the catalog's access keys (docs/strict-auth.md).",
+)
+@click.option(
+    "--admin-token",
+    envvar="MARKETMETER_ADMIN_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode. "
+    "With --auth sigv4 and no token, one is generated and printed once.",
+)
+@click.option(
+    "--unsubscribe-delay",
+    envvar="MARKETMETER_UNSUBSCRIBE_DELAY",
+    show_envvar=True,
+    type=click.IntRange(0),
+    default=_seconds(_DEFAULTS.unsubscribe_delay),
+    show_default=True,
+    help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
+)
+@_limit_options
+def serve(
+    host: str,
+    port: int,
+    db: str,
+    catalog: Path | None,
+    catalog_dir: Path | None,
+    window: str,
+    future_skew: int,
+    meter_usage_window: int,
+    token_ttl: int,
+    synchronous: str,
+    quota: str,
+    journal_size: int,
+    auth: str,
+    admin_token: str | None,
+    unsubscribe_delay: int,
+    **limit_values: int,
+) -> None:
+    """Start the Metering Service endpoint and the admin API."""
+    from marketmeter.server import serve as run
+
+    try:
+        limits = ConnectionLimits(**limit_values)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--header-timeout'") from None
+
+    settings = Settings(
+        host=host,
+        port=port,
+        db=db,
+        catalog=catalog,
+        catalog_dir=catalog_dir,
+        window=WindowPolicy(window),
+        future_skew=timedelta(seconds=future_skew),
+        meter_usage_max_age=timedelta(seconds=meter_usage_window),
+        token_ttl=timedelta(seconds=token_ttl),
+        synchronous="normal" if synchronous == "normal" else "full",
+        quota="aws" if quota == "aws" else "off",
+        journal_entries=journal_size,
+        auth="sigv4" if auth == "sigv4" else "open",
+        admin_token=admin_token,
+        unsubscribe_delay=timedelta(seconds=unsubscribe_delay),
+        limits=limits,
+    )
+    try:
+        run(settings)
+    except CatalogError as error:
+        raise click.ClickException(str(error)) from None
+    except (UnsupportedDatabase, SchemaError) as error:
+        raise click.ClickException(str(error)) from None
