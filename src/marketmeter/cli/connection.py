@@ -134,9 +134,10 @@ def open_database(db: str) -> OperatorStore:
 db_option = click.option(
     "--db",
     envvar="MARKETMETER_DB",
+    show_envvar=True,
     default=DEFAULT_DB,
     show_default=True,
-    help="SQLite file or URL (sqlite:///path), or postgresql://... Env: MARKETMETER_DB.",
+    help="SQLite file or URL (sqlite:///path), or postgresql://...",
 )
 
 

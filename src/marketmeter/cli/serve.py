@@ -53,6 +53,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     for name in reversed(fields(ConnectionLimits)):
         option = click.option(
             "--" + name.name.replace("_", "-"),
+            envvar="MARKETMETER_" + name.name.upper(),
+            show_envvar=True,
             type=click.IntRange(1),
             default=getattr(defaults, name.name),
             show_default=True,
@@ -63,18 +65,46 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @click.command()
-@click.option("--host", default=_DEFAULTS.host, show_default=True, help="Address to listen on.")
-@click.option("--port", default=_DEFAULTS.port, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--host",
+    envvar="MARKETMETER_HOST",
+    show_envvar=True,
+    default=_DEFAULTS.host,
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    envvar="MARKETMETER_PORT",
+    show_envvar=True,
+    default=_DEFAULTS.port,
+    show_default=True,
+    type=int,
+    help="TCP port.",
+)
 @db_option
 @click.option(
     "--catalog",
+    envvar="MARKETMETER_CATALOG",
+    show_envvar=True,
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Catalog YAML to apply at start. Default: the bundled demo catalog, applied only "
     "if the database has no catalog yet.",
 )
 @click.option(
+    "--catalog-dir",
+    envvar="MARKETMETER_CATALOG_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A directory whose *.yaml, *.yml and *.json files are applied at start after "
+    "--catalog, in name order, all or nothing (the container convention for seeding).",
+)
+@click.option(
     "--window",
+    envvar="MARKETMETER_WINDOW",
+    show_envvar=True,
     type=click.Choice([p.value for p in WindowPolicy]),
     default=_DEFAULTS.window.value,
     show_default=True,
@@ -82,6 +112,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--future-skew",
+    envvar="MARKETMETER_FUTURE_SKEW",
+    show_envvar=True,
     type=click.IntRange(0),
     default=_seconds(_DEFAULTS.future_skew),
     show_default=True,
@@ -89,6 +121,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--meter-usage-window",
+    envvar="MARKETMETER_METER_USAGE_WINDOW",
+    show_envvar=True,
     type=click.IntRange(1),
     default=_seconds(_DEFAULTS.meter_usage_max_age),
     show_default=True,
@@ -96,6 +130,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--token-ttl",
+    envvar="MARKETMETER_TOKEN_TTL",
+    show_envvar=True,
     type=click.IntRange(1),
     default=_seconds(_DEFAULTS.token_ttl),
     show_default=True,
@@ -104,6 +140,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--sync",
     "synchronous",
+    envvar="MARKETMETER_SYNC",
+    show_envvar=True,
     type=click.Choice(["full", "normal"]),
     default=_DEFAULTS.synchronous,
     show_default=True,
@@ -111,6 +149,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--quota",
+    envvar="MARKETMETER_QUOTA",
+    show_envvar=True,
     type=click.Choice(["off", "aws"]),
     default=_DEFAULTS.quota,
     show_default=True,
@@ -119,6 +159,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--journal-size",
+    envvar="MARKETMETER_JOURNAL_SIZE",
+    show_envvar=True,
     type=click.IntRange(0),
     default=_DEFAULTS.journal_entries,
     show_default=True,
@@ -126,6 +168,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--auth",
+    envvar="MARKETMETER_AUTH",
+    show_envvar=True,
     type=click.Choice(["open", "sigv4"]),
     default=_DEFAULTS.auth,
     show_default=True,
@@ -135,13 +179,15 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--admin-token",
     envvar="MARKETMETER_ADMIN_TOKEN",
+    show_envvar=True,
     default=None,
-    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode "
-    "[env: MARKETMETER_ADMIN_TOKEN]. With --auth sigv4 and no token, one is generated and "
-    "printed once.",
+    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode. "
+    "With --auth sigv4 and no token, one is generated and printed once.",
 )
 @click.option(
     "--unsubscribe-delay",
+    envvar="MARKETMETER_UNSUBSCRIBE_DELAY",
+    show_envvar=True,
     type=click.IntRange(0),
     default=_seconds(_DEFAULTS.unsubscribe_delay),
     show_default=True,
@@ -153,6 +199,7 @@ def serve(
     port: int,
     db: str,
     catalog: Path | None,
+    catalog_dir: Path | None,
     window: str,
     future_skew: int,
     meter_usage_window: int,
@@ -178,6 +225,7 @@ def serve(
         port=port,
         db=db,
         catalog=catalog,
+        catalog_dir=catalog_dir,
         window=WindowPolicy(window),
         future_skew=timedelta(seconds=future_skew),
         meter_usage_max_age=timedelta(seconds=meter_usage_window),
