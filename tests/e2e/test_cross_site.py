@@ -15,6 +15,7 @@ import pytest
 
 from marketmeter.admin.browser_guard import FOREIGN_HOST, FOREIGN_ORIGIN, NOT_JSON
 from marketmeter.testing.admin_client import MarketmeterAdmin
+from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -24,9 +25,9 @@ RULE = {"operation": "MeterUsage", "error": {"code": "ThrottlingException"}}
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server, reachable by the service name ``marketmeter`` too (``--allowed-host``)."""
+    """One server with the default options (open mode, 127.0.0.1)."""
     db = tmp_path_factory.mktemp("cross-site") / "ledger.db"
-    process = ServerProcess(db, None, "--allowed-host", "marketmeter").start()
+    process = ServerProcess(db, None).start()
     try:
         yield process
     finally:
@@ -143,8 +144,8 @@ def test_tools_and_same_origin_pages_still_pass(
     answer = raw(guarded, "DELETE", "/_marketmeter/faults", b"", {**same_origin, **json_type})
     assert answer == (200, [])
     admin.faults.set(RULE)
-    # by every loopback name and the allowed service name, with any port
-    for host in ("localhost", f"[::1]:{guarded.port}", f"marketmeter:{guarded.port}"):
+    # by every loopback name, with any port
+    for host in ("localhost", f"[::1]:{guarded.port}", "127.0.0.1:1"):
         status, rules = raw(guarded, "GET", "/_marketmeter/faults", host=host)
         assert (status, len(rules)) == (200, 1)
     # a bodyless write from a tool (no Origin, no Content-Type)
@@ -183,3 +184,27 @@ def test_with_a_wildcard_address_the_allow_list_applies(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def test_an_allowed_host_is_a_service_name_the_server_answers_to(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "ledger.db", None, "--allowed-host", "marketmeter").start()
+    try:
+        host = f"marketmeter:{server.port}"
+        same_origin = {"Origin": f"http://{host}"}
+        assert raw(server, "GET", "/_marketmeter/faults", None, same_origin, host) == (200, [])
+        assert raw(server, "GET", "/_marketmeter/faults", host="evil.example") == (
+            403,
+            {"error": FOREIGN_HOST, "field": "Host"},
+        )
+    finally:
+        server.stop()
+
+
+def test_a_malformed_allowed_host_is_one_clear_line(tmp_path: Path) -> None:
+    refused = mm("serve", "--db", "never.db", "--allowed-host", "http://mm/", cwd=tmp_path)
+    assert (refused.returncode, refused.stderr.splitlines()[-1]) == (
+        2,
+        "Error: Invalid value for '--allowed-host': 'http://mm/' is not a host name or "
+        "address (e.g. marketmeter, mm.internal)",
+    )
+    assert not (tmp_path / "never.db").exists()
