@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from marketmeter.admin.browser_guard import FOREIGN_HOST, FOREIGN_ORIGIN, NOT_JSON
+from marketmeter.server import WILDCARD_WARNING
 from marketmeter.testing.admin_client import MarketmeterAdmin
 from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import ServerProcess
@@ -169,6 +170,7 @@ def test_with_a_wildcard_address_and_no_allow_list_any_host_passes(tmp_path: Pat
         assert answer == (403, {"error": FOREIGN_ORIGIN, "field": "Origin"})
     finally:
         server.stop()
+    assert WILDCARD_WARNING in server.output()
 
 
 def test_with_a_wildcard_address_the_allow_list_applies(tmp_path: Path) -> None:
@@ -184,6 +186,7 @@ def test_with_a_wildcard_address_the_allow_list_applies(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+    assert WILDCARD_WARNING not in server.output()
 
 
 def test_an_allowed_host_is_a_service_name_the_server_answers_to(tmp_path: Path) -> None:
