@@ -106,7 +106,8 @@ def test_the_document_is_openapi_3_1_with_components(ledger: OperatorStore) -> N
         "adminToken": {
             "type": "http",
             "scheme": "bearer",
-            "description": "The server's admin token (serve --admin-token).",
+            "description": "The server's admin token "
+            "(env MARKETMETER_ADMIN_TOKEN or serve --admin-token-file).",
         }
     }
     assert document["security"] == [{"adminToken": []}, {}]
