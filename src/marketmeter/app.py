@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, admin_app
+from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.config import Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy, WebhookDeliverer
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
@@ -91,7 +92,11 @@ class MarketmeterApp:
         self.ticker = UnsubscribeTicker(self.lifecycle)
         self.deliverer = WebhookDeliverer(store, delivery)
         self.lifecycle.on_commit(self.deliverer.wake)
-        self.admin = admin_app(self.operator, admin_token=settings.admin_token)
+        self.admin = admin_app(
+            self.operator,
+            admin_token=settings.admin_token,
+            hosts=HostPolicy(settings.host, settings.allowed_hosts),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):

@@ -91,6 +91,8 @@ class Settings:
     catalog_dir: Path | None = None  # its catalog files are applied after ``catalog``
     auth: Literal["open", "sigv4"] = "open"  # sigv4: verify every signature (strict mode)
     admin_token: str | None = None  # strict mode: the admin API's bearer token (never logged)
+    # names the admin API answers to beside the loopback names and ``host`` (a service name)
+    allowed_hosts: tuple[str, ...] = ()
     unsubscribe_delay: timedelta = timedelta(hours=1)  # unsubscribe-pending → -success
     window: WindowPolicy = WindowPolicy.SIX_HOURS
     future_skew: timedelta = timedelta(minutes=5)

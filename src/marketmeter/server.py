@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from marketmeter import __version__
+from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.directory import load_startup_files
 from marketmeter.catalog.loader import load_catalog
@@ -36,7 +37,19 @@ from marketmeter.protocol.guarded_http import guarded_protocol
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 
-__all__ = ["build_service", "demo_catalog_text", "load_startup_catalog", "serve", "uvicorn_config"]
+__all__ = [
+    "WILDCARD_WARNING",
+    "build_service",
+    "demo_catalog_text",
+    "load_startup_catalog",
+    "serve",
+    "uvicorn_config",
+]
+
+WILDCARD_WARNING = (
+    "  admin:   any Host accepted on a wildcard address: name this server's with "
+    "--allowed-host to refuse DNS rebinding"
+)
 
 
 def demo_catalog_text() -> str:
@@ -179,6 +192,8 @@ def serve(settings: Settings) -> None:
         "(marketmeter faults|journal|reset|snapshot)",
         f"  limits:  {_limits_line(settings.limits)}",
     ]
+    if HostPolicy(settings.host, settings.allowed_hosts).names is None:
+        server.banner.append(WILDCARD_WARNING)
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal into the
     # handler that was installed before it: make that one a no-op so a drained stop exits 0.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):

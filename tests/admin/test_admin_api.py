@@ -51,6 +51,9 @@ def token_value(n: int) -> str:
     return "test-token-" + str(n).rjust(53, "0")
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 class Admin:
     """The app in process, with its wall clock and service clock at hand."""
 
@@ -78,9 +81,18 @@ class Admin:
         async def send() -> httpx.Response:
             # an unhandled error comes back as the 500 a client would see
             transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mm") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:8686"
+            ) as client:
                 return await client.request(
-                    method, f"/_marketmeter{path}", json=body, content=content, params=params
+                    method,
+                    f"/_marketmeter{path}",
+                    json=body,
+                    content=content,
+                    # raw bytes are sent as the JSON they try to be (the browser guard's
+                    # refusal of other types is tested on its own)
+                    headers=JSON_TYPE if content is not None else None,
+                    params=params,
                 )
 
         return asyncio.run(send())

@@ -43,6 +43,9 @@ def sequential_keys() -> Callable[[], tuple[str, str]]:
     return make
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 class Catalog:
     """The admin app in process over ``store``."""
 
@@ -62,9 +65,17 @@ class Catalog:
     def call(self, method: str, path: str, body: Any = None, content: bytes | None = None) -> Any:
         async def send() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mm") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:8686"
+            ) as client:
                 return await client.request(
-                    method, f"/_marketmeter{path}", json=body, content=content
+                    method,
+                    f"/_marketmeter{path}",
+                    json=body,
+                    content=content,
+                    # raw bytes are sent as the JSON they try to be (the browser guard's
+                    # refusal of other types is tested on its own)
+                    headers=JSON_TYPE if content is not None else None,
                 )
 
         return asyncio.run(send())

@@ -45,7 +45,9 @@ def build(store: OperatorStore, admin_token: str | None = None) -> MarketmeterAp
 def call(app: Any, method: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
     async def send() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mm") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8686"
+        ) as client:
             return await client.request(method, path, headers=headers)
 
     return asyncio.run(send())
@@ -104,7 +106,8 @@ def test_the_document_is_openapi_3_1_with_components(ledger: OperatorStore) -> N
         "adminToken": {
             "type": "http",
             "scheme": "bearer",
-            "description": "The server's admin token (serve --admin-token).",
+            "description": "The server's admin token "
+            "(env MARKETMETER_ADMIN_TOKEN or serve --admin-token-file).",
         }
     }
     assert document["security"] == [{"adminToken": []}, {}]

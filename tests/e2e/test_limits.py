@@ -354,7 +354,7 @@ def test_a_client_that_stops_reading_its_answer_is_cut_at_the_request_timeout(
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", limited.port))
-        sock.sendall(b"GET /_marketmeter/journal?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /_marketmeter/journal?limit=100 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         time.sleep(4)
         sock.settimeout(10)
         received = 0
@@ -369,7 +369,10 @@ def test_a_client_that_stops_reading_its_answer_is_cut_at_the_request_timeout(
 
 def test_admin_bodies_over_16_mib_are_refused_with_413(limited: ServerProcess) -> None:
     expected = {"error": "must be at most 16777216 bytes", "field": "body"}
-    declared = b"POST /_marketmeter/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 16777217\r\n\r\n"
+    declared = (
+        b"POST /_marketmeter/faults HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 16777217\r\n\r\n"
+    )
     with connect(limited) as sock:
         sock.sendall(declared)
         assert answer(sock) == (413, expected)
@@ -377,7 +380,8 @@ def test_admin_bodies_over_16_mib_are_refused_with_413(limited: ServerProcess) -
     chunked = b"%x\r\n%s\r\n" % (len(chunk), chunk)
     with connect(limited) as sock:
         sock.sendall(
-            b"POST /_marketmeter/faults HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /_marketmeter/faults HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         try:
             for _ in range(17):

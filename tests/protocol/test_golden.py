@@ -199,7 +199,9 @@ def _exchange(store_url: str, case: dict[str, Any]) -> Exchange:
 
         async def run() -> Exchange:
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mm") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:8686"
+            ) as client:
                 statuses = []
                 for request in setup.get("requests", []):
                     answer = await client.request(

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from marketmeter.refusal import Refusal
-from marketmeter.testbench.quotas import AWS_RATES, QuotaLimiter
+from marketmeter.testbench.quotas import AWS_RATES, MAX_BUCKETS, QuotaLimiter
 
 
 class FakeMonotonic:
@@ -212,3 +212,53 @@ def test_concurrent_calls_share_one_bucket(limiter: QuotaLimiter) -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert sum(pool.map(lambda _: call_many(), range(8))) == 10
+
+
+def test_60k_invented_ids_at_one_instant_keep_at_most_max_buckets() -> None:
+    clock = FakeMonotonic()
+    limiter = QuotaLimiter(clock)
+    limiter.configure("aws")
+    for n in range(60_000):
+        assert limiter.admit("MeterUsage", f"AKIAFAKE{n:012d}") is True
+    assert limiter.bucket_count() == MAX_BUCKETS == 10_000
+
+
+def test_refilled_buckets_are_dropped_as_new_callers_come() -> None:
+    clock = FakeMonotonic()
+    limiter = QuotaLimiter(clock)
+    limiter.configure("aws")
+    for n in range(60_000):
+        clock.now += 0.001  # 1,000 new ids a second: a bucket refills within 0.1 s
+        limiter.admit("BatchMeterUsage", f"AKIAFAKE{n:012d}")
+    # a bucket used 0.1 s ago at 10/s has its one token back: only the last ~100 remain
+    assert limiter.bucket_count() <= 101
+
+
+def test_an_active_caller_is_throttled_exactly_among_60k_invented_ids() -> None:
+    """2,000 invented ids a second (about 200 buckets not yet refilled) over a bound of 100:
+    both the sweep and the least-recently-used eviction run, and the real caller's decisions
+    are those of a limiter that never saw the invented ids."""
+    clock = FakeMonotonic()
+    bounded = QuotaLimiter(clock, max_buckets=100)
+    alone = QuotaLimiter(clock)
+    bounded.configure("aws")
+    alone.configure("aws")
+    decisions: list[bool] = []
+    expected: list[bool] = []
+    for n in range(60_000):
+        clock.now += 0.0005
+        assert bounded.admit("MeterUsage", f"AKIAFAKE{n:012d}") is True
+        if n % 20 == 0:  # the real caller: 100 calls a second against 10 allowed
+            decisions.append(bounded.admit("MeterUsage", "111"))
+            expected.append(alone.admit("MeterUsage", "111"))
+        assert bounded.bucket_count() <= 100
+    assert decisions == expected
+    # the first second's burst of 10, then 10 a second over the 29.99 s that follow
+    assert sum(decisions) == 10 + 299
+    # the burst, one token refilled by the 11th call 0.1 s later, none by the next two
+    assert decisions[:13] == [True] * 11 + [False] * 2
+
+
+def test_max_buckets_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_buckets must be at least 1, got 0"):
+        QuotaLimiter(max_buckets=0)

@@ -13,8 +13,9 @@
 
 Handlers decide nothing: they read the request, call the operator and answer its value.
 Errors are ``{"error": "<message>", "field": "<name>"}`` with a 4xx status (a ``Refusal``'s);
-nothing here ever answers with a traceback. With an admin token, every route but health and the
-document requires it (``admin.admin_token``).
+nothing here ever answers with a traceback. A foreign ``Host`` or ``Origin`` and a write whose
+body is not JSON are refused first (``admin.browser_guard``); with an admin token, every route
+but health and the document requires it (``admin.admin_token``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.routing import Mount, Route
 from marketmeter.admin.admin_token import AdminTokenGuard
 from marketmeter.admin.api_models import API_SCHEMA_MODELS
 from marketmeter.admin.bench_api import BENCH_SCHEMA_MODELS, bench_endpoints, chaos_endpoints
+from marketmeter.admin.browser_guard import BrowserGuard, HostPolicy
 from marketmeter.admin.catalog_api import CATALOG_SCHEMA_MODELS, catalog_endpoints
 from marketmeter.admin.lifecycle_api import LIFECYCLE_SCHEMA_MODELS, lifecycle_endpoints
 from marketmeter.admin.openapi import openapi_document
@@ -243,9 +245,13 @@ def _server_endpoints(operator: Operator) -> list[Endpoint]:
     ]
 
 
-def admin_app(operator: Operator, *, admin_token: str | None = None) -> Starlette:
+def admin_app(
+    operator: Operator, *, admin_token: str | None = None, hosts: HostPolicy | None = None
+) -> Starlette:
     """The admin API over ``operator``. With ``admin_token`` every route but health and the
-    OpenAPI document requires ``Authorization: Bearer <admin_token>``."""
+    OpenAPI document requires ``Authorization: Bearer <admin_token>``. What a browser can send
+    cross-site is refused (``admin.browser_guard``); ``hosts`` are the names the server answers
+    to (default: any ``Host``)."""
 
     async def openapi(request: Request) -> Response:
         """This document.
@@ -299,7 +305,11 @@ def admin_app(operator: Operator, *, admin_token: str | None = None) -> Starlett
 
     return Starlette(
         routes=mounted,
-        middleware=[Middleware(AdminTokenGuard, token=admin_token), Middleware(NulTextGuard)],
+        middleware=[
+            Middleware(BrowserGuard, hosts=hosts or HostPolicy.any()),
+            Middleware(AdminTokenGuard, token=admin_token),
+            Middleware(NulTextGuard),
+        ],
         exception_handlers={Refusal: refused, 404: not_found, 405: bad_method},
         lifespan=lifespan,
     )

@@ -101,7 +101,8 @@ def openapi_document(
             ADMIN_TOKEN_SCHEME: {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "The server's admin token (serve --admin-token).",
+                "description": "The server's admin token "
+                "(env MARKETMETER_ADMIN_TOKEN or serve --admin-token-file).",
             }
         },
     }

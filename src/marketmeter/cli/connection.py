@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import click
@@ -31,11 +32,15 @@ from marketmeter.store.open import UnsupportedDatabase, open_store
 from marketmeter.testing.admin_client import ADMIN_TOKEN_ENV, AdminError, MarketmeterAdmin
 
 __all__ = [
+    "ADMIN_TOKEN_ENV",
+    "ADMIN_TOKEN_FILE_ENV",
     "DEFAULT_ENDPOINT",
     "Mode",
     "db_option",
     "open_database",
+    "read_token_file",
     "refusal_line",
+    "resolve_admin_token",
     "server",
     "service",
     "target_options",
@@ -44,6 +49,8 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 Mode = Literal["db", "endpoint"]
 DEFAULT_ENDPOINT = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+ADMIN_TOKEN_FILE_ENV = "MARKETMETER_ADMIN_TOKEN_FILE"
+_TOKEN_OPTIONS = "give --admin-token or --admin-token-file, not both"
 _META = "marketmeter.target"
 
 
@@ -69,10 +76,52 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, str | None
             return
         target = _target()  # ctx.meta is shared with the subcommands' contexts
         given = ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE
+        if (
+            name == "admin_token"
+            and given
+            and ctx.get_parameter_source("admin_token_file") is ParameterSource.COMMANDLINE
+        ):
+            raise click.UsageError(_TOKEN_OPTIONS)
         if given or getattr(target, name) is None:  # the environment never overrides an option
             setattr(target, name, value)
 
     return store
+
+
+def read_token_file(path: Path) -> str:
+    """The admin token in ``path``: its first line, without surrounding blanks."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise click.BadParameter(
+            f"cannot read {path}: {reason}", param_hint="'--admin-token-file'"
+        ) from None
+    lines = text.strip().splitlines()
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise click.BadParameter(f"{path} holds no token", param_hint="'--admin-token-file'")
+    return token
+
+
+def resolve_admin_token(token: str | None, token_file: Path | None) -> str | None:
+    """The admin token given as a value or in a file (never both)."""
+    if token_file is None:
+        return token
+    if token is not None:
+        raise click.UsageError(_TOKEN_OPTIONS)
+    return read_token_file(token_file)
+
+
+def _remember_token_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is None:
+        return
+    target = _target()
+    given = ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE
+    if given and ctx.get_parameter_source("admin_token") is ParameterSource.COMMANDLINE:
+        raise click.UsageError(_TOKEN_OPTIONS)
+    if given or target.admin_token is None:
+        target.admin_token = read_token_file(value)
 
 
 def target_options(
@@ -101,7 +150,19 @@ def target_options(
                     envvar=ADMIN_TOKEN_ENV,
                     expose_value=False,
                     callback=_remember("admin_token"),
-                    help=f"The server's admin token, if it has one (env {ADMIN_TOKEN_ENV}).",
+                    help="The server's admin token, if it has one. Given here it is visible in "
+                    f"the process list: prefer env {ADMIN_TOKEN_ENV} or --admin-token-file.",
+                )
+            )
+            options.append(
+                click.option(
+                    "--admin-token-file",
+                    envvar=ADMIN_TOKEN_FILE_ENV,
+                    type=click.Path(path_type=Path, dir_okay=False),
+                    expose_value=False,
+                    callback=_remember_token_file,
+                    help="Read the server's admin token from this file (its first line; "
+                    f"env {ADMIN_TOKEN_FILE_ENV}).",
                 )
             )
         if db:

@@ -4,6 +4,7 @@ from it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import timedelta
@@ -12,7 +13,12 @@ from pathlib import Path
 import click
 
 from marketmeter.catalog.loader import CatalogError
-from marketmeter.cli.connection import db_option
+from marketmeter.cli.connection import (
+    ADMIN_TOKEN_ENV,
+    ADMIN_TOKEN_FILE_ENV,
+    db_option,
+    resolve_admin_token,
+)
 from marketmeter.config import (
     ConnectionLimits,
     Settings,
@@ -46,6 +52,23 @@ _LIMIT_HELP = {
     "processing_timeout": "Seconds a received call may take to be answered; later: 500 "
     "InternalServiceErrorException (retry-safe). Injected latency counts.",
 }
+
+
+# a host name, an IPv4 address or a bracketed IPv6 address, with an optional port
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$"
+)
+
+
+def _host_names(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    for value in values:
+        if not _HOST.fullmatch(value):
+            raise click.BadParameter(
+                f"{value!r} is not a host name or address (e.g. marketmeter, mm.internal)"
+            )
+    return values
 
 
 def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -178,11 +201,33 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--admin-token",
-    envvar="MARKETMETER_ADMIN_TOKEN",
+    envvar=ADMIN_TOKEN_ENV,
     show_envvar=True,
     default=None,
     help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode. "
-    "With --auth sigv4 and no token, one is generated and printed once.",
+    "Given here it is visible in the process list: prefer the environment variable "
+    f"{ADMIN_TOKEN_ENV} or --admin-token-file. With --auth sigv4 and no token, one is "
+    "generated and printed once.",
+)
+@click.option(
+    "--admin-token-file",
+    envvar=ADMIN_TOKEN_FILE_ENV,
+    show_envvar=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Read the admin token from this file (its first line).",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    envvar="MARKETMETER_ALLOWED_HOSTS",
+    show_envvar=True,
+    multiple=True,
+    callback=_host_names,
+    help="A name the admin API answers to beside 127.0.0.1, localhost, [::1] and --host "
+    "(repeatable; in the environment, space-separated): the service name a "
+    "container or compose setup reaches it by. With --host 0.0.0.0 and none given, any "
+    "Host is accepted (docs/reliability.md, Security model).",
 )
 @click.option(
     "--unsubscribe-delay",
@@ -209,6 +254,8 @@ def serve(
     journal_size: int,
     auth: str,
     admin_token: str | None,
+    admin_token_file: Path | None,
+    allowed_hosts: tuple[str, ...],
     unsubscribe_delay: int,
     **limit_values: int,
 ) -> None:
@@ -234,7 +281,8 @@ def serve(
         quota="aws" if quota == "aws" else "off",
         journal_entries=journal_size,
         auth="sigv4" if auth == "sigv4" else "open",
-        admin_token=admin_token,
+        admin_token=resolve_admin_token(admin_token, admin_token_file),
+        allowed_hosts=allowed_hosts,
         unsubscribe_delay=timedelta(seconds=unsubscribe_delay),
         limits=limits,
     )

@@ -10,6 +10,9 @@
   process may change it, e.g. ``marketmeter catalog apply`` next to a running server).
 - Point reads (a token, a key, a registration, a ledger key) run on one reader connection; WAL
   lets them proceed while the writer commits.
+- A new database file is created readable and writable by its owner only (0600): it holds
+  secret access keys and RegisterUsage private keys. SQLite gives its ``-wal`` and ``-shm``
+  files the database file's mode. An existing file keeps the mode it has.
 
 The typed methods shared with PostgreSQL are ``store.sql_store.SqlStore``'s, over this store's
 primitives (writer jobs, the reader connection); billing a batch, the catalog cache and the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -43,7 +47,7 @@ from marketmeter.store.sql_store import SqlStore
 from marketmeter.store.sqlite_writer import SQLiteWriter
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
-__all__ = ["SQLiteStore", "Synchronous", "migrate"]
+__all__ = ["PRIVATE_FILE_MODE", "SQLiteStore", "Synchronous", "create_private", "migrate"]
 
 
 Synchronous = Literal["full", "normal"]
@@ -71,7 +75,27 @@ class _Sql:
         return self._connection.executemany(sql, rows)
 
 
+PRIVATE_FILE_MODE = 0o600
+
+
+def create_private(path: str) -> None:
+    """Create the database file at ``path`` with mode 0600 (whatever the umask) if it does not
+    exist yet; SQLite then opens it as it is. Paths SQLite treats specially are left alone,
+    and a path that cannot be created is left for SQLite to report."""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except OSError:
+        return  # it exists (its mode is the owner's choice), or SQLite says why it cannot
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    finally:
+        os.close(descriptor)
+
+
 def _connect(path: str, synchronous: Synchronous) -> sqlite3.Connection:
+    create_private(path)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 10000")
     connection.execute("PRAGMA journal_mode = WAL")
