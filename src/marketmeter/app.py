@@ -63,7 +63,13 @@ class MarketmeterApp:
         keys = KeyRing(store, clock, key_pairs)
         operations = Operations(
             batch_meter_usage=BatchMeterUsage(store, clock, record_ids, settings.usage_window),
-            meter_usage=MeterUsage(store, clock, record_ids, settings.meter_usage_window),
+            meter_usage=MeterUsage(
+                store,
+                clock,
+                record_ids,
+                settings.meter_usage_window,
+                settings.dry_run_answer,
+            ),
             resolve_customer=ResolveCustomer(store, clock, settings.token_ttl),
             register_usage=RegisterUsage(store, clock, keys),
         )

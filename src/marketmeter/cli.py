@@ -30,6 +30,7 @@ from marketmeter.cli_database import db_option, open_database
 from marketmeter.cli_lifecycle import LIFECYCLE_COMMANDS
 from marketmeter.cli_registration import keys, subscribe, token
 from marketmeter.config import DEFAULT_HOST, DEFAULT_PORT, Settings
+from marketmeter.metering.meter_usage import DryRunAnswer
 from marketmeter.metering.registration_tokens import (
     DEFAULT_TOKEN_TTL,
     RandomTokens,
@@ -114,6 +115,15 @@ def main() -> None:
     help="MeterUsage: seconds in the past a usage timestamp may lie (less than).",
 )
 @click.option(
+    "--dry-run-answer",
+    type=click.Choice([a.value for a in DryRunAnswer]),
+    default=DryRunAnswer.SUCCESS.value,
+    show_default=True,
+    help="MeterUsage DryRun that would succeed: success answers HTTP 200 "
+    '{"MeteringRecordId": "DryRunOperation"} as AWS does; error answers the 400 '
+    "DryRunOperation error (docs/meter-usage.md).",
+)
+@click.option(
     "--token-ttl",
     type=click.IntRange(1),
     default=int(DEFAULT_TOKEN_TTL.total_seconds()),
@@ -175,6 +185,7 @@ def serve(
     window: str,
     future_skew: int,
     meter_usage_window: int,
+    dry_run_answer: str,
     token_ttl: int,
     synchronous: str,
     quota: str,
@@ -200,6 +211,7 @@ def serve(
         window=WindowPolicy(window),
         future_skew=timedelta(seconds=future_skew),
         meter_usage_max_age=timedelta(seconds=meter_usage_window),
+        dry_run_answer=DryRunAnswer(dry_run_answer),
         token_ttl=timedelta(seconds=token_ttl),
         synchronous="normal" if synchronous == "normal" else "full",
         quota="aws" if quota == "aws" else "off",

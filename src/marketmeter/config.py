@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+from marketmeter.metering.meter_usage import DryRunAnswer
 from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
 from marketmeter.metering.windows import UsageWindow, WindowPolicy
 from marketmeter.protocol.endpoint import DEFAULT_MAX_BODY_BYTES
@@ -35,6 +36,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # bounds per client
     meter_usage_max_age: timedelta = timedelta(hours=6)  # MeterUsage: "less than 6 hours"
+    dry_run_answer: DryRunAnswer = DryRunAnswer.SUCCESS  # MeterUsage DryRun that would succeed
     token_ttl: timedelta = DEFAULT_TOKEN_TTL  # registration tokens expire after this
     quota: Literal["off", "aws"] = "off"  # throttle per account at AWS's published rates
     journal_entries: int = DEFAULT_MAX_ENTRIES  # request journal bounds (0: no journal)

@@ -29,6 +29,7 @@ from marketmeter.catalog.loader import load_catalog, load_catalog_file
 from marketmeter.config import Settings
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
+from marketmeter.metering.meter_usage import DryRunAnswer
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.notifications.delivery import DeliveryPolicy
 from marketmeter.protocol.guarded_http import guarded_protocol
@@ -165,7 +166,8 @@ def serve(settings: Settings) -> None:
         f"  catalog: {catalog_line}",
         f"  auth:    {_auth_line(settings, generated_token)}",
         f"  window:  BatchMeterUsage {settings.usage_window.describe()};",
-        f"           MeterUsage {settings.meter_usage_window.describe()}",
+        f"           MeterUsage {settings.meter_usage_window.describe()}; a DryRun that "
+        f"would succeed answers {_dry_run_line(settings)}",
         f"  tokens:  registration tokens expire after {_duration(settings.token_ttl)} "
         "(marketmeter token list)",
         "  clock:   wall time (move it: marketmeter clock set|advance|reset)",
@@ -200,6 +202,12 @@ def _auth_line(settings: Settings, generated_token: bool) -> str:
     elif settings.admin_token is not None:
         line += "\n           admin API: Authorization: Bearer <the --admin-token given>"
     return line
+
+
+def _dry_run_line(settings: Settings) -> str:
+    if settings.dry_run_answer is DryRunAnswer.ERROR:
+        return "the DryRunOperation error (--dry-run-answer error)"
+    return 'HTTP 200 {"MeteringRecordId": "DryRunOperation"}'
 
 
 def _limits_line(limits: ConnectionLimits) -> str:
