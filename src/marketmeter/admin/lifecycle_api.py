@@ -426,7 +426,7 @@ def lifecycle_routes(service: LifecycleService, token_ttl: timedelta) -> list[Ro
     async def resubscribe(request: Request) -> Response:
         """Resubscribe.
         ---
-        summary: Resubscribe a suspended or unsubscribed agreement
+        summary: Resubscribe a suspended, unsubscribed or unsubscribe-pending agreement
         tags: [lifecycle]
         responses:
           "200":

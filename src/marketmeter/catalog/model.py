@@ -30,6 +30,7 @@ __all__ = [
     "customer_identifier_for",
     "legacy_license_arn_for",
     "license_arn_for",
+    "product_id_for",
 ]
 
 # AWS Marketplace's license-issuing account: real LicenseArns (ResolveCustomer answers, the
@@ -68,6 +69,14 @@ def agreement_id_for(license_arn: str) -> str:
     derived from the LicenseArn (same license, same id)."""
     digest = int.from_bytes(hashlib.sha256(f"agreement|{license_arn}".encode()).digest())
     return "agmt-" + _base36(digest, 25)
+
+
+def product_id_for(product_code: str) -> str:
+    """The product's entity id as AWS shows it beside the product code (``prod-`` and 13
+    lowercase alphanumerics, e.g. in License events), derived from the code (same code, same
+    id): marketmeter's catalog has product codes only."""
+    digest = int.from_bytes(hashlib.sha256(f"product|{product_code}".encode()).digest())
+    return "prod-" + _base36(digest, 13)
 
 
 def customer_identifier_for(buyer_account_id: str) -> str:
