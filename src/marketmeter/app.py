@@ -30,6 +30,7 @@ from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
 from marketmeter.protocol.sigv4 import SigV4Verifier
+from marketmeter.protocol.spec import service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
@@ -129,5 +130,5 @@ class MarketmeterApp:
 def authenticator_for(settings: Settings, store: Store) -> Authenticator:
     """``--auth sigv4``: verify signatures against the catalog's keys; ``open``: accept all."""
     if settings.auth == "sigv4":
-        return StrictAuth(store.catalog_snapshot, SigV4Verifier())
+        return StrictAuth(store.catalog_snapshot, SigV4Verifier(regions=service_regions()))
     return OpenAuth()
