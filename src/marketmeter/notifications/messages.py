@@ -235,11 +235,11 @@ def eventbridge_event(
 ) -> dict[str, Any]:
     """The EventBridge event of ``detail_type`` for the seller's default bus."""
     agreement: dict[str, Any] = {"id": subject.agreement_id}
-    if detail_type == _CREATED:
+    if detail_type == _ENDED:
+        agreement["status"] = _AGREEMENT_STATUS[_ENDED]
+    elif detail_type == _CREATED:
         agreement["intent"] = "NEW"
-    if detail_type in _AGREEMENT_STATUS:
-        agreement["status"] = _AGREEMENT_STATUS[detail_type]
-    if detail_type == _CREATED:
+        agreement["status"] = _AGREEMENT_STATUS[_CREATED]
         agreement["acceptanceTime"] = _event_time(at)
         if subject.starts_at is not None:
             agreement["startTime"] = _event_time(subject.starts_at)
