@@ -3,7 +3,7 @@
 A record's key is what the clients can compute and the ledger's row shows:
 ``(customer_account, dimension, hour, instance)`` — ``instance`` is ``""`` for
 BatchMeterUsage; for MeterUsage it is the session token that names the instance. Per product
-and operation it is the ledger's dedupe key (spec §3, §4).
+and operation it is the ledger's dedupe key (docs/batch-meter-usage.md, docs/meter-usage.md).
 
 Violations, each a line of text:
 

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from marketmeter import errors
-from marketmeter.protocol.spec import service_model, target_prefix
+from marketmeter.servicemodel.spec import service_model, target_prefix
 from reliability.fuzz_cases import HTTP_LAYER_CATEGORIES, Probe, probes, slow_probe
 from reliability.served import BACKENDS, served
 

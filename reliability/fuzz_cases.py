@@ -3,7 +3,7 @@
 A ``Probe`` is what goes on one TCP connection: the bytes, in the pieces they are sent in, the
 pause between pieces, and whether the client half-closes after sending. The strategies build
 probes in twelve categories (``CATEGORIES``); the members and types they break are read from
-botocore's service model (``marketmeter.protocol.spec``), only the valid base values of each
+botocore's service model (``marketmeter.servicemodel.spec``), only the valid base values of each
 operation are written here. ``slow_body`` probes are built apart (``slow_probe``): they take
 time, so a run sends only a handful.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from marketmeter.protocol.limits import ConnectionLimits
-from marketmeter.protocol.spec import service_model, target_prefix
+from marketmeter.config import ConnectionLimits
+from marketmeter.servicemodel.spec import service_model, target_prefix
 
 __all__ = [
     "CATEGORIES",

@@ -2,7 +2,7 @@
 
 ``python -m reliability.slow_clients [--connections 900] [--calls 300] [--backend sqlite]``
 
-Starts ``serve`` with its default limits (``protocol.limits``) and measures boto3
+Starts ``serve`` with its default limits (``config.ConnectionLimits``) and measures boto3
 BatchMeterUsage calls, spread over the header timeout, twice: alone, then while
 ``--connections`` hostile connections are open, a third of each kind:
 
@@ -35,7 +35,7 @@ from typing import Any
 
 from tests.e2e.conftest import make_client
 
-from marketmeter.protocol.limits import ConnectionLimits
+from marketmeter.config import ConnectionLimits
 from marketmeter.testing.admin_client import MarketmeterAdmin
 from reliability.served import BACKENDS, served
 

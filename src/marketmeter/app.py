@@ -4,7 +4,7 @@ LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API; every o
 AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``).
 
 The app's lifespan also runs the subscription lifecycle's background tasks: the unsubscribe
-ticker (``notifications.ticker``) and the webhook deliverer (``notifications.delivery``),
+ticker (``operator.ticker``) and the webhook deliverer (``lifecycle.webhooks``),
 started before the admin API's startup and stopped before it closes the store."""
 
 from __future__ import annotations
@@ -12,33 +12,32 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from marketmeter.admin.api import admin_app
-from marketmeter.admin.lifecycle_api import LIFECYCLE_SCHEMA_MODELS, lifecycle_routes
+from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, admin_app
 from marketmeter.config import Settings
+from marketmeter.lifecycle.webhooks import DeliveryPolicy, WebhookDeliverer
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
 from marketmeter.metering.clock import Clock
-from marketmeter.metering.ids import IdGenerator, RandomIds
+from marketmeter.metering.ids import IdGenerator
 from marketmeter.metering.meter_usage import MeterUsage
 from marketmeter.metering.register_usage import RegisterUsage
-from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
+from marketmeter.metering.registration_tokens import TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
-from marketmeter.notifications.delivery import DeliveryPolicy, WebhookDeliverer
-from marketmeter.notifications.service import LifecycleService
-from marketmeter.notifications.ticker import UnsubscribeTicker
+from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
+from marketmeter.operator.service import Operator
+from marketmeter.operator.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
 from marketmeter.protocol.sigv4 import SigV4Verifier
-from marketmeter.protocol.spec import service_regions
+from marketmeter.servicemodel.spec import service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
 
 __all__ = ["ADMIN_PREFIX", "MarketmeterApp", "authenticator_for"]
 
-ADMIN_PREFIX = "/_marketmeter"
-_ADMIN_PREFIXES = (ADMIN_PREFIX, "/_localstack/chaos")
+_ADMIN_PREFIXES = (ADMIN_PREFIX, CHAOS_PREFIX)
 
 
 class MarketmeterApp:
@@ -56,6 +55,7 @@ class MarketmeterApp:
         bench: BenchControls | None = None,
         event_ids: IdGenerator | None = None,
         delivery: DeliveryPolicy | None = None,
+        access_keys: AccessKeyFactory = random_access_key,
     ) -> None:
         self.bench = bench or BenchControls(
             journal=Journal(settings.journal_entries, settings.journal_bytes),
@@ -83,24 +83,22 @@ class MarketmeterApp:
             clock,
             settings.limits.processing_timeout,
         )
-        token_generator = tokens or RandomTokens()
-        self.lifecycle = LifecycleService(
-            store, clock, event_ids or RandomIds(), token_generator, settings.unsubscribe_delay
+        self.operator = Operator.build(
+            store,
+            clock,
+            bench=self.bench,
+            key_ring=keys,
+            tokens=tokens,
+            event_ids=event_ids,
+            token_ttl=settings.token_ttl,
+            unsubscribe_delay=settings.unsubscribe_delay,
+            access_keys=access_keys,
         )
+        self.lifecycle = self.operator.lifecycle
         self.ticker = UnsubscribeTicker(self.lifecycle)
         self.deliverer = WebhookDeliverer(store, delivery)
         self.lifecycle.on_commit(self.deliverer.wake)
-        self.admin = admin_app(
-            store,
-            clock,
-            keys,
-            token_generator,
-            settings.token_ttl,
-            self.bench,
-            admin_token=settings.admin_token,
-            extra_routes=lifecycle_routes(self.lifecycle, settings.token_ttl),
-            extra_schema_models=LIFECYCLE_SCHEMA_MODELS,
-        )
+        self.admin = admin_app(self.operator, admin_token=settings.admin_token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):

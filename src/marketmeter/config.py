@@ -1,24 +1,95 @@
-"""One frozen ``Settings`` object: built once (by the CLI or a test), passed in, never global."""
+"""One frozen ``Settings`` object: built once (by the CLI or a test), passed in, never global;
+with the defaults and bounds it holds (``ConnectionLimits``, the body and journal bounds, the
+token lifetime). Imports nothing of ours but the window policy it configures
+(``metering.windows``), so every layer may import it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from marketmeter.metering.meter_usage import DryRunAnswer
-from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL
 from marketmeter.metering.windows import UsageWindow, WindowPolicy
-from marketmeter.protocol.endpoint import DEFAULT_MAX_BODY_BYTES
-from marketmeter.protocol.limits import ConnectionLimits
-from marketmeter.testbench.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 
-__all__ = ["DEFAULT_DB", "DEFAULT_HOST", "DEFAULT_PORT", "Settings"]
+__all__ = [
+    "DEFAULT_DB",
+    "DEFAULT_HOST",
+    "DEFAULT_JOURNAL_BYTES",
+    "DEFAULT_JOURNAL_ENTRIES",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PORT",
+    "DEFAULT_TOKEN_TTL",
+    "ConnectionLimits",
+    "DryRunAnswer",
+    "Settings",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8686
 DEFAULT_DB = "marketmeter.db"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # an AWS request body (AWS's own bound)
+DEFAULT_JOURNAL_ENTRIES = 10_000
+DEFAULT_JOURNAL_BYTES = 16 * 1024 * 1024  # about 2,000 full 25-record batches, in and out
+DEFAULT_TOKEN_TTL = timedelta(hours=4)  # a SaaS registration token resolves this long
+
+
+class DryRunAnswer(StrEnum):
+    """How MeterUsage answers a DryRun that would succeed (``serve --dry-run-answer``;
+    docs/meter-usage.md)."""
+
+    SUCCESS = "success"  # HTTP 200 {"MeteringRecordId": "DryRunOperation"}, as AWS answers
+    ERROR = "error"  # 400 DryRunOperation "Request would have succeeded, ..." (EC2's pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """The bounds on what one client may take from the server, in connections, bytes and whole
+    seconds (defaults: ``serve --help``).
+
+    A metering endpoint is shared by every job of a seller; one broken or hostile client (a header
+    that never ends, a body sent a byte a second, thousands of idle sockets) must not take the
+    service from the others. ``ConnectionLimits`` holds the bounds ``serve`` enforces, each a
+    ``serve`` option; ``protocol.guarded_http`` enforces them on every connection, the endpoint
+    enforces ``processing_timeout`` and the 1 MB body bound.
+
+    What a client sees when it crosses one (AWS JSON 1.1 errors, then the connection closes):
+
+    ==========================  ======  =========================================  ============
+    bound                       status  ``__type``                                 SDKs retry
+    ==========================  ======  =========================================  ============
+    ``max_connections``         503     ``ServiceUnavailableException``            yes
+    ``max_header_bytes``,       431     ``RequestHeaderFieldsTooLargeException``   no
+    ``max_headers``
+    ``header_timeout``,         408     ``RequestTimeoutException``                yes
+    ``request_timeout``
+    ``processing_timeout``      500     ``InternalServiceErrorException``          yes
+    ``idle_timeout``            —       (the idle connection is closed)            —
+    ``request_timeout``         —       (answer not read: connection aborted)      yes
+    ==========================  ======  =========================================  ============
+
+    A request cut short by any of these is never processed, except ``processing_timeout``: there
+    the work may still commit after the answer; the SDK's retry is then answered with the same ids.
+    """
+
+    max_connections: int = 1000  # open connections; one more gets a 503
+    max_header_bytes: int = 16 * 1024  # request line and headers together
+    max_headers: int = 100  # header fields in one request
+    idle_timeout: int = 5  # a connection with no request in progress is closed after this
+    header_timeout: int = 10  # from a request's first byte to the end of its headers
+    request_timeout: int = 30  # from a request's first byte to the end of its body
+    processing_timeout: int = 90  # from a whole request to its answer (AWS endpoint)
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.header_timeout > self.request_timeout:
+            raise ValueError(
+                f"header_timeout ({self.header_timeout}) must not exceed "
+                f"request_timeout ({self.request_timeout})"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +110,8 @@ class Settings:
     dry_run_answer: DryRunAnswer = DryRunAnswer.SUCCESS  # MeterUsage DryRun that would succeed
     token_ttl: timedelta = DEFAULT_TOKEN_TTL  # registration tokens expire after this
     quota: Literal["off", "aws"] = "off"  # throttle per account at AWS's published rates
-    journal_entries: int = DEFAULT_MAX_ENTRIES  # request journal bounds (0: no journal)
-    journal_bytes: int = DEFAULT_MAX_BYTES
+    journal_entries: int = DEFAULT_JOURNAL_ENTRIES  # request journal bounds (0: no journal)
+    journal_bytes: int = DEFAULT_JOURNAL_BYTES
     usage_window: UsageWindow = field(init=False)  # BatchMeterUsage
     meter_usage_window: UsageWindow = field(init=False)
 

@@ -5,7 +5,8 @@ The rules and the protocol layer raise these; only ``protocol.serialize`` turns 
 
 Exception tree::
 
-    AwsError                              code, http_status, fault ("client" | "server")
+    AwsError                              code, http_status, fault ("client" | "server"),
+    │                                     throttling, retryable (what an SDK does with it)
     ├── modelled errors                   the error shapes of the botocore service model
     │   ├── InternalServiceErrorException     500, server fault
     │   ├── IdempotencyConflictException      409
@@ -78,6 +79,14 @@ class AwsError(Exception):
     code: ClassVar[str] = "AwsError"
     http_status: ClassVar[int] = 400
     fault: ClassVar[Fault] = "client"
+    # The traits AWS SDKs act on (smithy's retry classification; botocore's standard mode):
+    # ``throttling`` errors are retried with backoff, and count against the retry quota as
+    # such; ``retryable`` ones (throttling, transient codes, 500/502/503/504) are retried.
+    # Whether a call is safe to retry is marketmeter's promise for every error: a retry of a
+    # call that was answered with a ``retryable`` error gets the first call's ids, never a
+    # second record (docs/reliability.md).
+    throttling: ClassVar[bool] = False
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -86,6 +95,12 @@ class AwsError(Exception):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.code = cls.__name__
+        if cls.throttling or cls.http_status in _TRANSIENT_STATUSES:
+            cls.retryable = True
+
+
+# HTTP statuses every AWS SDK retries whatever the error (smithy: transient server errors).
+_TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
 # --- modelled errors (botocore meteringmarketplace 2016-01-14) -------------------------------
@@ -167,6 +182,8 @@ class PlatformNotSupportedException(AwsError):
 class ThrottlingException(AwsError):
     """Too many calls. Status 400: botocore retries it by its code."""
 
+    throttling = True
+
 
 class TimestampOutOfBoundsException(AwsError):
     """A usage timestamp outside the accepted window; the whole batch is refused."""
@@ -195,7 +212,7 @@ MODELLED_ERRORS: tuple[type[AwsError], ...] = (
 )
 
 
-# --- framework errors (AWS JSON 1.1 front end; spec §1) ---------------------------------------
+# --- framework errors (AWS JSON 1.1 front end; docs/wire-protocol.md) -----------------------------
 
 
 class ValidationException(AwsError):
@@ -234,6 +251,7 @@ class RequestTimeoutException(AwsError):
     botocore and the JS SDK retry this code; nothing of the request was processed."""
 
     http_status = 408
+    retryable = True  # a transient error by its code (botocore, the AWS SDKs)
 
 
 class ServiceUnavailableException(AwsError):

@@ -26,14 +26,12 @@ import uvicorn
 from marketmeter import __version__
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.loader import load_catalog, load_catalog_file
-from marketmeter.config import Settings
+from marketmeter.config import ConnectionLimits, DryRunAnswer, Settings
+from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
-from marketmeter.metering.meter_usage import DryRunAnswer
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
-from marketmeter.notifications.delivery import DeliveryPolicy
 from marketmeter.protocol.guarded_http import guarded_protocol
-from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 

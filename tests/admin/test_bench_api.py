@@ -9,6 +9,7 @@ import pytest
 
 from marketmeter.store.base import OperatorStore
 from tests.admin.test_admin_api import Admin
+from tests.raw_sql import raw_write
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def test_unknown_snapshots_and_rules_are_404(admin: Admin) -> None:
 
 def test_a_snapshot_of_another_schema_is_409(admin: Admin, store: OperatorStore) -> None:
     admin.ok("POST", "/snapshots", {"name": "old"}, status=201)
-    store.write(lambda sql: sql.execute("UPDATE snapshots SET schema_version = 2"))
+    raw_write(store, lambda sql: sql.execute("UPDATE snapshots SET schema_version = 2"))
     body = problem(admin, "POST", "/snapshots/old/restore", status=409)
     assert body["field"] == "name"
     assert "taken under schema version 2" in body["error"]

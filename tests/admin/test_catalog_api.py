@@ -17,13 +17,13 @@ import httpx
 import pytest
 
 from marketmeter.admin.api import admin_app
-from marketmeter.admin.catalog_api import random_access_key
 from marketmeter.catalog.loader import ProductEntry
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.registration_tokens import SequentialTokens
 from marketmeter.metering.signing_keys import KeyRing
+from marketmeter.operator.catalog import random_access_key
+from marketmeter.operator.service import Operator
 from marketmeter.store.base import OperatorStore
-from marketmeter.testbench.controls import BenchControls
 from tests.admin.test_admin_api import WALL, pooled_key_pairs
 
 SELLER = "111122223333"
@@ -49,15 +49,15 @@ class Catalog:
     def __init__(self, store: OperatorStore) -> None:
         clock = FixedClock(WALL)
         self.store = store
-        self.app = admin_app(
+        operator = Operator.build(
             store,
             clock,
-            KeyRing(store, clock, pooled_key_pairs()),
-            SequentialTokens(),
-            timedelta(hours=4),
-            BenchControls(),
+            key_ring=KeyRing(store, clock, pooled_key_pairs()),
+            tokens=SequentialTokens(),
+            token_ttl=timedelta(hours=4),
             access_keys=sequential_keys(),
         )
+        self.app = admin_app(operator)
 
     def call(self, method: str, path: str, body: Any = None, content: bytes | None = None) -> Any:
         async def send() -> httpx.Response:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketmeter.admin.inputs import AdminInputError, parse_duration
+from marketmeter.operator.inputs import parse_duration
+from marketmeter.refusal import Refusal
 
 NOT_A_DURATION = "{!r} is not a duration like 90, 15m, 6h or 2d"
 NOT_FINITE = "{!r} is not a finite duration"
@@ -54,7 +55,7 @@ def test_durations(text: str, seconds: float) -> None:
     ],
 )
 def test_bad_durations_name_the_field(text: str, message: str) -> None:
-    with pytest.raises(AdminInputError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_duration("DURATION", text)
 
     assert (refused.value.field, refused.value.message) == ("DURATION", message)
@@ -62,7 +63,7 @@ def test_bad_durations_name_the_field(text: str, message: str) -> None:
 
 
 def test_the_field_is_the_one_given() -> None:
-    with pytest.raises(AdminInputError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_duration("seconds", "soon")
 
     assert refused.value.field == "seconds"

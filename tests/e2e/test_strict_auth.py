@@ -4,7 +4,7 @@ Requests signed by boto3, the AWS CLI and the JS SDK v3 with the catalog's keys 
 and billed; requests that are unsigned, signed with an unknown key or a wrong secret, signed
 too long ago, for another service, with a body changed after signing, with an unsigned
 payload, or with a key of the wrong kind or seller are refused with the error AWS's JSON 1.1
-services send (spec §1), never retried by boto3, and bill nothing.
+services send (docs/wire-protocol.md), never retried by boto3, and bill nothing.
 
 The tampering matrix signs a request with botocore's ``SigV4Auth`` (the oracle), changes one
 signed element, and sends the bytes with httpx over real HTTP. ``SignedAt`` is botocore's

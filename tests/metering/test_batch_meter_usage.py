@@ -1,5 +1,5 @@
-"""The BatchMeterUsage rules (spec §3), with an injected clock and ids, on a real store of each
-backend (SQLite, PostgreSQL)."""
+"""The BatchMeterUsage rules (docs/batch-meter-usage.md), with an injected clock and ids, on a real
+store of each backend (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -423,7 +423,7 @@ def test_allocation_rules(
 
 
 def test_statuses_are_the_models_enum() -> None:
-    from marketmeter.protocol.spec import service_model
+    from marketmeter.servicemodel.spec import service_model
 
     assert [s.value for s in RecordStatus] == service_model().shape_for(
         "UsageRecordResultStatus"

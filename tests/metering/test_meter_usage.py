@@ -1,5 +1,6 @@
-"""The MeterUsage rules (spec §4), in process: the rule class on a real ledger of each backend
-(SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, a fixed clock and sequential ids.
+"""The MeterUsage rules (docs/meter-usage.md), in process: the rule class on a real ledger of
+each backend (SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, a fixed clock and
+sequential ids.
 
 Covers the check order, hourly deduplication per (product, instance, dimension, hour),
 per-request metering by ClientToken, DryRun, entitlement of the calling buyer, allocations and
@@ -17,7 +18,7 @@ from decimal import Decimal
 import pytest
 
 from marketmeter.catalog.model import Agreement, AgreementState, Catalog, Product, ProductKind
-from marketmeter.config import Settings
+from marketmeter.config import DryRunAnswer, Settings
 from marketmeter.errors import (
     AwsError,
     CustomerNotEntitledException,
@@ -33,7 +34,7 @@ from marketmeter.errors import (
 )
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.ids import SequentialIds
-from marketmeter.metering.meter_usage import DRY_RUN_RECORD_ID, DryRunAnswer, MeterUsage
+from marketmeter.metering.meter_usage import DRY_RUN_RECORD_ID, MeterUsage
 from marketmeter.metering.types import Caller, MeterUsageRequest, Tag, UsageAllocation
 from marketmeter.metering.windows import UsageWindow
 from marketmeter.store.base import BilledRecord, OperatorStore, UsageQuery

@@ -1,6 +1,6 @@
-"""The RegisterUsage rules (spec §6), in process: the rule class and its key ring on a real
-ledger of each backend (SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, on a fixed
-clock.
+"""The RegisterUsage rules (docs/register-usage.md), in process: the rule class and its key ring on
+a real ledger of each backend (SQLite, PostgreSQL) loaded with ``tests/data/catalog.yaml``, on a
+fixed clock.
 
 Covers the product and key-version checks, key version 1 created on first need and persisted,
 the PS256 JWT (verified with PyJWT against the published public key), rotation, and entitlement

@@ -1,4 +1,4 @@
-"""SaaS registration tokens (spec §5): the token format of ``RandomTokens`` and
+"""SaaS registration tokens (docs/saas-registration.md): the token format of ``RandomTokens`` and
 ``SequentialTokens``, ``mint_token`` (errors by field, the agreement it picks, the free-trial
 offer type) and ``tokens_for_new_agreements`` (only new SaaS agreements that bill)."""
 
@@ -19,11 +19,11 @@ from marketmeter.metering.registration_tokens import (
     TOKEN_FORMAT,
     RandomTokens,
     SequentialTokens,
-    TokenRequestError,
     mint_token,
     tokens_for_new_agreements,
 )
 from marketmeter.metering.types import RegistrationToken
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import OperatorStore
 
 EPOCH = 1795437000.0  # 2026-11-23T12:30:00Z
@@ -90,11 +90,9 @@ def test_token_format_refuses_other_shapes(value: str) -> None:
 # --- mint_token: errors ------------------------------------------------------------------------
 
 
-def mint_error(
-    store: OperatorStore, product: str, buyer: str, **kwargs: object
-) -> TokenRequestError:
+def mint_error(store: OperatorStore, product: str, buyer: str, **kwargs: object) -> Refusal:
     snapshot = store.catalog_snapshot_now()
-    with pytest.raises(TokenRequestError) as raised:
+    with pytest.raises(Refusal) as raised:
         mint_token(snapshot, product, buyer, EPOCH, SequentialTokens(), **kwargs)  # type: ignore[arg-type]
     return raised.value
 

@@ -1,6 +1,6 @@
-"""The ResolveCustomer rules (spec §5), in process: tokens issued into a real ledger of each
-backend (directly, by ``mint_token`` and by ``tokens_for_new_agreements``), resolved on a fixed
-clock.
+"""The ResolveCustomer rules (docs/saas-registration.md), in process: tokens issued into a real
+ledger of each backend (directly, by ``mint_token`` and by ``tokens_for_new_agreements``), resolved
+on a fixed clock.
 
 Covers malformed and unknown tokens, expiry exactly at issued + ttl, repeated resolution, the
 legacy and concurrent-agreements result fields, another seller's token and a custom ttl.

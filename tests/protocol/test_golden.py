@@ -2,7 +2,7 @@
 
 Each case is a JSON object with these keys (no others):
 
-- ``source`` (required): the spec section or AWS document the expectation follows;
+- ``source`` (required): the docs page or AWS document the expectation follows;
   ``comment`` (optional): why the expected values are what they are.
 - ``request``: ``headers`` and either a JSON ``body`` or a ``raw_body`` string (padded with
   spaces to ``raw_body_size`` bytes when that is given), sent as ``POST /``. The headers may
@@ -60,10 +60,9 @@ import pytest
 
 from marketmeter.app import ADMIN_PREFIX, MarketmeterApp
 from marketmeter.catalog.loader import load_catalog_file
-from marketmeter.config import Settings
+from marketmeter.config import DryRunAnswer, Settings
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.ids import SequentialIds
-from marketmeter.metering.meter_usage import DryRunAnswer
 from marketmeter.metering.registration_tokens import SequentialTokens
 from marketmeter.metering.signing_keys import new_rsa_key_pair
 from marketmeter.metering.types import RegistrationToken

@@ -12,10 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from marketmeter.cli import main
-from marketmeter.config import Settings
+from marketmeter.config import ConnectionLimits, Settings
 from marketmeter.errors import RequestTimeoutException
 from marketmeter.protocol.guarded_http import refusal_bytes
-from marketmeter.protocol.limits import ConnectionLimits
 from marketmeter.testing.servers import MarketmeterServer
 
 

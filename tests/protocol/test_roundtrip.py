@@ -47,8 +47,8 @@ from marketmeter.metering.types import (
 )
 from marketmeter.protocol import serialize
 from marketmeter.protocol.parse import RequestParser, batch_meter_usage_request
-from marketmeter.protocol.spec import service_model
-from marketmeter.protocol.validation import compile_shape, validate
+from marketmeter.servicemodel.spec import service_model
+from marketmeter.servicemodel.validation import compile_shape, validate
 
 OPERATIONS = ("BatchMeterUsage", "MeterUsage", "RegisterUsage", "ResolveCustomer")
 

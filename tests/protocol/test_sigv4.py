@@ -27,7 +27,7 @@ from marketmeter.protocol.sigv4 import (
     canonical_request,
     parse_authorization,
 )
-from marketmeter.protocol.spec import service_regions
+from marketmeter.servicemodel.spec import service_regions
 
 # AWS's Signature Version 4 test suite, as published (its LICENSE and NOTICE beside it)
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "sigv4"

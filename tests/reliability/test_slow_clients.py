@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from reliability.slow_clients import run_attack
 
-from marketmeter.protocol.limits import ConnectionLimits
+from marketmeter.config import ConnectionLimits
 from tests.e2e.server_process import CATALOG, ServerProcess
 
 pytestmark = pytest.mark.e2e

@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 
 from marketmeter.catalog.model import AgreementState, Catalog, CatalogSnapshot
+from marketmeter.lifecycle import transitions as lifecycle
+from marketmeter.lifecycle.types import Transition
 from marketmeter.metering.ids import SequentialIds
-from marketmeter.registration import lifecycle
-from marketmeter.registration.lifecycle import Transition, TransitionRefused
-from marketmeter.store.base import OperatorStore
-from marketmeter.store.catalog_sql import read_catalog
+from marketmeter.refusal import Refusal
+from marketmeter.store.base import DueDelivery, EventQuery, LoggedEvent, OperatorStore
 from marketmeter.store.copy import CopyRefused, copy_ledger
-from marketmeter.store.events_sql import (
-    EventQuery,
-    claim_deliveries,
-    commit_transition,
-    list_events,
-    record_attempt,
-)
 from tests.conftest import OpenStore
 
 ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
@@ -44,7 +37,15 @@ def hooked(store: OperatorStore) -> OperatorStore:
 
 
 def run(store: OperatorStore, plan: Callable[[CatalogSnapshot], Transition]) -> Transition:
-    return store.write(lambda sql: commit_transition(sql, plan, WALL))
+    return store.commit_transition_now(plan, WALL)
+
+
+def events(store: OperatorStore, query: EventQuery) -> list[LoggedEvent]:
+    return asyncio.run(store.events(query))
+
+
+def claim(store: OperatorStore, wall_now: float, lease: float, limit: int) -> list[DueDelivery]:
+    return asyncio.run(store.claim_deliveries(wall_now, lease, limit))
 
 
 def unsubscribe(reference: str, ids: SequentialIds) -> Callable[[CatalogSnapshot], Transition]:
@@ -61,7 +62,7 @@ def test_a_transition_commits_with_its_events_and_deliveries(hooked: OperatorSto
         T,
         T + 3600,
     )
-    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    [logged] = events(hooked, EventQuery())
     assert logged.event == event
     assert [(d.url, d.status, d.attempts, d.next_attempt_at) for d in logged.deliveries] == [
         ("http://hooks.test/a", "pending", 0, WALL),
@@ -72,10 +73,10 @@ def test_a_transition_commits_with_its_events_and_deliveries(hooked: OperatorSto
 def test_a_refused_transition_writes_nothing(hooked: OperatorStore) -> None:
     version = hooked.catalog_snapshot_now().version
     run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
-    with pytest.raises(TransitionRefused):
+    with pytest.raises(Refusal):
         run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds(100)))  # already pending
     assert hooked.catalog_snapshot_now().version == version + 1
-    assert len(hooked.read(lambda sql: list_events(sql, EventQuery()))) == 1
+    assert len(events(hooked, EventQuery())) == 1
 
 
 def test_the_log_filters_by_action_buyer_time_and_seq(hooked: OperatorStore) -> None:
@@ -84,7 +85,7 @@ def test_the_log_filters_by_action_buyer_time_and_seq(hooked: OperatorStore) -> 
     run(hooked, lambda catalog: lifecycle.suspend(catalog, BOB_LEGACY, T + 10, ids))
 
     def seqs(query: EventQuery) -> list[int | None]:
-        return [item.event.seq for item in hooked.read(lambda sql: list_events(sql, query))]
+        return [item.event.seq for item in events(hooked, query)]
 
     assert seqs(EventQuery(action="suspend")) == [2]
     assert seqs(EventQuery(buyer_account_id="444455556666")) == [1]
@@ -97,24 +98,22 @@ def test_the_log_filters_by_action_buyer_time_and_seq(hooked: OperatorStore) -> 
 
 def test_a_claimed_delivery_is_not_claimed_again_until_recorded(hooked: OperatorStore) -> None:
     run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
-    first = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 1))
-    second = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 10))
+    first = claim(hooked, WALL, 60.0, 1)
+    second = claim(hooked, WALL, 60.0, 10)
     assert [(d.url, d.attempt) for d in first] == [("http://hooks.test/a", 1)]
     assert [(d.url, d.attempt) for d in second] == [("http://hooks.test/b", 1)]
-    assert hooked.write(lambda sql: claim_deliveries(sql, WALL + 1, 60.0, 10)) == []
+    assert claim(hooked, WALL + 1, 60.0, 10) == []
 
-    hooked.write(
-        lambda sql: record_attempt(sql, first[0], WALL + 1, 500, "HTTP 500", "retry", WALL + 3)
-    )
-    assert hooked.write(lambda sql: claim_deliveries(sql, WALL + 2, 60.0, 10)) == []
-    [again] = hooked.write(lambda sql: claim_deliveries(sql, WALL + 3, 60.0, 10))
+    asyncio.run(hooked.record_attempt(first[0], WALL + 1, 500, "HTTP 500", "retry", WALL + 3))
+    assert claim(hooked, WALL + 2, 60.0, 10) == []
+    [again] = claim(hooked, WALL + 3, 60.0, 10)
     assert (again.url, again.attempt) == ("http://hooks.test/a", 2)
-    hooked.write(lambda sql: record_attempt(sql, again, WALL + 3, 200, None, "delivered"))
+    asyncio.run(hooked.record_attempt(again, WALL + 3, 200, None, "delivered"))
     # an expired lease is claimed again
-    [expired] = hooked.write(lambda sql: claim_deliveries(sql, WALL + 61, 60.0, 10))
+    [expired] = claim(hooked, WALL + 61, 60.0, 10)
     assert (expired.url, expired.attempt) == ("http://hooks.test/b", 1)
 
-    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    [logged] = events(hooked, EventQuery())
     delivered = logged.deliveries[0]
     assert (delivered.status, delivered.attempts, delivered.delivered_at) == (
         "delivered",
@@ -132,9 +131,9 @@ def test_reset_empties_the_log_and_a_snapshot_restores_it(hooked: OperatorStore)
     asyncio.run(hooked.save_snapshot("with-event", T))
     deleted = asyncio.run(hooked.reset(drop_catalog=False))
     assert (deleted["lifecycle_events"], deleted["event_deliveries"]) == (1, 2)
-    assert hooked.read(lambda sql: list_events(sql, EventQuery())) == []
+    assert events(hooked, EventQuery()) == []
     asyncio.run(hooked.restore_snapshot("with-event"))
-    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    [logged] = events(hooked, EventQuery())
     assert (logged.event.seq, len(logged.deliveries)) == (1, 2)
     restored = hooked.catalog_snapshot_now().products["prod-legacy"]
     assert restored.notification_urls == ("http://hooks.test/a", "http://hooks.test/b")
@@ -147,13 +146,13 @@ def test_a_delivery_recorded_after_a_reset_touches_nothing(hooked: OperatorStore
     """A POST in flight when the log is reset: its result must not land on the event that
     now has its number (SQLite numbers from 1 again), nor fail (PostgreSQL's foreign key)."""
     run(hooked, unsubscribe(ALICE_LEGACY, SequentialIds()))
-    [stale] = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 1))
+    [stale] = claim(hooked, WALL, 60.0, 1)
     asyncio.run(hooked.reset(drop_catalog=False))
     run(hooked, lambda c: lifecycle.suspend(c, BOB_LEGACY, T, SequentialIds(50)))
 
-    hooked.write(lambda sql: record_attempt(sql, stale, WALL + 1, 200, None, "delivered"))
+    asyncio.run(hooked.record_attempt(stale, WALL + 1, 200, None, "delivered"))
 
-    [logged] = hooked.read(lambda sql: list_events(sql, EventQuery()))
+    [logged] = events(hooked, EventQuery())
     assert logged.event.event_id != stale.event.event_id
     assert [(d.status, d.attempts, d.history) for d in logged.deliveries] == [
         ("pending", 0, ()),
@@ -183,8 +182,8 @@ def test_db_copy_takes_the_event_log_with_its_numbers_and_delivery_state(
     ids = SequentialIds()
     run(hooked, unsubscribe(ALICE_LEGACY, ids))
     run(hooked, lambda catalog: lifecycle.suspend(catalog, BOB_LEGACY, T + 10, ids))
-    [claimed] = hooked.write(lambda sql: claim_deliveries(sql, WALL, 60.0, 1))
-    hooked.write(lambda sql: record_attempt(sql, claimed, WALL + 1, 500, "HTTP 500", "retry", 9.0))
+    [claimed] = claim(hooked, WALL, 60.0, 1)
+    asyncio.run(hooked.record_attempt(claimed, WALL + 1, 500, "HTTP 500", "retry", 9.0))
     target = open_test_store(other_backend_url)
 
     report = copy_ledger(hooked, target)
@@ -200,15 +199,9 @@ def test_db_copy_takes_the_event_log_with_its_numbers_and_delivery_state(
         1,
     )
     everything = EventQuery()
-    assert target.read(lambda sql: list_events(sql, everything)) == hooked.read(
-        lambda sql: list_events(sql, everything)
-    )
+    assert events(target, everything) == events(hooked, everything)
     # the target's next event follows the copied ones
-    done = target.write(
-        lambda sql: commit_transition(
-            sql, lambda c: lifecycle.resubscribe(c, BOB_LEGACY, T + 20, SequentialIds(50)), WALL
-        )
-    )
+    done = run(target, lambda c: lifecycle.resubscribe(c, BOB_LEGACY, T + 20, SequentialIds(50)))
     assert done.events[0].seq == 3
 
 
@@ -216,12 +209,8 @@ def test_db_copy_refuses_a_target_that_holds_events(
     hooked: OperatorStore, other_backend_url: str, open_test_store: OpenStore
 ) -> None:
     target = open_test_store(other_backend_url)
-    target.apply_catalog_now(hooked.read(read_catalog))
-    target.write(
-        lambda sql: commit_transition(
-            sql, lambda c: lifecycle.suspend(c, BOB_LEGACY, T, SequentialIds()), WALL
-        )
-    )
+    target.apply_catalog_now(hooked.catalog_snapshot_now().catalog)
+    run(target, lambda c: lifecycle.suspend(c, BOB_LEGACY, T, SequentialIds()))
     with pytest.raises(CopyRefused) as refused:
         copy_ledger(hooked, target)
     assert str(refused.value) == "the target already holds 1 event(s); copy into an empty ledger"

@@ -42,6 +42,7 @@ from marketmeter.store.base import (
 from marketmeter.store.snapshots_sql import STATE_TABLES
 from marketmeter.store.sql_connection import SqlConnection
 from tests.conftest import CATALOG, OpenStore
+from tests.raw_sql import raw_read, raw_write
 
 postgresql = pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 
@@ -203,7 +204,7 @@ def count(store: OperatorStore, table: str) -> int:
     def rows(sql: SqlConnection) -> int:
         return int(sql.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
-    return store.read(rows)
+    return raw_read(store, rows)
 
 
 def stored_size(store: OperatorStore, name: str) -> int:
@@ -214,7 +215,7 @@ def stored_size(store: OperatorStore, name: str) -> int:
             sql.execute("SELECT length(data) FROM snapshots WHERE name = ?", (name,)).fetchone()[0]
         )
 
-    return store.read(size)
+    return raw_read(store, size)
 
 
 # --- reset ------------------------------------------------------------------------------------
@@ -441,7 +442,7 @@ def test_a_snapshot_of_another_schema_version_is_refused(store: OperatorStore) -
     def taken_under_version_2(sql: SqlConnection) -> None:
         sql.execute("UPDATE snapshots SET schema_version = 2 WHERE name = 'old'")
 
-    store.write(taken_under_version_2)
+    raw_write(store, taken_under_version_2)
 
     with pytest.raises(SnapshotError) as raised:
         asyncio.run(store.restore_snapshot("old"))
@@ -508,7 +509,7 @@ def test_postgresql_seq_moves_past_the_restored_records(store: OperatorStore) ->
         # as if the snapshot held seq values the sequence has not reached
         sql.execute("ALTER TABLE usage_records ALTER COLUMN seq RESTART WITH 1")
 
-    store.write(restart_sequence)
+    raw_write(store, restart_sequence)
     asyncio.run(store.restore_snapshot("s"))
 
     fresh = [billing(f"new-{n}", account=f"{n:012d}") for n in range(6)]
@@ -518,14 +519,14 @@ def test_postgresql_seq_moves_past_the_restored_records(store: OperatorStore) ->
         rows = sql.execute("SELECT metering_record_id, seq FROM usage_records ORDER BY seq")
         return [(row[0], row[1]) for row in rows.fetchall()]
 
-    assert [record_id for record_id, _ in store.read(seqs)] == [
+    assert [record_id for record_id, _ in raw_read(store, seqs)] == [
         "id-alice-users",
         "id-bob-users",
         "id-alice-calls",
         "id-claimed",
         *[f"new-{n}" for n in range(6)],
     ]
-    assert [seq for _, seq in store.read(seqs)][:5] == [1, 2, 3, 4, 5]
+    assert [seq for _, seq in raw_read(store, seqs)][:5] == [1, 2, 3, 4, 5]
 
 
 def test_a_snapshot_holds_every_table_and_column_of_the_schema(
@@ -553,7 +554,7 @@ def test_a_snapshot_holds_every_table_and_column_of_the_schema(
             found.setdefault(table, set()).add(column)
         return found
 
-    schema = store.read(columns)
+    schema = raw_read(store, columns)
     # not state: the migrations applied, the catalog version (moved, never restored as is),
     # the snapshots themselves
     assert set(schema) - set(STATE_TABLES) == {"catalog_state", "schema_migrations", "snapshots"}

@@ -17,13 +17,13 @@ from marketmeter.errors import (
     ValidationException,
 )
 from marketmeter.protocol.serialize import error as serialize_error
+from marketmeter.refusal import Refusal
 from marketmeter.testbench.faults import (
     ERROR_CLASSES,
     FaultDecision,
     FaultError,
     FaultInjector,
     FaultRule,
-    FaultRuleError,
     UnprocessedRecords,
     parse_rule,
     parse_rules,
@@ -117,7 +117,7 @@ def test_parse_rules_takes_a_list_or_one_object() -> None:
 
 
 def test_parse_rules_names_the_failing_rule() -> None:
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_rules([{}, {"probability": 2}])
     assert refused.value.field == "probability"
     assert refused.value.message == "rule 2: must be greater than 0 and at most 1"
@@ -227,13 +227,13 @@ def test_parse_rules_names_the_failing_rule() -> None:
     ],
 )
 def test_input_errors_name_the_field(body: object, field: str, message: str) -> None:
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_rules(body)
     assert (refused.value.field, refused.value.message) == (field, message)
 
 
 def test_an_unknown_error_code_lists_the_known_codes() -> None:
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         parse_rule({"error": {"code": "ServiceUnavailable"}})
     assert refused.value.field == "error.code"
     assert refused.value.message.startswith(
@@ -542,7 +542,7 @@ def test_global_latency_survives_clear_and_can_be_switched_off() -> None:
 @pytest.mark.parametrize("value", [-1, 60001, float("inf"), True])
 def test_global_latency_is_checked(value: float) -> None:
     injector = FaultInjector()
-    with pytest.raises(FaultRuleError) as refused:
+    with pytest.raises(Refusal) as refused:
         injector.latency_ms = value
     assert refused.value.field == "latencyMs"
     assert injector.latency_ms == 0

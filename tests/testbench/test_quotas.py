@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from marketmeter.testbench.quotas import AWS_RATES, QuotaError, QuotaLimiter
+from marketmeter.refusal import Refusal
+from marketmeter.testbench.quotas import AWS_RATES, QuotaLimiter
 
 
 class FakeMonotonic:
@@ -196,7 +197,7 @@ def test_a_clock_going_backwards_refills_nothing(
 def test_bad_settings_are_refused_and_change_nothing(
     limiter: QuotaLimiter, profile: str, rates: Mapping[str, float] | None, field: str, message: str
 ) -> None:
-    with pytest.raises(QuotaError) as refused:
+    with pytest.raises(Refusal) as refused:
         limiter.configure(profile, rates)
     assert (refused.value.field, refused.value.message) == (field, message)
     assert limiter.state_json()["profile"] == "aws"

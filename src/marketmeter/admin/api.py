@@ -1,91 +1,59 @@
-"""The JSON admin API under ``/_marketmeter/``.
+"""The JSON admin API: the HTTP front end of the ``Operator``, mounted once under
+``/_marketmeter/`` (and LocalStack's chaos routes under ``/_localstack/chaos/``).
 
 - ``GET /health``; ``GET /usage`` (billed records);
 - ``GET|PUT|DELETE /clock``, ``POST /clock/advance`` (the service clock);
 - ``GET|POST /tokens`` (SaaS registration tokens);
 - ``GET /keys``, ``GET /keys/{version}`` (PEM), ``POST /keys/rotate`` (RegisterUsage keys);
-- the catalog: sellers, products, buyers and their access keys (``admin.catalog_api``);
-- ``GET /openapi.json``: the OpenAPI 3.1 document of all of the above (``admin.openapi``);
-- the test bench's faults, quotas, journal, reset and snapshots (``admin.bench_api``), which
-  the document leaves out.
+- the catalog: a whole document, sellers, products, buyers and their access keys
+  (``admin.catalog_api``); agreements, their lifecycle and the event log
+  (``admin.lifecycle_api``); the test bench's faults, quotas, journal, reset and snapshots
+  (``admin.bench_api``);
+- ``GET /openapi.json``: the OpenAPI 3.1 document of every route above (``admin.openapi``).
 
-Errors are ``{"error": "<message>", "field": "<name>"}`` with a 4xx status; nothing here ever
-answers with a traceback. With an admin token, every route but health and the document
-requires it (``admin.admin_token``).
+Handlers decide nothing: they read the request, call the operator and answer its value.
+Errors are ``{"error": "<message>", "field": "<name>"}`` with a 4xx status (a ``Refusal``'s);
+nothing here ever answers with a traceback. With an admin token, every route but health and the
+document requires it (``admin.admin_token``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from typing import Any
 
-from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from marketmeter import __version__
 from marketmeter.admin.admin_token import AdminTokenGuard
 from marketmeter.admin.api_models import API_SCHEMA_MODELS
-from marketmeter.admin.bench_api import bench_routes
-from marketmeter.admin.catalog_api import (
-    CATALOG_SCHEMA_MODELS,
-    AccessKeyFactory,
-    catalog_routes,
-    random_access_key,
-)
-from marketmeter.admin.clock_control import advance_clock, clock_json, set_clock
-from marketmeter.admin.inputs import NO_BODY, AdminInputError, json_body, parse_count
+from marketmeter.admin.bench_api import BENCH_SCHEMA_MODELS, bench_endpoints, chaos_endpoints
+from marketmeter.admin.catalog_api import CATALOG_SCHEMA_MODELS, catalog_endpoints
+from marketmeter.admin.lifecycle_api import LIFECYCLE_SCHEMA_MODELS, lifecycle_endpoints
 from marketmeter.admin.openapi import openapi_document
-from marketmeter.admin.registration import key_json, mint_request, token_json
+from marketmeter.admin.routing import Endpoint, answer, body, query, routes
 from marketmeter.admin.text_guard import NulTextGuard
-from marketmeter.admin.usage import record_json, usage_query
-from marketmeter.metering.clock import Clock, ClockState, ServiceClock
-from marketmeter.metering.registration_tokens import TokenGenerator, TokenRequestError, mint_token
-from marketmeter.metering.signing_keys import KeyRing
-from marketmeter.registration.lifecycle import TransitionRefused
-from marketmeter.store.base import Store, TokenQuery
-from marketmeter.testbench.controls import BenchControls
+from marketmeter.operator.service import Operator
+from marketmeter.refusal import Refusal
 
-__all__ = ["ADMIN_SCHEMA_MODELS", "PEM_CONTENT_TYPE", "admin_app"]
+__all__ = ["ADMIN_PREFIX", "ADMIN_SCHEMA_MODELS", "CHAOS_PREFIX", "PEM_CONTENT_TYPE", "admin_app"]
 
+ADMIN_PREFIX = "/_marketmeter"
+CHAOS_PREFIX = "/_localstack/chaos"
 PEM_CONTENT_TYPE = "application/x-pem-file"
-ADMIN_SCHEMA_MODELS = (*API_SCHEMA_MODELS, *CATALOG_SCHEMA_MODELS)
+ADMIN_SCHEMA_MODELS = (
+    *API_SCHEMA_MODELS,
+    *CATALOG_SCHEMA_MODELS,
+    *LIFECYCLE_SCHEMA_MODELS,
+    *BENCH_SCHEMA_MODELS,
+)
 
 
-# A subscription transition refused (lifecycle routes): its kind's status.
-_TRANSITION_STATUS = {"invalid": 400, "not-found": 404, "conflict": 409}
-
-
-def _problem(field: str | None, message: str, status: int = 400) -> Response:
-    return JSONResponse({"error": message, "field": field}, status_code=status)
-
-
-async def _json_body(request: Request) -> Any:
-    body = await json_body(request)
-    return {} if body is NO_BODY else body
-
-
-def admin_app(
-    store: Store,
-    clock: Clock,
-    keys: KeyRing,
-    tokens: TokenGenerator,
-    token_ttl: timedelta,
-    bench: BenchControls,
-    *,
-    admin_token: str | None = None,
-    access_keys: AccessKeyFactory = random_access_key,
-    extra_routes: Sequence[Route] = (),
-    extra_schema_models: Sequence[type[BaseModel]] = (),
-) -> Starlette:
-    """The admin API over the service's parts. With ``admin_token`` every route but health
-    and the OpenAPI document requires ``Authorization: Bearer <admin_token>``;
-    ``access_keys`` makes the key pairs of ``POST .../keys`` without a body."""
+def _server_endpoints(operator: Operator) -> list[Endpoint]:
+    """Health, usage, the clock, registration tokens and signing keys."""
 
     async def health(request: Request) -> Response:
         """The server is up.
@@ -98,10 +66,7 @@ def admin_app(
             description: Up
             content: {application/json: {schema: {$ref: "#/components/schemas/Health"}}}
         """
-        snapshot = await store.catalog_snapshot()
-        return JSONResponse(
-            {"status": "ok", "version": __version__, "catalogVersion": snapshot.version}
-        )
+        return answer(await operator.health())
 
     async def usage(request: Request) -> Response:
         """Billed records.
@@ -129,16 +94,7 @@ def admin_app(
             content: {application/json: {schema: {$ref: "#/components/schemas/UsageRecords"}}}
           "400": {$ref: "#/components/responses/BadInput"}
         """
-        query = usage_query(dict(request.query_params))
-        records = await store.usage(query)
-        return JSONResponse({"records": [record_json(r) for r in records]})
-
-    # --- clock -----------------------------------------------------------------------------
-
-    def controllable() -> ServiceClock:
-        if not isinstance(clock, ServiceClock):
-            raise AdminInputError("clock", "this server's clock cannot be moved")
-        return clock
+        return answer(await operator.usage.records(query(request)))
 
     async def clock_state(request: Request) -> Response:
         """The service clock.
@@ -150,9 +106,7 @@ def admin_app(
             description: The clock
             content: {application/json: {schema: {$ref: "#/components/schemas/ClockState"}}}
         """
-        if isinstance(clock, ServiceClock):
-            return JSONResponse(clock_json(clock.state()))
-        return JSONResponse(clock_json(ClockState(clock.now(), "frozen", timedelta(0))))
+        return answer(operator.clock.state())
 
     async def clock_set(request: Request) -> Response:
         """Set, offset or freeze the service clock.
@@ -168,9 +122,7 @@ def admin_app(
             content: {application/json: {schema: {$ref: "#/components/schemas/ClockState"}}}
           "400": {$ref: "#/components/responses/BadInput"}
         """
-        service_clock = controllable()
-        set_clock(service_clock, await _json_body(request))
-        return JSONResponse(clock_json(service_clock.state()))
+        return answer(operator.clock.set(await body(request, {})))
 
     async def clock_advance(request: Request) -> Response:
         """Move the service clock.
@@ -186,13 +138,7 @@ def admin_app(
             content: {application/json: {schema: {$ref: "#/components/schemas/ClockState"}}}
           "400": {$ref: "#/components/responses/BadInput"}
         """
-        service_clock = controllable()
-        body = await _json_body(request)
-        for name in body if isinstance(body, dict) else ():
-            if name != "seconds":
-                raise AdminInputError(name, "unknown field; known: seconds")
-        advance_clock(service_clock, body)
-        return JSONResponse(clock_json(service_clock.state()))
+        return answer(operator.clock.advance(await body(request, {})))
 
     async def clock_reset(request: Request) -> Response:
         """Back to wall time.
@@ -205,11 +151,7 @@ def admin_app(
             content: {application/json: {schema: {$ref: "#/components/schemas/ClockState"}}}
           "400": {$ref: "#/components/responses/BadInput"}
         """
-        service_clock = controllable()
-        service_clock.reset()
-        return JSONResponse(clock_json(service_clock.state()))
-
-    # --- registration tokens ---------------------------------------------------------------
+        return answer(operator.clock.reset())
 
     async def token_list(request: Request) -> Response:
         """Registration tokens.
@@ -228,16 +170,7 @@ def admin_app(
             content: {application/json: {schema: {$ref: "#/components/schemas/TokenList"}}}
           "400": {$ref: "#/components/responses/BadInput"}
         """
-        params = dict(request.query_params)
-        known = {"product", "buyer", "limit"}
-        for name in params:
-            if name not in known:
-                raise AdminInputError(name, f"unknown filter; known: {', '.join(sorted(known))}")
-        limit = parse_count("limit", params.get("limit", "100"), 1, 10_000)
-        query = TokenQuery(params.get("product"), params.get("buyer"), limit)
-        now = clock.now().timestamp()
-        found = await store.registration_tokens(query)
-        return JSONResponse({"tokens": [token_json(t, token_ttl, now) for t in found]})
+        return answer(await operator.tokens.list(query(request)))
 
     async def token_mint(request: Request) -> Response:
         """Mint a registration token.
@@ -253,20 +186,7 @@ def admin_app(
             content: {application/json: {schema: {$ref: "#/components/schemas/TokenInfo"}}}
           "400": {$ref: "#/components/responses/BadInput"}
         """
-        product, buyer, license_arn, free_trial = mint_request(await _json_body(request))
-        catalog = await store.catalog_snapshot()
-        now = clock.now().timestamp()
-        try:
-            token = mint_token(catalog, product, buyer, now, tokens, license_arn, free_trial)
-        except TokenRequestError as error:
-            field = {"product": "productCode", "buyer": "buyerAccountId"}.get(
-                error.field, error.field
-            )
-            return _problem(field, error.message)
-        await store.issue_tokens([token])
-        return JSONResponse(token_json(token, token_ttl, now), status_code=201)
-
-    # --- signing keys ----------------------------------------------------------------------
+        return answer(await operator.tokens.mint(await body(request, {})), 201)
 
     async def key_list(request: Request) -> Response:
         """RegisterUsage public keys.
@@ -278,7 +198,7 @@ def admin_app(
             description: The keys
             content: {application/json: {schema: {$ref: "#/components/schemas/KeyList"}}}
         """
-        return JSONResponse({"keys": [key_json(k) for k in await keys.keys()]})
+        return answer(await operator.keys.list())
 
     async def key_pem(request: Request) -> Response:
         """One public key as PEM.
@@ -293,12 +213,8 @@ def admin_app(
             content: {application/x-pem-file: {schema: {type: string}}}
           "404": {$ref: "#/components/responses/NotFound"}
         """
-        text = request.path_params["version"]
-        readable = text.isascii() and text.isdigit() and len(text) < 10
-        key = await keys.key(int(text)) if readable else None
-        if key is None:
-            return _problem("version", f"no public key version {text}", 404)
-        return Response(key.public_key_pem, media_type=PEM_CONTENT_TYPE)
+        pem = await operator.keys.public_pem(request.path_params["version"])
+        return Response(pem, media_type=PEM_CONTENT_TYPE)
 
     async def key_rotate(request: Request) -> Response:
         """Rotate the RegisterUsage key.
@@ -310,36 +226,26 @@ def admin_app(
             description: The new key
             content: {application/json: {schema: {$ref: "#/components/schemas/SigningKeyInfo"}}}
         """
-        return JSONResponse(key_json(await keys.rotate()), status_code=201)
+        return answer(await operator.keys.rotate(), 201)
 
-    # --- errors and lifespan ---------------------------------------------------------------
+    return [
+        Endpoint("/health", "GET", health),
+        Endpoint("/usage", "GET", usage),
+        Endpoint("/clock", "GET", clock_state),
+        Endpoint("/clock", "PUT", clock_set),
+        Endpoint("/clock", "DELETE", clock_reset),
+        Endpoint("/clock/advance", "POST", clock_advance),
+        Endpoint("/tokens", "GET", token_list),
+        Endpoint("/tokens", "POST", token_mint),
+        Endpoint("/keys", "GET", key_list),
+        Endpoint("/keys/rotate", "POST", key_rotate),
+        Endpoint("/keys/{version}", "GET", key_pem),
+    ]
 
-    async def bad_input(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AdminInputError)
-        return _problem(exc.field, exc.message, exc.status)
 
-    async def refused_transition(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, TransitionRefused)
-        return _problem(exc.field, exc.message, _TRANSITION_STATUS[exc.kind])
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": f"no such admin resource: {request.url.path}"}, 404)
-
-    async def bad_method(request: Request, exc: Exception) -> Response:
-        path = request.url.path
-        matching = [r for r in routes if isinstance(r, Route) and r.path_regex.fullmatch(path)]
-        literal = [r for r in matching if r.path == path]  # /keys/rotate, not /keys/{version}
-        allowed = sorted({method for r in literal or matching for method in r.methods or ()})
-        return JSONResponse(
-            {"error": f"{request.method} is not allowed here"},
-            405,
-            {"Allow": ", ".join(allowed)},
-        )
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await store.close()
+def admin_app(operator: Operator, *, admin_token: str | None = None) -> Starlette:
+    """The admin API over ``operator``. With ``admin_token`` every route but health and the
+    OpenAPI document requires ``Authorization: Bearer <admin_token>``."""
 
     async def openapi(request: Request) -> Response:
         """This document.
@@ -354,32 +260,58 @@ def admin_app(
         """
         return JSONResponse(document)
 
-    documented = [
-        Route("/_marketmeter/health", health, methods=["GET"]),
-        Route("/_marketmeter/openapi.json", openapi, methods=["GET"]),
-        Route("/_marketmeter/usage", usage, methods=["GET"]),
-        Route("/_marketmeter/clock", clock_state, methods=["GET"]),
-        Route("/_marketmeter/clock", clock_set, methods=["PUT"]),
-        Route("/_marketmeter/clock", clock_reset, methods=["DELETE"]),
-        Route("/_marketmeter/clock/advance", clock_advance, methods=["POST"]),
-        Route("/_marketmeter/tokens", token_list, methods=["GET"]),
-        Route("/_marketmeter/tokens", token_mint, methods=["POST"]),
-        Route("/_marketmeter/keys", key_list, methods=["GET"]),
-        Route("/_marketmeter/keys/rotate", key_rotate, methods=["POST"]),
-        Route("/_marketmeter/keys/{version}", key_pem, methods=["GET"]),
-        *catalog_routes(store, access_keys),
-        *extra_routes,  # documented like the rest (e.g. admin.lifecycle_api's)
+    server = _server_endpoints(operator)
+    admin_endpoints = [
+        server[0],
+        Endpoint("/openapi.json", "GET", openapi),
+        *server[1:],
+        *catalog_endpoints(operator.catalog),
+        *lifecycle_endpoints(operator.lifecycle),
+        *bench_endpoints(operator.bench),
     ]
-    document = openapi_document(documented, (*ADMIN_SCHEMA_MODELS, *extra_schema_models))
-    routes = [*documented, *bench_routes(store, clock, bench)]
+    mounts = {
+        ADMIN_PREFIX: routes(admin_endpoints),
+        CHAOS_PREFIX: routes(chaos_endpoints(operator.bench)),
+    }
+    mounted = [Mount(prefix, routes=table) for prefix, table in mounts.items()]
+    document = openapi_document(mounted, ADMIN_SCHEMA_MODELS)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refusal)
+        return JSONResponse({"error": exc.message, "field": exc.field}, exc.status)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"no such admin resource: {request.url.path}"}, 404)
+
+    async def bad_method(request: Request, exc: Exception) -> Response:
+        path = request.url.path
+        allowed = sorted(_allowed_methods(mounts, path))
+        return JSONResponse(
+            {"error": f"{request.method} is not allowed here"},
+            405,
+            {"Allow": ", ".join(allowed)},
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await operator.store.close()
+
     return Starlette(
-        routes=routes,
+        routes=mounted,
         middleware=[Middleware(AdminTokenGuard, token=admin_token), Middleware(NulTextGuard)],
-        exception_handlers={
-            AdminInputError: bad_input,
-            TransitionRefused: refused_transition,
-            404: not_found,
-            405: bad_method,
-        },
+        exception_handlers={Refusal: refused, 404: not_found, 405: bad_method},
         lifespan=lifespan,
     )
+
+
+def _allowed_methods(mounts: dict[str, list[Route]], path: str) -> set[str]:
+    """The methods of the routes that match ``path``: a literal path's own
+    (``/keys/rotate``), else those of the patterns it matches (``/keys/{version}``)."""
+    for prefix, table in mounts.items():
+        if path.startswith(prefix + "/"):
+            inner = path.removeprefix(prefix)
+            matching = [r for r in table if r.path_regex.fullmatch(inner)]
+            literal = [r for r in matching if r.path == inner]
+            return {method for r in literal or matching for method in r.methods or ()}
+    return set()

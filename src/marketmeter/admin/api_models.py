@@ -1,8 +1,8 @@
 """The JSON shapes of the admin API's own routes (health, usage, clock, tokens, keys), as
 pydantic models for its OpenAPI document.
 
-The handlers build their answers as plain dicts (``admin.usage``, ``admin.clock_control``,
-``admin.registration``); these models describe them, and the schemathesis run of the suite
+The operator builds the answers as plain dicts (``operator.usage``, ``operator.clock``,
+``operator.tokens``); these models describe them, and the schemathesis run of the suite
 checks that every answer conforms.
 """
 

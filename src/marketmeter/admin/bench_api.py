@@ -1,254 +1,530 @@
-"""The test bench's admin routes: fault rules, quotas, the journal, reset and snapshots.
+"""The test bench through the admin API: fault rules, the latency effect, quotas, the journal,
+reset and snapshots, under ``/_marketmeter/``; the fault and effect routes also under
+``/_localstack/chaos/``, so tooling written for LocalStack's chaos API works unchanged.
 
-- ``GET|POST|PATCH|DELETE /faults`` (LocalStack's chaos API verbs: read, replace, add,
-  remove; ``DELETE`` without a body removes every rule), ``DELETE /faults/{id}``;
-  ``GET|POST /faults/effects`` (``{"latency": ms}`` on every call); ``GET|PUT /faults/quota``.
-  The same fault and effect routes answer under ``/_localstack/chaos/``, so tooling written for
-  LocalStack's chaos API works unchanged.
-- ``GET|DELETE /journal`` (read with filters; empty).
-- ``POST /reset``: empty the ledger (``{"dropCatalog": true}`` drops the catalog too), and put
-  the clock, fault rules and journal back as the server started, except those named in
-  ``keep``.
-- ``GET|POST /snapshots``, ``GET|DELETE /snapshots/{name}``,
+- ``GET|POST|PATCH|DELETE /faults`` (LocalStack's verbs: read, replace, add, remove;
+  ``DELETE`` without a body removes every rule), ``DELETE /faults/{id}``;
+  ``GET|POST|PUT /faults/effects`` (``{"latency": ms}`` on every call); ``GET|PUT /faults/quota``;
+- ``GET|DELETE /journal`` (read with filters; empty);
+- ``POST /reset``; ``GET|POST /snapshots``, ``GET|DELETE /snapshots/{name}``,
   ``POST /snapshots/{name}/restore``.
+
+What each answers or refuses is ``operator.bench``'s; the models below describe it for the
+OpenAPI document.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from marketmeter.admin.clock_control import clock_json
-from marketmeter.admin.inputs import NO_BODY, AdminInputError, iso, json_body
-from marketmeter.admin.journal_view import entry_json, journal_query
-from marketmeter.metering.clock import Clock, ServiceClock
-from marketmeter.store.base import SnapshotError, SnapshotInfo, Store
-from marketmeter.testbench.controls import BenchControls
-from marketmeter.testbench.faults import FaultRuleError, parse_rules
-from marketmeter.testbench.quotas import QuotaError
+from marketmeter.admin.routing import Endpoint, Handler, answer, body, no_content, query
+from marketmeter.operator.bench import BenchOperations
 
-__all__ = ["SNAPSHOT_NAME", "bench_routes"]
-
-SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_KEEPABLE = ("clock", "faults", "journal")
-_MAX_LATENCY_MS = 60_000
+__all__ = ["BENCH_SCHEMA_MODELS", "bench_endpoints", "chaos_endpoints"]
 
 
-async def _json_body(request: Request) -> Any:
-    """The body as JSON; None when there is none (as for a JSON ``null``)."""
-    body = await json_body(request)
-    return None if body is NO_BODY else body
+class FaultErrorSpec(BaseModel):
+    """The error a rule answers: an error name of the service, its status, its message."""
+
+    code: str | None = None
+    statusCode: int | None = None
+    message: str | None = None
 
 
-def _object(body: Any) -> dict[str, Any]:
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise AdminInputError("body", "must be a JSON object")
-    return body
+class UnprocessedSpec(BaseModel):
+    """Records a rule holds back as UnprocessedRecords: a count, or positions."""
+
+    count: int | None = None
+    indices: list[int] | None = None
 
 
-def _known(body: dict[str, Any], known: tuple[str, ...]) -> None:
-    for name in body:
-        if name not in known:
-            raise AdminInputError(name, f"unknown field; known: {', '.join(known)}")
+class FaultRule(BaseModel):
+    """A fault rule (LocalStack's chaos shape). What it matches (operation, product, access
+    key, region), what it does (an error, UnprocessedRecords, latency), and when (probability
+    with a seed, the next ``times`` calls, every Nth); answers add ``id``, ``remaining``,
+    ``matched`` and ``applied``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    operation: str | None = None
+    productCode: str | None = None
+    accessKeyId: str | None = None
+    region: str | None = None
+    error: FaultErrorSpec | None = None
+    unprocessedRecords: UnprocessedSpec | None = None
+    latencyMs: float | None = None
+    probability: float | None = None
+    seed: int | None = None
+    times: int | None = None
+    everyNth: int | None = None
 
 
-def _snapshot_name(text: Any) -> str:
-    if not isinstance(text, str) or not SNAPSHOT_NAME.fullmatch(text):
-        raise AdminInputError("name", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
-    return text
+class Effects(BaseModel):
+    """Milliseconds added to every call."""
+
+    latency: float = Field(ge=0, le=60_000)
 
 
-def snapshot_json(info: SnapshotInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "createdAt": iso(info.created_at),
-        "counts": info.counts,
-        "sizeBytes": info.size_bytes,
-    }
+class QuotaState(BaseModel):
+    """The quota profile in force and its calls-per-second rates by operation."""
+
+    profile: Literal["off", "aws", "custom"]
+    rates: dict[str, float]
 
 
-def bench_routes(store: Store, clock: Clock, bench: BenchControls) -> list[Route]:
-    faults = bench.faults
+class QuotaChange(BaseModel):
+    """Throttle per account: ``aws`` (AWS's published rates), ``custom`` rates, or ``off``."""
 
-    def rules_response(status: int = 200) -> Response:
-        return JSONResponse(faults.rules_json(), status_code=status)
+    model_config = ConfigDict(extra="forbid")
 
-    def rules_of(body: Any) -> Any:
-        try:
-            return parse_rules(body)
-        except FaultRuleError as error:
-            raise AdminInputError(error.field, error.message) from None
+    profile: Literal["off", "aws", "custom"] = "aws"
+    rates: dict[str, float] | None = None
 
-    # --- fault rules ------------------------------------------------------------------------
 
+class JournalStats(BaseModel):
+    entries: int
+    bytes: int
+    maxEntries: int
+    maxBytes: int
+    dropped: int
+    lastId: int
+
+
+class JournalEntryView(BaseModel):
+    """One call as the endpoint answered it (bodies as JSON when they are JSON)."""
+
+    id: int
+    time: str
+    epoch: float
+    wallTime: str
+    requestId: str
+    operation: str | None
+    target: str | None
+    accessKeyId: str | None
+    productCode: str | None
+    status: int
+    errorType: str | None
+    verdicts: list[str]
+    fault: str | None
+    durationMs: float
+    request: Any
+    response: Any
+
+
+class JournalPage(BaseModel):
+    entries: list[JournalEntryView]
+    stats: JournalStats
+
+
+class JournalCleared(BaseModel):
+    stats: JournalStats
+
+
+class ResetRequest(BaseModel):
+    """What to reset: ``dropCatalog`` drops the catalog too; ``keep`` leaves the clock, the
+    fault rules or the journal as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dropCatalog: bool = False
+    keep: list[Literal["clock", "faults", "journal"]] = []
+
+
+class ResetResult(BaseModel):
+    deleted: dict[str, int]
+    catalogDropped: bool
+    kept: list[str]
+    clock: dict[str, Any] | None
+
+
+class SnapshotInfo(BaseModel):
+    """A named snapshot of the whole state."""
+
+    name: str
+    createdAt: str
+    counts: dict[str, int]
+    sizeBytes: int
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[SnapshotInfo]
+
+
+class SnapshotSave(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
+
+BENCH_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
+    Effects,
+    FaultErrorSpec,
+    FaultRule,
+    JournalCleared,
+    JournalEntryView,
+    JournalPage,
+    JournalStats,
+    QuotaChange,
+    QuotaState,
+    ResetRequest,
+    ResetResult,
+    SnapshotInfo,
+    SnapshotList,
+    SnapshotSave,
+    UnprocessedSpec,
+)
+
+_RULES = (
+    '{application/json: {schema: {type: array, items: {$ref: "#/components/schemas/FaultRule"}}}}'
+)
+_RULE_BODY = (
+    '{application/json: {schema: {oneOf: [{$ref: "#/components/schemas/FaultRule"}, '
+    '{type: array, items: {$ref: "#/components/schemas/FaultRule"}}]}}}'
+)
+
+
+def _documented(name: str, doc: str) -> Callable[[Handler], Handler]:
+    """Give the next handler ``name`` (its operation id) and ``doc`` (its OpenAPI YAML)."""
+
+    def name_it(handler: Handler) -> Handler:
+        handler.__name__ = name
+        handler.__doc__ = doc.replace("@RULES", _RULES).replace("@RULE_BODY", _RULE_BODY)
+        return handler
+
+    return name_it
+
+
+def _fault_endpoints(bench: BenchOperations, prefix: str) -> list[Endpoint]:
+    """LocalStack's fault verbs and the latency effect; ``prefix`` names their operations
+    apart (``""`` under ``/_marketmeter``, ``chaos_`` under ``/_localstack/chaos``)."""
+
+    @_documented(
+        f"{prefix}list_faults",
+        """The fault rules.
+---
+summary: Every fault rule, with its id and counters
+tags: [bench]
+responses:
+  "200": {description: The rules, content: @RULES}
+""",
+    )
     async def fault_list(request: Request) -> Response:
-        return rules_response()
+        return answer(bench.rules())
 
+    @_documented(
+        f"{prefix}replace_faults",
+        """Replace the fault rules.
+---
+summary: Replace every fault rule (LocalStack's POST)
+tags: [bench]
+requestBody: {required: true, content: @RULE_BODY}
+responses:
+  "200": {description: The rules now, content: @RULES}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def fault_replace(request: Request) -> Response:
-        faults.set_rules(rules_of(await _json_body(request)))
-        return rules_response()
+        return answer(bench.replace_rules(await body(request)))
 
+    @_documented(
+        f"{prefix}add_faults",
+        """Add fault rules.
+---
+summary: Add rules after those in force (LocalStack's PATCH)
+tags: [bench]
+requestBody: {required: true, content: @RULE_BODY}
+responses:
+  "200": {description: The rules now, content: @RULES}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def fault_add(request: Request) -> Response:
-        faults.add_rules(rules_of(await _json_body(request)))
-        return rules_response()
+        return answer(bench.add_rules(await body(request)))
 
+    @_documented(
+        f"{prefix}remove_faults",
+        """Remove fault rules.
+---
+summary: Remove the rules sent (LocalStack's DELETE); without a body, every rule
+tags: [bench]
+requestBody: {required: false, content: @RULE_BODY}
+responses:
+  "200": {description: The rules now, content: @RULES}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def fault_remove(request: Request) -> Response:
-        body = await _json_body(request)
-        if body is None:
-            faults.clear()
-        else:
-            faults.remove_rules(rules_of(body))
-        return rules_response()
+        return answer(bench.remove_rules(await body(request)))
 
-    async def fault_remove_one(request: Request) -> Response:
-        text = request.path_params["id"]
-        if not (text.isascii() and text.isdigit() and len(text) < 10):
-            raise AdminInputError("id", "must be a rule id (a whole number)")
-        if not faults.remove_rule(int(text)):
-            return JSONResponse({"error": f"no fault rule {text}", "field": "id"}, 404)
-        return rules_response()
-
+    @_documented(
+        f"{prefix}read_effects",
+        """The latency effect.
+---
+summary: The milliseconds added to every call
+tags: [bench]
+responses:
+  "200":
+    description: The effect
+    content: {application/json: {schema: {$ref: "#/components/schemas/Effects"}}}
+""",
+    )
     async def effects_read(request: Request) -> Response:
-        return JSONResponse({"latency": faults.latency_ms})
+        return answer(bench.effects())
 
+    @_documented(
+        f"{prefix}set_effects",
+        """Set the latency effect.
+---
+summary: Add milliseconds to every call (0 removes it)
+tags: [bench]
+requestBody:
+  required: true
+  content: {application/json: {schema: {$ref: "#/components/schemas/Effects"}}}
+responses:
+  "200":
+    description: The effect now
+    content: {application/json: {schema: {$ref: "#/components/schemas/Effects"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def effects_set(request: Request) -> Response:
-        body = _object(await _json_body(request))
-        _known(body, ("latency",))
-        latency = body.get("latency", 0)
-        if (
-            isinstance(latency, bool)
-            or not isinstance(latency, int | float)
-            or not math.isfinite(latency)
-            or not 0 <= latency <= _MAX_LATENCY_MS
-        ):
-            raise AdminInputError("latency", f"must be milliseconds from 0 to {_MAX_LATENCY_MS}")
-        faults.latency_ms = float(latency)
-        return JSONResponse({"latency": faults.latency_ms})
+        return answer(bench.set_effects(await body(request)))
 
+    @_documented(f"{prefix}put_effects", effects_set.__doc__ or "")
+    async def effects_put(request: Request) -> Response:
+        return answer(bench.set_effects(await body(request)))
+
+    return [
+        Endpoint("/faults", "GET", fault_list),
+        Endpoint("/faults", "POST", fault_replace),
+        Endpoint("/faults", "PATCH", fault_add),
+        Endpoint("/faults", "DELETE", fault_remove),
+        Endpoint("/faults/effects" if not prefix else "/effects", "GET", effects_read),
+        Endpoint("/faults/effects" if not prefix else "/effects", "POST", effects_set),
+        Endpoint("/faults/effects" if not prefix else "/effects", "PUT", effects_put),
+    ]
+
+
+def chaos_endpoints(bench: BenchOperations) -> list[Endpoint]:
+    """The fault and effect endpoints as LocalStack's chaos API serves them."""
+    return _fault_endpoints(bench, "chaos_")
+
+
+def bench_endpoints(bench: BenchOperations) -> list[Endpoint]:
+    """The bench's endpoints under ``/_marketmeter``."""
+
+    @_documented(
+        "delete_fault",
+        """Remove one fault rule.
+---
+summary: Remove the fault rule with this id
+tags: [bench]
+parameters:
+  - {name: id, in: path, required: true, schema: {type: string}}
+responses:
+  "200": {description: The rules now, content: @RULES}
+  "400": {$ref: "#/components/responses/BadInput"}
+  "404": {$ref: "#/components/responses/NotFound"}
+""",
+    )
+    async def fault_remove_one(request: Request) -> Response:
+        return answer(bench.remove_rule(request.path_params["id"]))
+
+    @_documented(
+        "read_quota",
+        """The quota profile.
+---
+summary: The quota profile in force
+tags: [bench]
+responses:
+  "200":
+    description: The profile
+    content: {application/json: {schema: {$ref: "#/components/schemas/QuotaState"}}}
+""",
+    )
     async def quota_read(request: Request) -> Response:
-        return JSONResponse(bench.quotas.state_json())
+        return answer(bench.quota())
 
+    @_documented(
+        "set_quota",
+        """Set the quota profile.
+---
+summary: Throttle per account at AWS's rates, custom rates, or not at all
+tags: [bench]
+requestBody:
+  required: true
+  content: {application/json: {schema: {$ref: "#/components/schemas/QuotaChange"}}}
+responses:
+  "200":
+    description: The profile now
+    content: {application/json: {schema: {$ref: "#/components/schemas/QuotaState"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def quota_set(request: Request) -> Response:
-        body = _object(await _json_body(request))
-        _known(body, ("profile", "rates"))
-        profile = body.get("profile", "aws")
-        rates = body.get("rates")
-        if not isinstance(profile, str):
-            raise AdminInputError("profile", "must be off, aws or custom")
-        if rates is not None and not isinstance(rates, dict):
-            raise AdminInputError("rates", "must map operation names to calls per second")
-        try:
-            bench.quotas.configure(profile, rates)
-        except QuotaError as error:
-            raise AdminInputError(error.field, error.message) from None
-        return JSONResponse(bench.quotas.state_json())
+        return answer(bench.set_quota(await body(request)))
 
-    # --- journal ----------------------------------------------------------------------------
-
+    @_documented(
+        "read_journal",
+        """The request journal.
+---
+summary: Every call answered, newest last, with filters
+tags: [bench]
+parameters:
+  - {name: operation, in: query, schema: {type: string}}
+  - {name: product, in: query, schema: {type: string}}
+  - {name: accessKeyId, in: query, schema: {type: string}}
+  - {name: status, in: query, schema: {type: integer, minimum: 100, maximum: 599}}
+  - {name: errorType, in: query, schema: {type: string}}
+  - {name: since, in: query, schema: {type: string}, description: Service-clock time}
+  - {name: until, in: query, schema: {type: string}, description: Service-clock time}
+  - {name: after, in: query, schema: {type: integer, minimum: 0}, description: An entry id}
+  - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 10000}}
+responses:
+  "200":
+    description: The entries and the journal's counters
+    content: {application/json: {schema: {$ref: "#/components/schemas/JournalPage"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def journal_read(request: Request) -> Response:
-        query = journal_query(dict(request.query_params))
-        entries = bench.journal.query(query)
-        return JSONResponse(
-            {"entries": [entry_json(e) for e in entries], "stats": bench.journal.stats()}
-        )
+        return answer(bench.journal(query(request)))
 
+    @_documented(
+        "clear_journal",
+        """Empty the journal.
+---
+summary: Empty the request journal
+tags: [bench]
+responses:
+  "200":
+    description: The journal's counters
+    content: {application/json: {schema: {$ref: "#/components/schemas/JournalCleared"}}}
+""",
+    )
     async def journal_clear(request: Request) -> Response:
-        bench.journal.clear()
-        return JSONResponse({"stats": bench.journal.stats()})
+        return answer(bench.clear_journal())
 
-    # --- reset and snapshots ----------------------------------------------------------------
-
+    @_documented(
+        "reset",
+        """Reset the server.
+---
+summary: Empty the ledger; put the clock, fault rules and journal back as the server started
+tags: [bench]
+requestBody:
+  required: false
+  content: {application/json: {schema: {$ref: "#/components/schemas/ResetRequest"}}}
+responses:
+  "200":
+    description: What was deleted and kept
+    content: {application/json: {schema: {$ref: "#/components/schemas/ResetResult"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def reset(request: Request) -> Response:
-        body = _object(await _json_body(request))
-        _known(body, ("dropCatalog", "keep"))
-        drop_catalog = body.get("dropCatalog", False)
-        if not isinstance(drop_catalog, bool):
-            raise AdminInputError("dropCatalog", "must be true or false")
-        keep = body.get("keep", [])
-        if not isinstance(keep, list) or any(k not in _KEEPABLE for k in keep):
-            raise AdminInputError("keep", f"must be a list of: {', '.join(_KEEPABLE)}")
-        deleted = await store.reset(drop_catalog)
-        if "clock" not in keep and isinstance(clock, ServiceClock):
-            clock.reset()
-        bench.reset(faults="faults" not in keep, journal="journal" not in keep)
-        state = clock.state() if isinstance(clock, ServiceClock) else None
-        return JSONResponse(
-            {
-                "deleted": deleted,
-                "catalogDropped": drop_catalog,
-                "kept": sorted(set(keep)),
-                "clock": clock_json(state) if state is not None else None,
-            }
-        )
+        return answer(await bench.reset(await body(request)))
 
+    @_documented(
+        "list_snapshots",
+        """The snapshots.
+---
+summary: Every named snapshot
+tags: [bench]
+responses:
+  "200":
+    description: The snapshots
+    content: {application/json: {schema: {$ref: "#/components/schemas/SnapshotList"}}}
+""",
+    )
     async def snapshot_list(request: Request) -> Response:
-        found = await store.snapshots()
-        return JSONResponse({"snapshots": [snapshot_json(s) for s in found]})
+        return answer(await bench.snapshots())
 
+    @_documented(
+        "save_snapshot",
+        """Save a snapshot.
+---
+summary: Save the whole state under a name (replacing a snapshot of that name)
+tags: [bench]
+requestBody:
+  required: true
+  content: {application/json: {schema: {$ref: "#/components/schemas/SnapshotSave"}}}
+responses:
+  "201":
+    description: The snapshot
+    content: {application/json: {schema: {$ref: "#/components/schemas/SnapshotInfo"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+""",
+    )
     async def snapshot_save(request: Request) -> Response:
-        body = _object(await _json_body(request))
-        _known(body, ("name",))
-        name = _snapshot_name(body.get("name"))
-        info = await store.save_snapshot(name, clock.now().timestamp())
-        return JSONResponse(snapshot_json(info), status_code=201)
+        return answer(await bench.save_snapshot(await body(request)), 201)
 
-    def missing(name: str) -> Response:
-        return JSONResponse({"error": f"no snapshot named {name!r}", "field": "name"}, 404)
-
+    @_documented(
+        "read_snapshot",
+        """One snapshot.
+---
+summary: Show a snapshot
+tags: [bench]
+responses:
+  "200":
+    description: The snapshot
+    content: {application/json: {schema: {$ref: "#/components/schemas/SnapshotInfo"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+  "404": {$ref: "#/components/responses/NotFound"}
+""",
+    )
     async def snapshot_read(request: Request) -> Response:
-        name = _snapshot_name(request.path_params["name"])
-        for info in await store.snapshots():
-            if info.name == name:
-                return JSONResponse(snapshot_json(info))
-        return missing(name)
+        return answer(await bench.snapshot(request.path_params["name"]))
 
+    @_documented(
+        "restore_snapshot",
+        """Restore a snapshot.
+---
+summary: Replace the whole state with a snapshot's
+tags: [bench]
+responses:
+  "200":
+    description: The snapshot restored
+    content: {application/json: {schema: {$ref: "#/components/schemas/SnapshotInfo"}}}
+  "400": {$ref: "#/components/responses/BadInput"}
+  "404": {$ref: "#/components/responses/NotFound"}
+  "409": {$ref: "#/components/responses/Conflict"}
+""",
+    )
     async def snapshot_restore(request: Request) -> Response:
-        name = _snapshot_name(request.path_params["name"])
-        try:
-            info = await store.restore_snapshot(name)
-        except SnapshotError as error:
-            return JSONResponse({"error": str(error), "field": "name"}, 409)
-        if info is None:
-            return missing(name)
-        return JSONResponse(snapshot_json(info))
+        return answer(await bench.restore_snapshot(request.path_params["name"]))
 
+    @_documented(
+        "delete_snapshot",
+        """Delete a snapshot.
+---
+summary: Delete a snapshot
+tags: [bench]
+responses:
+  "204": {description: Deleted}
+  "400": {$ref: "#/components/responses/BadInput"}
+  "404": {$ref: "#/components/responses/NotFound"}
+""",
+    )
     async def snapshot_delete(request: Request) -> Response:
-        name = _snapshot_name(request.path_params["name"])
-        if not await store.delete_snapshot(name):
-            return missing(name)
-        return Response(status_code=204)
+        await bench.delete_snapshot(request.path_params["name"])
+        return no_content()
 
-    routes = [
-        Route("/_marketmeter/journal", journal_read, methods=["GET"]),
-        Route("/_marketmeter/journal", journal_clear, methods=["DELETE"]),
-        Route("/_marketmeter/faults/quota", quota_read, methods=["GET"]),
-        Route("/_marketmeter/faults/quota", quota_set, methods=["PUT"]),
-        Route("/_marketmeter/reset", reset, methods=["POST"]),
-        Route("/_marketmeter/snapshots", snapshot_list, methods=["GET"]),
-        Route("/_marketmeter/snapshots", snapshot_save, methods=["POST"]),
-        Route("/_marketmeter/snapshots/{name}", snapshot_read, methods=["GET"]),
-        Route("/_marketmeter/snapshots/{name}", snapshot_delete, methods=["DELETE"]),
-        Route("/_marketmeter/snapshots/{name}/restore", snapshot_restore, methods=["POST"]),
+    return [
+        Endpoint("/journal", "GET", journal_read),
+        Endpoint("/journal", "DELETE", journal_clear),
+        Endpoint("/faults/quota", "GET", quota_read),
+        Endpoint("/faults/quota", "PUT", quota_set),
+        Endpoint("/reset", "POST", reset),
+        Endpoint("/snapshots", "GET", snapshot_list),
+        Endpoint("/snapshots", "POST", snapshot_save),
+        Endpoint("/snapshots/{name}", "GET", snapshot_read),
+        Endpoint("/snapshots/{name}", "DELETE", snapshot_delete),
+        Endpoint("/snapshots/{name}/restore", "POST", snapshot_restore),
+        *_fault_endpoints(bench, ""),
+        Endpoint("/faults/{id}", "DELETE", fault_remove_one),
     ]
-    for prefix in ("/_marketmeter/faults", "/_localstack/chaos/faults"):
-        routes += [
-            Route(prefix, fault_list, methods=["GET"]),
-            Route(prefix, fault_replace, methods=["POST"]),
-            Route(prefix, fault_add, methods=["PATCH"]),
-            Route(prefix, fault_remove, methods=["DELETE"]),
-        ]
-    routes += [
-        Route("/_marketmeter/faults/{id}", fault_remove_one, methods=["DELETE"]),
-        Route("/_marketmeter/faults/effects", effects_read, methods=["GET"]),
-        Route("/_marketmeter/faults/effects", effects_set, methods=["POST", "PUT"]),
-        Route("/_localstack/chaos/effects", effects_read, methods=["GET"]),
-        Route("/_localstack/chaos/effects", effects_set, methods=["POST", "PUT"]),
-    ]
-    return routes

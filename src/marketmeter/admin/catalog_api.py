@@ -1,76 +1,44 @@
 """The catalog through the admin API: sellers, products (with their dimensions), buyers and
-their access keys, under ``/_marketmeter/``.
+their access keys, and a whole catalog document, under ``/_marketmeter/``.
 
 - ``GET|POST /sellers``, ``GET|PUT|DELETE /sellers/{accountId}``,
   ``POST /sellers/{accountId}/keys``, ``DELETE /sellers/{accountId}/keys/{accessKeyId}``;
 - ``GET|POST /products``, ``GET|PUT|DELETE /products/{productCode}``;
-- ``GET|POST /buyers``, ``GET|PUT|DELETE /buyers/{accountId}``, and buyer keys as seller keys.
+- ``GET|POST /buyers``, ``GET|PUT|DELETE /buyers/{accountId}``, and buyer keys as seller keys;
+- ``POST /catalog``: a whole catalog document, as ``marketmeter catalog apply`` applies a file.
 
-Bodies are the catalog file's entries (``catalog.loader``'s ``SellerEntry``, ``ProductEntry``,
-``BuyerEntry``, ``AccessKeyEntry``), checked by the loader against the stored catalog, so an
-entry the API accepts is one ``marketmeter catalog apply`` would accept. ``PUT`` replaces the
-entry; a seller's or buyer's ``access_keys``, when given, replace its keys, and when left out
-keep them. Secrets are answered once, by the ``POST .../keys`` that created the key, never
-by a read. A deletion something refers to is a 409 naming it; every change is one
-``Store.edit_catalog`` transaction, which bumps the catalog version so every node reloads.
-Sellers and buyers share one set of handlers (``_AccountKind`` says what differs), and
-``json_object`` reads a JSON-object body here and in ``admin.lifecycle_api``.
+Bodies are the catalog file's entries; what is accepted, refused and answered is the operator's
+(``operator.catalog``): these handlers only read the request and answer. Sellers and buyers
+share one set of handlers (``AccountKind`` says what differs).
 """
 
 from __future__ import annotations
 
-import secrets
 import string
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from marketmeter.admin.inputs import NO_BODY, AdminInputError, json_body
-from marketmeter.catalog.loader import (
-    AccessKeyEntry,
-    BuyerEntry,
-    CatalogError,
-    ProductEntry,
-    SellerEntry,
-    load_catalog_data,
-)
-from marketmeter.catalog.model import AccessKey, Buyer, Catalog, CatalogSnapshot, Product, Seller
-from marketmeter.store.base import CatalogEdit, CatalogReferenceError, Store
+from marketmeter.admin.routing import Endpoint, Handler, answer, body, entry, no_content
+from marketmeter.catalog.loader import AccessKeyEntry, BuyerEntry, ProductEntry, SellerEntry
+from marketmeter.operator.catalog import BUYERS, SELLERS, AccountKind, CatalogOperations
+from marketmeter.operator.inputs import check_known, strict_object
+from marketmeter.refusal import Refusal
 
 __all__ = [
     "CATALOG_SCHEMA_MODELS",
-    "AccessKeyFactory",
     "AccessKeyView",
     "BuyerList",
     "BuyerView",
+    "CatalogApplied",
+    "CatalogDocument",
     "ProductList",
     "SellerList",
     "SellerView",
-    "buyer_json",
-    "catalog_routes",
-    "json_object",
-    "product_json",
-    "random_access_key",
-    "seller_json",
+    "catalog_endpoints",
 ]
-
-AccessKeyFactory = Callable[[], tuple[str, str]]
-"""Makes a new access key pair: (access key id, secret access key)."""
-
-_KEY_ID_ALPHABET = string.ascii_uppercase + string.digits
-_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
-
-
-def random_access_key() -> tuple[str, str]:
-    """An AWS-looking pair: ``AKIA`` and 16 of A-Z 0-9; a secret of 40 base64 characters."""
-    key_id = "AKIA" + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
-    secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
-    return key_id, secret
 
 
 class AccessKeyView(BaseModel):
@@ -108,8 +76,31 @@ class BuyerList(BaseModel):
     buyers: list[BuyerView]
 
 
+class CatalogDocument(BaseModel):
+    """A whole catalog document to apply: its YAML (or JSON) text, and a name for messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: str
+    source: str = Field(default="catalog", min_length=1, max_length=1024)
+
+
+class CatalogApplied(BaseModel):
+    """What a catalog document held, the catalog version after it, the tokens minted."""
+
+    source: str
+    sellers: int
+    products: int
+    buyers: int
+    agreements: int
+    catalogVersion: int
+    tokensMinted: int
+
+
 CATALOG_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     AccessKeyEntry,
+    CatalogApplied,
+    CatalogDocument,
     AccessKeyView,
     BuyerEntry,
     BuyerList,
@@ -122,82 +113,11 @@ CATALOG_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
-def _keys_json(keys: Sequence[AccessKey]) -> list[dict[str, Any]]:
-    return [{"access_key_id": key.access_key_id} for key in keys]
-
-
-def seller_json(seller: Seller) -> dict[str, Any]:
-    return {
-        "account_id": seller.account_id,
-        "name": seller.name,
-        "access_keys": _keys_json(seller.access_keys),
-    }
-
-
-def buyer_json(buyer: Buyer) -> dict[str, Any]:
-    return {
-        "account_id": buyer.account_id,
-        "customer_identifier": buyer.customer_identifier,
-        "name": buyer.name,
-        "access_keys": _keys_json(buyer.access_keys),
-    }
-
-
-_AccountT = TypeVar("_AccountT", Seller, Buyer)
-_Handler = Callable[[Request], Awaitable[Response]]
-_Endpoint = tuple[str, str, _Handler]  # path, method, handler
-
-
 class _DocTemplate(string.Template):
     """A docstring for one kind of account: ``@kind``, ``@{Kind}``, ``@blockers``."""
 
     delimiter = "@"
 
-
-@dataclass(frozen=True)
-class _AccountKind(Generic[_AccountT]):
-    """What the seller routes and the buyer routes differ in."""
-
-    name: str  # "seller": in paths (plural), operation ids and messages
-    blockers: str  # what an account cannot be deleted while it has
-    find: Callable[[CatalogSnapshot, str], _AccountT | None]
-    entries: Callable[[Catalog], tuple[_AccountT, ...]]
-    as_catalog: Callable[[_AccountT], Catalog]
-    deletion: Callable[[str], CatalogEdit]
-    view: Callable[[_AccountT], dict[str, Any]]
-
-    @property
-    def collection(self) -> str:
-        return f"{self.name}s"
-
-    def fill(self, template: str) -> str:
-        return _DocTemplate(template).substitute(
-            kind=self.name, Kind=self.name.title(), blockers=self.blockers
-        )
-
-
-def _find_seller(snapshot: CatalogSnapshot, account: str) -> Seller | None:
-    return next((s for s in snapshot.catalog.sellers if s.account_id == account), None)
-
-
-_SELLERS = _AccountKind[Seller](
-    name="seller",
-    blockers="products",
-    find=_find_seller,
-    entries=lambda catalog: catalog.sellers,
-    as_catalog=lambda seller: Catalog(sellers=(seller,)),
-    deletion=lambda account: CatalogEdit(delete_sellers=(account,)),
-    view=seller_json,
-)
-_BUYERS = _AccountKind[Buyer](
-    name="buyer",
-    blockers="agreements",
-    find=lambda snapshot, account: snapshot.buyers.get(account),
-    entries=lambda catalog: catalog.buyers,
-    as_catalog=lambda buyer: Catalog(buyers=(buyer,)),
-    deletion=lambda account: CatalogEdit(delete_buyers=(account,)),
-    view=buyer_json,
-)
 
 # the OpenAPI operations of an account kind: operation id -> docstring (``_AccountKind.fill``)
 _ACCOUNT_DOCS = {
@@ -285,209 +205,91 @@ responses:
 }
 
 
-# the entry's field names that the domain model spells otherwise
-_PRODUCT_ATTRIBUTES = {"seller": "seller_account_id"}
+def _fill(kind: AccountKind[Any], template: str) -> str:
+    return _DocTemplate(template).substitute(
+        kind=kind.name, Kind=kind.name.title(), blockers=kind.blockers
+    )
 
 
-def product_json(product: Product) -> dict[str, Any]:
-    """The product as its catalog entry: every field ``ProductEntry`` has."""
-    values = {
-        name: getattr(product, _PRODUCT_ATTRIBUTES.get(name, name))
-        for name in ProductEntry.model_fields
-    }
-    return ProductEntry.model_validate(
-        {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-    ).model_dump(mode="json")
+def catalog_endpoints(catalog: CatalogOperations) -> list[Endpoint]:
+    """The catalog's endpoints over ``catalog``."""
 
+    async def apply_document(request: Request) -> Response:
+        """Apply a whole catalog document.
+        ---
+        summary: Validate a catalog document (YAML or JSON text) and upsert it, all or nothing
+        description: >-
+          What `marketmeter catalog apply` does with a file; every new SaaS agreement gets a
+          registration token. A document with problems is refused with the whole problem list.
+        tags: [catalog]
+        requestBody:
+          required: true
+          content: {application/json: {schema: {$ref: "#/components/schemas/CatalogDocument"}}}
+        responses:
+          "200":
+            description: What was applied
+            content: {application/json: {schema: {$ref: "#/components/schemas/CatalogApplied"}}}
+          "400": {$ref: "#/components/responses/BadInput"}
+        """
+        document = strict_object(await body(request, {}))
+        check_known(document, ("document", "source"))
+        text, source = document.get("document"), document.get("source", "catalog")
+        if not isinstance(text, str):
+            raise Refusal("document", "must be the catalog's YAML or JSON text")
+        if not isinstance(source, str) or not 0 < len(source) <= 1024:
+            raise Refusal("source", "must be a name of 1 to 1024 characters")
+        return answer(await catalog.apply(text, source))
 
-async def json_object(request: Request, entry: str | None = None) -> dict[str, Any]:
-    """The JSON object sent as the body (``AdminInputError`` on ``body`` if it is not one); no
-    body at all is ``{}``, or, where an ``entry`` entry must be sent, an error."""
-    value = await json_body(request)
-    if value is NO_BODY:
-        if entry is not None:
-            raise AdminInputError("body", f"must be a {entry} entry (a JSON object)")
-        return {}
-    if not isinstance(value, dict):
-        raise AdminInputError("body", "must be a JSON object")
-    return value
-
-
-def _checked(section: str, entry: dict[str, Any], existing: Catalog) -> Catalog:
-    """The entry through the catalog loader (fields, wire constraints, references)."""
-    try:
-        return load_catalog_data({section: [entry]}, existing, source=section)
-    except CatalogError as error:
-        raise _problem(section, entry, error.problems) from None
-
-
-def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> AdminInputError:
-    """A 400 naming the field of the loader's first problem (``products[0] (code): field:
-    message``); every problem is in the message."""
-    label = ""
-    for key in ("product_code", "account_id"):
-        if isinstance(entry.get(key), str | int):
-            label = f" ({entry[key]})"
-            break
-    found: list[tuple[str, str]] = []
-    for problem in problems:
-        rest = problem.removeprefix(f"{section}[0]{label}").removeprefix(": ")
-        field, separator, message = rest.partition(": ")
-        if not separator or " " in field:
-            field, message = "body", rest
-        found.append((field, message))
-    if len(found) == 1:
-        return AdminInputError(found[0][0], found[0][1])
-    return AdminInputError(found[0][0], "; ".join(f"{f}: {m}" for f, m in found))
-
-
-def _keyed(body: dict[str, Any], key: str, value: str) -> dict[str, Any]:
-    """A PUT body is the whole entry; its key must be the one the path names."""
-    if body.get(key) != value:
-        raise AdminInputError(key, f"must be {value!r}, the entry this path names")
-    return body
-
-
-def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_key) -> list[Route]:
-    """The catalog's routes over ``store``; ``access_keys`` makes the pairs of
-    ``POST .../keys`` without a body."""
-
-    async def current() -> CatalogSnapshot:
-        return await store.catalog_snapshot()
-
-    async def apply(edit: CatalogEdit, field: str | None = None) -> None:
-        """One transaction; a deletion something refers to is a 409 on ``field``."""
-        try:
-            await store.edit_catalog(edit)
-        except CatalogReferenceError as error:
-            raise AdminInputError(field, str(error), 409) from None
-
-    def product_of(snapshot: CatalogSnapshot, code: str) -> Product:
-        product = snapshot.products.get(code)
-        if product is None:
-            raise AdminInputError("productCode", f"no product with product_code {code}", 404)
-        return product
-
-    def kept_keys(
-        body: dict[str, Any], old: Sequence[AccessKey], new: Sequence[AccessKey]
-    ) -> tuple[tuple[AccessKey, ...], tuple[str, ...]]:
-        """The keys after a PUT, and those it removes (only if it lists ``access_keys``)."""
-        if "access_keys" not in body:
-            return tuple(old), ()
-        listed = {key.access_key_id for key in new}
-        return tuple(new), tuple(k.access_key_id for k in old if k.access_key_id not in listed)
-
-    async def new_key(
-        request: Request, snapshot: CatalogSnapshot, owned: Sequence[AccessKey]
-    ) -> dict[str, Any]:
-        body = await json_object(request)
-        if not body:
-            generated, secret = access_keys()
-            return {"access_key_id": generated, "secret_access_key": secret}
-        key_id = body.get("access_key_id")
-        if any(key.access_key_id == key_id for key in owned):
-            raise AdminInputError("access_key_id", f"the account already has the key {key_id}", 409)
-        owner = snapshot.key_owners.get(key_id) if isinstance(key_id, str) else None
-        if owner is not None:
-            raise AdminInputError(
-                "access_key_id", f"{key_id} already belongs to account {owner.account_id}", 409
-            )
-        return dict(body)
-
-    def owned_key(request: Request, owned: Sequence[AccessKey]) -> str:
-        key_id = str(request.path_params["accessKeyId"])
-        if all(key.access_key_id != key_id for key in owned):
-            raise AdminInputError("accessKeyId", f"the account has no access key {key_id}", 404)
-        return key_id
-
-    # --- sellers and buyers -------------------------------------------------------------------
-
-    def account_routes(kind: _AccountKind[_AccountT], other: _AccountKind[Any]) -> list[_Endpoint]:
-        """The routes of one kind of account: the collection, an account, and its keys."""
-
-        def account_of(snapshot: CatalogSnapshot, account: str) -> _AccountT:
-            found = kind.find(snapshot, account)
-            if found is None:
-                raise AdminInputError("accountId", f"no {kind.name} with account_id {account}", 404)
-            return found
+    def account_endpoints(kind: AccountKind[Any]) -> list[Endpoint]:
+        """The endpoints of one kind of account: the collection, an account, and its keys."""
 
         async def list_accounts(request: Request) -> Response:
-            entries = kind.entries((await current()).catalog)
-            return JSONResponse({kind.collection: [kind.view(a) for a in entries]})
+            return answer(await catalog.accounts(kind))
 
         async def create_account(request: Request) -> Response:
-            body = await json_object(request, kind.name)
-            snapshot = await current()
-            account = body.get("account_id")
-            if isinstance(account, str):
-                if kind.find(snapshot, account) is not None:
-                    raise AdminInputError(
-                        "account_id", f"{kind.name} {account} already exists", 409
-                    )
-                if other.find(snapshot, account) is not None:
-                    raise AdminInputError("account_id", f"account {account} is a {other.name}", 409)
-            checked = _checked(kind.collection, body, snapshot.catalog)
-            await apply(CatalogEdit(upserts=checked))
-            return JSONResponse(kind.view(kind.entries(checked)[0]), status_code=201)
+            return answer(await catalog.add_account(kind, await entry(request, kind.name)), 201)
 
         async def read_account(request: Request) -> Response:
-            found = account_of(await current(), request.path_params["accountId"])
-            return JSONResponse(kind.view(found))
+            return answer(await catalog.account(kind, request.path_params["accountId"]))
 
         async def replace_account(request: Request) -> Response:
             account = request.path_params["accountId"]
-            body = await json_object(request, kind.name)
-            snapshot = await current()
-            old = account_of(snapshot, account)
-            entry = _keyed(body, "account_id", account)
-            new = kind.entries(_checked(kind.collection, entry, snapshot.catalog))[0]
-            keys, removed = kept_keys(body, old.access_keys, new.access_keys)
-            updated = replace(new, access_keys=keys)
-            await apply(CatalogEdit(upserts=kind.as_catalog(updated), delete_access_keys=removed))
-            return JSONResponse(kind.view(updated))
+            given = await entry(request, kind.name)
+            return answer(await catalog.replace_account(kind, account, given))
 
         async def delete_account(request: Request) -> Response:
-            found = account_of(await current(), request.path_params["accountId"])
-            await apply(kind.deletion(found.account_id), "accountId")
-            return Response(status_code=204)
+            await catalog.remove_account(kind, request.path_params["accountId"])
+            return no_content()
 
         async def add_account_key(request: Request) -> Response:
-            snapshot = await current()
-            # annotated: mypy cannot infer it here (a constrained type variable)
-            owner: _AccountT = account_of(snapshot, request.path_params["accountId"])
-            key = await new_key(request, snapshot, owner.access_keys)
-            _checked(kind.collection, {**kind.view(owner), "access_keys": [key]}, snapshot.catalog)
-            pair = AccessKey(key["access_key_id"], key["secret_access_key"])
-            updated = replace(owner, access_keys=(*owner.access_keys, pair))
-            await apply(CatalogEdit(upserts=kind.as_catalog(updated)))
-            return JSONResponse(key, status_code=201)
+            account = request.path_params["accountId"]
+            given = strict_object(await body(request, {}))
+            return answer(await catalog.add_key(kind, account, given), 201)
 
         async def delete_account_key(request: Request) -> Response:
-            owner = account_of(await current(), request.path_params["accountId"])
-            await apply(CatalogEdit(delete_access_keys=(owned_key(request, owner.access_keys),)))
-            return Response(status_code=204)
+            params = request.path_params
+            await catalog.remove_key(kind, params["accountId"], params["accessKeyId"])
+            return no_content()
 
-        def operation(name: str, handler: _Handler) -> _Handler:
-            handler.__name__ = kind.fill(name)
-            handler.__doc__ = kind.fill(_ACCOUNT_DOCS[name])
+        def operation(name: str, handler: Handler) -> Handler:
+            handler.__name__ = _fill(kind, name)
+            handler.__doc__ = _fill(kind, _ACCOUNT_DOCS[name])
             return handler
 
         many, one = f"/{kind.collection}", f"/{kind.collection}/{{accountId}}"
         return [
-            (many, "GET", operation("list_@{kind}s", list_accounts)),
-            (many, "POST", operation("create_@kind", create_account)),
-            (one, "GET", operation("read_@kind", read_account)),
-            (one, "PUT", operation("replace_@kind", replace_account)),
-            (one, "DELETE", operation("delete_@kind", delete_account)),
-            (f"{one}/keys", "POST", operation("add_@{kind}_key", add_account_key)),
-            (
+            Endpoint(many, "GET", operation("list_@{kind}s", list_accounts)),
+            Endpoint(many, "POST", operation("create_@kind", create_account)),
+            Endpoint(one, "GET", operation("read_@kind", read_account)),
+            Endpoint(one, "PUT", operation("replace_@kind", replace_account)),
+            Endpoint(one, "DELETE", operation("delete_@kind", delete_account)),
+            Endpoint(f"{one}/keys", "POST", operation("add_@{kind}_key", add_account_key)),
+            Endpoint(
                 f"{one}/keys/{{accessKeyId}}",
                 "DELETE",
                 operation("delete_@{kind}_key", delete_account_key),
             ),
         ]
-
-    # --- products -----------------------------------------------------------------------------
 
     async def list_products(request: Request) -> Response:
         """List the products.
@@ -499,8 +301,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
             description: Every product, by product code
             content: {application/json: {schema: {$ref: "#/components/schemas/ProductList"}}}
         """
-        snapshot = await current()
-        return JSONResponse({"products": [product_json(p) for p in snapshot.catalog.products]})
+        return answer(await catalog.products())
 
     async def create_product(request: Request) -> Response:
         """Add a product.
@@ -517,14 +318,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
           "400": {$ref: "#/components/responses/BadInput"}
           "409": {$ref: "#/components/responses/Conflict"}
         """
-        body = await json_object(request, "product")
-        snapshot = await current()
-        code = body.get("product_code")
-        if isinstance(code, str) and code in snapshot.products:
-            raise AdminInputError("product_code", f"product {code} already exists", 409)
-        checked = _checked("products", body, snapshot.catalog)
-        await apply(CatalogEdit(upserts=checked))
-        return JSONResponse(product_json(checked.products[0]), status_code=201)
+        return answer(await catalog.add_product(await entry(request, "product")), 201)
 
     async def read_product(request: Request) -> Response:
         """Show a product.
@@ -537,8 +331,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
             content: {application/json: {schema: {$ref: "#/components/schemas/ProductEntry"}}}
           "404": {$ref: "#/components/responses/NotFound"}
         """
-        product = product_of(await current(), request.path_params["productCode"])
-        return JSONResponse(product_json(product))
+        return answer(await catalog.product(request.path_params["productCode"]))
 
     async def replace_product(request: Request) -> Response:
         """Replace a product.
@@ -556,12 +349,7 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
           "404": {$ref: "#/components/responses/NotFound"}
         """
         code = request.path_params["productCode"]
-        body = await json_object(request, "product")
-        snapshot = await current()
-        product_of(snapshot, code)
-        checked = _checked("products", _keyed(body, "product_code", code), snapshot.catalog)
-        await apply(CatalogEdit(upserts=checked))
-        return JSONResponse(product_json(checked.products[0]))
+        return answer(await catalog.replace_product(code, await entry(request, "product")))
 
     async def delete_product(request: Request) -> Response:
         """Delete a product.
@@ -573,18 +361,16 @@ def catalog_routes(store: Store, access_keys: AccessKeyFactory = random_access_k
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
         """
-        product = product_of(await current(), request.path_params["productCode"])
-        await apply(CatalogEdit(delete_products=(product.product_code,)), "productCode")
-        return Response(status_code=204)
+        await catalog.remove_product(request.path_params["productCode"])
+        return no_content()
 
-    prefix = "/_marketmeter"
-    table: list[_Endpoint] = [
-        *account_routes(_SELLERS, _BUYERS),
-        ("/products", "GET", list_products),
-        ("/products", "POST", create_product),
-        ("/products/{productCode}", "GET", read_product),
-        ("/products/{productCode}", "PUT", replace_product),
-        ("/products/{productCode}", "DELETE", delete_product),
-        *account_routes(_BUYERS, _SELLERS),
+    return [
+        *account_endpoints(SELLERS),
+        Endpoint("/products", "GET", list_products),
+        Endpoint("/products", "POST", create_product),
+        Endpoint("/products/{productCode}", "GET", read_product),
+        Endpoint("/products/{productCode}", "PUT", replace_product),
+        Endpoint("/products/{productCode}", "DELETE", delete_product),
+        *account_endpoints(BUYERS),
+        Endpoint("/catalog", "POST", apply_document),
     ]
-    return [Route(prefix + path, handler, methods=[method]) for path, method, handler in table]

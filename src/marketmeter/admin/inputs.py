@@ -1,42 +1,16 @@
-"""Reading admin input (query strings, JSON bodies, CLI options) and writing times back.
-
-``AdminInputError`` names the field at fault; the admin API answers it with its status (400
-unless said otherwise) and the CLI with a usage error. Times are read
-as ISO 8601 or epoch seconds and written as ISO 8601 UTC.
-"""
+"""Reading an admin request's JSON body (the HTTP part of operator input; the rest is
+``operator.inputs``)."""
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
-__all__ = [
-    "NO_BODY",
-    "AdminInputError",
-    "iso",
-    "json_body",
-    "parse_count",
-    "parse_duration",
-    "parse_time",
-]
+from marketmeter.refusal import Refusal
 
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class AdminInputError(ValueError):
-    """An admin request or CLI input refused: the admin API answers ``{"error": message,
-    "field": field}`` with ``status`` (``field`` None: no single input is at fault)."""
-
-    def __init__(self, field: str | None, message: str, status: int = 400) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
+__all__ = ["NO_BODY", "json_body"]
 
 
 class _NoBody:
@@ -59,48 +33,4 @@ async def json_body(request: Request) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise AdminInputError("body", "is not valid JSON") from None
-
-
-def parse_time(field: str, text: str) -> float:
-    """Epoch seconds from ISO 8601 (``2026-11-23T10:00:00Z``; no zone means UTC) or a number."""
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(number):
-            raise AdminInputError(field, f"{text!r} is not a finite time")
-        return number
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise AdminInputError(field, f"{text!r} is neither ISO 8601 nor epoch seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def parse_count(field: str, text: str, low: int, high: int) -> int:
-    """A whole number from ``low`` to ``high``, written in ASCII digits."""
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise AdminInputError(field, f"must be a whole number from {low} to {high}")
-    return int(text)
-
-
-def parse_duration(field: str, text: str) -> float:
-    """Seconds from ``90``, ``-30s``, ``15m``, ``6h`` or ``2d``."""
-    unit = _UNITS.get(text[-1:].lower()) if text else None
-    number = text[:-1] if unit is not None else text
-    try:
-        seconds = float(number) * (unit or 1)
-    except ValueError:
-        raise AdminInputError(field, f"{text!r} is not a duration like 90, 15m, 6h or 2d") from None
-    if not math.isfinite(seconds):
-        raise AdminInputError(field, f"{text!r} is not a finite duration")
-    return seconds
-
-
-def iso(epoch: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with a ``Z``."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+        raise Refusal("body", "is not valid JSON") from None

@@ -1,1 +1,2 @@
-"""The catalog the service meters against: sellers, products, buyers, agreements (spec §2)."""
+"""The catalog the service meters against: sellers, products, buyers, agreements
+(docs/catalog.md)."""

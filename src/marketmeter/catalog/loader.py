@@ -36,8 +36,8 @@ from marketmeter.catalog.model import (
     legacy_license_arn_for,
     license_arn_for,
 )
-from marketmeter.protocol.spec import service_model
-from marketmeter.protocol.validation import Violations, compile_shape
+from marketmeter.servicemodel.spec import service_model
+from marketmeter.servicemodel.validation import Violations, compile_shape
 
 __all__ = [
     "AccessKeyEntry",
@@ -50,6 +50,7 @@ __all__ = [
     "load_catalog",
     "load_catalog_data",
     "load_catalog_file",
+    "read_catalog_text",
 ]
 
 AccountId = str
@@ -128,14 +129,17 @@ class _File(CatalogEntry):
     agreements: list[AgreementEntry] = []
 
 
+def read_catalog_text(path: str | Path) -> str:
+    """A catalog file's text; ``CatalogError`` if it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise CatalogError(str(path), [f"cannot read the file: {error.strerror}"]) from error
+
+
 def load_catalog_file(path: str | Path, existing: Catalog | None = None) -> Catalog:
     """Read and validate a catalog file; raise ``CatalogError`` listing every problem."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise CatalogError(source, [f"cannot read the file: {error.strerror}"]) from error
-    return load_catalog(text, existing, source=source)
+    return load_catalog(read_catalog_text(path), existing, source=str(path))
 
 
 def load_catalog(text: str, existing: Catalog | None = None, source: str = "catalog") -> Catalog:

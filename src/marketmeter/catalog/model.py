@@ -177,7 +177,8 @@ class Agreement:
 
     @property
     def bills(self) -> bool:
-        """True if the stored state lets usage be metered (spec §2, §7)."""
+        """True if the stored state lets usage be metered (docs/catalog.md,
+        docs/subscription-lifecycle.md)."""
         return self.state in (AgreementState.SUBSCRIBED, AgreementState.UNSUBSCRIBE_PENDING)
 
     def effective_state(self, now: float) -> AgreementState:
@@ -192,8 +193,8 @@ class Agreement:
         return self.state
 
     def bills_at(self, now: float) -> bool:
-        """True if the state at ``now`` lets usage be metered (spec §7: records within the
-        pending window are billed, none after unsubscribe-success)."""
+        """True if the state at ``now`` lets usage be metered (docs/subscription-lifecycle.md:
+        records within the pending window are billed, none after unsubscribe-success)."""
         return self.effective_state(now) in (
             AgreementState.SUBSCRIBED,
             AgreementState.UNSUBSCRIBE_PENDING,

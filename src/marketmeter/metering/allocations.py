@@ -1,4 +1,5 @@
-"""Usage allocation and tag rules, shared by BatchMeterUsage and MeterUsage (spec §3).
+"""Usage allocation and tag rules, shared by BatchMeterUsage and MeterUsage
+(docs/batch-meter-usage.md).
 
 The model's own limits (1..5 tags per allocation, 1..2500 allocations, tag lengths) are checked
 by the protocol layer as ``ValidationException``; so is the tag character set, which AWS

@@ -1,4 +1,4 @@
-"""BatchMeterUsage: the rules of spec §3.
+"""BatchMeterUsage: the rules of docs/batch-meter-usage.md.
 
 Order of the whole-request checks (each refuses the whole batch, nothing recorded):
 

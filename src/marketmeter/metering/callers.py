@@ -1,7 +1,8 @@
 """Who is metering from the buyer's side: the buyer account and the instance, task or pod.
 
 MeterUsage and RegisterUsage are signed with the buyer's credentials, one set per running
-instance, task or pod (spec §4, §6). marketmeter reads both from the request's credentials:
+instance, task or pod (docs/meter-usage.md, docs/register-usage.md). marketmeter reads both from the
+request's credentials:
 
 - the **buyer account** owns the access key: strict auth establishes it; in open auth the access
   key id is looked up among the buyers' ``access_keys`` in the catalog;

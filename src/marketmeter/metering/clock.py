@@ -7,11 +7,23 @@ runs on wall time until the admin API freezes, sets, offsets or advances it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
-__all__ = ["Clock", "ClockState", "FixedClock", "ServiceClock", "SystemClock"]
+__all__ = [
+    "Clock",
+    "ClockState",
+    "FixedClock",
+    "ServiceClock",
+    "SystemClock",
+    "WallClock",
+]
+
+WallClock = Callable[[], float]
+"""The machine's time in epoch seconds (``time.time``), where the service clock must not
+be used (delivery retries, signature dates)."""
 
 
 class Clock(Protocol):

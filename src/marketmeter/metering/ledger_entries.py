@@ -2,7 +2,7 @@
 
 Shared by BatchMeterUsage and MeterUsage: the hour bucket (the UTC hour of the timestamp) and
 the exact quantity in millionths are computed here, once; the caller says which dedupe scope
-the record belongs to (spec §3, §4).
+the record belongs to (docs/batch-meter-usage.md, docs/meter-usage.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""MeterUsage: the rules of spec §4 (AMI and container products, called by the buyer's side).
+"""MeterUsage: the rules of docs/meter-usage.md (AMI and container products, called by the buyer's
+side).
 
 Checks, in order (each refuses the call, nothing recorded):
 
@@ -35,9 +36,9 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from marketmeter.catalog.model import CatalogSnapshot, Product, ProductKind
+from marketmeter.config import DryRunAnswer
 from marketmeter.errors import (
     CustomerNotEntitledException,
     DryRunOperation,
@@ -65,18 +66,11 @@ from marketmeter.metering.types import (
 from marketmeter.metering.windows import UsageWindow
 from marketmeter.store.base import Store
 
-__all__ = ["DRY_RUN_MESSAGE", "DRY_RUN_RECORD_ID", "DryRunAnswer", "MeterUsage"]
+__all__ = ["DRY_RUN_MESSAGE", "DRY_RUN_RECORD_ID", "MeterUsage"]
 
 DRY_RUN_MESSAGE = "Request would have succeeded, but DryRun flag is set."
 # The MeteringRecordId of a dry run that would succeed (cloudquery/plugin-sdk #1966's double).
 DRY_RUN_RECORD_ID = "DryRunOperation"
-
-
-class DryRunAnswer(StrEnum):
-    """How a dry run that would succeed is answered."""
-
-    SUCCESS = "success"  # HTTP 200 {"MeteringRecordId": "DryRunOperation"}, as AWS answers
-    ERROR = "error"  # 400 DryRunOperation "Request would have succeeded, ..." (EC2's pattern)
 
 
 _METERED_KINDS = (ProductKind.AMI, ProductKind.CONTAINER)

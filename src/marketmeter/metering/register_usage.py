@@ -1,4 +1,5 @@
-"""RegisterUsage: the rules of spec §6 (paid container products, called from the task or pod).
+"""RegisterUsage: the rules of docs/register-usage.md (paid container products, called from the task
+or pod).
 
 1. The product exists and is a container product → else ``InvalidProductCodeException``.
 2. The public key version exists (``metering.signing_keys``) → else

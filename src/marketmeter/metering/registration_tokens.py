@@ -1,4 +1,5 @@
-"""SaaS registration tokens (spec §5): their format, and minting them for an agreement.
+"""SaaS registration tokens (docs/saas-registration.md): their format, and minting them for an
+agreement.
 
 A token is 64 characters of URL-safe base64 from 48 random bytes (``secrets``): opaque and
 unguessable, like the ``x-amzn-marketplace-token`` AWS posts to a registration URL. Anything
@@ -18,7 +19,9 @@ from datetime import timedelta
 from typing import Protocol
 
 from marketmeter.catalog.model import Agreement, Catalog, CatalogSnapshot, ProductKind
+from marketmeter.config import DEFAULT_TOKEN_TTL
 from marketmeter.metering.types import RegistrationToken
+from marketmeter.refusal import Refusal
 
 __all__ = [
     "DEFAULT_TOKEN_TTL",
@@ -27,13 +30,11 @@ __all__ = [
     "RandomTokens",
     "SequentialTokens",
     "TokenGenerator",
-    "TokenRequestError",
     "expires_at",
     "mint_token",
     "tokens_for_new_agreements",
 ]
 
-DEFAULT_TOKEN_TTL = timedelta(hours=4)
 FREE_TRIAL = "free-trial"
 TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{64}")
 
@@ -63,15 +64,6 @@ class SequentialTokens:
         return self._prefix + number.rjust(64 - len(self._prefix), "0")
 
 
-class TokenRequestError(Exception):
-    """A token cannot be minted as asked; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 def expires_at(token: RegistrationToken, ttl: timedelta) -> float:
     """When ``token`` stops resolving (epoch seconds, service clock)."""
     return token.issued_at + ttl.total_seconds()
@@ -96,20 +88,20 @@ def mint_token(
     started if several). ``free_trial`` overrides the agreement's."""
     product = catalog.products.get(product_code)
     if product is None:
-        raise TokenRequestError("product", f"no product with product code {product_code!r}")
+        raise Refusal("product", f"no product with product code {product_code!r}")
     if product.kind is not ProductKind.SAAS:
-        raise TokenRequestError(
+        raise Refusal(
             "product",
             f"{product_code} is not a SaaS product (kind: {product.kind}); "
             "registration tokens are for SaaS products",
         )
     if buyer_account_id not in catalog.buyers:
-        raise TokenRequestError("buyer", f"no buyer with account id {buyer_account_id!r}")
+        raise Refusal("buyer", f"no buyer with account id {buyer_account_id!r}")
     agreements = list(catalog.agreements_of(buyer_account_id, product_code))
     if license_arn is not None:
         chosen = [a for a in agreements if a.license_arn == license_arn]
         if not chosen:
-            raise TokenRequestError(
+            raise Refusal(
                 "licenseArn",
                 f"{license_arn} is not an agreement of buyer {buyer_account_id} for {product_code}",
             )
@@ -117,7 +109,7 @@ def mint_token(
     else:
         active = catalog.entitlement(buyer_account_id, product_code, issued_at)
         if active is None:
-            raise TokenRequestError(
+            raise Refusal(
                 "buyer",
                 f"buyer {buyer_account_id} has no active agreement for {product_code}; "
                 f"subscribe first: marketmeter subscribe --product {product_code} "

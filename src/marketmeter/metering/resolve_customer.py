@@ -1,4 +1,4 @@
-"""ResolveCustomer: the rules of spec §5 (SaaS registration).
+"""ResolveCustomer: the rules of docs/saas-registration.md (SaaS registration).
 
 1. A token that is not of marketmeter's format, or was never issued, or (strict auth) belongs
    to another seller's product → ``InvalidTokenException``.

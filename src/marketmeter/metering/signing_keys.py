@@ -1,4 +1,5 @@
-"""RegisterUsage's key ring (spec §6): one RSA key pair per public key version, PS256 JWTs.
+"""RegisterUsage's key ring (docs/register-usage.md): one RSA key pair per public key version, PS256
+JWTs.
 
 Version 1 is created the first time it is needed (a RegisterUsage call, ``marketmeter keys
 show``, ``GET /_marketmeter/keys/1``) and stored durably, so signatures stay verifiable across

@@ -139,7 +139,7 @@ class LedgerEntry:
 
     The key is (``hour``, ``scope``, ``customer_account``, ``dimension``): ``scope`` is
     ``product:<code>`` for records keyed by product and ``license:<arn>`` for records keyed by
-    LicenseArn, so that the two keys never collide (spec §3, "Deduplication key").
+    LicenseArn, so that the two keys never collide (docs/batch-meter-usage.md, "Deduplication key").
     ``quantity_micros`` is the quantity in micro-units (exact, compared by value).
     ``metering_record_id`` is the id to use if the key is new.
     """
@@ -229,7 +229,8 @@ class ResolveCustomerResult:
 
 @dataclass(frozen=True, slots=True)
 class RegistrationToken:
-    """A SaaS registration token (spec §5): opaque ``value``, bound to one agreement.
+    """A SaaS registration token (docs/saas-registration.md): opaque ``value``, bound to one
+    agreement.
 
     ``offer_type`` is ``"free-trial"`` for trials (sent along in the form POST), else ``None``.
     ``issued_at`` is epoch seconds on the service clock; expiry is the service's setting.

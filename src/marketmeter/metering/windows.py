@@ -1,4 +1,5 @@
-"""Which usage timestamps the service accepts, and the hour a timestamp falls in (spec §3).
+"""Which usage timestamps the service accepts, and the hour a timestamp falls in
+(docs/batch-meter-usage.md).
 
 Two policies:
 

@@ -9,22 +9,20 @@ body) before anything else is looked at and answers a ``Caller`` or raises an au
 - ``StrictAuth`` (``serve --auth sigv4``) verifies the Signature Version 4 of every request
   (``protocol.sigv4``) against the access keys of the catalog's sellers and buyers, and maps
   the key to its account: sellers call BatchMeterUsage and ResolveCustomer, buyers MeterUsage
-  and RegisterUsage; a key of the other kind is ``AccessDeniedException`` (spec §1).
+  and RegisterUsage; a key of the other kind is ``AccessDeniedException`` (docs/wire-protocol.md).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.errors import AccessDeniedException
 from marketmeter.metering.types import Caller
-
-if TYPE_CHECKING:
-    from marketmeter.protocol.sigv4 import SigV4Verifier
+from marketmeter.protocol.raw_request import RawRequest
+from marketmeter.protocol.sigv4 import SigV4Verifier
 
 __all__ = [
     "BUYER_OPERATIONS",
@@ -35,30 +33,13 @@ __all__ = [
     "StrictAuth",
 ]
 
-# Who may call what (spec §1): the seller meters SaaS usage and resolves its customers; the
-# buyer's instances, tasks and pods meter AMI and container usage and register.
+# Who may call what (docs/wire-protocol.md): the seller meters SaaS usage and resolves its
+# customers; the buyer's instances, tasks and pods meter AMI and container usage and register.
 SELLER_OPERATIONS = frozenset({"BatchMeterUsage", "ResolveCustomer"})
 BUYER_OPERATIONS = frozenset({"MeterUsage", "RegisterUsage"})
 
 # Credential=<access key id>/<date>/<region>/<service>/aws4_request
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/(?:[^/,\s]*/([^/,\s]+)/)?")
-
-
-@dataclass(frozen=True, slots=True)
-class RawRequest:
-    method: str
-    path: str
-    query: bytes
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    raw_path: bytes = b""  # the path as sent, still percent-encoded (ASGI ``raw_path``)
-
-    def header(self, name: bytes) -> str | None:
-        """The first value of a header (``name`` in lower case), or ``None``."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value.decode("latin-1")
-        return None
 
 
 class Authenticator(Protocol):

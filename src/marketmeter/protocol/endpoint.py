@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from marketmeter.config import DEFAULT_MAX_BODY_BYTES
 from marketmeter.errors import (
     AwsError,
     InternalServiceErrorException,
@@ -35,15 +36,14 @@ from marketmeter.metering.ids import IdGenerator
 from marketmeter.metering.types import Caller
 from marketmeter.protocol import serialize
 from marketmeter.protocol.auth import Authenticator, RawRequest
+from marketmeter.protocol.hooks import CallLog, JournalEntry
 from marketmeter.protocol.parse import RequestParser, decode_and_validate
-from marketmeter.testbench.journal import Journal, JournalEntry
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "AwsEndpoint", "Handler", "RequestNotes"]
+__all__ = ["AwsEndpoint", "Handler", "RequestNotes"]
 
 log = logging.getLogger(__name__)
 
 # "BatchMeterUsage requests must be less than 1MB in size" (seed documents).
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -91,7 +91,7 @@ class AwsEndpoint:
         authenticator: Authenticator,
         request_ids: IdGenerator,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        journal: Journal | None = None,
+        journal: CallLog | None = None,
         clock: Clock | None = None,
         processing_timeout: float | None = None,
     ) -> None:

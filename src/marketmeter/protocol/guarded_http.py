@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from marketmeter.config import ConnectionLimits
 from marketmeter.errors import (
     AwsError,
     RequestHeaderFieldsTooLargeException,
@@ -40,7 +41,6 @@ from marketmeter.errors import (
 from marketmeter.metering.ids import IdGenerator, RandomIds
 from marketmeter.protocol import serialize
 from marketmeter.protocol.endpoint import Receive, Scope, Send
-from marketmeter.protocol.limits import ConnectionLimits
 
 __all__ = ["GuardedHttpToolsProtocol", "guarded_protocol", "refusal_bytes"]
 

@@ -1,7 +1,8 @@
 """The dispatch table: each operation's wire JSON → typed request → test bench → rules → wire
 JSON.
 
-Between the typed request and the rules sits the test bench (``testbench.controls``): a call
+Between the typed request and the rules sits the test bench (``protocol.hooks.CallChecks``,
+which ``testbench.controls`` implements): a call
 over its quota, or one a fault rule fires on, waits, fails with the rule's error, or has some of
 its records held back: the rules validate the whole batch and answer those as
 UnprocessedRecords, unbilled. Each handler also notes, for the journal, the call's product and
@@ -21,14 +22,13 @@ from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.types import BatchMeterUsageResult, Caller
 from marketmeter.protocol import serialize
 from marketmeter.protocol.endpoint import Handler, RequestNotes
+from marketmeter.protocol.hooks import CallChecks, FaultDecision
 from marketmeter.protocol.parse import (
     batch_meter_usage_request,
     meter_usage_request,
     register_usage_request,
     resolve_customer_request,
 )
-from marketmeter.testbench.controls import BenchControls
-from marketmeter.testbench.faults import FaultDecision
 
 __all__ = ["UNPROCESSED", "Operations", "dispatch_table"]
 
@@ -65,10 +65,17 @@ def _verdicts(result: BatchMeterUsageResult, held: frozenset[int], size: int) ->
     return tuple(UNPROCESSED if i in held else next(processed).status.value for i in range(size))
 
 
-def dispatch_table(
-    operations: Operations, bench: BenchControls | None = None
-) -> dict[str, Handler]:
-    controls = bench or BenchControls()
+class _NoChecks:
+    """No bench: every call goes straight to the rules."""
+
+    def check(
+        self, operation: str, product_code: str | None, caller: Caller, batch_size: int = 1
+    ) -> FaultDecision | None:
+        return None
+
+
+def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> dict[str, Handler]:
+    controls = bench or _NoChecks()
 
     async def batch(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
         request = batch_meter_usage_request(params)

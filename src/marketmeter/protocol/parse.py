@@ -21,8 +21,8 @@ from marketmeter.metering.types import (
     UsageAllocation,
     UsageRecord,
 )
-from marketmeter.protocol.spec import service_model, target_prefix
-from marketmeter.protocol.validation import BeyondFastJson, Checker, compile_shape, validate
+from marketmeter.servicemodel.spec import service_model, target_prefix
+from marketmeter.servicemodel.validation import BeyondFastJson, Checker, compile_shape, validate
 
 __all__ = [
     "ParsedRequest",

@@ -4,7 +4,7 @@
 query, the headers the client says it signed, and the SHA-256 of the body *as received*),
 derives the signing key from the access key's secret with the standard library's ``hmac`` and
 ``hashlib``, and compares signatures in constant time. It answers which key signed and for
-which region, or raises the error AWS's JSON 1.1 services send (spec §1):
+which region, or raises the error AWS's JSON 1.1 services send (docs/wire-protocol.md):
 
 - no ``Authorization`` header → ``MissingAuthenticationTokenException``;
 - a header that cannot be parsed (algorithm, Credential, SignedHeaders, Signature, a date
@@ -41,7 +41,7 @@ from marketmeter.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
-from marketmeter.protocol.auth import RawRequest
+from marketmeter.protocol.raw_request import RawRequest
 
 __all__ = [
     "ALGORITHM",

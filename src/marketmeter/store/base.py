@@ -1,7 +1,11 @@
-"""The store contract: what the rules and the admin surface may ask of a backend.
+"""The store contract: what the rules, the lifecycle and the operator side may ask of a backend.
 
-The only store module the metering rules import. Backends (``store.sqlite``; PostgreSQL later)
-implement ``Store``; the contract tests run against each of them.
+The store module code outside ``store/`` imports (besides ``store.open``, which opens a store,
+and ``store.copy``, which copies a ledger between two). Typed methods only: no method takes a
+callable over a database connection, so no SQL leaves ``store/``. The records they take and
+return live here too (``UsageQuery``, ``EventQuery``, ``LoggedEvent``, ``DueDelivery``, ...).
+Two backends implement ``OperatorStore`` (``store.sqlite``, ``store.postgres``, both on
+``store.sql_store.SqlStore``); the contract tests run against each of them.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
+from marketmeter.lifecycle.types import LifecycleEvent, Transition
 from marketmeter.metering.types import (
     ContainerRegistration,
     LedgerEntry,
@@ -21,15 +26,18 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
-from marketmeter.store.sql_connection import SqlConnection
-
-T = TypeVar("T")
 
 __all__ = [
     "BilledRecord",
     "CatalogEdit",
     "CatalogReferenceError",
+    "DeliveryAttempt",
+    "DeliveryRecord",
+    "DueDelivery",
+    "EventQuery",
+    "LoggedEvent",
     "OperatorStore",
+    "Outcome",
     "SchemaError",
     "SnapshotError",
     "SnapshotInfo",
@@ -114,6 +122,61 @@ class BilledRecord:
     received_at: float
     operation: str = "BatchMeterUsage"
     instance: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters for the lifecycle event log, oldest first. ``since``/``until`` are service-clock
+    epoch seconds on ``occurred_at`` (inclusive, exclusive); ``after`` a ``seq`` (exclusive)."""
+
+    product_code: str | None = None
+    buyer_account_id: str | None = None
+    action: str | None = None
+    since: float | None = None
+    until: float | None = None
+    after: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    attempt: int
+    attempted_at: float  # wall clock
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One event's delivery to one URL: ``pending`` (``next_attempt_at``), ``delivered`` or
+    ``failed`` (attempts exhausted), with every attempt made."""
+
+    url: str
+    status: str
+    attempts: int
+    next_attempt_at: float | None
+    delivered_at: float | None
+    history: tuple[DeliveryAttempt, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    event: LifecycleEvent
+    deliveries: tuple[DeliveryRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A delivery this node has claimed: POST ``event`` to ``url``; this is attempt
+    ``attempt`` (1 for the first)."""
+
+    event: LifecycleEvent
+    url: str
+    attempt: int
+
+
+# What one POST of a delivery came to: done, to be tried again, or given up.
+Outcome = Literal["delivered", "retry", "failed"]
 
 
 class Store(Protocol):
@@ -222,13 +285,43 @@ class Store(Protocol):
         edited catalog immediately."""
         ...
 
-    async def transaction(self, work: Callable[[SqlConnection], T]) -> T:
-        """Run ``work`` in one committed write transaction (SQLite: a job of the writer
-        thread), off the event loop; what it raises rolls it back and is raised here."""
+    async def commit_transition(
+        self, plan: Callable[[CatalogSnapshot], Transition], wall_now: float
+    ) -> Transition:
+        """In one transaction that serializes catalog writers: plan a lifecycle transition on
+        the catalog as it stands (``plan`` may raise, e.g. ``Refusal``, and then nothing is
+        written), apply its catalog change and tokens, and log its events with one pending
+        delivery (due at wall time ``wall_now``) per webhook URL of the product. Returns the
+        transition with its events' ``seq`` set."""
         ...
 
-    async def query(self, work: Callable[[SqlConnection], T]) -> T:
-        """Run ``work`` (reads only) on a connection of this database, off the event loop."""
+    async def events(self, query: EventQuery) -> list[LoggedEvent]:
+        """Logged lifecycle events matching ``query``, oldest first, each with its deliveries."""
+        ...
+
+    async def deliveries_due(self, wall_now: float) -> bool:
+        """Whether any delivery is due and unclaimed at ``wall_now`` (a read)."""
+        ...
+
+    async def claim_deliveries(
+        self, wall_now: float, lease: float, limit: int
+    ) -> list[DueDelivery]:
+        """Lease up to ``limit`` due deliveries until ``wall_now + lease`` (one transaction; a
+        delivery leased by another node is skipped); returns them, the oldest due first."""
+        ...
+
+    async def record_attempt(
+        self,
+        due: DueDelivery,
+        attempted_at: float,
+        status_code: int | None,
+        error: str | None,
+        outcome: Outcome,
+        next_attempt_at: float | None = None,
+    ) -> None:
+        """Store one POST's result and release its lease: delivered, to be retried at
+        ``next_attempt_at``, or failed for good. Nothing, if the event is no longer in the log
+        (a reset or a restore during the POST)."""
         ...
 
     async def close(self) -> None:
@@ -252,10 +345,12 @@ class OperatorStore(Store, Protocol):
 
     def close_now(self) -> None: ...
 
-    def read(self, work: Callable[[SqlConnection], T]) -> T:
-        """Run ``work`` on a connection of this database (reads; no transaction promised)."""
+    def schema_version(self) -> int:
+        """The schema version this database is migrated to."""
         ...
 
-    def write(self, work: Callable[[SqlConnection], T]) -> T:
-        """Run ``work`` in one committed transaction of this database."""
+    def commit_transition_now(
+        self, plan: Callable[[CatalogSnapshot], Transition], wall_now: float
+    ) -> Transition:
+        """Blocking form of ``commit_transition``."""
         ...

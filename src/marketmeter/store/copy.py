@@ -7,21 +7,25 @@ retries keep getting their first ids, and the lifecycle event log with its webho
 and their attempts, each event keeping its number (deliveries still pending are made by the
 target's servers). The target must hold no billed record and no event (a copy never merges two
 ledgers); it is migrated first. Rows go over in batches, each batch one transaction
-of the target; the copy reads the source through plain SQL and writes through the shared SQL
-of ``store.catalog_sql`` / ``store.registration_sql`` and each backend's ledger insert.
+of the target. The copy runs plain SQL on both stores' private primitives
+(``store.sql_store.SqlStore``), the catalog through ``store.catalog_sql`` so that the target's
+catalog version moves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.catalog_sql import read_catalog, write_catalog
 from marketmeter.store.events_sql import EVENT_LOG_TABLES
 from marketmeter.store.row_copy import advance_sequence, insert_rows
 from marketmeter.store.sql_connection import SqlConnection
+
+if TYPE_CHECKING:
+    from marketmeter.store.sql_store import SqlStore
 
 __all__ = ["COPIED_ORDER", "COPIED_TABLES", "CopyRefused", "CopyReport", "copy_ledger"]
 
@@ -90,16 +94,18 @@ class CopyReport:
         return "copied " + ", ".join(parts)
 
 
-def copy_ledger(source: OperatorStore, target: OperatorStore) -> CopyReport:
-    """Copy everything from ``source`` into ``target`` (which must hold no billed record)."""
+def copy_ledger(source_store: OperatorStore, target_store: OperatorStore) -> CopyReport:
+    """Copy everything from ``source_store`` into ``target_store`` (which must hold no billed
+    record). Both are SQL stores: the copy runs on their private primitives."""
+    source, target = _sql_store(source_store), _sql_store(target_store)
     for table, what in (("usage_records", "billed record"), ("lifecycle_events", "event")):
-        held = target.read(_Count(table))
+        held = target._read_now(_Count(table))
         if held:
             raise CopyRefused(
                 f"the target already holds {held} {what}(s); copy into an empty ledger"
             )
-    catalog = source.read(read_catalog)
-    target.write(lambda sql: write_catalog(sql, catalog))
+    catalog = source._read_now(read_catalog)
+    target._write_now(lambda sql: write_catalog(sql, catalog))
     counts = {
         "sellers": len(catalog.sellers),
         "products": len(catalog.products),
@@ -107,21 +113,30 @@ def copy_ledger(source: OperatorStore, target: OperatorStore) -> CopyReport:
         "agreements": len(catalog.agreements),
     }
     for table, columns in COPIED_TABLES.items():
-        rows = source.read(_Select(table, columns))
+        rows = source._read_now(_Select(table, columns))
         insert = (
             f"INSERT INTO {table} ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING"
         )
         for start in range(0, len(rows), _BATCH):
-            target.write(_Insert(insert, rows[start : start + _BATCH]))
+            target._write_now(_Insert(insert, rows[start : start + _BATCH]))
         counts[table] = len(rows)
     for table, (columns, order) in EVENT_LOG_TABLES.items():
-        rows = source.read(_Select(table, columns, order))
+        rows = source._read_now(_Select(table, columns, order))
         for start in range(0, len(rows), _BATCH):
-            target.write(_InsertKeeping(table, columns, rows[start : start + _BATCH]))
+            target._write_now(_InsertKeeping(table, columns, rows[start : start + _BATCH]))
         counts[table] = len(rows)
-    target.write(lambda sql: advance_sequence(sql, "lifecycle_events"))
+    target._write_now(lambda sql: advance_sequence(sql, "lifecycle_events"))
     return CopyReport(counts)
+
+
+def _sql_store(store: OperatorStore) -> SqlStore:
+    # here, not at the top: sql_store needs snapshots_sql, which needs this module's tables
+    from marketmeter.store.sql_store import SqlStore
+
+    if not isinstance(store, SqlStore):
+        raise TypeError(f"a ledger copy needs SQL stores, not {type(store).__name__}")
+    return store
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """The lifecycle's SQL, for every backend: transitions with their event log (an outbox), the
 log's queries, and claiming and recording webhook deliveries.
 
-Written once against ``store.sql_connection.SqlConnection``; each function runs inside the
-caller's transaction (``Store.transaction``).
+Written once against ``store.sql_connection.SqlConnection``; ``store.sql_store.SqlStore`` runs
+each function in a transaction (or, for the reads, on a connection) of its backend and offers
+it as a typed method of the contract (``commit_transition``, ``events``, ...).
 
 - ``commit_transition`` locks the catalog (SQLite's single writer; PostgreSQL: the
   ``catalog_state`` row), reads it, plans the transition on what it read, applies the catalog
@@ -19,25 +20,26 @@ Times: ``occurred_at`` is the service clock; delivery times are wall-clock epoch
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import orjson
 
 from marketmeter.catalog.model import CatalogSnapshot
-from marketmeter.notifications.messages import Channel, LifecycleAction, LifecycleEvent
-from marketmeter.registration.lifecycle import Transition
+from marketmeter.lifecycle.types import Channel, LifecycleAction, LifecycleEvent, Transition
+from marketmeter.store.base import (
+    DeliveryAttempt,
+    DeliveryRecord,
+    DueDelivery,
+    EventQuery,
+    LoggedEvent,
+    Outcome,
+)
 from marketmeter.store.catalog_sql import apply_catalog, read_catalog
 from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = [
     "EVENT_LOG_TABLES",
-    "DeliveryAttempt",
-    "DeliveryRecord",
-    "DueDelivery",
-    "EventQuery",
-    "LoggedEvent",
-    "Outcome",
     "claim_deliveries",
     "commit_transition",
     "deliveries_due",
@@ -82,63 +84,10 @@ EVENT_LOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
 }
 
-Outcome = Literal["delivered", "retry", "failed"]
-
 _EVENT_COLUMNS = (
     "seq, event_id, action, product_code, buyer_account_id, license_arn, channel, topic, "
     "occurred_at, body"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    """Filters for the event log, oldest first. ``since``/``until`` are service-clock epoch
-    seconds on ``occurred_at`` (inclusive, exclusive); ``after`` a ``seq`` (exclusive)."""
-
-    product_code: str | None = None
-    buyer_account_id: str | None = None
-    action: str | None = None
-    since: float | None = None
-    until: float | None = None
-    after: int | None = None
-    limit: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryAttempt:
-    attempt: int
-    attempted_at: float  # wall clock
-    status_code: int | None
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    """One event's delivery to one URL: ``pending`` (``next_attempt_at``), ``delivered`` or
-    ``failed`` (attempts exhausted), with every attempt made."""
-
-    url: str
-    status: str
-    attempts: int
-    next_attempt_at: float | None
-    delivered_at: float | None
-    history: tuple[DeliveryAttempt, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedEvent:
-    event: LifecycleEvent
-    deliveries: tuple[DeliveryRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DueDelivery:
-    """A delivery this node has claimed: POST ``event`` to ``url``; this is attempt
-    ``attempt`` (1 for the first)."""
-
-    event: LifecycleEvent
-    url: str
-    attempt: int
 
 
 def commit_transition(

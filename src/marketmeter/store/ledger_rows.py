@@ -2,7 +2,7 @@
 
 Columns: hour, scope, customer_account, dimension, quantity_micros, metering_record_id,
 product_code, license_arn, customer_identifier, usage_timestamp, allocations (JSON text),
-received_at, operation, instance.
+received_at, operation, instance. ``BILLED`` reads back what the ledger holds for a key.
 """
 
 from __future__ import annotations
@@ -12,12 +12,18 @@ import orjson
 from marketmeter.metering.quantities import json_number
 from marketmeter.metering.types import LedgerEntry, UsageAllocation
 
-__all__ = ["LEDGER_COLUMNS", "LedgerRow", "allocations_json", "ledger_row"]
+__all__ = ["BILLED", "LEDGER_COLUMNS", "LedgerRow", "allocations_json", "ledger_row"]
 
 LEDGER_COLUMNS = (
     "hour, scope, customer_account, dimension, quantity_micros, metering_record_id, "
     "product_code, license_arn, customer_identifier, usage_timestamp, allocations, "
     "received_at, operation, instance"
+)
+
+# What the ledger holds for a key (its first row), by the dedupe key's unique index.
+BILLED = (
+    "SELECT metering_record_id, quantity_micros FROM usage_records "
+    "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
 )
 
 LedgerRow = tuple[

@@ -1,6 +1,6 @@
 """The shared store: PostgreSQL through psycopg 3 and a connection pool, for several nodes.
 
-Same contract and behaviour as ``store.sqlite`` (``store.base.Store``):
+Same contract and behaviour as ``store.sqlite`` (``store.base.OperatorStore``):
 
 - Every decision that must hold across nodes is a unique constraint hit by ``INSERT ... ON
   CONFLICT DO NOTHING``: the ledger's dedupe key, MeterUsage's ClientToken claims, signing key
@@ -15,8 +15,11 @@ Same contract and behaviour as ``store.sqlite`` (``store.base.Store``):
   refused.
 - The catalog snapshot is cached per node and reloaded when ``catalog_state.version`` moved.
 
-The pool is psycopg's synchronous ``ConnectionPool``; async callers reach it through
-``asyncio.to_thread``, so it serves any event loop and the blocking CLI alike.
+The pool is psycopg's synchronous ``ConnectionPool``; async callers reach it through this
+store's own threads (one per pooled connection), so it serves any event loop and the blocking
+CLI alike. The typed methods both backends share are ``store.sql_store.SqlStore``'s, over this
+store's primitives (``_read``/``_write`` and their blocking forms); billing, the catalog cache,
+the usage view and migrations are this module's own.
 """
 
 from __future__ import annotations
@@ -31,31 +34,19 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from marketmeter.catalog.model import Catalog, CatalogSnapshot
-from marketmeter.metering.types import (
-    ContainerRegistration,
-    LedgerEntry,
-    LedgerOutcome,
-    RegistrationToken,
-    RequestClaim,
-    RequestClaimOutcome,
-    SigningKey,
+from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.metering.types import LedgerEntry, LedgerOutcome
+from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
+from marketmeter.store.catalog_sql import catalog_version, read_catalog
+from marketmeter.store.ledger_rows import BILLED, LEDGER_COLUMNS, LedgerRow, ledger_row
+from marketmeter.store.migrations import (
+    SCHEMA_MIGRATIONS_TABLE,
+    current_version,
+    pending,
+    statements,
 )
-from marketmeter.store import registration_sql, snapshots_sql
-from marketmeter.store.base import (
-    BilledRecord,
-    CatalogEdit,
-    SchemaError,
-    SnapshotInfo,
-    TokenQuery,
-    UsageQuery,
-)
-from marketmeter.store.catalog_edits_sql import edit_catalog
-from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
-from marketmeter.store.claims_sql import CLAIMED, bill_claim
-from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
-from marketmeter.store.migrations import SCHEMA_MIGRATIONS_TABLE, pending, statements
 from marketmeter.store.sql_connection import SqlConnection
+from marketmeter.store.sql_store import SqlStore
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
 __all__ = ["PostgresStore", "migrate"]
@@ -110,10 +101,6 @@ _BILL = (
     f"LEFT JOIN usage_records existing ON {_KEY_MATCH.format(a='existing', b='input')} "
     "ORDER BY input.ord"
 )
-_EXISTING = (
-    "SELECT metering_record_id, quantity_micros FROM usage_records "
-    "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
-)
 
 
 class _Sql:
@@ -138,8 +125,7 @@ def migrate(connection: psycopg.Connection[Any]) -> int:
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         connection.execute(SCHEMA_MIGRATIONS_TABLE)
-        row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        current = int(row[0] or 0) if row else 0
+        current = current_version(_Sql(connection))
         for migration in pending("postgresql", current):
             for statement in statements(migration.sql):
                 connection.execute(statement)
@@ -155,8 +141,8 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
     connection.execute("SET synchronous_commit TO on")
 
 
-class PostgresStore:
-    """``store.base.Store`` on a PostgreSQL database shared by any number of nodes."""
+class PostgresStore(SqlStore):
+    """``store.base.OperatorStore`` on a PostgreSQL database shared by any number of nodes."""
 
     def __init__(self, url: str, pool_size: int = 16) -> None:
         self.url = url
@@ -195,23 +181,17 @@ class PostgresStore:
     def _in_thread(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
         return asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
 
-    async def transaction(self, work: Callable[[SqlConnection], T]) -> T:
-        return await self._in_thread(self._write, work)
+    async def _read(self, work: Callable[[SqlConnection], T]) -> T:
+        return await self._in_thread(self._read_now, work)
 
-    async def query(self, work: Callable[[SqlConnection], T]) -> T:
-        return await self._in_thread(self._read, work)
+    async def _write(self, work: Callable[[SqlConnection], T]) -> T:
+        return await self._in_thread(self._write_now, work)
 
-    def read(self, work: Callable[[SqlConnection], T]) -> T:
-        return self._read(work)
-
-    def write(self, work: Callable[[SqlConnection], T]) -> T:
-        return self._write(work)
-
-    def _read(self, work: Callable[[_Sql], T]) -> T:
+    def _read_now(self, work: Callable[[SqlConnection], T]) -> T:
         with self._pool.connection() as connection:
             return work(_Sql(connection))
 
-    def _write(self, work: Callable[[_Sql], T]) -> T:
+    def _write_now(self, work: Callable[[SqlConnection], T]) -> T:
         """Run ``work`` in one transaction; retried (a few times) when PostgreSQL aborted it
         for a deadlock or a serialization failure, which nothing acknowledged depends on."""
         for attempt in range(_RETRIES):
@@ -229,7 +209,7 @@ class PostgresStore:
         return await self._in_thread(self.catalog_snapshot_now)
 
     def catalog_snapshot_now(self) -> CatalogSnapshot:
-        version = self._read(catalog_version)
+        version = self._read_now(catalog_version)
         if version != self._snapshot.version:
             with self._snapshot_lock:
                 if version != self._snapshot.version:
@@ -237,22 +217,11 @@ class PostgresStore:
         return self._snapshot
 
     def _load_snapshot(self) -> CatalogSnapshot:
-        def load(sql: _Sql) -> CatalogSnapshot:
+        def load(sql: SqlConnection) -> CatalogSnapshot:
             sql.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             return CatalogSnapshot(catalog_version(sql), read_catalog(sql))
 
-        return self._write(load)
-
-    async def apply_catalog(
-        self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
-    ) -> int:
-        return await self._in_thread(self.apply_catalog_now, catalog, tokens)
-
-    def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
-        return self._write(lambda sql: apply_catalog(sql, catalog, tokens))
-
-    async def edit_catalog(self, edit: CatalogEdit) -> int:
-        return await self._in_thread(self._write, lambda sql: edit_catalog(sql, edit))
+        return self._write_now(load)
 
     # --- ledger ----------------------------------------------------------------------------
 
@@ -260,98 +229,17 @@ class PostgresStore:
         if not entries:
             return []
         rows = [ledger_row(entry) for entry in entries]
-        return await self._in_thread(self._write, lambda sql: _bill(sql, rows))
-
-    async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:
-        key = (entry.hour, entry.scope, entry.customer_account, entry.dimension)
-        row = await self._in_thread(self._read, lambda sql: sql.execute(_EXISTING, key).fetchone())
-        return LedgerOutcome(row[0], row[1], inserted=False) if row is not None else None
-
-    async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
-        row = ledger_row(entry)
-        return await self._in_thread(self._write, lambda sql: bill_claim(sql, claim, row))
-
-    async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
-        found = await self._in_thread(
-            self._read,
-            lambda sql: sql.execute(CLAIMED, (customer_account, client_token)).fetchone(),
-        )
-        return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
+        return await self._in_thread(self._write_now, lambda sql: _bill(sql, rows))
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         return await self._in_thread(self.usage_now, query)
 
     def usage_now(self, query: UsageQuery) -> list[BilledRecord]:
         sql_text, params = usage_query_sql(query)
-        rows = self._read(lambda sql: sql.execute(sql_text, params).fetchall())
+        rows = self._read_now(lambda sql: sql.execute(sql_text, params).fetchall())
         return [billed_record(row) for row in rows]
 
-    # --- registration ----------------------------------------------------------------------
-
-    async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
-        await self._in_thread(self._write, lambda sql: registration_sql.insert_tokens(sql, tokens))
-
-    async def registration_token(self, value: str) -> RegistrationToken | None:
-        return await self._in_thread(
-            self._read, lambda sql: registration_sql.registration_token(sql, value)
-        )
-
-    async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
-        return await self._in_thread(
-            self._read, lambda sql: registration_sql.registration_tokens(sql, query)
-        )
-
-    async def signing_keys(self) -> list[SigningKey]:
-        return await self._in_thread(self._read, registration_sql.signing_keys)
-
-    async def add_signing_key(self, key: SigningKey, retire_previous_at: float | None) -> bool:
-        return await self._in_thread(
-            self._write,
-            lambda sql: registration_sql.add_signing_key(sql, key, retire_previous_at),
-        )
-
-    async def container_registration(
-        self, product_code: str, buyer_account_id: str, task: str
-    ) -> ContainerRegistration | None:
-        return await self._in_thread(
-            self._read,
-            lambda sql: registration_sql.container_registration(
-                sql, product_code, buyer_account_id, task
-            ),
-        )
-
-    async def register_container(self, registration: ContainerRegistration) -> None:
-        await self._in_thread(
-            self._write, lambda sql: registration_sql.register_container(sql, registration)
-        )
-
-    # --- test bench: reset and snapshots ---------------------------------------------------
-
-    async def reset(self, drop_catalog: bool) -> dict[str, int]:
-        return await self._in_thread(
-            self._write, lambda sql: snapshots_sql.reset(sql, drop_catalog)
-        )
-
-    async def save_snapshot(self, name: str, created_at: float) -> SnapshotInfo:
-        return await self._in_thread(
-            self._write, lambda sql: snapshots_sql.save_snapshot(sql, name, created_at)
-        )
-
-    async def snapshots(self) -> list[SnapshotInfo]:
-        return await self._in_thread(self._read, snapshots_sql.snapshots)
-
-    async def restore_snapshot(self, name: str) -> SnapshotInfo | None:
-        # the catalog version moves, so the next catalog_snapshot() reloads the catalog
-        return await self._in_thread(
-            self._write, lambda sql: snapshots_sql.restore_snapshot(sql, name)
-        )
-
-    async def delete_snapshot(self, name: str) -> bool:
-        return await self._in_thread(
-            self._write, lambda sql: snapshots_sql.delete_snapshot(sql, name)
-        )
-
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- closing ---------------------------------------------------------------------------
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_now)  # not on its own executor: it shuts that down
@@ -361,7 +249,7 @@ class PostgresStore:
         self._threads.shutdown(wait=True)
 
 
-def _bill(sql: _Sql, rows: list[LedgerRow]) -> list[LedgerOutcome]:
+def _bill(sql: SqlConnection, rows: list[LedgerRow]) -> list[LedgerOutcome]:
     columns = [list(column) for column in zip(*rows, strict=True)]
     found = sql.execute(_BILL, columns).fetchall()
     outcomes = []
@@ -369,7 +257,7 @@ def _bill(sql: _Sql, rows: list[LedgerRow]) -> list[LedgerOutcome]:
         if held is None:
             # Another node committed this key after our statement's snapshot was taken and
             # before our insert: a new statement sees it.
-            again = sql.execute(_EXISTING, row[:4]).fetchone()
+            again = sql.execute(BILLED, row[:4]).fetchone()
             assert again is not None, "a conflicting key must be readable once committed"
             held, quantity = again[0], again[1]
         outcomes.append(LedgerOutcome(held, quantity, inserted=bool(fresh)))

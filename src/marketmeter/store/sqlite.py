@@ -10,6 +10,10 @@
   process may change it, e.g. ``marketmeter catalog apply`` next to a running server).
 - Point reads (a token, a key, a registration, a ledger key) run on one reader connection; WAL
   lets them proceed while the writer commits.
+
+The typed methods shared with PostgreSQL are ``store.sql_store.SqlStore``'s, over this store's
+primitives (writer jobs, the reader connection); billing a batch, the catalog cache and the
+usage view are this module's own.
 """
 
 from __future__ import annotations
@@ -20,34 +24,22 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from marketmeter.catalog.model import Catalog, CatalogSnapshot
-from marketmeter.metering.types import (
-    ContainerRegistration,
-    LedgerEntry,
-    LedgerOutcome,
-    RegistrationToken,
-    RequestClaim,
-    RequestClaimOutcome,
-    SigningKey,
-)
-from marketmeter.store import registration_sql, snapshots_sql
-from marketmeter.store.base import (
-    BilledRecord,
-    CatalogEdit,
-    SnapshotInfo,
-    TokenQuery,
-    UsageQuery,
-)
-from marketmeter.store.catalog_edits_sql import edit_catalog
-from marketmeter.store.catalog_sql import apply_catalog, catalog_version, read_catalog
-from marketmeter.store.claims_sql import CLAIMED, bill_claim
+from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.metering.types import LedgerEntry, LedgerOutcome
+from marketmeter.store.base import BilledRecord, UsageQuery
+from marketmeter.store.catalog_sql import catalog_version, read_catalog
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
-from marketmeter.store.migrations import SCHEMA_MIGRATIONS_TABLE, pending, statements
+from marketmeter.store.migrations import (
+    SCHEMA_MIGRATIONS_TABLE,
+    current_version,
+    pending,
+    statements,
+)
 from marketmeter.store.sql_connection import SqlConnection
+from marketmeter.store.sql_store import SqlStore
 from marketmeter.store.sqlite_writer import SQLiteWriter
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
@@ -59,10 +51,6 @@ T = TypeVar("T")
 
 _EXISTING_SEQ = (
     "SELECT seq, metering_record_id, quantity_micros FROM usage_records "
-    "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
-)
-_EXISTING = (
-    "SELECT metering_record_id, quantity_micros FROM usage_records "
     "WHERE hour = ? AND scope = ? AND customer_account = ? AND dimension = ?"
 )
 
@@ -94,8 +82,7 @@ def _connect(path: str, synchronous: Synchronous) -> sqlite3.Connection:
 def migrate(connection: sqlite3.Connection) -> int:
     """Apply the missing migrations; refuse a database newer than this code. Returns version."""
     connection.execute(SCHEMA_MIGRATIONS_TABLE)
-    row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
-    current = int(row[0] or 0)
+    current = current_version(_Sql(connection))
     for migration in pending("sqlite", current):
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -113,8 +100,8 @@ def migrate(connection: sqlite3.Connection) -> int:
     return current
 
 
-class SQLiteStore:
-    """``store.base.Store`` on one SQLite file."""
+class SQLiteStore(SqlStore):
+    """``store.base.OperatorStore`` on one SQLite file."""
 
     def __init__(self, path: str | Path, synchronous: Synchronous = "full") -> None:
         self.path = str(path)
@@ -154,103 +141,31 @@ class SQLiteStore:
                 self._watch.execute("COMMIT")
         return CatalogSnapshot(version, catalog)
 
-    async def apply_catalog(
-        self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
-    ) -> int:
-        return await asyncio.wrap_future(self._submit_catalog(catalog, tokens))
+    # --- primitives (store.sql_store) -----------------------------------------------------
 
-    def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
-        """Blocking form of ``apply_catalog``, for the CLI."""
-        return self._submit_catalog(catalog, tokens).result()
+    async def _read(self, work: Callable[[SqlConnection], T]) -> T:
+        return self._read_now(work)  # a point read: on the event loop, as cheap as a lookup
 
-    def _submit_catalog(self, catalog: Catalog, tokens: Sequence[RegistrationToken]) -> Future[int]:
-        def job(connection: sqlite3.Connection) -> int:
-            return apply_catalog(_Sql(connection), catalog, tokens)
+    def _read_now(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` on the reader connection (indexed: microseconds, never blocked by the
+        writer in WAL mode)."""
+        with self._watch_lock:
+            return work(_Sql(self._watch))
 
-        return self._writer.submit(job)
+    async def _scan(self, work: Callable[[SqlConnection], T]) -> T:
+        return await asyncio.to_thread(self._read_now, work)
 
-    async def edit_catalog(self, edit: CatalogEdit) -> int:
-        return await asyncio.wrap_future(self._writer.submit(lambda c: edit_catalog(_Sql(c), edit)))
-
-    # --- registration ----------------------------------------------------------------------
-
-    async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
-        await asyncio.wrap_future(
-            self._writer.submit(lambda c: registration_sql.insert_tokens(_Sql(c), tokens))
-        )
-
-    async def registration_token(self, value: str) -> RegistrationToken | None:
-        return self._read(lambda c: registration_sql.registration_token(c, value))
-
-    async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
-        return self._read(lambda c: registration_sql.registration_tokens(c, query))
-
-    async def signing_keys(self) -> list[SigningKey]:
-        return self._read(registration_sql.signing_keys)
-
-    async def add_signing_key(self, key: SigningKey, retire_previous_at: float | None) -> bool:
-        return await asyncio.wrap_future(
-            self._writer.submit(
-                lambda c: registration_sql.add_signing_key(_Sql(c), key, retire_previous_at)
-            )
-        )
-
-    async def container_registration(
-        self, product_code: str, buyer_account_id: str, task: str
-    ) -> ContainerRegistration | None:
-        return self._read(
-            lambda c: registration_sql.container_registration(
-                c, product_code, buyer_account_id, task
-            )
-        )
-
-    async def register_container(self, registration: ContainerRegistration) -> None:
-        await asyncio.wrap_future(
-            self._writer.submit(
-                lambda c: registration_sql.register_container(_Sql(c), registration)
-            )
-        )
-
-    async def transaction(self, work: Callable[[SqlConnection], T]) -> T:
+    async def _write(self, work: Callable[[SqlConnection], T]) -> T:
         return await asyncio.wrap_future(self._writer.submit(lambda c: work(_Sql(c))))
 
-    async def query(self, work: Callable[[SqlConnection], T]) -> T:
-        return await asyncio.to_thread(self._read, work)
-
-    def read(self, work: Callable[[SqlConnection], T]) -> T:
-        return self._read(work)
-
-    def write(self, work: Callable[[SqlConnection], T]) -> T:
+    def _write_now(self, work: Callable[[SqlConnection], T]) -> T:
         return self._writer.submit(lambda c: work(_Sql(c))).result()
-
-    def _read(self, query: Callable[[_Sql], T]) -> T:
-        """Run a point read on the reader connection (indexed: microseconds, never blocked
-        by the writer in WAL mode)."""
-        with self._watch_lock:
-            return query(_Sql(self._watch))
 
     # --- ledger ----------------------------------------------------------------------------
 
     async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
         rows = [ledger_row(entry) for entry in entries]
         return await asyncio.wrap_future(self._writer.submit(lambda c: _bill(c, rows)))
-
-    async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:
-        key = (entry.hour, entry.scope, entry.customer_account, entry.dimension)
-        row = self._read(lambda c: c.execute(_EXISTING, key).fetchone())
-        return LedgerOutcome(row[0], row[1], inserted=False) if row is not None else None
-
-    async def bill_claim(self, claim: RequestClaim, entry: LedgerEntry) -> RequestClaimOutcome:
-        row = ledger_row(entry)
-        return await asyncio.wrap_future(
-            self._writer.submit(lambda c: bill_claim(_Sql(c), claim, row))
-        )
-
-    async def claim(self, customer_account: str, client_token: str) -> RequestClaimOutcome | None:
-        found = self._read(
-            lambda c: c.execute(CLAIMED, (customer_account, client_token)).fetchone()
-        )
-        return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         return await asyncio.to_thread(self.usage_now, query)
@@ -265,33 +180,7 @@ class SQLiteStore:
             connection.close()
         return [billed_record(row) for row in rows]
 
-    # --- test bench: reset and snapshots ---------------------------------------------------
-
-    async def reset(self, drop_catalog: bool) -> dict[str, int]:
-        return await asyncio.wrap_future(
-            self._writer.submit(lambda c: snapshots_sql.reset(_Sql(c), drop_catalog))
-        )
-
-    async def save_snapshot(self, name: str, created_at: float) -> SnapshotInfo:
-        return await asyncio.wrap_future(
-            self._writer.submit(lambda c: snapshots_sql.save_snapshot(_Sql(c), name, created_at))
-        )
-
-    async def snapshots(self) -> list[SnapshotInfo]:
-        return self._read(snapshots_sql.snapshots)
-
-    async def restore_snapshot(self, name: str) -> SnapshotInfo | None:
-        # the catalog version moves, so the next catalog_snapshot() reloads the catalog
-        return await asyncio.wrap_future(
-            self._writer.submit(lambda c: snapshots_sql.restore_snapshot(_Sql(c), name))
-        )
-
-    async def delete_snapshot(self, name: str) -> bool:
-        return await asyncio.wrap_future(
-            self._writer.submit(lambda c: snapshots_sql.delete_snapshot(_Sql(c), name))
-        )
-
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- closing ---------------------------------------------------------------------------
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_now)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from marketmeter import errors
 from marketmeter.errors import AwsError, InternalServiceErrorException, ThrottlingException
+from marketmeter.protocol.hooks import FaultDecision
+from marketmeter.refusal import Refusal
 
 __all__ = [
     "ERROR_CLASSES",
@@ -30,7 +32,6 @@ __all__ = [
     "FaultError",
     "FaultInjector",
     "FaultRule",
-    "FaultRuleError",
     "UnprocessedRecords",
     "parse_rule",
     "parse_rules",
@@ -67,15 +68,6 @@ _RULE_KEYS = (
 # What ``rules_json`` adds to a rule: accepted and ignored on input, so that a rule read back
 # from ``GET /faults`` can be sent again (e.g. in a DELETE body, as LocalStack's tools do).
 _READ_ONLY_KEYS = ("id", "remaining", "matched", "applied")
-
-
-class FaultRuleError(Exception):
-    """A fault rule (or global latency) the admin API must refuse; ``field`` is the JSON key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,16 +184,6 @@ class FaultRule:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class FaultDecision:
-    """What to do to one call: wait, then raise ``error`` or hold back ``unprocessed`` records."""
-
-    label: str
-    latency_seconds: float
-    error: AwsError | None
-    unprocessed: frozenset[int]
-
-
 def _default_message(code: str) -> str:
     return _DEFAULT_MESSAGES.get(code, f"Injected fault: {code}")
 
@@ -214,19 +196,19 @@ def parse_rules(body: object) -> list[FaultRule]:
     if isinstance(body, dict):
         return [parse_rule(body)]
     if not isinstance(body, list):
-        raise FaultRuleError("body", "expected a fault rule object or a list of them")
+        raise Refusal("body", "expected a fault rule object or a list of them")
     rules: list[FaultRule] = []
     for position, item in enumerate(body, start=1):
         try:
             rules.append(parse_rule(item))
-        except FaultRuleError as refused:
-            raise FaultRuleError(refused.field, f"rule {position}: {refused.message}") from None
+        except Refusal as refused:
+            raise Refusal(refused.field, f"rule {position}: {refused.message}") from None
     return rules
 
 
 def parse_rule(body: object) -> FaultRule:
     if not isinstance(body, dict):
-        raise FaultRuleError("body", "a fault rule must be a JSON object")
+        raise Refusal("body", "a fault rule must be a JSON object")
     _refuse_unknown_keys(body, _RULE_KEYS, prefix="", ignored=_READ_ONLY_KEYS)
     service = _text(body, "service")
     # A rule for another service (LocalStack configurations mix them) never fires here: its
@@ -234,19 +216,19 @@ def parse_rule(body: object) -> FaultRule:
     ours = service is None or service in OUR_SERVICE_NAMES
     operation = _text(body, "operation")
     if ours and operation is not None and operation not in OPERATIONS:
-        raise FaultRuleError("operation", f"must be one of {', '.join(OPERATIONS)}")
+        raise Refusal("operation", f"must be one of {', '.join(OPERATIONS)}")
     probability = _number(body, "probability")
     if probability is not None and not 0 < probability <= 1:
-        raise FaultRuleError("probability", "must be greater than 0 and at most 1")
+        raise Refusal("probability", "must be greater than 0 and at most 1")
     latency_ms = _number(body, "latencyMs")
     if latency_ms is not None and not 0 <= latency_ms <= MAX_LATENCY_MS:
-        raise FaultRuleError("latencyMs", f"must be between 0 and {MAX_LATENCY_MS}")
+        raise Refusal("latencyMs", f"must be between 0 and {MAX_LATENCY_MS}")
     error = _parse_error(body.get("error"), ours)
     unprocessed = _parse_unprocessed(body.get("unprocessedRecords"))
     if unprocessed is not None and operation != "BatchMeterUsage":
-        raise FaultRuleError("unprocessedRecords", 'only with "operation": "BatchMeterUsage"')
+        raise Refusal("unprocessedRecords", 'only with "operation": "BatchMeterUsage"')
     if unprocessed is not None and error is not None:
-        raise FaultRuleError("unprocessedRecords", 'cannot be combined with "error"')
+        raise Refusal("unprocessedRecords", 'cannot be combined with "error"')
     return FaultRule(
         service=service,
         region=_text(body, "region"),
@@ -267,18 +249,18 @@ def _parse_error(value: object, ours: bool = True) -> FaultError | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise FaultRuleError("error", "must be a JSON object")
+        raise Refusal("error", "must be a JSON object")
     _refuse_unknown_keys(value, ("code", "statusCode", "message"), prefix="error.")
     code = _text(value, "code", prefix="error.")
     if ours and code is not None and code not in ERROR_CLASSES:
         known = ", ".join(sorted(ERROR_CLASSES))
-        raise FaultRuleError("error.code", f"unknown error {code!r}; known codes: {known}")
+        raise Refusal("error.code", f"unknown error {code!r}; known codes: {known}")
     status_code = _integer(value, "statusCode", minimum=400, prefix="error.")
     if status_code is not None and status_code > 599:
-        raise FaultRuleError("error.statusCode", "must be between 400 and 599")
+        raise Refusal("error.statusCode", "must be between 400 and 599")
     message = value.get("message")
     if message is not None and not isinstance(message, str):
-        raise FaultRuleError("error.message", "must be a string")
+        raise Refusal("error.message", "must be a string")
     return FaultError(code, status_code, message)
 
 
@@ -286,10 +268,10 @@ def _parse_unprocessed(value: object) -> UnprocessedRecords | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise FaultRuleError("unprocessedRecords", "must be a JSON object")
+        raise Refusal("unprocessedRecords", "must be a JSON object")
     _refuse_unknown_keys(value, ("count", "indices"), prefix="unprocessedRecords.")
     if ("count" in value) == ("indices" in value):
-        raise FaultRuleError("unprocessedRecords", 'needs exactly one of "count" or "indices"')
+        raise Refusal("unprocessedRecords", 'needs exactly one of "count" or "indices"')
     count = _integer(value, "count", minimum=1, prefix="unprocessedRecords.")
     if count is not None:
         return UnprocessedRecords(count=count)
@@ -299,9 +281,7 @@ def _parse_unprocessed(value: object) -> UnprocessedRecords | None:
         or not indices
         or not all(_is_integer(index) and index >= 0 for index in indices)
     ):
-        raise FaultRuleError(
-            "unprocessedRecords.indices", "must be a non-empty list of integers >= 0"
-        )
+        raise Refusal("unprocessedRecords.indices", "must be a non-empty list of integers >= 0")
     return UnprocessedRecords(indices=tuple(indices))
 
 
@@ -310,7 +290,7 @@ def _refuse_unknown_keys(
 ) -> None:
     for key in body:
         if key not in known and key not in ignored:
-            raise FaultRuleError(f"{prefix}{key}", f"unknown key; known keys: {', '.join(known)}")
+            raise Refusal(f"{prefix}{key}", f"unknown key; known keys: {', '.join(known)}")
 
 
 def _text(body: dict[object, object], key: str, prefix: str = "") -> str | None:
@@ -318,7 +298,7 @@ def _text(body: dict[object, object], key: str, prefix: str = "") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise FaultRuleError(f"{prefix}{key}", "must be a non-empty string")
+        raise Refusal(f"{prefix}{key}", "must be a non-empty string")
     return value
 
 
@@ -327,7 +307,7 @@ def _number(body: dict[object, object], key: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FaultRuleError(key, "must be a number")
+        raise Refusal(key, "must be a number")
     return value
 
 
@@ -338,9 +318,9 @@ def _integer(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FaultRuleError(f"{prefix}{key}", "must be an integer")
+        raise Refusal(f"{prefix}{key}", "must be an integer")
     if minimum is not None and value < minimum:
-        raise FaultRuleError(f"{prefix}{key}", f"must be at least {minimum}")
+        raise Refusal(f"{prefix}{key}", f"must be at least {minimum}")
     return value
 
 
@@ -407,7 +387,7 @@ class FaultInjector:
     @latency_ms.setter
     def latency_ms(self, value: float) -> None:
         if not _is_number(value) or not 0 <= value <= MAX_LATENCY_MS:
-            raise FaultRuleError("latencyMs", f"must be a number between 0 and {MAX_LATENCY_MS}")
+            raise Refusal("latencyMs", f"must be a number between 0 and {MAX_LATENCY_MS}")
         with self._lock:
             self._latency_ms = value
 

@@ -16,44 +16,16 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from marketmeter.config import DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_ENTRIES
+from marketmeter.protocol.hooks import JournalEntry
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_ENTRIES",
     "Journal",
     "JournalEntry",
     "JournalQuery",
 ]
-
-DEFAULT_MAX_ENTRIES = 10_000
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # about 2,000 full 25-record batches, in and out
-
-
-@dataclass(slots=True)
-class JournalEntry:
-    """One answered call. ``time`` is the service clock's epoch seconds (what the rules saw);
-    ``wall_time`` the machine's. ``id`` is given by the journal: 1, 2, 3, ... per process."""
-
-    time: float
-    wall_time: float
-    request_id: str
-    operation: str | None
-    target: str | None
-    access_key_id: str | None
-    product_code: str | None
-    request_body: bytes
-    status: int
-    error_type: str | None
-    response_body: bytes
-    verdicts: tuple[str, ...] = ()
-    fault: str | None = None
-    duration_ms: float = 0.0
-    id: int = field(default=0)
-
-    @property
-    def size(self) -> int:
-        return len(self.request_body) + len(self.response_body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +63,7 @@ class Journal:
     """A thread-safe ring of ``JournalEntry``, bounded by count and by body bytes."""
 
     def __init__(
-        self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES
+        self, max_entries: int = DEFAULT_JOURNAL_ENTRIES, max_bytes: int = DEFAULT_JOURNAL_BYTES
     ) -> None:
         if max_entries < 0 or max_bytes < 0:
             raise ValueError("journal bounds must not be negative")

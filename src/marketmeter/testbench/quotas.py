@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["AWS_RATES", "PROFILES", "QuotaError", "QuotaLimiter"]
+from marketmeter.refusal import Refusal
+
+__all__ = ["AWS_RATES", "PROFILES", "QuotaLimiter"]
 
 AWS_RATES: Mapping[str, float] = MappingProxyType(
     {"BatchMeterUsage": 10.0, "MeterUsage": 10.0, "RegisterUsage": 5.0}
@@ -24,15 +26,6 @@ PROFILES = ("off", "aws", "custom")
 _OPERATIONS = ("BatchMeterUsage", "MeterUsage", "ResolveCustomer", "RegisterUsage")
 # Refill is computed in floating point: 0.1 s at 10/s must give one whole token.
 _WHOLE_TOKEN = 1 - 1e-9
-
-
-class QuotaError(Exception):
-    """A quota setting the admin API must refuse; ``field`` is the JSON key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -56,13 +49,13 @@ class QuotaLimiter:
         """``off``; ``aws`` (AWS_RATES, ``rates`` overriding per operation); or ``custom``
         (only ``rates``). Buckets start full again."""
         if profile not in PROFILES:
-            raise QuotaError("profile", f"must be one of {', '.join(PROFILES)}")
+            raise Refusal("profile", f"must be one of {', '.join(PROFILES)}")
         if rates is not None and not isinstance(rates, Mapping):
-            raise QuotaError("rates", "must be an object of operation name to calls per second")
+            raise Refusal("rates", "must be an object of operation name to calls per second")
         if profile == "off" and rates:
-            raise QuotaError("rates", 'the "off" profile takes no rates')
+            raise Refusal("rates", 'the "off" profile takes no rates')
         if profile == "custom" and not rates:
-            raise QuotaError("rates", 'the "custom" profile needs at least one rate')
+            raise Refusal("rates", 'the "custom" profile needs at least one rate')
         chosen = dict(AWS_RATES) if profile == "aws" else {}
         chosen.update(_checked(rates or {}))
         with self._lock:
@@ -100,10 +93,10 @@ def _checked(rates: Mapping[str, float]) -> dict[str, float]:
     checked: dict[str, float] = {}
     for name, rate in rates.items():
         if name not in _OPERATIONS:
-            raise QuotaError(f"rates.{name}", f"unknown operation; one of {', '.join(_OPERATIONS)}")
+            raise Refusal(f"rates.{name}", f"unknown operation; one of {', '.join(_OPERATIONS)}")
         if isinstance(rate, bool) or not isinstance(rate, int | float):
-            raise QuotaError(f"rates.{name}", "must be a number")
+            raise Refusal(f"rates.{name}", "must be a number")
         if not math.isfinite(rate) or rate <= 0:
-            raise QuotaError(f"rates.{name}", "must be a finite number greater than 0")
+            raise Refusal(f"rates.{name}", "must be a finite number greater than 0")
         checked[name] = float(rate)
     return checked

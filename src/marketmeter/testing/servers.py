@@ -29,8 +29,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from marketmeter.config import Settings
-from marketmeter.metering.meter_usage import DryRunAnswer
+from marketmeter.config import DryRunAnswer, Settings
 from marketmeter.server import build_service, uvicorn_config
 from marketmeter.testing.admin_client import MarketmeterAdmin
 

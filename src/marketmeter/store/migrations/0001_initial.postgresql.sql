@@ -1,4 +1,4 @@
--- marketmeter schema, version 1 (PostgreSQL): catalog and ledger (spec §2, §3).
+-- marketmeter schema, version 1 (PostgreSQL): catalog and ledger (docs/catalog.md, docs/batch-meter-usage.md).
 
 CREATE TABLE sellers (
     account_id TEXT PRIMARY KEY,
@@ -69,7 +69,7 @@ CREATE TABLE usage_records (
     received_at DOUBLE PRECISION NOT NULL
 );
 
--- The deduplication key (spec §3). Led by the hour bucket: writes stay local in the index
+-- The deduplication key (docs/batch-meter-usage.md). Led by the hour bucket: writes stay local in the index
 -- (performance notes: a customer-first index halved throughput).
 CREATE UNIQUE INDEX usage_records_dedupe
     ON usage_records (hour, scope, customer_account, dimension);

@@ -1,4 +1,4 @@
--- marketmeter schema, version 2: the rest of the API (spec §4–§6).
+-- marketmeter schema, version 2: the rest of the API (docs/meter-usage.md, docs/saas-registration.md, docs/register-usage.md).
 
 -- Free-trial agreements (their registration POST says x-amzn-marketplace-offer-type=free-trial).
 ALTER TABLE agreements ADD COLUMN free_trial INTEGER NOT NULL DEFAULT 0;
@@ -8,7 +8,7 @@ ALTER TABLE usage_records ADD COLUMN operation TEXT NOT NULL DEFAULT 'BatchMeter
 ALTER TABLE usage_records ADD COLUMN instance TEXT;
 
 -- MeterUsage of per-request products: one ClientToken per buyer account, bound to the
--- fingerprint of the parameters it was first used with (spec §4).
+-- fingerprint of the parameters it was first used with (docs/meter-usage.md).
 CREATE TABLE request_claims (
     customer_account TEXT NOT NULL,
     client_token TEXT NOT NULL,
@@ -18,7 +18,7 @@ CREATE TABLE request_claims (
     PRIMARY KEY (customer_account, client_token)
 );
 
--- ResolveCustomer: registration tokens (spec §5). Expiry is the service's setting.
+-- ResolveCustomer: registration tokens (docs/saas-registration.md). Expiry is the service's setting.
 CREATE TABLE registration_tokens (
     token TEXT PRIMARY KEY,
     product_code TEXT NOT NULL REFERENCES products (product_code),
@@ -29,7 +29,7 @@ CREATE TABLE registration_tokens (
 );
 CREATE INDEX registration_tokens_by_buyer ON registration_tokens (buyer_account_id, issued_at);
 
--- RegisterUsage: one RSA key pair per public key version (spec §6).
+-- RegisterUsage: one RSA key pair per public key version (docs/register-usage.md).
 CREATE TABLE signing_keys (
     version INTEGER PRIMARY KEY,
     private_key_pem TEXT NOT NULL,

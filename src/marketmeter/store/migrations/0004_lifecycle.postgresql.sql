@@ -1,5 +1,5 @@
 -- marketmeter schema, version 4 (PostgreSQL): the subscription lifecycle and its notifications
--- (spec §7).
+-- (docs/subscription-lifecycle.md).
 
 -- unsubscribe-pending: when it began (ends_at holds when it turns unsubscribe-success);
 -- the offer the buyer accepted, when known (the SNS message's offer-identifier).

@@ -1,4 +1,4 @@
--- marketmeter schema, version 4: the subscription lifecycle and its notifications (spec §7).
+-- marketmeter schema, version 4: the subscription lifecycle and its notifications (docs/subscription-lifecycle.md).
 
 -- unsubscribe-pending: when it began (ends_at holds when it turns unsubscribe-success);
 -- the offer the buyer accepted, when known (the SNS message's offer-identifier).

@@ -11,14 +11,29 @@ from dataclasses import dataclass
 from importlib import resources
 
 from marketmeter.store.base import SchemaError
+from marketmeter.store.sql_connection import SqlConnection
 
-__all__ = ["SCHEMA_MIGRATIONS_TABLE", "Migration", "migrations_for", "pending", "statements"]
+__all__ = [
+    "SCHEMA_MIGRATIONS_TABLE",
+    "Migration",
+    "current_version",
+    "migrations_for",
+    "pending",
+    "statements",
+]
 
 # Where each backend records the migrations it applied (same DDL on both).
 SCHEMA_MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
     "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
 )
+
+
+def current_version(connection: SqlConnection) -> int:
+    """The newest migration recorded in ``schema_migrations`` (0 if none)."""
+    row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0) if row else 0
+
 
 _NAME = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<dialect>[a-z]+)\.sql")
 

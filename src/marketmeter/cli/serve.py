@@ -1,0 +1,206 @@
+"""``marketmeter serve``: the AWS endpoint and the admin API, with every option of the
+service (``config.Settings``); the options here are that object's fields, with their defaults
+from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from marketmeter.catalog.loader import CatalogError
+from marketmeter.cli.connection import db_option
+from marketmeter.config import (
+    DEFAULT_HOST,
+    DEFAULT_JOURNAL_ENTRIES,
+    DEFAULT_PORT,
+    DEFAULT_TOKEN_TTL,
+    ConnectionLimits,
+    DryRunAnswer,
+    Settings,
+)
+from marketmeter.metering.windows import WindowPolicy
+from marketmeter.store.base import SchemaError
+from marketmeter.store.open import UnsupportedDatabase
+
+__all__ = ["serve"]
+
+# serve's limit options: one per ConnectionLimits field (docs/reliability.md, "Limits")
+_LIMIT_HELP = {
+    "max_connections": "Open connections; a request on one more is answered 503 "
+    "ServiceUnavailableException.",
+    "max_header_bytes": "Request line and headers together; more: 431 "
+    "RequestHeaderFieldsTooLargeException.",
+    "max_headers": "Header fields in one request; more: 431 RequestHeaderFieldsTooLargeException.",
+    "idle_timeout": "Seconds a connection may stay open with no request in progress.",
+    "header_timeout": "Seconds from a request's first byte to the end of its headers; later: "
+    "408 RequestTimeoutException.",
+    "request_timeout": "Seconds from a request's first byte to the end of its body; later: 408 "
+    "RequestTimeoutException, and nothing of it is processed.",
+    "processing_timeout": "Seconds a received call may take to be answered; later: 500 "
+    "InternalServiceErrorException (retry-safe). Injected latency counts.",
+}
+
+
+def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    defaults = ConnectionLimits()
+    for name in reversed(fields(ConnectionLimits)):
+        option = click.option(
+            "--" + name.name.replace("_", "-"),
+            type=click.IntRange(1),
+            default=getattr(defaults, name.name),
+            show_default=True,
+            help=_LIMIT_HELP[name.name],
+        )
+        command = option(command)
+    return command
+
+
+@click.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+@db_option
+@click.option(
+    "--catalog",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Catalog YAML to apply at start. Default: the bundled demo catalog, applied only "
+    "if the database has no catalog yet.",
+)
+@click.option(
+    "--window",
+    type=click.Choice([p.value for p in WindowPolicy]),
+    default=WindowPolicy.SIX_HOURS.value,
+    show_default=True,
+    help="Usage timestamp window: 6h (seed documents) or 24h-month-end (AWS today).",
+)
+@click.option(
+    "--future-skew",
+    type=click.IntRange(0),
+    default=300,
+    show_default=True,
+    help="Seconds a usage timestamp may lie in the future.",
+)
+@click.option(
+    "--meter-usage-window",
+    type=click.IntRange(1),
+    default=6 * 3600,
+    show_default=True,
+    help="MeterUsage: seconds in the past a usage timestamp may lie (less than).",
+)
+@click.option(
+    "--dry-run-answer",
+    type=click.Choice([a.value for a in DryRunAnswer]),
+    default=DryRunAnswer.SUCCESS.value,
+    show_default=True,
+    help="MeterUsage DryRun that would succeed: success answers HTTP 200 "
+    '{"MeteringRecordId": "DryRunOperation"} as AWS does; error answers the 400 '
+    "DryRunOperation error (docs/meter-usage.md).",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(1),
+    default=int(DEFAULT_TOKEN_TTL.total_seconds()),
+    show_default=True,
+    help="Seconds a SaaS registration token resolves after it was issued (service clock).",
+)
+@click.option(
+    "--sync",
+    "synchronous",
+    type=click.Choice(["full", "normal"]),
+    default="full",
+    show_default=True,
+    help="SQLite synchronous mode: full survives power loss, normal only process crashes.",
+)
+@click.option(
+    "--quota",
+    type=click.Choice(["off", "aws"]),
+    default="off",
+    show_default=True,
+    help="Throttle per account at AWS's published rates (10/s BatchMeterUsage and MeterUsage, "
+    "5/s RegisterUsage). Change it live: marketmeter faults quota.",
+)
+@click.option(
+    "--journal-size",
+    type=click.IntRange(0),
+    default=DEFAULT_JOURNAL_ENTRIES,
+    show_default=True,
+    help="Calls kept in the request journal (0: no journal); at most 16 MiB of bodies.",
+)
+@click.option(
+    "--auth",
+    type=click.Choice(["open", "sigv4"]),
+    default="open",
+    show_default=True,
+    help="open: accept any request, signed or not (local testing); sigv4: verify every "
+    "request's Signature Version 4 against the catalog's access keys (docs/strict-auth.md).",
+)
+@click.option(
+    "--admin-token",
+    envvar="MARKETMETER_ADMIN_TOKEN",
+    default=None,
+    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode "
+    "[env: MARKETMETER_ADMIN_TOKEN]. With --auth sigv4 and no token, one is generated and "
+    "printed once.",
+)
+@click.option(
+    "--unsubscribe-delay",
+    type=click.IntRange(0),
+    default=3600,
+    show_default=True,
+    help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
+)
+@_limit_options
+def serve(
+    host: str,
+    port: int,
+    db: str,
+    catalog: Path | None,
+    window: str,
+    future_skew: int,
+    meter_usage_window: int,
+    dry_run_answer: str,
+    token_ttl: int,
+    synchronous: str,
+    quota: str,
+    journal_size: int,
+    auth: str,
+    admin_token: str | None,
+    unsubscribe_delay: int,
+    **limit_values: int,
+) -> None:
+    """Start the Metering Service endpoint and the admin API."""
+    from marketmeter.server import serve as run
+
+    try:
+        limits = ConnectionLimits(**limit_values)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--header-timeout'") from None
+
+    settings = Settings(
+        host=host,
+        port=port,
+        db=db,
+        catalog=catalog,
+        window=WindowPolicy(window),
+        future_skew=timedelta(seconds=future_skew),
+        meter_usage_max_age=timedelta(seconds=meter_usage_window),
+        dry_run_answer=DryRunAnswer(dry_run_answer),
+        token_ttl=timedelta(seconds=token_ttl),
+        synchronous="normal" if synchronous == "normal" else "full",
+        quota="aws" if quota == "aws" else "off",
+        journal_entries=journal_size,
+        auth="sigv4" if auth == "sigv4" else "open",
+        admin_token=admin_token,
+        unsubscribe_delay=timedelta(seconds=unsubscribe_delay),
+        limits=limits,
+    )
+    try:
+        run(settings)
+    except CatalogError as error:
+        raise click.ClickException(str(error)) from None
+    except (UnsupportedDatabase, SchemaError) as error:
+        raise click.ClickException(str(error)) from None

@@ -1,2 +1,0 @@
-"""Lifecycle notifications: AWS's message shapes (``messages``) and their webhook delivery
-(``delivery``)."""

@@ -1,0 +1,90 @@
+"""The request journal's view, shared by ``GET /_marketmeter/journal`` and
+``marketmeter journal``: filters from text, entries to JSON.
+
+Filters: ``operation``, ``product``, ``accessKeyId``, ``status``, ``errorType``, ``since`` and
+``until`` (service-clock times, ISO 8601 or epoch seconds), ``after`` (an entry id) and
+``limit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from marketmeter.operator.inputs import iso, parse_count, parse_time
+from marketmeter.refusal import Refusal
+from marketmeter.testbench.journal import JournalEntry, JournalQuery
+
+__all__ = ["JOURNAL_FILTERS", "MAX_LIMIT", "entry_json", "journal_query"]
+
+MAX_LIMIT = 10_000
+JOURNAL_FILTERS = (
+    "operation",
+    "product",
+    "accessKeyId",
+    "status",
+    "errorType",
+    "since",
+    "until",
+    "after",
+    "limit",
+)
+_OPERATIONS = ("BatchMeterUsage", "MeterUsage", "ResolveCustomer", "RegisterUsage")
+
+
+def journal_query(filters: Mapping[str, str]) -> JournalQuery:
+    for name in filters:
+        if name not in JOURNAL_FILTERS:
+            raise Refusal(name, f"unknown filter; known: {', '.join(JOURNAL_FILTERS)}")
+    operation = filters.get("operation") or None
+    if operation is not None and operation not in _OPERATIONS:
+        raise Refusal("operation", f"must be one of {', '.join(_OPERATIONS)}")
+    status = filters.get("status")
+    since = filters.get("since")
+    until = filters.get("until")
+    after = filters.get("after")
+    return JournalQuery(
+        operation=operation,
+        product_code=filters.get("product") or None,
+        access_key_id=filters.get("accessKeyId") or None,
+        status=parse_count("status", status, 100, 599) if status else None,
+        error_type=filters.get("errorType") or None,
+        since=parse_time("since", since) if since else None,
+        until=parse_time("until", until) if until else None,
+        after=parse_count("after", after, 0, 2**62) if after else None,
+        limit=parse_count("limit", filters.get("limit") or "100", 1, MAX_LIMIT),
+    )
+
+
+def _body(raw: bytes) -> Any:
+    """A body as JSON when it is JSON, else as text (bad UTF-8 replaced); ``None`` if empty."""
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def entry_json(entry: JournalEntry) -> dict[str, Any]:
+    """An entry as the admin API shows it (camelCase, bodies decoded)."""
+    return {
+        "id": entry.id,
+        "time": iso(entry.time),
+        "epoch": entry.time,
+        "wallTime": iso(entry.wall_time),
+        "requestId": entry.request_id,
+        "operation": entry.operation,
+        "target": entry.target,
+        "accessKeyId": entry.access_key_id,
+        "productCode": entry.product_code,
+        "status": entry.status,
+        "errorType": entry.error_type,
+        "verdicts": list(entry.verdicts),
+        "fault": entry.fault,
+        "durationMs": round(entry.duration_ms, 3),
+        "request": _body(entry.request_body),
+        "response": _body(entry.response_body),
+    }

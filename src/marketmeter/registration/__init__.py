@@ -1,1 +1,0 @@
-"""The buyer's side of SaaS sign-up, simulated: subscribing and the registration form POST."""
