@@ -158,7 +158,7 @@ def serve(settings: Settings) -> None:
     app, store, catalog_line = build_service(settings)
     server = _Server(uvicorn_config(app, settings, settings.host, settings.port))
     if settings.auth == "sigv4":
-        server.credentials = "a catalog access key of the right kind, any region"
+        server.credentials = "a catalog access key of the right kind, a region of the service"
     server.banner = [
         f"  ledger:  {store.describe()}",
         f"  catalog: {catalog_line}",
