@@ -147,6 +147,7 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.metering.types",
         "marketmeter.protocol.hooks",
         "marketmeter.refusal",
+        "marketmeter.servicemodel",
     },
     "operator": {
         "marketmeter",
@@ -156,6 +157,7 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.lifecycle",
         "marketmeter.metering",
         "marketmeter.refusal",
+        "marketmeter.servicemodel",
         "marketmeter.store.base",
         "marketmeter.testbench",
     },
@@ -186,6 +188,8 @@ LAYER_MAP: dict[str, set[str]] = {
     "testing": {"marketmeter.testing", "marketmeter.config", "marketmeter.server"},
     # the seller's metering client runs in production against AWS: nothing of the server
     "client": {"marketmeter.client"},
+    # the container image's HEALTHCHECK: serve's address from the environment, nothing else
+    "healthcheck": {"marketmeter.config"},
 }
 # assembly: the app and the server wire every layer together; the entry points start the CLI
 ASSEMBLY = {"app", "server", "__init__", "__main__"}

@@ -98,6 +98,7 @@ class Settings:
     port: int = DEFAULT_PORT
     db: str = DEFAULT_DB  # a SQLite path or URL (sqlite:///path)
     catalog: Path | None = None  # None: the bundled demo catalog, if the ledger has none yet
+    catalog_dir: Path | None = None  # its catalog files are applied after ``catalog``
     auth: Literal["open", "sigv4"] = "open"  # sigv4: verify every signature (strict mode)
     admin_token: str | None = None  # strict mode: the admin API's bearer token (never logged)
     unsubscribe_delay: timedelta = timedelta(hours=1)  # unsubscribe-pending → -success

@@ -25,7 +25,8 @@ import uvicorn
 
 from marketmeter import __version__
 from marketmeter.app import MarketmeterApp
-from marketmeter.catalog.loader import load_catalog, load_catalog_file
+from marketmeter.catalog.directory import load_startup_files
+from marketmeter.catalog.loader import load_catalog
 from marketmeter.config import ConnectionLimits, DryRunAnswer, Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
@@ -43,16 +44,19 @@ def demo_catalog_text() -> str:
     return resources.files("marketmeter.catalog").joinpath("demo.yaml").read_text("utf-8")
 
 
-def load_startup_catalog(store: OperatorStore, catalog: Path | None, clock: Clock) -> str:
-    """Apply ``catalog``, or the demo catalog when none is given and the store has none yet;
-    every new SaaS agreement gets a registration token (``marketmeter token list``).
+def load_startup_catalog(
+    store: OperatorStore, catalog: Path | None, clock: Clock, catalog_dir: Path | None = None
+) -> str:
+    """Apply ``catalog`` and the files of ``catalog_dir`` (``catalog.directory``), or the demo
+    catalog when there are none and the store has no catalog yet; every new SaaS agreement gets
+    a registration token (``marketmeter token list``).
 
     Returns a line describing what the service meters against.
     """
     current = store.catalog_snapshot_now()
-    if catalog is not None:
-        parsed = load_catalog_file(catalog, current.catalog)
-        source = str(catalog)
+    loaded = load_startup_files(catalog, catalog_dir, current.catalog)
+    if loaded is not None:
+        parsed, source = loaded
     elif current.version == 0:
         parsed = load_catalog(demo_catalog_text(), source="demo catalog")
         source = "bundled demo catalog (marketmeter catalog demo prints it)"
@@ -104,7 +108,7 @@ def build_service(settings: Settings) -> tuple[MarketmeterApp, OperatorStore, st
     store = open_store(settings.db, settings.synchronous)
     clock = ServiceClock()
     try:
-        catalog_line = load_startup_catalog(store, settings.catalog, clock)
+        catalog_line = load_startup_catalog(store, settings.catalog, clock, settings.catalog_dir)
     except BaseException:
         store.close_now()
         raise

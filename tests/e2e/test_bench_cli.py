@@ -206,8 +206,10 @@ def test_help_lists_the_bench_commands_and_serve_options(tmp_path: Path) -> None
         assert line in commands
     assert "  --quota [off|aws]               Throttle per account at AWS's published\n" in serve
     assert "  --journal-size INTEGER RANGE    Calls kept in the request journal (0: no\n" in serve
-    assert "                                  [default: 10000; x>=0]\n" in serve
-    assert "marketmeter faults quota.  [default: off]\n" in serve
+    assert "                                  var: MARKETMETER_JOURNAL_SIZE; default:\n" in serve
+    assert "                                  10000; x>=0]\n" in serve
+    assert "marketmeter faults quota.  [env var:\n" in serve
+    assert "                                  MARKETMETER_QUOTA; default: off]\n" in serve
 
 
 # --- clock -------------------------------------------------------------------------------------
@@ -603,7 +605,7 @@ def test_bad_fault_input_names_the_field(server: ServerProcess) -> None:
         'Error: 400: unprocessedRecords: only with "operation": "BatchMeterUsage"\n',
         'Error: 400: rates: the "custom" profile needs at least one rate\n',
         "Error: 400: rates.Subscribe: unknown operation; one of BatchMeterUsage, MeterUsage, "
-        "ResolveCustomer, RegisterUsage\n",
+        "RegisterUsage, ResolveCustomer\n",
     ]
     assert failed(results[4], code=2).endswith(
         "\nError: Invalid value for --rule: is not valid JSON\n"
@@ -706,8 +708,8 @@ def test_journal_lines_json_and_filters(server: ServerProcess) -> None:
         "response": {"MeteringRecordId": metered["MeteringRecordId"]},
     }
     assert failed(results[8]) == (
-        "Error: 400: operation: must be one of BatchMeterUsage, MeterUsage, ResolveCustomer, "
-        "RegisterUsage\n"
+        "Error: 400: operation: must be one of BatchMeterUsage, MeterUsage, RegisterUsage, "
+        "ResolveCustomer\n"
     )
 
 

@@ -664,7 +664,7 @@ def test_serve_quota_aws_admits_ten_batch_calls_a_second(aws_quota_bench: Bench,
         (
             {"operation": "BatchMeterUsage", "latencyMs": -1},
             "latencyMs",
-            "rule 2: must be between 0 and 60000",
+            "rule 2: must be milliseconds from 0 to 60000",
         ),
         (
             {"operation": "BatchMeterUsage", "times": 0},
@@ -699,8 +699,8 @@ def test_refused_quota_and_latency_settings_change_nothing(bench: Bench) -> None
     ) == (
         400,
         {
-            "error": "unknown operation; one of BatchMeterUsage, MeterUsage, ResolveCustomer, "
-            "RegisterUsage",
+            "error": "unknown operation; one of BatchMeterUsage, MeterUsage, RegisterUsage, "
+            "ResolveCustomer",
             "field": "rates.X",
         },
     )

@@ -292,7 +292,7 @@ def test_limit_takes_the_newest_and_after_pages_forward(bench: Bench, now: int) 
         (
             "operation=Nope",
             "operation",
-            "must be one of BatchMeterUsage, MeterUsage, ResolveCustomer, RegisterUsage",
+            "must be one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
         ),
         ("limit=0", "limit", "must be a whole number from 1 to 10000"),
         ("status=abc", "status", "must be a whole number from 100 to 599"),

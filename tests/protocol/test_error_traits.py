@@ -15,10 +15,10 @@ from botocore.retries import standard
 from marketmeter import errors
 from marketmeter.config import ConnectionLimits
 
-ERRORS = [
+ERRORS: list[type[errors.AwsError]] = [
     cls
-    for name in errors.__all__
-    if isinstance(cls := getattr(errors, name), type) and issubclass(cls, errors.AwsError)
+    for cls in (getattr(errors, name) for name in errors.__all__)
+    if isinstance(cls, type) and issubclass(cls, errors.AwsError)
 ]
 
 

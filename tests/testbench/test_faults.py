@@ -142,7 +142,7 @@ def test_parse_rules_names_the_failing_rule() -> None:
         (
             {"operation": "PutObject"},
             "operation",
-            "must be one of BatchMeterUsage, MeterUsage, ResolveCustomer, RegisterUsage",
+            "must be one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
         ),
         ({"probability": 0}, "probability", "must be greater than 0 and at most 1"),
         ({"probability": 1.5}, "probability", "must be greater than 0 and at most 1"),
@@ -155,8 +155,8 @@ def test_parse_rules_names_the_failing_rule() -> None:
         ({"times": True}, "times", "must be an integer"),
         ({"times": 2.0}, "times", "must be an integer"),
         ({"everyNth": 0}, "everyNth", "must be at least 1"),
-        ({"latencyMs": -1}, "latencyMs", "must be between 0 and 60000"),
-        ({"latencyMs": 60001}, "latencyMs", "must be between 0 and 60000"),
+        ({"latencyMs": -1}, "latencyMs", "must be milliseconds from 0 to 60000"),
+        ({"latencyMs": 60001}, "latencyMs", "must be milliseconds from 0 to 60000"),
         ({"latencyMs": True}, "latencyMs", "must be a number"),
         ({"error": "ThrottlingException"}, "error", "must be a JSON object"),
         (
@@ -642,3 +642,25 @@ def test_reset_numbers_rules_from_one_again_and_drops_the_latency() -> None:
     injector.add_rules(parse_rules([{"times": 1}]))
     assert [r["id"] for r in injector.rules_json()] == [1]
     assert injector.latency_ms == 0.0
+
+
+@pytest.mark.parametrize(
+    ("held", "message"),
+    [
+        ({"count": None}, 'needs exactly one of "count" or "indices"'),
+        ({"count": None, "indices": None}, 'needs exactly one of "count" or "indices"'),
+        ({"count": None, "indices": [1]}, None),
+        ({"count": 2, "indices": None}, None),
+    ],
+)
+def test_a_null_in_unprocessed_records_is_not_given(
+    held: dict[str, object], message: str | None
+) -> None:
+    """schemathesis sent ``{"count": null}`` once the bench routes were documented: a 500."""
+    rule = {"operation": "BatchMeterUsage", "unprocessedRecords": held}
+    if message is None:
+        assert len(parse_rules(rule)) == 1
+        return
+    with pytest.raises(Refusal) as refused:
+        parse_rules(rule)
+    assert (refused.value.field, refused.value.message) == ("unprocessedRecords", message)

@@ -163,7 +163,7 @@ def test_a_clock_going_backwards_refills_nothing(
             "aws",
             {"PutObject": 1},
             "rates.PutObject",
-            "unknown operation; one of BatchMeterUsage, MeterUsage, ResolveCustomer, RegisterUsage",
+            "unknown operation; one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
         ),
         ("aws", {"MeterUsage": 0}, "rates.MeterUsage", "must be a finite number greater than 0"),
         (

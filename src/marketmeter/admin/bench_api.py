@@ -15,6 +15,7 @@ OpenAPI document.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -68,6 +69,14 @@ class Effects(BaseModel):
     """Milliseconds added to every call."""
 
     latency: float = Field(ge=0, le=60_000)
+
+
+class EffectsChange(BaseModel):
+    """Milliseconds to add to every call (left out: 0, which removes the effect)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency: float = Field(default=0, ge=0, le=60_000)
 
 
 class QuotaState(BaseModel):
@@ -163,6 +172,7 @@ class SnapshotSave(BaseModel):
 
 BENCH_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     Effects,
+    EffectsChange,
     FaultErrorSpec,
     FaultRule,
     JournalCleared,
@@ -186,6 +196,17 @@ _RULE_BODY = (
     '{application/json: {schema: {oneOf: [{$ref: "#/components/schemas/FaultRule"}, '
     '{type: array, items: {$ref: "#/components/schemas/FaultRule"}}]}}}'
 )
+# rules, or no body (or null): every rule
+_NULL_RULE_BODY = (
+    '{application/json: {schema: {oneOf: [{$ref: "#/components/schemas/FaultRule"}, '
+    '{type: array, items: {$ref: "#/components/schemas/FaultRule"}}, {type: "null"}]}}}'
+)
+
+
+def _optional_body(match: re.Match[str]) -> str:
+    """``@OPTIONAL(Model)``: a body that may be left out or sent as null (the defaults)."""
+    schema = f'{{oneOf: [{{$ref: "#/components/schemas/{match[1]}"}}, {{type: "null"}}]}}'
+    return f"{{required: false, content: {{application/json: {{schema: {schema}}}}}}}"
 
 
 def _documented(name: str, doc: str) -> Callable[[Handler], Handler]:
@@ -193,7 +214,12 @@ def _documented(name: str, doc: str) -> Callable[[Handler], Handler]:
 
     def name_it(handler: Handler) -> Handler:
         handler.__name__ = name
-        handler.__doc__ = doc.replace("@RULES", _RULES).replace("@RULE_BODY", _RULE_BODY)
+        handler.__doc__ = (
+            doc.replace("@RULES", _RULES)
+            .replace("@NULL_RULE_BODY", _NULL_RULE_BODY)
+            .replace("@RULE_BODY", _RULE_BODY)
+        )
+        handler.__doc__ = re.sub(r"@OPTIONAL\((\w+)\)", _optional_body, handler.__doc__)
         return handler
 
     return name_it
@@ -250,9 +276,9 @@ responses:
         f"{prefix}remove_faults",
         """Remove fault rules.
 ---
-summary: Remove the rules sent (LocalStack's DELETE); without a body, every rule
+summary: Remove the rules sent (LocalStack's DELETE); without a body (or null), every rule
 tags: [bench]
-requestBody: {required: false, content: @RULE_BODY}
+requestBody: {required: false, content: @NULL_RULE_BODY}
 responses:
   "200": {description: The rules now, content: @RULES}
   "400": {$ref: "#/components/responses/BadInput"}
@@ -280,11 +306,9 @@ responses:
         f"{prefix}set_effects",
         """Set the latency effect.
 ---
-summary: Add milliseconds to every call (0 removes it)
+summary: Add milliseconds to every call (0, or no body, removes it)
 tags: [bench]
-requestBody:
-  required: true
-  content: {application/json: {schema: {$ref: "#/components/schemas/Effects"}}}
+requestBody: @OPTIONAL(EffectsChange)
 responses:
   "200":
     description: The effect now
@@ -354,11 +378,9 @@ responses:
         "set_quota",
         """Set the quota profile.
 ---
-summary: Throttle per account at AWS's rates, custom rates, or not at all
+summary: Throttle per account at AWS's rates (also without a body), custom rates, or not at all
 tags: [bench]
-requestBody:
-  required: true
-  content: {application/json: {schema: {$ref: "#/components/schemas/QuotaChange"}}}
+requestBody: @OPTIONAL(QuotaChange)
 responses:
   "200":
     description: The profile now
@@ -416,9 +438,7 @@ responses:
 ---
 summary: Empty the ledger; put the clock, fault rules and journal back as the server started
 tags: [bench]
-requestBody:
-  required: false
-  content: {application/json: {schema: {$ref: "#/components/schemas/ResetRequest"}}}
+requestBody: @OPTIONAL(ResetRequest)
 responses:
   "200":
     description: What was deleted and kept

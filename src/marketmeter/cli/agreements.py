@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from marketmeter.cli.connection import service, target_options
-from marketmeter.cli.output import json_option, print_json
+from marketmeter.cli.output import json_option, lines, print_json
 from marketmeter.cli.service import Service
 from marketmeter.cli.tokens import token_ttl_option
 from marketmeter.lifecycle.registration_page import Delivery, deliver
@@ -249,13 +249,7 @@ def agreements_list(
     params = {k: v for k, v in {"product": product, "buyer": buyer, "state": state}.items() if v}
     with service("endpoint") as operator:
         found = operator.agreements(params)
-    if as_json:
-        print_json(found)
-    elif not found["agreements"]:
-        click.echo("no agreements")
-    else:
-        for agreement in found["agreements"]:
-            click.echo(_agreement_line(agreement))
+    lines(found, found["agreements"], _agreement_line, "no agreements", as_json)
 
 
 @agreements.command("show")
@@ -379,10 +373,4 @@ def events(
     params = {k: str(v) for k, v in given.items() if v is not None}
     with service("endpoint") as operator:
         found = operator.events(params)
-    if as_json:
-        print_json(found)
-    elif not found["events"]:
-        click.echo("no events")
-    else:
-        for event in found["events"]:
-            click.echo(_event_line(event))
+    lines(found, found["events"], _event_line, "no events", as_json)

@@ -16,7 +16,7 @@ import click
 import orjson
 
 from marketmeter.cli.connection import server, service, target_options
-from marketmeter.cli.output import print_json
+from marketmeter.cli.output import lines, print_json
 from marketmeter.operator.inputs import parse_duration
 from marketmeter.refusal import Refusal
 from marketmeter.testing.admin_client import MarketmeterAdmin
@@ -292,8 +292,9 @@ def reset(drop_catalog: bool, keep: tuple[str, ...]) -> None:
 @click.group()
 @target_options(default="endpoint")
 def snapshot() -> None:
-    """Named snapshots of a running server's (or a database's) whole state, for fast test
-    setup."""
+    """Named snapshots of a running server's whole state, for fast test setup.
+
+    With --db, of a database's."""
 
 
 def _snapshot_line(info: dict[str, Any]) -> str:
@@ -328,10 +329,7 @@ def snapshot_list() -> None:
     """List the snapshots."""
     with service("endpoint") as operator:
         found = operator.snapshots()
-    for info in found:
-        click.echo(_snapshot_line(info))
-    if not found:
-        click.echo("no snapshots")
+    lines(found, found, _snapshot_line, "no snapshots", as_json=False)
 
 
 @snapshot.command("delete")

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import click
 import httpx
+from click.core import ParameterSource
 
 from marketmeter.cli.service import LocalService, RemoteService, Service
 from marketmeter.config import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TOKEN_TTL
@@ -64,8 +65,12 @@ def _target() -> _Target:
 
 def _remember(name: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
     def store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-        if value:  # ctx.meta is shared with the subcommands' contexts
-            setattr(_target(), name, value)
+        if not value:
+            return
+        target = _target()  # ctx.meta is shared with the subcommands' contexts
+        given = ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE
+        if given or getattr(target, name) is None:  # the environment never overrides an option
+            setattr(target, name, value)
 
     return store
 
@@ -129,9 +134,10 @@ def open_database(db: str) -> OperatorStore:
 db_option = click.option(
     "--db",
     envvar="MARKETMETER_DB",
+    show_envvar=True,
     default=DEFAULT_DB,
     show_default=True,
-    help="SQLite file or URL (sqlite:///path), or postgresql://... Env: MARKETMETER_DB.",
+    help="SQLite file or URL (sqlite:///path), or postgresql://...",
 )
 
 

@@ -7,13 +7,13 @@ Tables are aligned columns under a header row and end with a count line (``3 sel
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 import orjson
 
-__all__ = ["cell", "fields", "json_option", "print_json", "table"]
+__all__ = ["cell", "fields", "json_option", "lines", "print_json", "table"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 
@@ -44,6 +44,19 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], noun: str, foote
     ]
     lines.append(f"{len(rows)} {noun}(s){footer}")
     return "\n".join(lines)
+
+
+def lines(
+    value: Any, items: Sequence[Any], line: Callable[[Any], str], none: str, as_json: bool
+) -> None:
+    """``value`` as JSON, or one ``line`` per item of ``items`` (``none`` if there are none)."""
+    if as_json:
+        print_json(value)
+        return
+    for item in items:
+        click.echo(line(item))
+    if not items:
+        click.echo(none)
 
 
 def fields(entry: dict[str, Any]) -> str:

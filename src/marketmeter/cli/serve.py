@@ -14,10 +14,6 @@ import click
 from marketmeter.catalog.loader import CatalogError
 from marketmeter.cli.connection import db_option
 from marketmeter.config import (
-    DEFAULT_HOST,
-    DEFAULT_JOURNAL_ENTRIES,
-    DEFAULT_PORT,
-    DEFAULT_TOKEN_TTL,
     ConnectionLimits,
     DryRunAnswer,
     Settings,
@@ -27,6 +23,14 @@ from marketmeter.store.base import SchemaError
 from marketmeter.store.open import UnsupportedDatabase
 
 __all__ = ["serve"]
+
+# Every option's default is the setting's own (``config.Settings``), stated once there.
+_DEFAULTS = Settings()
+
+
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
+
 
 # serve's limit options: one per ConnectionLimits field (docs/reliability.md, "Limits")
 _LIMIT_HELP = {
@@ -46,10 +50,12 @@ _LIMIT_HELP = {
 
 
 def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
-    defaults = ConnectionLimits()
+    defaults = _DEFAULTS.limits
     for name in reversed(fields(ConnectionLimits)):
         option = click.option(
             "--" + name.name.replace("_", "-"),
+            envvar="MARKETMETER_" + name.name.upper(),
+            show_envvar=True,
             type=click.IntRange(1),
             default=getattr(defaults, name.name),
             show_default=True,
@@ -60,41 +66,73 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @click.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--host",
+    envvar="MARKETMETER_HOST",
+    show_envvar=True,
+    default=_DEFAULTS.host,
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    envvar="MARKETMETER_PORT",
+    show_envvar=True,
+    default=_DEFAULTS.port,
+    show_default=True,
+    type=int,
+    help="TCP port.",
+)
 @db_option
 @click.option(
     "--catalog",
+    envvar="MARKETMETER_CATALOG",
+    show_envvar=True,
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Catalog YAML to apply at start. Default: the bundled demo catalog, applied only "
     "if the database has no catalog yet.",
 )
 @click.option(
+    "--catalog-dir",
+    envvar="MARKETMETER_CATALOG_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A directory whose *.yaml, *.yml and *.json files are applied at start after "
+    "--catalog, in name order, all or nothing (the container convention for seeding).",
+)
+@click.option(
     "--window",
+    envvar="MARKETMETER_WINDOW",
+    show_envvar=True,
     type=click.Choice([p.value for p in WindowPolicy]),
-    default=WindowPolicy.SIX_HOURS.value,
+    default=_DEFAULTS.window.value,
     show_default=True,
     help="Usage timestamp window: 6h (seed documents) or 24h-month-end (AWS today).",
 )
 @click.option(
     "--future-skew",
+    envvar="MARKETMETER_FUTURE_SKEW",
+    show_envvar=True,
     type=click.IntRange(0),
-    default=300,
+    default=_seconds(_DEFAULTS.future_skew),
     show_default=True,
     help="Seconds a usage timestamp may lie in the future.",
 )
 @click.option(
     "--meter-usage-window",
+    envvar="MARKETMETER_METER_USAGE_WINDOW",
+    show_envvar=True,
     type=click.IntRange(1),
-    default=6 * 3600,
+    default=_seconds(_DEFAULTS.meter_usage_max_age),
     show_default=True,
     help="MeterUsage: seconds in the past a usage timestamp may lie (less than).",
 )
 @click.option(
     "--dry-run-answer",
     type=click.Choice([a.value for a in DryRunAnswer]),
-    default=DryRunAnswer.SUCCESS.value,
+    default=_DEFAULTS.dry_run_answer.value,
     show_default=True,
     help="MeterUsage DryRun that would succeed: success answers HTTP 200 "
     '{"MeteringRecordId": "DryRunOperation"} as AWS does; error answers the 400 '
@@ -102,38 +140,48 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--token-ttl",
+    envvar="MARKETMETER_TOKEN_TTL",
+    show_envvar=True,
     type=click.IntRange(1),
-    default=int(DEFAULT_TOKEN_TTL.total_seconds()),
+    default=_seconds(_DEFAULTS.token_ttl),
     show_default=True,
     help="Seconds a SaaS registration token resolves after it was issued (service clock).",
 )
 @click.option(
     "--sync",
     "synchronous",
+    envvar="MARKETMETER_SYNC",
+    show_envvar=True,
     type=click.Choice(["full", "normal"]),
-    default="full",
+    default=_DEFAULTS.synchronous,
     show_default=True,
     help="SQLite synchronous mode: full survives power loss, normal only process crashes.",
 )
 @click.option(
     "--quota",
+    envvar="MARKETMETER_QUOTA",
+    show_envvar=True,
     type=click.Choice(["off", "aws"]),
-    default="off",
+    default=_DEFAULTS.quota,
     show_default=True,
     help="Throttle per account at AWS's published rates (10/s BatchMeterUsage and MeterUsage, "
     "5/s RegisterUsage). Change it live: marketmeter faults quota.",
 )
 @click.option(
     "--journal-size",
+    envvar="MARKETMETER_JOURNAL_SIZE",
+    show_envvar=True,
     type=click.IntRange(0),
-    default=DEFAULT_JOURNAL_ENTRIES,
+    default=_DEFAULTS.journal_entries,
     show_default=True,
     help="Calls kept in the request journal (0: no journal); at most 16 MiB of bodies.",
 )
 @click.option(
     "--auth",
+    envvar="MARKETMETER_AUTH",
+    show_envvar=True,
     type=click.Choice(["open", "sigv4"]),
-    default="open",
+    default=_DEFAULTS.auth,
     show_default=True,
     help="open: accept any request, signed or not (local testing); sigv4: verify every "
     "request's Signature Version 4 against the catalog's access keys (docs/strict-auth.md).",
@@ -141,15 +189,17 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--admin-token",
     envvar="MARKETMETER_ADMIN_TOKEN",
+    show_envvar=True,
     default=None,
-    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode "
-    "[env: MARKETMETER_ADMIN_TOKEN]. With --auth sigv4 and no token, one is generated and "
-    "printed once.",
+    help="The bearer token the admin API (/_marketmeter/) requires, in either auth mode. "
+    "With --auth sigv4 and no token, one is generated and printed once.",
 )
 @click.option(
     "--unsubscribe-delay",
+    envvar="MARKETMETER_UNSUBSCRIBE_DELAY",
+    show_envvar=True,
     type=click.IntRange(0),
-    default=3600,
+    default=_seconds(_DEFAULTS.unsubscribe_delay),
     show_default=True,
     help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
 )
@@ -159,6 +209,7 @@ def serve(
     port: int,
     db: str,
     catalog: Path | None,
+    catalog_dir: Path | None,
     window: str,
     future_skew: int,
     meter_usage_window: int,
@@ -185,6 +236,7 @@ def serve(
         port=port,
         db=db,
         catalog=catalog,
+        catalog_dir=catalog_dir,
         window=WindowPolicy(window),
         future_skew=timedelta(seconds=future_skew),
         meter_usage_max_age=timedelta(seconds=meter_usage_window),

@@ -8,7 +8,6 @@ answers a JSON-ready value and refuses bad input with a ``Refusal`` naming the f
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,13 +19,12 @@ from marketmeter.operator.journal import entry_json, journal_query
 from marketmeter.refusal import Refusal
 from marketmeter.store.base import SnapshotError, SnapshotInfo, Store
 from marketmeter.testbench.controls import BenchControls
-from marketmeter.testbench.faults import parse_rules
+from marketmeter.testbench.faults import checked_latency, parse_rules
 
-__all__ = ["KEEPABLE", "MAX_LATENCY_MS", "SNAPSHOT_NAME", "BenchOperations", "snapshot_json"]
+__all__ = ["KEEPABLE", "SNAPSHOT_NAME", "BenchOperations", "snapshot_json"]
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 KEEPABLE = ("clock", "faults", "journal")
-MAX_LATENCY_MS = 60_000
 
 
 def _snapshot_name(text: Any) -> str:
@@ -89,15 +87,7 @@ class BenchOperations:
         """``{"latency": ms}`` added to every call (0 removes it)."""
         given = json_object(body)
         check_known(given, ("latency",))
-        latency = given.get("latency", 0)
-        if (
-            isinstance(latency, bool)
-            or not isinstance(latency, int | float)
-            or not math.isfinite(latency)
-            or not 0 <= latency <= MAX_LATENCY_MS
-        ):
-            raise Refusal("latency", f"must be milliseconds from 0 to {MAX_LATENCY_MS}")
-        self.bench.faults.latency_ms = float(latency)
+        self.bench.faults.latency_ms = checked_latency("latency", given.get("latency", 0))
         return self.effects()
 
     def quota(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import botocore.session
 
-__all__ = ["SERVICE_NAME", "service_model", "service_regions", "target_prefix"]
+__all__ = ["SERVICE_NAME", "operation_names", "service_model", "service_regions", "target_prefix"]
 
 SERVICE_NAME = "meteringmarketplace"
 
@@ -26,6 +26,13 @@ def service_model() -> Any:
 def target_prefix() -> str:
     """``AWSMPMeteringService``: the part of ``X-Amz-Target`` before the dot."""
     return str(service_model().metadata["targetPrefix"])
+
+
+@cache
+def operation_names() -> tuple[str, ...]:
+    """The service's operations, as the model lists them (the one list every part reads:
+    the dispatch table, fault rules, quotas, the journal's filter)."""
+    return tuple(str(name) for name in service_model().operation_names)
 
 
 @cache

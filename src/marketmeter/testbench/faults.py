@@ -22,6 +22,7 @@ from marketmeter import errors
 from marketmeter.errors import AwsError, InternalServiceErrorException, ThrottlingException
 from marketmeter.protocol.hooks import FaultDecision
 from marketmeter.refusal import Refusal
+from marketmeter.servicemodel.spec import operation_names
 
 __all__ = [
     "ERROR_CLASSES",
@@ -33,11 +34,12 @@ __all__ = [
     "FaultInjector",
     "FaultRule",
     "UnprocessedRecords",
+    "checked_latency",
     "parse_rule",
     "parse_rules",
 ]
 
-OPERATIONS: tuple[str, ...] = ("BatchMeterUsage", "MeterUsage", "ResolveCustomer", "RegisterUsage")
+OPERATIONS: tuple[str, ...] = operation_names()
 # botocore's service name, the endpoint prefix, and the SigV4 signing name.
 OUR_SERVICE_NAMES = frozenset({"meteringmarketplace", "marketplace-metering", "aws-marketplace"})
 MAX_LATENCY_MS = 60_000
@@ -221,8 +223,8 @@ def parse_rule(body: object) -> FaultRule:
     if probability is not None and not 0 < probability <= 1:
         raise Refusal("probability", "must be greater than 0 and at most 1")
     latency_ms = _number(body, "latencyMs")
-    if latency_ms is not None and not 0 <= latency_ms <= MAX_LATENCY_MS:
-        raise Refusal("latencyMs", f"must be between 0 and {MAX_LATENCY_MS}")
+    if latency_ms is not None:
+        latency_ms = checked_latency("latencyMs", latency_ms)
     error = _parse_error(body.get("error"), ours)
     unprocessed = _parse_unprocessed(body.get("unprocessedRecords"))
     if unprocessed is not None and operation != "BatchMeterUsage":
@@ -270,12 +272,13 @@ def _parse_unprocessed(value: object) -> UnprocessedRecords | None:
     if not isinstance(value, dict):
         raise Refusal("unprocessedRecords", "must be a JSON object")
     _refuse_unknown_keys(value, ("count", "indices"), prefix="unprocessedRecords.")
-    if ("count" in value) == ("indices" in value):
+    given = {key: item for key, item in value.items() if item is not None}  # null: not given
+    if ("count" in given) == ("indices" in given):
         raise Refusal("unprocessedRecords", 'needs exactly one of "count" or "indices"')
-    count = _integer(value, "count", minimum=1, prefix="unprocessedRecords.")
+    count = _integer(given, "count", minimum=1, prefix="unprocessedRecords.")
     if count is not None:
         return UnprocessedRecords(count=count)
-    indices = value["indices"]
+    indices = given["indices"]
     if (
         not isinstance(indices, list)
         or not indices
@@ -300,6 +303,18 @@ def _text(body: dict[object, object], key: str, prefix: str = "") -> str | None:
     if not isinstance(value, str) or not value:
         raise Refusal(f"{prefix}{key}", "must be a non-empty string")
     return value
+
+
+def checked_latency(field: str, value: object) -> float:
+    """``value`` as milliseconds of latency, within the one bound every setting of it has."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_LATENCY_MS
+    ):
+        raise Refusal(field, f"must be milliseconds from 0 to {MAX_LATENCY_MS}")
+    return float(value)
 
 
 def _number(body: dict[object, object], key: str) -> float | None:
@@ -327,12 +342,6 @@ def _integer(
 def _is_integer(value: object) -> bool:
     # Booleans are ints in Python but not numbers in JSON.
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return _is_integer(value)
 
 
 def _present(members: dict[str, object]) -> dict[str, object]:
@@ -386,10 +395,9 @@ class FaultInjector:
 
     @latency_ms.setter
     def latency_ms(self, value: float) -> None:
-        if not _is_number(value) or not 0 <= value <= MAX_LATENCY_MS:
-            raise Refusal("latencyMs", f"must be a number between 0 and {MAX_LATENCY_MS}")
+        checked = checked_latency("latencyMs", value)
         with self._lock:
-            self._latency_ms = value
+            self._latency_ms = checked
 
     def rules_json(self) -> list[dict[str, object]]:
         with self._lock:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from marketmeter.refusal import Refusal
+from marketmeter.servicemodel.spec import operation_names
 
 __all__ = ["AWS_RATES", "PROFILES", "QuotaLimiter"]
 
@@ -23,7 +24,7 @@ AWS_RATES: Mapping[str, float] = MappingProxyType(
     {"BatchMeterUsage": 10.0, "MeterUsage": 10.0, "RegisterUsage": 5.0}
 )
 PROFILES = ("off", "aws", "custom")
-_OPERATIONS = ("BatchMeterUsage", "MeterUsage", "ResolveCustomer", "RegisterUsage")
+_OPERATIONS = operation_names()
 # Refill is computed in floating point: 0.1 s at 10/s must give one whole token.
 _WHOLE_TOKEN = 1 - 1e-9
 
