@@ -131,6 +131,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--dry-run-answer",
+    envvar="MARKETMETER_DRY_RUN_ANSWER",
+    show_envvar=True,
     type=click.Choice([a.value for a in DryRunAnswer]),
     default=_DEFAULTS.dry_run_answer.value,
     show_default=True,
