@@ -31,6 +31,7 @@ from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
 from marketmeter.protocol.sigv4 import SigV4Verifier
+from marketmeter.servicemodel.spec import service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
@@ -64,7 +65,13 @@ class MarketmeterApp:
         keys = KeyRing(store, clock, key_pairs)
         operations = Operations(
             batch_meter_usage=BatchMeterUsage(store, clock, record_ids, settings.usage_window),
-            meter_usage=MeterUsage(store, clock, record_ids, settings.meter_usage_window),
+            meter_usage=MeterUsage(
+                store,
+                clock,
+                record_ids,
+                settings.meter_usage_window,
+                settings.dry_run_answer,
+            ),
             resolve_customer=ResolveCustomer(store, clock, settings.token_ttl),
             register_usage=RegisterUsage(store, clock, keys),
         )
@@ -126,5 +133,5 @@ class MarketmeterApp:
 def authenticator_for(settings: Settings, store: Store) -> Authenticator:
     """``--auth sigv4``: verify signatures against the catalog's keys; ``open``: accept all."""
     if settings.auth == "sigv4":
-        return StrictAuth(store.catalog_snapshot, SigV4Verifier())
+        return StrictAuth(store.catalog_snapshot, SigV4Verifier(regions=service_regions()))
     return OpenAuth()

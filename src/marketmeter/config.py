@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_TOKEN_TTL",
     "ConnectionLimits",
+    "DryRunAnswer",
     "Settings",
 ]
 
@@ -31,6 +33,14 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # an AWS request body (AWS's own bound)
 DEFAULT_JOURNAL_ENTRIES = 10_000
 DEFAULT_JOURNAL_BYTES = 16 * 1024 * 1024  # about 2,000 full 25-record batches, in and out
 DEFAULT_TOKEN_TTL = timedelta(hours=4)  # a SaaS registration token resolves this long
+
+
+class DryRunAnswer(StrEnum):
+    """How MeterUsage answers a DryRun that would succeed (``serve --dry-run-answer``;
+    docs/meter-usage.md)."""
+
+    SUCCESS = "success"  # HTTP 200 {"MeteringRecordId": "DryRunOperation"}, as AWS answers
+    ERROR = "error"  # 400 DryRunOperation "Request would have succeeded, ..." (EC2's pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # bounds per client
     meter_usage_max_age: timedelta = timedelta(hours=6)  # MeterUsage: "less than 6 hours"
+    dry_run_answer: DryRunAnswer = DryRunAnswer.SUCCESS  # MeterUsage DryRun that would succeed
     token_ttl: timedelta = DEFAULT_TOKEN_TTL  # registration tokens expire after this
     quota: Literal["off", "aws"] = "off"  # throttle per account at AWS's published rates
     journal_entries: int = DEFAULT_JOURNAL_ENTRIES  # request journal bounds (0: no journal)

@@ -22,7 +22,8 @@ Exception tree::
         ├── MissingAuthenticationTokenException, UnrecognizedClientException,
         │   InvalidSignatureException, IncompleteSignatureException,
         │   AccessDeniedException             400 (strict SigV4 auth)
-        └── DryRunOperation                   400 (MeterUsage DryRun; clients read it as success)
+        └── DryRunOperation                   400 (MeterUsage DryRun, only with the setting
+                                              ``--dry-run-answer error``; AWS answers 200)
 
 A test compares the modelled classes with the error shapes of the service model, so the two can
 never drift apart.
@@ -281,4 +282,5 @@ class AccessDeniedException(AwsError):
 
 
 class DryRunOperation(AwsError):
-    """MeterUsage with DryRun: the call would have succeeded."""
+    """MeterUsage with DryRun: the call would have succeeded (``--dry-run-answer error`` only;
+    by default such a dry run answers 200 ``{"MeteringRecordId": "DryRunOperation"}``)."""

@@ -28,7 +28,7 @@ from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.directory import load_startup_files
 from marketmeter.catalog.loader import load_catalog
-from marketmeter.config import ConnectionLimits, Settings
+from marketmeter.config import ConnectionLimits, DryRunAnswer, Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
@@ -175,13 +175,14 @@ def serve(settings: Settings) -> None:
     app, store, catalog_line = build_service(settings)
     server = _Server(uvicorn_config(app, settings, settings.host, settings.port))
     if settings.auth == "sigv4":
-        server.credentials = "a catalog access key of the right kind, any region"
+        server.credentials = "a catalog access key of the right kind, a region of the service"
     server.banner = [
         f"  ledger:  {store.describe()}",
         f"  catalog: {catalog_line}",
         f"  auth:    {_auth_line(settings, generated_token)}",
         f"  window:  BatchMeterUsage {settings.usage_window.describe()};",
-        f"           MeterUsage {settings.meter_usage_window.describe()}",
+        f"           MeterUsage {settings.meter_usage_window.describe()}; a DryRun that "
+        f"would succeed answers {_dry_run_line(settings)}",
         f"  tokens:  registration tokens expire after {_duration(settings.token_ttl)} "
         "(marketmeter token list)",
         "  clock:   wall time (move it: marketmeter clock set|advance|reset)",
@@ -218,6 +219,12 @@ def _auth_line(settings: Settings, generated_token: bool) -> str:
     elif settings.admin_token is not None:
         line += "\n           admin API: Authorization: Bearer <the --admin-token given>"
     return line
+
+
+def _dry_run_line(settings: Settings) -> str:
+    if settings.dry_run_answer is DryRunAnswer.ERROR:
+        return "the DryRunOperation error (--dry-run-answer error)"
+    return 'HTTP 200 {"MeteringRecordId": "DryRunOperation"}'
 
 
 def _limits_line(limits: ConnectionLimits) -> str:

@@ -24,7 +24,9 @@ from marketmeter.catalog.model import (
 TEST_CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
 DEMO_TEXT = resources.files("marketmeter.catalog").joinpath("demo.yaml").read_text("utf-8")
 
-GENERATED_ARN = re.compile(r"arn:aws:license-manager::(?P<buyer>[0-9]{12}):license:l-[0-9a-f]{32}")
+# AWS's form: the account is AWS Marketplace's license issuer, never the buyer's.
+GENERATED_ARN = re.compile(r"arn:aws:license-manager::294406891311:license:l-(?P<id>[0-9a-f]{32})")
+ISSUER_ARN = "arn:aws:license-manager::294406891311:license:l-"
 JAN_2020 = 1577836800.0  # 2020-01-01T00:00:00Z
 JAN_2021 = 1609459200.0  # 2021-01-01T00:00:00Z
 
@@ -84,7 +86,7 @@ def test_demo_catalog_loads() -> None:
     assert catalog.products[2].integration is Integration.LEGACY
     assert catalog.buyers[1] == Buyer("777788889999", "bob-cust-0002", "Bob Ltd", ())
     assert catalog.agreements[2] == Agreement(
-        license_arn="arn:aws:license-manager::222233334444:license:l-ca401000000000000000000000000001",
+        license_arn="arn:aws:license-manager::294406891311:license:l-ca401000000000000000000000000001",
         buyer_account_id="222233334444",
         product_code="demo-saas-legacy",
         state=AgreementState.SUSPENDED,
@@ -136,7 +138,7 @@ def test_generated_license_arn_is_stable_and_well_formed() -> None:
     assert first.license_arn == second.license_arn
     match = GENERATED_ARN.fullmatch(first.license_arn)
     assert match is not None, first.license_arn
-    assert match["buyer"] == "444455556666"
+    assert first.buyer_account_id == "444455556666"  # from the agreement, not from the ARN
     assert first.starts_at == JAN_2020
     assert first.state is AgreementState.SUBSCRIBED
 
@@ -287,18 +289,47 @@ def test_dimension_listed_twice() -> None:
     assert problems_of(text) == ["products[0] (p1): dimensions: a dimension is listed twice"]
 
 
-def test_license_arn_of_another_account() -> None:
-    arn = "arn:aws:license-manager::111122223333:license:l-" + "0" * 32
+def test_license_arns_of_the_issuer_or_any_account_load_and_name_no_buyer() -> None:
+    """AWS's LicenseArns name AWS Marketplace's account 294406891311; catalogs written for
+    earlier versions name the buyer's. Both load; the buyer is the agreement's ``buyer``."""
+    text = f"""{BASE}  - account_id: "777788889999"
+agreements:
+  - {{buyer: "444455556666", product: p1, license_arn: {ISSUER_ARN}{"1" * 32}}}
+  - {{buyer: "777788889999", product: p1, license_arn: {ISSUER_ARN}{"2" * 32}}}
+  - {{buyer: "444455556666", product: p1, start: 2021-01-01T00:00:00Z,
+      license_arn: "arn:aws:license-manager::444455556666:license:l-{"3" * 32}"}}
+  - {{buyer: "777788889999", product: p1, start: 2021-01-01T00:00:00Z,
+      license_arn: "arn:aws:license-manager::111122223333:license:l-{"4" * 32}"}}
+"""
+    agreements = load_catalog(text).agreements
 
-    assert problems_of(with_agreement(f"license_arn: {arn}")) == [
-        "agreements[0] (444455556666 × p1): license_arn: the account in the ARN is not the buyer's"
+    assert [(a.license_arn[:45], a.buyer_account_id) for a in agreements] == [
+        ("arn:aws:license-manager::294406891311:license", "444455556666"),
+        ("arn:aws:license-manager::294406891311:license", "777788889999"),
+        ("arn:aws:license-manager::444455556666:license", "444455556666"),
+        ("arn:aws:license-manager::111122223333:license", "777788889999"),
     ]
+
+
+def test_a_catalog_applied_again_keeps_the_arns_earlier_versions_derived() -> None:
+    """A ledger holding an agreement under the ARN earlier versions derived (the buyer's
+    account, the same l- id) keeps it: no second agreement for the same buyer and product."""
+    text = with_agreement("start: 2020-01-01T00:00:00Z")
+    derived = load_catalog(text).agreements[0]
+    legacy_arn = derived.license_arn.replace("294406891311", "444455556666")
+    existing = Catalog(
+        agreements=(Agreement(legacy_arn, "444455556666", "p1", starts_at=JAN_2020),)
+    )
+
+    assert load_catalog(text, existing).agreements[0].license_arn == legacy_arn
+    # without that agreement in the ledger, AWS's form
+    assert load_catalog(text, Catalog()).agreements[0].license_arn == derived.license_arn
 
 
 def test_malformed_license_arn() -> None:
     assert problems_of(with_agreement("license_arn: arn:aws:license-manager::nope")) == [
         "agreements[0] (444455556666 × p1): license_arn: must look like "
-        "arn:aws:license-manager::<buyer>:license:l-<32 hex digits>"
+        "arn:aws:license-manager::294406891311:license:l-<32 hex digits>"
     ]
 
 
@@ -406,7 +437,7 @@ agreements:
 
 
 def test_several_reference_problems_are_reported_at_once() -> None:
-    arn = "arn:aws:license-manager::111122223333:license:l-" + "0" * 32
+    arn = "arn:aws:license-manager::294406891311:license:l-" + "0" * 31
     text = f"""{BASE.replace('seller: "111122223333"', 'seller: "000011112222"')}
 agreements:
   - {{buyer: "444455556666", product: p1, license_arn: "{arn}"}}
@@ -418,7 +449,8 @@ agreements:
 
     assert problems == [
         "products[0] (p1): seller: no seller with account_id 000011112222",
-        "agreements[0] (444455556666 × p1): license_arn: the account in the ARN is not the buyer's",
+        "agreements[0] (444455556666 × p1): license_arn: must look like "
+        "arn:aws:license-manager::294406891311:license:l-<32 hex digits>",
         "agreements[1] (444455556666 × p1): end: must be after start",
         "agreements[2] (000000000009 × p1): buyer: no buyer with account_id 000000000009",
     ]

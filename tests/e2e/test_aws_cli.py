@@ -25,7 +25,7 @@ import pytest
 
 from marketmeter.catalog.model import agreement_id_for
 from tests.e2e.buyers import ALICE_KEY, ClockControl, admin
-from tests.e2e.server_process import ServerProcess
+from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import batch, record
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +56,10 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 ALICE = "444455556666"
+BOB = "777788889999"
+ISSUER_CATALOG = CATALOG.parent / "catalog_issuer_arns.yaml"
+ISSUER_ALICE_CA = "arn:aws:license-manager::294406891311:license:l-aaaa0000000000000000000000000001"
+ISSUER_BOB_CA = "arn:aws:license-manager::294406891311:license:l-bbbb0000000000000000000000000001"
 AMI_LICENSE = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000003"
 LEGACY_LICENSE = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 
@@ -366,18 +370,106 @@ def test_meter_usage_client_token_reused_with_other_parameters(
 
 
 def test_meter_usage_dry_run(shared: ServerProcess, tmp_path: Path, now: int) -> None:
+    """A dry run that would succeed: HTTP 200, MeteringRecordId DryRunOperation (as AWS), so the
+    CLI exits 0 and prints it; nothing is billed."""
     instance = "i-0cli0000000000004"
+    dry_run = [*meter_usage_args("prod-ami", now, "vcpu_hours", 3), "--dry-run"]
+    printed = call(shared, tmp_path, "meter-usage", *dry_run, **buyer_env(instance))
+    assert printed == {"MeteringRecordId": "DryRunOperation"}
+    assert billed_to(shared, instance) == []
+    # a dry run that would fail gets the real call's error
     code, message = call_error(
         shared,
         tmp_path,
         "meter-usage",
-        *meter_usage_args("prod-ami", now, "vcpu_hours", 3),
+        *meter_usage_args("prod-ami", now, "VCPU_HOURS", 3),
         "--dry-run",
         **buyer_env(instance),
     )
-    assert code == "DryRunOperation"
-    assert message == "Request would have succeeded, but DryRun flag is set."
-    assert billed_to(shared, instance) == []
+    assert code == "InvalidUsageDimensionException"
+    assert message == "Dimension 'VCPU_HOURS' is not a usage dimension of product 'prod-ami'."
+
+
+def test_meter_usage_dry_run_error_setting(tmp_path: Path, now: int) -> None:
+    """``serve --dry-run-answer error``: the 400 DryRunOperation error; the CLI exits 255."""
+    server = ServerProcess(tmp_path / "ledger.db", CATALOG, "--dry-run-answer", "error").start()
+    try:
+        instance = "i-0cli0000000000005"
+        code, message = call_error(
+            server,
+            tmp_path,
+            "meter-usage",
+            *meter_usage_args("prod-ami", now, "vcpu_hours", 3),
+            "--dry-run",
+            **buyer_env(instance),
+        )
+        assert code == "DryRunOperation"
+        assert message == "Request would have succeeded, but DryRun flag is set."
+        assert billed_to(server, instance) == []
+    finally:
+        server.stop()
+
+
+# --- LicenseArns in AWS's form ----------------------------------------------------------------
+
+
+def licensed_record(
+    timestamp: int, account: str, license_arn: str, quantity: int
+) -> dict[str, Any]:
+    return {
+        "Timestamp": timestamp,
+        "CustomerAWSAccountId": account,
+        "LicenseArn": license_arn,
+        "Dimension": "requests",
+        "Quantity": quantity,
+    }
+
+
+def test_issuer_license_arns_resolve_customer_to_usage_view(tmp_path: Path, now: int) -> None:
+    """tests/data/catalog_issuer_arns.yaml: LicenseArns of account 294406891311 for two buyers.
+    resolve-customer answers the agreement's; batch-meter-usage by LicenseArn (no product
+    code) bills each record to its agreement's buyer; the usage view shows it."""
+    server = ServerProcess(tmp_path / "ledger.db", ISSUER_CATALOG).start()
+    try:
+        status, body = admin(
+            server.url, "GET", f"/_marketmeter/tokens?product=prod-ca&buyer={ALICE}"
+        )
+        assert status == 200, body
+        [token] = body["tokens"]
+        assert token["licenseArn"] == ISSUER_ALICE_CA
+        resolved = call(
+            server, tmp_path, "resolve-customer", "--registration-token", token["token"]
+        )
+        assert resolved == {
+            "ProductCode": "prod-ca",
+            "CustomerAWSAccountId": ALICE,
+            "LicenseArn": ISSUER_ALICE_CA,
+        }
+        request = {
+            "UsageRecords": [
+                licensed_record(now, ALICE, ISSUER_ALICE_CA, 5),
+                licensed_record(now, BOB, ISSUER_BOB_CA, 6),
+            ]
+        }
+        answer = meter(server, tmp_path, request)
+        assert [r["Status"] for r in answer["Results"]] == ["Success", "Success"]
+        ids = [r["MeteringRecordId"] for r in answer["Results"]]
+        status, body = admin(server.url, "GET", "/_marketmeter/usage?product=prod-ca")
+        assert status == 200, body
+        assert sorted(
+            (r["meteringRecordId"], r["customerAWSAccountId"], r["licenseArn"], r["quantity"])
+            for r in body["records"]
+        ) == sorted([(ids[0], ALICE, ISSUER_ALICE_CA, 5), (ids[1], BOB, ISSUER_BOB_CA, 6)])
+        swapped = {
+            "ProductCode": "prod-ca",
+            "UsageRecords": [licensed_record(now, ALICE, ISSUER_BOB_CA, 1)],
+        }
+        assert meter_error(server, tmp_path, swapped) == (
+            "InvalidLicenseException",
+            f"LicenseArn '{ISSUER_BOB_CA}' does not belong to the record's customer.",
+        )
+    finally:
+        server.stop()
 
 
 # --- ResolveCustomer -----------------------------------------------------------------------------

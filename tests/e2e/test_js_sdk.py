@@ -27,7 +27,7 @@ import pytest
 
 from marketmeter.catalog.model import agreement_id_for
 from tests.e2e.buyers import ALICE_KEY, admin
-from tests.e2e.server_process import ServerProcess
+from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import batch, record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
@@ -39,6 +39,10 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 ALICE = "444455556666"
+BOB = "777788889999"
+ISSUER_CATALOG = CATALOG.parent / "catalog_issuer_arns.yaml"
+ISSUER_ALICE_CA = "arn:aws:license-manager::294406891311:license:l-aaaa0000000000000000000000000001"
+ISSUER_BOB_CA = "arn:aws:license-manager::294406891311:license:l-bbbb0000000000000000000000000001"
 AMI_LICENSE = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000003"
 LEGACY_LICENSE = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 
@@ -367,20 +371,118 @@ def test_meter_usage_client_token_reused_with_other_parameters_is_a_409(
 
 
 def test_meter_usage_dry_run(node: str, shared: ServerProcess, tmp_path: Path, now: int) -> None:
-    """DryRunOperation is not in the service model: a MarketplaceMeteringServiceException."""
+    """A dry run that would succeed: HTTP 200, MeteringRecordId DryRunOperation, as AWS answers
+    (cloudquery/plugin-sdk #1966): the SDK resolves, no exception; nothing is billed."""
     instance = "i-0js00000000000003"
     request = {**meter_usage("prod-ami", now, "vcpu_hours", 3), "DryRun": True}
-    [error] = run_js(node, tmp_path, [job(request, shared.url, "MeterUsage", buyer(instance))])
-    assert error == {
-        "ok": False,
-        "name": "DryRunOperation",
-        "status": 400,
-        "message": "Request would have succeeded, but DryRun flag is set.",
-        "fault": "client",
-        "isTyped": False,
-        "isServiceException": True,
+    failing = {**meter_usage("prod-ami", now - 6 * 3600 - 60, "vcpu_hours", 3), "DryRun": True}
+    dry_run, refused = run_js(
+        node,
+        tmp_path,
+        [
+            {**job(request, shared.url, "MeterUsage", buyer(instance)), "captureBody": True},
+            job(failing, shared.url, "MeterUsage", buyer(instance)),
+        ],
+    )
+    assert dry_run == {
+        "ok": True,
+        "output": {"MeteringRecordId": "DryRunOperation"},
+        "body": {"MeteringRecordId": "DryRunOperation"},
     }
+    assert_typed_error(refused, "TimestampOutOfBoundsException")
     assert billed_to(shared, instance) == []
+
+
+def test_meter_usage_dry_run_error_setting(node: str, tmp_path: Path, now: int) -> None:
+    """``serve --dry-run-answer error``: DryRunOperation is not in the service model, so the SDK
+    throws a MarketplaceMeteringServiceException of that name."""
+    server = ServerProcess(tmp_path / "ledger.db", CATALOG, "--dry-run-answer", "error").start()
+    try:
+        instance = "i-0js00000000000004"
+        request = {**meter_usage("prod-ami", now, "vcpu_hours", 3), "DryRun": True}
+        [error] = run_js(node, tmp_path, [job(request, server.url, "MeterUsage", buyer(instance))])
+        assert error == {
+            "ok": False,
+            "name": "DryRunOperation",
+            "status": 400,
+            "message": "Request would have succeeded, but DryRun flag is set.",
+            "fault": "client",
+            "isTyped": False,
+            "isServiceException": True,
+        }
+        assert billed_to(server, instance) == []
+    finally:
+        server.stop()
+
+
+# --- LicenseArns in AWS's form -------------------------------------------------------------------
+
+
+def test_issuer_license_arns_resolve_customer_to_usage_view(
+    node: str, tmp_path: Path, now: int
+) -> None:
+    """tests/data/catalog_issuer_arns.yaml: LicenseArns of account 294406891311 for two buyers.
+    ResolveCustomer answers the agreement's; BatchMeterUsage by LicenseArn (no ProductCode)
+    bills each record to its agreement's buyer; the usage view shows it."""
+    server = ServerProcess(tmp_path / "ledger.db", ISSUER_CATALOG).start()
+    try:
+        status, body = admin(
+            server.url, "GET", f"/_marketmeter/tokens?product=prod-ca&buyer={ALICE}"
+        )
+        assert status == 200, body
+        [token] = body["tokens"]
+        records = [
+            licensed_record(now, ALICE, ISSUER_ALICE_CA, 7),
+            licensed_record(now, BOB, ISSUER_BOB_CA, 8),
+        ]
+        swapped = {
+            "ProductCode": "prod-ca",
+            "UsageRecords": [licensed_record(now, ALICE, ISSUER_BOB_CA, 1)],
+        }
+        resolved, billed, refused = run_js(
+            node,
+            tmp_path,
+            [
+                job({"RegistrationToken": token["token"]}, server.url, "ResolveCustomer"),
+                job({"UsageRecords": records}, server.url),
+                job(swapped, server.url),
+            ],
+        )
+        assert resolved == {
+            "ok": True,
+            "output": {
+                "ProductCode": "prod-ca",
+                "CustomerAWSAccountId": ALICE,
+                "LicenseArn": ISSUER_ALICE_CA,
+            },
+        }
+        assert billed["ok"] is True, billed
+        assert [r["Status"] for r in billed["output"]["Results"]] == ["Success", "Success"]
+        ids = [r["MeteringRecordId"] for r in billed["output"]["Results"]]
+        assert_typed_error(refused, "InvalidLicenseException")
+        assert refused["message"] == (
+            f"LicenseArn '{ISSUER_BOB_CA}' does not belong to the record's customer."
+        )
+        status, body = admin(server.url, "GET", "/_marketmeter/usage?product=prod-ca")
+        assert status == 200, body
+        assert sorted(
+            (r["meteringRecordId"], r["customerAWSAccountId"], r["licenseArn"], r["quantity"])
+            for r in body["records"]
+        ) == sorted([(ids[0], ALICE, ISSUER_ALICE_CA, 7), (ids[1], BOB, ISSUER_BOB_CA, 8)])
+    finally:
+        server.stop()
+
+
+def licensed_record(
+    timestamp: int, account: str, license_arn: str, quantity: int
+) -> dict[str, Any]:
+    return {
+        "Timestamp": timestamp,
+        "CustomerAWSAccountId": account,
+        "LicenseArn": license_arn,
+        "Dimension": "requests",
+        "Quantity": quantity,
+    }
 
 
 # --- ResolveCustomer -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from marketmeter.catalog.model import product_id_for
 from tests.e2e.cli_runner import mm
 from tests.e2e.conftest import make_client
 from tests.e2e.server_process import ServerProcess, free_port
@@ -226,6 +227,32 @@ def test_suspend_and_resubscribe_stop_and_restart_billing(
     assert actions == ["subscribe-success", "unsubscribe-success", "subscribe-success"]
 
 
+def test_resubscribing_while_unsubscribe_pending_sends_subscribe_success_instead(
+    served: ServerProcess, receiver: Receiver
+) -> None:
+    """AWS: a buyer who re-subscribes before unsubscribe-success gets subscribe-success, and
+    unsubscribe-success is not sent
+    (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-notification.html)."""
+    agreement = cli(
+        served, "agreements", "subscribe", "--product", "prod-legacy", "--buyer", "171717171717"
+    )["agreement"]
+    customer = agreement["customerIdentifier"]
+    cli(served, "agreements", "unsubscribe", agreement["agreementId"])
+    resumed = cli(served, "agreements", "resubscribe", agreement["agreementId"])
+    assert resumed["agreement"]["state"] == "subscribed"
+    mm("clock", "advance", "61m", cwd=served.db.parent, env={"MARKETMETER_ENDPOINT": served.url})
+    time.sleep(1.0)  # the ticker (every 0.25 s) had its rounds past the old end: nothing to end
+    assert bill(served, "prod-legacy", customer) == "Success"
+    logged = cli(served, "events", "--product", "prod-legacy", "--buyer", "171717171717")
+    assert [e["action"] for e in logged["events"]] == [
+        "subscribe-success",
+        "unsubscribe-pending",
+        "resubscribe",
+    ]
+    actions = [message_of(body)["action"] for body in receiver.wait_for("/legacy", 3)]
+    assert actions == ["subscribe-success", "unsubscribe-pending", "subscribe-success"]
+
+
 def test_a_concurrent_agreements_product_gets_eventbridge_events(
     served: ServerProcess, receiver: Receiver
 ) -> None:
@@ -236,15 +263,22 @@ def test_a_concurrent_agreements_product_gets_eventbridge_events(
     created, updated = receiver.wait_for("/ca", 2)
     assert {k: created[k] for k in ("version", "detail-type", "source", "account", "region")} == {
         "version": "0",
-        "detail-type": "Purchase Agreement Created - Manufacturer",
+        "detail-type": "Purchase Agreement Created - Proposer",
         "source": "aws.agreement-marketplace",
         "account": "111122223333",
         "region": "us-east-1",
     }
+    resource = f"arn:aws:aws-marketplace::aws:agreement:{agreement['agreementId']}"
+    assert created["resources"] == [resource]
     assert created["detail"]["agreement"]["id"] == agreement["agreementId"]
     assert created["detail"]["acceptor"] == {"accountId": "141414141414"}
-    assert created["detail"]["licenseArns"] == [agreement["licenseArn"]]
+    assert "licenseArns" not in created["detail"]
+    # the License event names the license in AWS's form (issuer account 294406891311)
     assert updated["detail-type"] == "License Updated - Manufacturer"
+    assert updated["resources"] == [resource]
+    assert updated["detail"]["license"] == {"arn": agreement["licenseArn"]}
+    assert agreement["licenseArn"].startswith("arn:aws:license-manager::294406891311:license:l-")
+    assert updated["detail"]["product"] == {"code": "prod-ca", "id": product_id_for("prod-ca")}
 
 
 def test_a_webhook_failing_twice_gets_three_attempts(

@@ -389,14 +389,15 @@ def test_a_client_token_is_required_only_for_per_request_products(
 
 
 def test_dry_run_checks_everything_and_records_nothing(server: ServerProcess, frozen: int) -> None:
+    """A dry run that would succeed answers HTTP 200 {"MeteringRecordId": "DryRunOperation"},
+    as AWS does (cloudquery/plugin-sdk #1966): boto3 returns it, raises nothing."""
     instance = buyer_client(server.url, ALICE_KEY, session="i-0001")
-    dry_run = (400, "DryRunOperation", DRY_RUN)
 
-    assert error(refused(instance, frozen, 5, DryRun=True)) == dry_run
+    assert meter(instance, frozen, 5, DryRun=True) == "DryRunOperation"
     assert usage(server) == []
 
-    record_id = meter(instance, frozen, 5)
-    assert error(refused(instance, frozen, 5, DryRun=True)) == dry_run
+    record_id = meter(instance, frozen, 5)  # the dry run did not use up the hour
+    assert meter(instance, frozen, 5, DryRun=True) == "DryRunOperation"
     assert error(refused(instance, frozen, 6, DryRun=True)) == (
         400,
         "DuplicateRequestException",
@@ -408,18 +409,69 @@ def test_dry_run_checks_everything_and_records_nothing(server: ServerProcess, fr
     carol = buyer_client(server.url, CAROL_KEY, session="i-carol")
     assert error(refused(carol, frozen, 5, DryRun=True))[1] == "CustomerNotEntitledException"
 
-    per_request = {"ProductCode": "prod-agent", "UsageDimension": "invocations"}
-    assert (
-        error(refused(instance, frozen, 2, ClientToken="dry-1", DryRun=True, **per_request))
-        == dry_run
-    )
+    assert agent(instance, frozen, 2, ClientToken="dry-1", DryRun=True) == "DryRunOperation"
     assert usage(server, product="prod-agent") == []
     billed = agent(instance, frozen, 2, ClientToken="dry-1")  # the dry run claimed nothing
+    assert billed != "DryRunOperation"
+    per_request = {"ProductCode": "prod-agent", "UsageDimension": "invocations"}
     assert (
         error(refused(instance, frozen, 3, ClientToken="dry-1", DryRun=True, **per_request))[1]
         == "IdempotencyConflictException"
     )
     assert [r["meteringRecordId"] for r in usage(server)] == [record_id, billed]
+
+
+def test_a_start_up_dry_run_of_every_dimension_as_aws_sample_does(server: ServerProcess) -> None:
+    """aws-samples/aws-marketplace-metered-container-product dry-runs each dimension at start
+    and treats any ClientError as a failed start; against marketmeter it starts."""
+    instance = buyer_client(server.url, ALICE_KEY, session="task-sample")
+    response = instance.meter_usage(
+        ProductCode="prod-ami",
+        Timestamp=datetime.now(UTC),
+        UsageDimension="vcpu_hours",
+        UsageQuantity=0,
+        DryRun=True,
+    )
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert response["MeteringRecordId"] == "DryRunOperation"
+    assert usage(server) == []
+    assert "a DryRun that would succeed answers HTTP 200" in server.output()
+
+
+def test_the_dry_run_error_setting(tmp_path: Path) -> None:
+    """``serve --dry-run-answer error``: the 400 DryRunOperation error of the API reference's
+    wording; a dry run that would fail still gets the real call's error."""
+    server = ServerProcess(tmp_path / "x.db", CATALOG, "--dry-run-answer", "error").start()
+    try:
+        moment = two_days_ago()
+        ClockControl(server.url).set(moment)
+        instance = buyer_client(server.url, ALICE_KEY, session="i-0001")
+        dry_run = (400, "DryRunOperation", DRY_RUN)
+        assert error(refused(instance, moment, 5, DryRun=True)) == dry_run
+        record_id = meter(instance, moment, 5)
+        assert error(refused(instance, moment, 5, DryRun=True)) == dry_run
+        assert error(refused(instance, moment, 6, DryRun=True))[1] == "DuplicateRequestException"
+        assert (
+            error(
+                refused(
+                    instance,
+                    moment,
+                    2,
+                    ClientToken="dry-1",
+                    DryRun=True,
+                    ProductCode="prod-agent",
+                    UsageDimension="invocations",
+                )
+            )
+            == dry_run
+        )
+        assert [r["meteringRecordId"] for r in usage(server)] == [record_id]
+        assert (
+            "a DryRun that would succeed answers the DryRunOperation error "
+            "(--dry-run-answer error)\n" in server.output()
+        )
+    finally:
+        server.stop()
 
 
 # --- who may meter -----------------------------------------------------------------------------

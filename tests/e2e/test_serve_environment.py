@@ -30,6 +30,7 @@ SERVE_ENVIRONMENT = {
     "window": "MARKETMETER_WINDOW",
     "future_skew": "MARKETMETER_FUTURE_SKEW",
     "meter_usage_window": "MARKETMETER_METER_USAGE_WINDOW",
+    "dry_run_answer": "MARKETMETER_DRY_RUN_ANSWER",
     "token_ttl": "MARKETMETER_TOKEN_TTL",
     "synchronous": "MARKETMETER_SYNC",
     "quota": "MARKETMETER_QUOTA",

@@ -164,12 +164,14 @@ def _boto3_batch(*records: dict[str, Any], product: str = "prod-legacy") -> dict
     return {"ProductCode": product, "UsageRecords": usage}
 
 
-def boto3_client(server: ServerProcess, key: tuple[str, str], **kwargs: Any) -> Any:
+def boto3_client(
+    server: ServerProcess, key: tuple[str, str], region: str = REGION, **kwargs: Any
+) -> Any:
     """boto3's client with botocore's standard retries (3 attempts), as a user would have it."""
     return boto3.client(
         "meteringmarketplace",
         endpoint_url=server.url,
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id=key[0],
         aws_secret_access_key=key[1],
         config=Config(retries={"mode": "standard", "max_attempts": 3}),
@@ -228,6 +230,7 @@ def signed(
     key: tuple[str, str] = SELLER_KEY,
     *,
     service: str = "aws-marketplace",
+    region: str = REGION,
     at: datetime | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[Wire, SignedAt]:
@@ -238,7 +241,7 @@ def signed(
         data=json.dumps(params).encode(),
         headers={"Content-Type": JSON_11, "X-Amz-Target": TARGET + operation, **(headers or {})},
     )
-    signer = SignedAt(key, service, REGION, at)
+    signer = SignedAt(key, service, region, at)
     signer.add_auth(request)
     prepared = request.prepare()
     sent = {k: v for k, v in prepared.headers.items() if k.lower() != "content-length"}
@@ -573,6 +576,36 @@ def test_signed_for_execute_api(strict: ServerProcess, now: int) -> None:
     wire, _ = signed(strict, "BatchMeterUsage", refused_batch(now), service="execute-api")
     assert_refused(wire.send(), "InvalidSignatureException", WRONG_SERVICE)
     assert ledger(strict) == before
+
+
+@pytest.mark.parametrize("region", ["ca-west-1", "mx-central-1", "local"])
+def test_boto3_in_a_region_without_the_service_is_refused(
+    strict: ServerProcess, now: int, region: str
+) -> None:
+    """AWS offers the Metering Service in the regions of botocore's endpoints.json
+    (https://docs.aws.amazon.com/marketplace/latest/APIReference/metering-regions.html); a
+    scope naming another region gets what AWS's JSON services answer, not retried."""
+    before = ledger(strict)
+    client = boto3_client(strict, SELLER_KEY, region=region)
+    with pytest.raises(ClientError) as raised:
+        client.batch_meter_usage(**_boto3_batch(saas_record(now, REFUSED)))
+    response = raised.value.response
+    assert (response["Error"]["Code"], response["Error"]["Message"]) == (
+        "InvalidSignatureException",
+        "Credential should be scoped to a valid region. ",
+    )
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert response["ResponseMetadata"]["RetryAttempts"] == 0
+    assert ledger(strict) == before
+
+
+@pytest.mark.parametrize("region", ["eu-central-2", "cn-northwest-1", "us-gov-west-1"])
+def test_every_region_of_the_service_is_accepted(strict: ServerProcess, region: str) -> None:
+    empty = {"ProductCode": "prod-legacy", "UsageRecords": []}
+    wire, _ = signed(strict, "BatchMeterUsage", empty, region=region)
+    response = wire.send()
+    assert response.status_code == 200, response.text
+    assert response.json() == {"Results": [], "UnprocessedRecords": []}
 
 
 def test_body_changed_under_the_declared_content_hash(strict: ServerProcess, now: int) -> None:

@@ -25,8 +25,8 @@ def test_strict_mode_without_a_token_generates_and_prints_one(
             "keys)\n           admin API token (generated): " in banner
         )
         assert (
-            "Point AWS clients at it (a catalog access key of the right kind, any region):\n"
-            in banner
+            "Point AWS clients at it (a catalog access key of the right kind, a region of the "
+            "service):\n" in banner
         )
         found = re.search(r"admin API token \(generated\): (\S+)\n", banner)
         assert found is not None

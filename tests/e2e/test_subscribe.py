@@ -97,7 +97,7 @@ def test_saas_sign_up_flow(server: ServerProcess, client: Any, page: Registratio
     license_arn = info["licenseArn"]
     identifier = customer_identifier_for("121212121212")
     assert info["token"] == token
-    assert license_arn.startswith("arn:aws:license-manager::121212121212:license:l-")
+    assert license_arn.startswith("arn:aws:license-manager::294406891311:license:l-")
     assert result.stdout.splitlines() == [
         "subscribed buyer 121212121212 to prod-legacy",
         f"  buyer:      121212121212 (new), CustomerIdentifier {identifier}",

@@ -4,6 +4,7 @@ ids, no I/O)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from marketmeter.catalog.model import (
     Product,
     ProductKind,
     Seller,
+    product_id_for,
 )
 from marketmeter.lifecycle import transitions as lifecycle
 from marketmeter.lifecycle.messages import Channel, LifecycleAction
@@ -174,42 +176,96 @@ def test_an_entitlement_update_goes_to_the_entitlement_topic() -> None:
     }
 
 
+# The events as AWS's seller guide prints them
+# (https://docs.aws.amazon.com/marketplace/latest/userguide/notifications-eventbridge.html).
+
+
 def test_a_concurrent_agreements_product_emits_the_eventbridge_event() -> None:
+    """Ended - Proposer: the seller is the ISV and the proposer, and AWS then sends only the
+    Proposer agreement event; its agreement is {id, status} only."""
     snapshot = catalog()
     agreement_id = snapshot.agreements_by_license[CA_ARN].agreement_id
     [event] = lifecycle.unsubscribe(snapshot, CA_ARN, T, HOUR, SequentialIds()).events
     assert (event.channel, event.topic) == (
         Channel.EVENTBRIDGE,
-        "Purchase Agreement Ended - Manufacturer",
+        "Purchase Agreement Ended - Proposer",
     )
     assert event.body == {
         "version": "0",
         "id": "00000000-0000-4000-8000-000000000001",
-        "detail-type": "Purchase Agreement Ended - Manufacturer",
+        "detail-type": "Purchase Agreement Ended - Proposer",
         "source": "aws.agreement-marketplace",
         "account": "111122223333",
         "time": "2027-01-15T08:00:00Z",
         "region": "us-east-1",
-        "resources": [
-            f"arn:aws:aws-marketplace:us-east-1:111122223333:AWSMarketplace/Agreement/{agreement_id}"
-        ],
+        "resources": [f"arn:aws:aws-marketplace::aws:agreement:{agreement_id}"],
+        "detail": {
+            "requestId": "00000000-0000-4000-8000-000000000002",
+            "catalog": "AWSMarketplace",
+            "agreement": {"id": agreement_id, "status": "CANCELLED"},
+            "acceptor": {"accountId": "444455556666"},
+            "proposer": {"accountId": "111122223333"},
+            "offer": {"id": "offer-1"},
+        },
+    }
+
+
+def test_a_new_concurrent_agreement_emits_created_proposer() -> None:
+    done = lifecycle.subscribe(
+        catalog(),
+        "prod-ca",
+        "555566667777",
+        T,
+        SequentialTokens(),
+        SequentialIds(),
+        offer_id="offer-1234567890123",
+    )
+    assert done.agreement is not None
+    agreement_id = done.agreement.agreement_id
+    [event] = done.events
+    assert event.body == {
+        "version": "0",
+        "id": "00000000-0000-4000-8000-000000000001",
+        "detail-type": "Purchase Agreement Created - Proposer",
+        "source": "aws.agreement-marketplace",
+        "account": "111122223333",
+        "time": "2027-01-15T08:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:aws-marketplace::aws:agreement:{agreement_id}"],
         "detail": {
             "requestId": "00000000-0000-4000-8000-000000000002",
             "catalog": "AWSMarketplace",
             "agreement": {
                 "id": agreement_id,
                 "intent": "NEW",
-                "status": "CANCELLED",
-                "startTime": "1970-01-01T00:00:00Z",
-                "endTime": "2027-01-15T09:00:00Z",
+                "status": "ACTIVE",
+                "acceptanceTime": "2027-01-15T08:00:00Z",
+                "startTime": "2027-01-15T08:00:00Z",
             },
-            "acceptor": {"accountId": "444455556666"},
+            "acceptor": {"accountId": "555566667777"},
             "proposer": {"accountId": "111122223333"},
-            "offer": {"id": "offer-1"},
-            "product": {"id": "prod-ca"},
-            "licenseArns": [CA_ARN],
+            "offer": {"id": "offer-1234567890123"},
         },
     }
+
+
+def test_an_entitlement_update_emits_license_updated_manufacturer() -> None:
+    snapshot = catalog()
+    agreement_id = snapshot.agreements_by_license[CA_ARN].agreement_id
+    [event] = lifecycle.update_entitlement(snapshot, CA_ARN, T, SequentialIds()).events
+    assert event.body["detail-type"] == "License Updated - Manufacturer"
+    assert event.body["resources"] == [f"arn:aws:aws-marketplace::aws:agreement:{agreement_id}"]
+    assert event.body["detail"] == {
+        "requestId": "00000000-0000-4000-8000-000000000002",
+        "catalog": "AWSMarketplace",
+        "agreement": {"id": agreement_id},
+        "product": {"code": "prod-ca", "id": product_id_for("prod-ca")},
+        "license": {"arn": CA_ARN},
+        "acceptor": {"accountId": "444455556666"},
+        "proposer": {"accountId": "111122223333"},
+        "offer": {"id": "offer-1"},
+    }
+    assert re.fullmatch(r"prod-[0-9a-z]{13}", product_id_for("prod-ca"))
 
 
 def test_a_failed_concurrent_agreements_subscription_is_logged_not_delivered() -> None:
@@ -234,7 +290,8 @@ def test_a_failed_concurrent_agreements_subscription_is_logged_not_delivered() -
         (
             "resubscribe",
             LEGACY_ARN,
-            "is subscribed; only a suspended or unsubscribed agreement can be resubscribed",
+            "is subscribed; only a suspended, unsubscribed or unsubscribe-pending agreement can "
+            "be resubscribed",
         ),
         (
             "update_entitlement",
@@ -315,3 +372,23 @@ def test_resubscribing_a_suspended_agreement_keeps_its_start() -> None:
     done = lifecycle.resubscribe(catalog(), SUSPENDED_ARN, T, SequentialIds())
     assert done.agreement is not None
     assert done.agreement.starts_at == 0.0
+
+
+def test_resubscribing_while_unsubscribe_pending_sends_subscribe_success_instead() -> None:
+    """AWS: a buyer who re-subscribes before unsubscribe-success gets subscribe-success, and
+    unsubscribe-success is not sent
+    (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-notification.html)."""
+    pending = lifecycle.unsubscribe(catalog(), LEGACY_ARN, T, HOUR, SequentialIds())
+    snapshot = after(catalog(), pending)
+    done = lifecycle.resubscribe(snapshot, LEGACY_ARN, T + 600, SequentialIds())
+    assert done.agreement is not None
+    assert (done.agreement.state, done.agreement.starts_at, done.agreement.ends_at) == (
+        AgreementState.SUBSCRIBED,
+        0.0,
+        None,
+    )
+    [event] = done.events
+    assert json.loads(event.body["Message"])["action"] == "subscribe-success"
+    # nothing is left for the ticker to complete: no unsubscribe-success follows
+    resumed = after(snapshot, done)
+    assert lifecycle.due_unsubscriptions(resumed, T + 2 * HOUR.total_seconds()) == []

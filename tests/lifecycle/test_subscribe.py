@@ -73,6 +73,8 @@ def test_a_new_buyer_of_a_legacy_product_gets_a_customer_identifier(store: Opera
     subscription = plan(store, "prod-legacy", NEW)
     license_arn = license_arn_for(NEW, "prod-legacy", repr(EPOCH))
     assert LICENSE_ARN_FORMAT.fullmatch(license_arn)
+    # AWS's form: AWS Marketplace's license-issuing account, not the buyer's
+    assert license_arn.startswith("arn:aws:license-manager::294406891311:license:l-")
     assert customer_identifier_for(NEW) == NEW_IDENTIFIER
     buyer = Buyer(NEW, NEW_IDENTIFIER)
     agreement = Agreement(

@@ -18,7 +18,7 @@ from decimal import Decimal
 import pytest
 
 from marketmeter.catalog.model import Agreement, AgreementState, Catalog, Product, ProductKind
-from marketmeter.config import Settings
+from marketmeter.config import DryRunAnswer, Settings
 from marketmeter.errors import (
     AwsError,
     CustomerNotEntitledException,
@@ -34,7 +34,7 @@ from marketmeter.errors import (
 )
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.ids import SequentialIds
-from marketmeter.metering.meter_usage import MeterUsage
+from marketmeter.metering.meter_usage import DRY_RUN_RECORD_ID, MeterUsage
 from marketmeter.metering.types import Caller, MeterUsageRequest, Tag, UsageAllocation
 from marketmeter.metering.windows import UsageWindow
 from marketmeter.store.base import BilledRecord, OperatorStore, UsageQuery
@@ -482,24 +482,25 @@ def test_the_same_token_of_another_buyer_account_is_independent(bench: Bench) ->
 # --- DryRun ----------------------------------------------------------------------------------
 
 
-def test_dry_run_that_would_succeed_answers_dry_run_operation_and_bills_nothing(
-    bench: Bench,
-) -> None:
-    error = bench.fails(DryRunOperation, ami(dry_run=True))
-    assert (error.code, error.http_status, error.message) == ("DryRunOperation", 400, DRY_RUN)
+def test_dry_run_that_would_succeed_answers_200_with_the_dry_run_record_id(bench: Bench) -> None:
+    """AWS answers HTTP 200 {"MeteringRecordId": "DryRunOperation"} (cloudquery/plugin-sdk
+    #1966; aws-samples/aws-marketplace-metered-container-product)."""
+    assert bench.meter(ami(dry_run=True)) == "DryRunOperation" == DRY_RUN_RECORD_ID
     assert bench.billed() == []
-    # nothing was recorded: the real call may then use any quantity
-    bench.meter(ami(quantity=7))
+    # nothing was recorded and the hour is not used up: the real call may use any quantity
+    assert bench.meter(ami(quantity=7)) == rid(2)
     assert [r.quantity for r in bench.billed()] == [Decimal(7)]
 
 
 def test_dry_run_after_a_billed_record(bench: Bench) -> None:
     first = bench.meter(ami(quantity=5))
-    assert bench.fails(DryRunOperation, ami(quantity=5, dry_run=True)).message == DRY_RUN
-    bench.fails(DryRunOperation, ami(quantity=None, quantity_decimal="5.00", dry_run=True))
+    assert bench.meter(ami(quantity=5, dry_run=True)) == DRY_RUN_RECORD_ID
+    assert (
+        bench.meter(ami(quantity=None, quantity_decimal="5.00", dry_run=True)) == "DryRunOperation"
+    )
     error = bench.fails(DuplicateRequestException, ami(quantity=6, dry_run=True))
     assert "was already sent from this instance with a different quantity" in error.message
-    bench.fails(DryRunOperation, ami(quantity=6, dry_run=True), alice("i-0new"))
+    assert bench.meter(ami(quantity=6, dry_run=True), alice("i-0new")) == DRY_RUN_RECORD_ID
     assert [r.metering_record_id for r in bench.billed()] == [first]
 
 
@@ -507,6 +508,7 @@ def test_dry_run_runs_every_check(bench: Bench) -> None:
     bench.fails(CustomerNotEntitledException, ami(dry_run=True), Caller.anonymous(DAVE_KEY))
     bench.fails(TimestampOutOfBoundsException, ami(dry_run=True, timestamp=EPOCH - 21600))
     bench.fails(InvalidProductCodeException, ami(dry_run=True, product_code="prod-legacy"))
+    bench.fails(InvalidUsageDimensionException, ami(dry_run=True, dimension="VCPU_HOURS"))
     bench.fails(ValidationException, agent(token=None, dry_run=True))
     bench.fails(
         InvalidUsageAllocationsException, ami(dry_run=True, quantity=2, allocations=(tagged(1),))
@@ -514,18 +516,44 @@ def test_dry_run_runs_every_check(bench: Bench) -> None:
 
 
 def test_per_request_dry_run(bench: Bench) -> None:
-    bench.fails(DryRunOperation, agent(token="tok-dry", quantity=1, dry_run=True))
+    assert bench.meter(agent(token="tok-dry", quantity=1, dry_run=True)) == DRY_RUN_RECORD_ID
     assert asyncio.run(bench.store.claim(ALICE, "tok-dry")) is None
     assert bench.billed() == []
 
     first = bench.meter(agent(quantity=2))
-    bench.fails(DryRunOperation, agent(quantity=2, dry_run=True))
+    assert bench.meter(agent(quantity=2, dry_run=True)) == DRY_RUN_RECORD_ID
     error = bench.fails(IdempotencyConflictException, agent(quantity=3, dry_run=True))
     assert (error.http_status, error.message) == (409, CONFLICT)
     assert [r.metering_record_id for r in bench.billed()] == [first]
     # the dry-run token was never claimed: it bills with any parameters
     assert bench.meter(agent(token="tok-dry", quantity=8)) != first
     assert len(bench.billed()) == 2
+
+
+@pytest.fixture
+def error_bench(store: OperatorStore) -> Bench:
+    """MeterUsage with ``--dry-run-answer error``."""
+    bench = Bench(store)
+    bench.operation = MeterUsage(
+        store, bench.clock, bench.ids, Settings().meter_usage_window, DryRunAnswer.ERROR
+    )
+    return bench
+
+
+def test_the_error_setting_answers_the_dry_run_operation_error(error_bench: Bench) -> None:
+    error = error_bench.fails(DryRunOperation, ami(dry_run=True))
+    assert (error.code, error.http_status, error.message) == ("DryRunOperation", 400, DRY_RUN)
+    error_bench.fails(DryRunOperation, agent(token="tok-dry", quantity=1, dry_run=True))
+    # a dry run that would fail still gets the real call's error, and real calls bill
+    error_bench.fails(InvalidProductCodeException, ami(dry_run=True, product_code="nope"))
+    first = error_bench.meter(ami(quantity=5))
+    error_bench.fails(DuplicateRequestException, ami(quantity=6, dry_run=True))
+    assert [r.metering_record_id for r in error_bench.billed()] == [first]
+
+
+def test_the_setting_defaults_to_aws_answer() -> None:
+    assert Settings().dry_run_answer is DryRunAnswer.SUCCESS
+    assert [a.value for a in DryRunAnswer] == ["success", "error"]
 
 
 # --- entitlement of the caller -----------------------------------------------------------------

@@ -25,6 +25,10 @@ Each case is a JSON object with these keys (no others):
   ``claims.publicKeyVersion`` names, fetched from the same app (``GET
   /_marketmeter/keys/{version}``) after the request; its header and claims must equal
   ``jwt.header`` and ``jwt.claims`` exactly.
+- ``catalog`` (optional): the catalog file in ``tests/data`` the app meters against (default
+  ``catalog.yaml``; ``catalog_issuer_arns.yaml`` holds LicenseArns in AWS's form).
+- ``settings`` (optional): ``Settings`` fields of the app other than the defaults, by name, with
+  their string values (``{"dry_run_answer": "error"}``).
 - ``xfail`` (optional): the reason the server disagrees with the spec's expectation recorded
   here; the case runs as ``xfail(strict=True)``.
 
@@ -56,7 +60,7 @@ import pytest
 
 from marketmeter.app import ADMIN_PREFIX, MarketmeterApp
 from marketmeter.catalog.loader import load_catalog_file
-from marketmeter.config import Settings
+from marketmeter.config import DryRunAnswer, Settings
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.ids import SequentialIds
 from marketmeter.metering.registration_tokens import SequentialTokens
@@ -70,7 +74,18 @@ GOLDEN = TESTS / "golden"
 CATALOG = TESTS / "data" / "catalog.yaml"
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 FIRST_REQUEST_NUMBER = 1000
-CASE_KEYS = {"source", "comment", "xfail", "setup", "jwt", "request", "response"}
+CASE_KEYS = {
+    "source",
+    "comment",
+    "xfail",
+    "catalog",
+    "settings",
+    "setup",
+    "jwt",
+    "request",
+    "response",
+}
+SETTINGS: dict[str, Callable[[str], Any]] = {"dry_run_answer": DryRunAnswer}
 SETUP_KEYS = {"tokens", "requests"}
 TOKEN_KEYS = {"token", "product", "buyer", "license_arn", "issued_at", "offer_type"}
 REQUEST_KEYS = {"headers", "body", "raw_body", "raw_body_size", "path", "method"}
@@ -186,9 +201,11 @@ def _exchange(store_url: str, case: dict[str, Any]) -> Exchange:
     setup = case.get("setup", {})
     store = open_store(store_url)
     try:
-        store.apply_catalog_now(load_catalog_file(CATALOG), _setup_tokens(setup))
+        catalog = TESTS / "data" / case.get("catalog", CATALOG.name)
+        store.apply_catalog_now(load_catalog_file(catalog), _setup_tokens(setup))
+        settings = {name: SETTINGS[name](value) for name, value in case.get("settings", {}).items()}
         app = MarketmeterApp(
-            Settings(),
+            Settings(**settings),
             store,
             FixedClock(NOW),
             SequentialIds(),
@@ -272,6 +289,8 @@ def test_golden_cases_exist() -> None:
         assert set(setup) <= SETUP_KEYS, path
         for token in setup.get("tokens", []):
             assert set(token) == TOKEN_KEYS, path
+        assert set(case.get("settings", {})) <= set(SETTINGS), path
+        assert (TESTS / "data" / case.get("catalog", CATALOG.name)).is_file(), path
         placeholders = _jwt_placeholders(case["response"]["body"])
         assert (placeholders > 0) == ("jwt" in case), path
         if "jwt" in case:

@@ -27,6 +27,7 @@ from marketmeter.protocol.sigv4 import (
     canonical_request,
     parse_authorization,
 )
+from marketmeter.servicemodel.spec import service_regions
 
 # AWS's Signature Version 4 test suite, as published (its LICENSE and NOTICE beside it)
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "sigv4"
@@ -172,6 +173,25 @@ def with_header(request: RawRequest, name: bytes, value: bytes) -> RawRequest:
 def test_a_botocore_signature_verifies() -> None:
     verified = verifier().verify(signed(region="eu-west-1"), KEYS.get)
     assert (verified.access_key_id, verified.region) == (SELLER_KEY, "eu-west-1")
+
+
+def test_a_scope_naming_a_region_outside_the_service_regions_is_refused() -> None:
+    """As AWS's JSON services answer (the trailing space is theirs)."""
+    checker = SigV4Verifier(wall_clock=lambda: NOW.timestamp(), regions=service_regions())
+    for region in ("ca-west-1", "ap-southeast-5", "local"):
+        with pytest.raises(InvalidSignatureException) as failure:
+            checker.verify(signed(region=region), KEYS.get)
+        assert failure.value.message == "Credential should be scoped to a valid region. "
+    for region in ("us-east-1", "il-central-1", "cn-northwest-1", "us-gov-east-1"):
+        assert checker.verify(signed(region=region), KEYS.get).region == region
+    # without regions (the default), any region verifies
+    assert verifier().verify(signed(region="local"), KEYS.get).region == "local"
+
+
+def test_the_service_regions_are_botocores_endpoints() -> None:
+    regions = service_regions()
+    assert {"us-east-1", "eu-south-2", "cn-northwest-1", "us-gov-west-1"} <= regions
+    assert {"ca-west-1", "ap-east-2", "mx-central-1", "us-east-1-fips"}.isdisjoint(regions)
 
 
 def test_a_session_token_signed_by_botocore_verifies() -> None:

@@ -76,6 +76,54 @@ def test_the_plugin_is_registered_and_documents_its_options(tmp_path: Path) -> N
     run = run_pytest(tmp_path, "--help")
     assert "--marketmeter-mode={inprocess,subprocess}" in run.stdout
     assert "marketmeter_catalog (string):" in run.stdout
+    assert "marketmeter_dry_run_answer (string):" in run.stdout
+
+
+# A MeterUsage dry run from a buyer's instance (the demo catalog's alice, entitled to demo-ami).
+DRY_RUN = """
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+
+def dry_run(marketmeter):
+    client = marketmeter.make_client(aws_access_key_id="AKIAMMDEMOBUYER00001",
+                                     aws_session_token="i-0plugin")
+    return client.meter_usage(ProductCode="demo-ami", Timestamp=int(time.time()),
+                              UsageDimension="vcpu_hours", UsageQuantity=1, DryRun=True)
+
+
+def test_dry_run(marketmeter):
+    if EXPECT == "success":
+        assert dry_run(marketmeter)["MeteringRecordId"] == "DryRunOperation"
+    else:
+        with pytest.raises(ClientError) as raised:
+            dry_run(marketmeter)
+        assert raised.value.response["Error"]["Code"] == "DryRunOperation"
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert marketmeter.usage() == []
+"""
+
+
+@pytest.mark.parametrize(
+    ("ini", "mode", "expect"),
+    [
+        ("", "inprocess", "success"),
+        ("marketmeter_dry_run_answer = error\n", "inprocess", "error"),
+        ("marketmeter_dry_run_answer = error\n", "subprocess", "error"),
+    ],
+)
+def test_the_dry_run_answer_is_a_setting_of_the_plugin(
+    tmp_path: Path, ini: str, mode: str, expect: str
+) -> None:
+    """By default AWS's answer (200, MeteringRecordId DryRunOperation); the ini option
+    ``marketmeter_dry_run_answer = error`` gives the server ``--dry-run-answer error``."""
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\nmarketmeter_mode = {mode}\n{ini}")
+    (tmp_path / "test_dry_run.py").write_text(f"EXPECT = {expect!r}\n{DRY_RUN}")
+    run = run_pytest(tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[-1].startswith("1 passed in ")
 
 
 def test_a_catalog_that_does_not_load_fails_the_session_with_its_error(tmp_path: Path) -> None:

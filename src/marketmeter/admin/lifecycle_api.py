@@ -257,7 +257,7 @@ def lifecycle_endpoints(service: LifecycleService) -> list[Endpoint]:
     async def resubscribe(request: Request) -> Response:
         """Resubscribe.
         ---
-        summary: Resubscribe a suspended or unsubscribed agreement
+        summary: Resubscribe a suspended, unsubscribed or unsubscribe-pending agreement
         tags: [lifecycle]
         responses:
           "200":

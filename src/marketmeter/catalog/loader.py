@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marketmeter.catalog.model import (
     LICENSE_ARN_FORMAT,
+    LICENSE_ISSUER_ACCOUNT,
     AccessKey,
     Agreement,
     AgreementState,
@@ -32,6 +33,7 @@ from marketmeter.catalog.model import (
     Product,
     ProductKind,
     Seller,
+    legacy_license_arn_for,
     license_arn_for,
 )
 from marketmeter.servicemodel.spec import service_model
@@ -242,6 +244,17 @@ def _wire_check(shape_name: str, value: str, where: str, problems: list[str]) ->
     )
 
 
+def _derived_license_arn(
+    buyer: str, product: str, start: float | None, existing_arns: set[str]
+) -> str:
+    """The LicenseArn of an agreement the catalog gives none: AWS's form, unless the ledger
+    already holds this agreement under the ARN earlier versions derived (buyer's account)."""
+    legacy = legacy_license_arn_for(buyer, product, str(start))
+    if legacy in existing_arns:
+        return legacy
+    return license_arn_for(buyer, product, str(start))
+
+
 def _epoch(moment: datetime | None) -> float | None:
     if moment is None:
         return None
@@ -344,22 +357,20 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
 
     agreements = []
     seen = set()
+    existing_arns = {agreement.license_arn for agreement in existing.agreements}
     for i, a in enumerate(parsed.agreements):
         start, end = _epoch(a.start), _epoch(a.end)
-        arn = a.license_arn or license_arn_for(a.buyer, a.product, str(start))
+        arn = a.license_arn or _derived_license_arn(a.buyer, a.product, start, existing_arns)
         where = f"agreements[{i}] ({a.buyer} × {a.product})"
         if a.buyer not in buyer_ids:
             problems.append(f"{where}: buyer: no buyer with account_id {a.buyer}")
         if a.product not in product_codes:
             problems.append(f"{where}: product: no product with product_code {a.product}")
-        match = LICENSE_ARN_FORMAT.fullmatch(arn)
-        if match is None:
+        if LICENSE_ARN_FORMAT.fullmatch(arn) is None:
             problems.append(
                 f"{where}: license_arn: must look like "
-                "arn:aws:license-manager::<buyer>:license:l-<32 hex digits>"
+                f"arn:aws:license-manager::{LICENSE_ISSUER_ACCOUNT}:license:l-<32 hex digits>"
             )
-        elif match["account"] != a.buyer:
-            problems.append(f"{where}: license_arn: the account in the ARN is not the buyer's")
         if arn in seen:
             problems.append(f"{where}: license_arn: listed twice")
         seen.add(arn)

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 __all__ = [
     "LICENSE_ARN_FORMAT",
+    "LICENSE_ISSUER_ACCOUNT",
     "AccessKey",
     "Agreement",
     "AgreementState",
@@ -27,19 +28,40 @@ __all__ = [
     "Seller",
     "agreement_id_for",
     "customer_identifier_for",
+    "legacy_license_arn_for",
     "license_arn_for",
+    "product_id_for",
 ]
 
-# The LicenseArns marketmeter issues (docs/catalog.md); any other well-formed ARN is not a license.
+# AWS Marketplace's license-issuing account: real LicenseArns (ResolveCustomer answers, the
+# License Manager licenses Marketplace grants) name it, not the buyer. The buyer of a license is
+# known from its agreement only; nothing ever reads an account out of a LicenseArn.
+LICENSE_ISSUER_ACCOUNT = "294406891311"
+
+# What a LicenseArn looks like (any 12-digit account: catalogs written for earlier marketmeter
+# versions name the buyer's); any other ARN the model's pattern lets through is not a license.
 LICENSE_ARN_FORMAT = re.compile(
-    r"arn:aws[a-zA-Z-]*:license-manager::(?P<account>[0-9]{12}):license:l-[0-9a-f]{32}"
+    r"arn:aws[a-zA-Z-]*:license-manager::[0-9]{12}:license:l-[0-9a-f]{32}"
 )
 
 
 def license_arn_for(buyer_account_id: str, *seed: str) -> str:
-    """A stable LicenseArn for a buyer, derived from ``seed`` (same seed, same ARN)."""
-    digest = hashlib.sha256("|".join((buyer_account_id, *seed)).encode()).hexdigest()[:32]
-    return f"arn:aws:license-manager::{buyer_account_id}:license:l-{digest}"
+    """A stable LicenseArn for a buyer's agreement, derived from ``seed`` (same seed, same
+    ARN), in AWS's form: ``arn:aws:license-manager::294406891311:license:l-<32 hex>``."""
+    license_id = _license_id(buyer_account_id, *seed)
+    return f"arn:aws:license-manager::{LICENSE_ISSUER_ACCOUNT}:license:l-{license_id}"
+
+
+def legacy_license_arn_for(buyer_account_id: str, *seed: str) -> str:
+    """The ARN ``license_arn_for`` derived before marketmeter followed AWS's form (the buyer's
+    account in place of the issuer's, the same ``l-`` id): a catalog applied again to a ledger
+    that holds it keeps that agreement instead of adding a second one."""
+    license_id = _license_id(buyer_account_id, *seed)
+    return f"arn:aws:license-manager::{buyer_account_id}:license:l-{license_id}"
+
+
+def _license_id(buyer_account_id: str, *seed: str) -> str:
+    return hashlib.sha256("|".join((buyer_account_id, *seed)).encode()).hexdigest()[:32]
 
 
 def agreement_id_for(license_arn: str) -> str:
@@ -47,6 +69,14 @@ def agreement_id_for(license_arn: str) -> str:
     derived from the LicenseArn (same license, same id)."""
     digest = int.from_bytes(hashlib.sha256(f"agreement|{license_arn}".encode()).digest())
     return "agmt-" + _base36(digest, 25)
+
+
+def product_id_for(product_code: str) -> str:
+    """The product's entity id as AWS shows it beside the product code (``prod-`` and 13
+    lowercase alphanumerics, e.g. in License events), derived from the code (same code, same
+    id): marketmeter's catalog has product codes only."""
+    digest = int.from_bytes(hashlib.sha256(f"product|{product_code}".encode()).digest())
+    return "prod-" + _base36(digest, 13)
 
 
 def customer_identifier_for(buyer_account_id: str) -> str:

@@ -321,7 +321,9 @@ _transition_command(
     "Unsubscribe: unsubscribe-pending now, unsubscribe-success after the server's delay",
 )
 _transition_command("suspend", "Suspend an agreement: nothing is billed from now")
-_transition_command("resubscribe", "Resubscribe a suspended or unsubscribed one")
+_transition_command(
+    "resubscribe", "Resubscribe a suspended, unsubscribed or unsubscribe-pending one"
+)
 
 
 @agreements.command("update")

@@ -21,6 +21,7 @@ from marketmeter.cli.connection import (
 )
 from marketmeter.config import (
     ConnectionLimits,
+    DryRunAnswer,
     Settings,
 )
 from marketmeter.metering.windows import WindowPolicy
@@ -152,6 +153,17 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     help="MeterUsage: seconds in the past a usage timestamp may lie (less than).",
 )
 @click.option(
+    "--dry-run-answer",
+    envvar="MARKETMETER_DRY_RUN_ANSWER",
+    show_envvar=True,
+    type=click.Choice([a.value for a in DryRunAnswer]),
+    default=_DEFAULTS.dry_run_answer.value,
+    show_default=True,
+    help="MeterUsage DryRun that would succeed: success answers HTTP 200 "
+    '{"MeteringRecordId": "DryRunOperation"} as AWS does; error answers the 400 '
+    "DryRunOperation error (docs/meter-usage.md).",
+)
+@click.option(
     "--token-ttl",
     envvar="MARKETMETER_TOKEN_TTL",
     show_envvar=True,
@@ -248,6 +260,7 @@ def serve(
     window: str,
     future_skew: int,
     meter_usage_window: int,
+    dry_run_answer: str,
     token_ttl: int,
     synchronous: str,
     quota: str,
@@ -276,6 +289,7 @@ def serve(
         window=WindowPolicy(window),
         future_skew=timedelta(seconds=future_skew),
         meter_usage_max_age=timedelta(seconds=meter_usage_window),
+        dry_run_answer=DryRunAnswer(dry_run_answer),
         token_ttl=timedelta(seconds=token_ttl),
         synchronous="normal" if synchronous == "normal" else "full",
         quota="aws" if quota == "aws" else "off",

@@ -10,12 +10,21 @@
   (``entitlement-updated``) to ``aws-mp-entitlement-notification-<productCode>``.
 - Concurrent-agreements products: the EventBridge event of source
   ``aws.agreement-marketplace`` (``version``, ``id``, ``detail-type``, ``source``, ``account``,
-  ``time``, ``region``, ``resources``, ``detail``) with AWS's seller-side detail-types.
+  ``time``, ``region``, ``resources``, ``detail``) laid out as AWS's seller guide prints them
+  (https://docs.aws.amazon.com/marketplace/latest/userguide/notifications-eventbridge.html):
+  ``resources`` ``["arn:aws:aws-marketplace::aws:agreement:<agmt-id>"]``; agreement events as
+  ``- Proposer`` (a marketmeter seller is the ISV and the offer's proposer, and AWS then sends
+  only the Proposer agreement event,
+  https://docs.aws.amazon.com/marketplace/latest/userguide/saas-eventbridge-integration.html),
+  license events as ``- Manufacturer``. Created: ``agreement {id, intent, status,
+  acceptanceTime, startTime, endTime?}``; Ended: ``agreement {id, status}``; License Updated /
+  Deprovisioned: ``agreement {id}``, ``product {code, id}``, ``license {arn}``; all with
+  ``acceptor``, ``proposer`` and ``offer`` (when the subscription named one).
 
 AWS documents no message for a suspension or a resumption; marketmeter's choice
 (``SNS_ACTIONS``, ``DETAIL_TYPES``): a suspension ends access at once, so it is told as
 ``unsubscribe-success`` / ``License Deprovisioned - Manufacturer``; a resubscription grants it
-again, ``subscribe-success`` / ``Purchase Agreement Created - Manufacturer`` (``License Updated -
+again, ``subscribe-success`` / ``Purchase Agreement Created - Proposer`` (``License Updated -
 Manufacturer`` when a suspended agreement resumes). A failed subscription of a
 concurrent-agreements product creates no agreement and AWS sends no event: it is logged with
 channel ``none`` and delivered nowhere. The SNS ``Signature`` is a stand-in (marketmeter does
@@ -33,6 +42,7 @@ from typing import Any
 import orjson
 
 from marketmeter import __version__
+from marketmeter.catalog.model import product_id_for
 from marketmeter.lifecycle.types import Channel, LifecycleAction, LifecycleEvent
 
 __all__ = [
@@ -68,8 +78,8 @@ SNS_ACTIONS: dict[LifecycleAction, str] = {
     LifecycleAction.ENTITLEMENT_UPDATED: "entitlement-updated",
 }
 
-_CREATED = "Purchase Agreement Created - Manufacturer"
-_ENDED = "Purchase Agreement Ended - Manufacturer"
+_CREATED = "Purchase Agreement Created - Proposer"
+_ENDED = "Purchase Agreement Ended - Proposer"
 _LICENSE_UPDATED = "License Updated - Manufacturer"
 _LICENSE_DEPROVISIONED = "License Deprovisioned - Manufacturer"
 
@@ -84,12 +94,7 @@ DETAIL_TYPES: dict[LifecycleAction, str | None] = {
     LifecycleAction.RESUBSCRIBE: _CREATED,
     LifecycleAction.ENTITLEMENT_UPDATED: _LICENSE_UPDATED,
 }
-_AGREEMENT_STATUS = {
-    _CREATED: "ACTIVE",
-    _ENDED: "CANCELLED",
-    _LICENSE_UPDATED: "ACTIVE",
-    _LICENSE_DEPROVISIONED: "TERMINATED",
-}
+_AGREEMENT_STATUS = {_CREATED: "ACTIVE", _ENDED: "CANCELLED"}
 _SUBSCRIBE_ACTIONS = ("subscribe-success", "subscribe-fail")
 
 
@@ -187,26 +192,31 @@ def eventbridge_event(
 ) -> dict[str, Any]:
     """The EventBridge event of ``detail_type`` for the seller's default bus."""
     agreement: dict[str, Any] = {"id": subject.agreement_id}
-    if detail_type in (_CREATED, _ENDED):
+    if detail_type == _ENDED:
+        agreement["status"] = _AGREEMENT_STATUS[_ENDED]
+    elif detail_type == _CREATED:
         agreement["intent"] = "NEW"
-    agreement["status"] = _AGREEMENT_STATUS[detail_type]
-    if subject.starts_at is not None:
-        agreement["startTime"] = _event_time(subject.starts_at)
-    if subject.ends_at is not None:
-        agreement["endTime"] = _event_time(subject.ends_at)
+        agreement["status"] = _AGREEMENT_STATUS[_CREATED]
+        agreement["acceptanceTime"] = _event_time(at)
+        if subject.starts_at is not None:
+            agreement["startTime"] = _event_time(subject.starts_at)
+        if subject.ends_at is not None:
+            agreement["endTime"] = _event_time(subject.ends_at)
     detail: dict[str, Any] = {
         "requestId": request_id,
         "catalog": "AWSMarketplace",
         "agreement": agreement,
-        "acceptor": {"accountId": subject.buyer_account_id},
-        "proposer": {"accountId": subject.seller_account_id},
     }
+    if detail_type in (_LICENSE_UPDATED, _LICENSE_DEPROVISIONED):
+        detail["product"] = {
+            "code": subject.product_code,
+            "id": product_id_for(subject.product_code),
+        }
+        detail["license"] = {"arn": subject.license_arn}
+    detail["acceptor"] = {"accountId": subject.buyer_account_id}
+    detail["proposer"] = {"accountId": subject.seller_account_id}
     if subject.offer_id is not None:
         detail["offer"] = {"id": subject.offer_id}
-    detail["product"] = {"id": subject.product_code}
-    detail["licenseArns"] = [subject.license_arn] if subject.license_arn else []
-    if detail_type in (_LICENSE_UPDATED, _LICENSE_DEPROVISIONED):
-        detail["license"] = {"arn": subject.license_arn, "status": agreement["status"]}
     return {
         "version": "0",
         "id": event_id,
@@ -215,10 +225,7 @@ def eventbridge_event(
         "account": subject.seller_account_id,
         "time": _event_time(at),
         "region": NOTIFICATION_REGION,
-        "resources": [
-            f"arn:aws:aws-marketplace:{NOTIFICATION_REGION}:{subject.seller_account_id}:"
-            f"AWSMarketplace/Agreement/{subject.agreement_id}"
-        ],
+        "resources": [f"arn:aws:aws-marketplace::aws:agreement:{subject.agreement_id}"],
         "detail": detail,
     }
 

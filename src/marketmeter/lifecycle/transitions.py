@@ -18,7 +18,8 @@ States and the transitions between them (the state an agreement has *at now*, se
 - ``complete_unsubscribe``: ``unsubscribe-pending`` whose end has come → ``unsubscribed``
   (``unsubscribe-success``), stamped with the end time;
 - ``suspend``: ``subscribed`` or ``unsubscribe-pending`` → ``suspended``;
-- ``resubscribe``: ``suspended`` or ``unsubscribed`` → ``subscribed`` (open-ended again);
+- ``resubscribe``: ``suspended``, ``unsubscribed`` or ``unsubscribe-pending`` → ``subscribed``
+  (open-ended again);
 - ``update_entitlement``: ``subscribed`` or ``unsubscribe-pending`` stays, optionally turning a
   free trial into a paid agreement or back (``entitlement-updated``).
 
@@ -268,17 +269,29 @@ def suspend(catalog: CatalogSnapshot, reference: str, now: float, ids: IdGenerat
     return _changed(catalog, LifecycleAction.SUSPEND, agreement, suspended, now, ids)
 
 
+_RESUBSCRIBABLE = (
+    AgreementState.SUSPENDED,
+    AgreementState.UNSUBSCRIBED,
+    AgreementState.UNSUBSCRIBE_PENDING,
+)
+
+
 def resubscribe(
     catalog: CatalogSnapshot, reference: str, now: float, ids: IdGenerator
 ) -> Transition:
-    """``suspended`` or ``unsubscribed`` → ``subscribed``, open-ended again. Coming back from
-    ``unsubscribed`` starts the agreement's period anew at ``now``: usage stamped in the gap,
-    or before the unsubscription (refused since unsubscribe-success), stays unbillable."""
+    """``suspended``, ``unsubscribed`` or ``unsubscribe-pending`` → ``subscribed``, open-ended
+    again. Coming back from ``unsubscribed`` starts the agreement's period anew at ``now``:
+    usage stamped in the gap, or before the unsubscription (refused since
+    unsubscribe-success), stays unbillable. A buyer who re-subscribes while
+    ``unsubscribe-pending`` gets ``subscribe-success`` and never ``unsubscribe-success``, as AWS
+    documents (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-notification.html)."""
     agreement = find_agreement(catalog, reference)
     state = agreement.effective_state(now)
-    if state not in (AgreementState.SUSPENDED, AgreementState.UNSUBSCRIBED):
+    if state not in _RESUBSCRIBABLE:
         raise _refuse_state(
-            agreement, state, "only a suspended or unsubscribed agreement can be resubscribed"
+            agreement,
+            state,
+            "only a suspended, unsubscribed or unsubscribe-pending agreement can be resubscribed",
         )
     starts_at = now if state is AgreementState.UNSUBSCRIBED else agreement.starts_at
     active = replace(

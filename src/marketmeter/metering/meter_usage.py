@@ -23,8 +23,12 @@ Then the ledger decides:
   ClientToken of the buyer account bills; the same token with the same parameters returns the
   first MeteringRecordId; with other parameters → ``IdempotencyConflictException`` (409).
 
-``DryRun`` runs every check, including the ledger's (read only), records nothing, and answers
-``DryRunOperation`` where the call would have succeeded.
+``DryRun`` runs every check, including the ledger's (read only), records nothing and does not
+use up the hour. Where the call would have succeeded it answers as AWS does, HTTP 200 with
+``MeteringRecordId`` ``"DryRunOperation"`` (``DryRunAnswer.SUCCESS``: CloudQuery's client,
+cloudquery/plugin-sdk #1966, and AWS's sample aws-samples/aws-marketplace-metered-container-product
+rely on it); ``DryRunAnswer.ERROR`` answers the ``DryRunOperation`` error instead, as the API
+reference's wording ("returns DryRunOperation") reads. Where it would fail, the real call's error.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from marketmeter.catalog.model import CatalogSnapshot, Product, ProductKind
+from marketmeter.config import DryRunAnswer
 from marketmeter.errors import (
     CustomerNotEntitledException,
     DryRunOperation,
@@ -61,9 +66,12 @@ from marketmeter.metering.types import (
 from marketmeter.metering.windows import UsageWindow
 from marketmeter.store.base import Store
 
-__all__ = ["DRY_RUN_MESSAGE", "MeterUsage"]
+__all__ = ["DRY_RUN_MESSAGE", "DRY_RUN_RECORD_ID", "MeterUsage"]
 
 DRY_RUN_MESSAGE = "Request would have succeeded, but DryRun flag is set."
+# The MeteringRecordId of a dry run that would succeed (cloudquery/plugin-sdk #1966's double).
+DRY_RUN_RECORD_ID = "DryRunOperation"
+
 
 _METERED_KINDS = (ProductKind.AMI, ProductKind.CONTAINER)
 
@@ -77,11 +85,13 @@ class MeterUsage:
         clock: Clock,
         ids: IdGenerator,
         window: UsageWindow,
+        dry_run_answer: DryRunAnswer = DryRunAnswer.SUCCESS,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self._window = window
+        self._dry_run_answer = dry_run_answer
 
     async def __call__(self, request: MeterUsageRequest, caller: Caller) -> MeterUsageResult:
         _check_exclusive_members(request)
@@ -160,7 +170,7 @@ class MeterUsage:
             found = await self._store.claim(claim.customer_account, claim.client_token)
             if found is not None and found.fingerprint != claim.fingerprint:
                 raise _conflict(claim)
-            raise DryRunOperation(DRY_RUN_MESSAGE)
+            return self._dry_run_succeeds()
         outcome = await self._store.bill_claim(claim, entry)
         if not outcome.inserted and outcome.fingerprint != claim.fingerprint:
             raise _conflict(claim)
@@ -173,11 +183,17 @@ class MeterUsage:
             found = await self._store.billed(entry)
             if found is not None and found.quantity_micros != entry.quantity_micros:
                 raise _duplicate(entry, product)
-            raise DryRunOperation(DRY_RUN_MESSAGE)
+            return self._dry_run_succeeds()
         [outcome] = await self._store.bill([entry])
         if not outcome.inserted and outcome.quantity_micros != entry.quantity_micros:
             raise _duplicate(entry, product)
         return MeterUsageResult(outcome.metering_record_id)
+
+    def _dry_run_succeeds(self) -> MeterUsageResult:
+        """The answer to a dry run that passed every check (nothing was recorded)."""
+        if self._dry_run_answer is DryRunAnswer.ERROR:
+            raise DryRunOperation(DRY_RUN_MESSAGE)
+        return MeterUsageResult(DRY_RUN_RECORD_ID)
 
     def _check_window(self, request: MeterUsageRequest, now: datetime) -> None:
         if not self._window.accepts(request.timestamp, now):

@@ -10,7 +10,10 @@ which region, or raises the error AWS's JSON 1.1 services send (docs/wire-protoc
 - a header that cannot be parsed (algorithm, Credential, SignedHeaders, Signature, a date
   header) → ``IncompleteSignatureException``;
 - an access key nobody owns → ``UnrecognizedClientException``;
-- a credential scope for another service, terminator or day, a date more than 5 minutes from
+- a credential scope for another service, a region the service is not offered in (when the
+  verifier is given its regions: "Credential should be scoped to a valid region. ", as AWS's
+  JSON services answer a scope they do not serve), another terminator or day, a date more
+  than 5 minutes from
   the server's *wall* clock (never the simulated service clock), a ``host``, ``x-amz-date`` or
   ``x-amz-target`` left unsigned, an ``X-Amz-Security-Token`` sent but not signed (it names the
   buyer's instance that MeterUsage bills), a declared ``X-Amz-Content-SHA256`` that is not the
@@ -212,6 +215,11 @@ def _stamp(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime(_AMZ_DATE)
 
 
+# What AWS's JSON services answer a scope naming a region they are not offered in (the
+# trailing space is AWS's).
+_INVALID_REGION = "Credential should be scoped to a valid region. "
+
+
 def _unsigned_message(header: str) -> str:
     if header == "host":
         return "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
@@ -223,7 +231,8 @@ class SigV4Verifier:
     """Checks requests signed for ``service`` against the secrets ``lookup`` knows, within
     ``max_skew`` of ``wall_clock`` (epoch seconds). ``required_headers`` must be signed, and
     the session token too when one is sent, unless ``session_token_signed`` is False (some AWS
-    services let it be added after signing; AWS's test suite has such a case)."""
+    services let it be added after signing; AWS's test suite has such a case). ``regions``:
+    the regions a credential scope may name (``None``: any)."""
 
     def __init__(
         self,
@@ -232,8 +241,10 @@ class SigV4Verifier:
         wall_clock: Callable[[], float] = time.time,
         required_headers: tuple[str, ...] = REQUIRED_SIGNED_HEADERS,
         session_token_signed: bool = True,
+        regions: frozenset[str] | None = None,
     ) -> None:
         self._service = service
+        self._regions = regions
         self._required = required_headers
         self._session_token_signed = session_token_signed
         self._max_skew = max_skew
@@ -288,6 +299,8 @@ class SigV4Verifier:
             raise InvalidSignatureException(
                 f"Credential should be scoped to correct service: '{self._service}'. "
             )
+        if self._regions is not None and claim.region not in self._regions:
+            raise InvalidSignatureException(_INVALID_REGION)
         if claim.terminator != _TERMINATOR:
             raise InvalidSignatureException(
                 f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', "

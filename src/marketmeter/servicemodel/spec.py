@@ -11,7 +11,7 @@ from typing import Any
 
 import botocore.session
 
-__all__ = ["SERVICE_NAME", "operation_names", "service_model", "target_prefix"]
+__all__ = ["SERVICE_NAME", "operation_names", "service_model", "service_regions", "target_prefix"]
 
 SERVICE_NAME = "meteringmarketplace"
 
@@ -33,3 +33,19 @@ def operation_names() -> tuple[str, ...]:
     """The service's operations, as the model lists them (the one list every part reads:
     the dispatch table, fault rules, quotas, the journal's filter)."""
     return tuple(str(name) for name in service_model().operation_names)
+
+
+@cache
+def service_regions() -> frozenset[str]:
+    """The regions AWS serves the Metering Service in: every partition's endpoints of its
+    endpoint prefix (``metering.marketplace``) in botocore's ``endpoints.json`` (the 28
+    commercial regions of
+    https://docs.aws.amazon.com/marketplace/latest/APIReference/metering-regions.html, China,
+    GovCloud and the isolated partitions)."""
+    prefix = service_model().metadata["endpointPrefix"]
+    endpoints = botocore.session.get_session().get_data("endpoints")
+    regions: set[str] = set()
+    for partition in endpoints["partitions"]:
+        service = partition["services"].get(prefix, {})
+        regions.update(name for name in service.get("endpoints", {}) if "fips" not in name)
+    return frozenset(regions)

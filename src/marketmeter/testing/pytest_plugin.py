@@ -14,7 +14,9 @@ Registered with pytest when marketmeter is installed (entry point ``pytest11``).
   ``conftest.py``, or set the ini option ``marketmeter_catalog``. Default: the bundled demo
   catalog (``marketmeter catalog demo``).
 
-Options: ``--marketmeter-mode=inprocess|subprocess`` (or the ini option ``marketmeter_mode``).
+Options: ``--marketmeter-mode=inprocess|subprocess`` (or the ini option ``marketmeter_mode``);
+the ini option ``marketmeter_dry_run_answer`` (``success``, the default and AWS's answer, or
+``error``: ``serve --dry-run-answer``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Run the marketmeter fixture's server in this process or as a subprocess.",
     )
     parser.addini("marketmeter_mode", "inprocess (default) or subprocess", default="inprocess")
+    parser.addini(
+        "marketmeter_dry_run_answer",
+        "How a MeterUsage DryRun that would succeed is answered: success (HTTP 200, "
+        "MeteringRecordId DryRunOperation, as AWS; default) or error (400 DryRunOperation)",
+        default="success",
+    )
     parser.addini(
         "marketmeter_catalog",
         "Catalog YAML for the marketmeter fixture (default: the bundled demo catalog)",
@@ -132,7 +140,10 @@ def marketmeter_server(
     pytestconfig: pytest.Config, marketmeter_catalog: Path | None
 ) -> Iterator[MarketmeterServer]:
     mode = pytestconfig.getoption("marketmeter_mode") or pytestconfig.getini("marketmeter_mode")
-    server = MarketmeterServer(marketmeter_catalog, mode=cast(Mode, mode)).start()
+    dry_run_answer = cast(str, pytestconfig.getini("marketmeter_dry_run_answer"))
+    server = MarketmeterServer(
+        marketmeter_catalog, mode=cast(Mode, mode), dry_run_answer=dry_run_answer
+    ).start()
     try:
         server.admin.save_snapshot(BASELINE_SNAPSHOT)
         yield server

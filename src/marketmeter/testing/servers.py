@@ -9,6 +9,8 @@
   the URL is read from its banner.
 
 Without ``db`` the ledger is a SQLite file in a temporary directory, removed at ``stop``.
+``dry_run_answer`` is ``serve --dry-run-answer`` (how a MeterUsage DryRun that would succeed is
+answered; default ``success``, as AWS).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from marketmeter.config import Settings
+from marketmeter.config import DryRunAnswer, Settings
 from marketmeter.server import build_service, uvicorn_config
 from marketmeter.testing.admin_client import MarketmeterAdmin
 
@@ -48,9 +50,11 @@ class MarketmeterServer:
         mode: Mode = "inprocess",
         serve_options: tuple[str, ...] = (),
         settings: Settings | None = None,
+        dry_run_answer: str = DryRunAnswer.SUCCESS.value,
     ) -> None:
         if mode not in ("inprocess", "subprocess"):
             raise ValueError(f"mode must be inprocess or subprocess, not {mode!r}")
+        self.dry_run_answer = DryRunAnswer(dry_run_answer)
         self.catalog = Path(catalog) if catalog is not None else None
         self.mode = mode
         self.serve_options = serve_options
@@ -85,7 +89,9 @@ class MarketmeterServer:
     def _start_in_process(self, timeout: float) -> None:
         if self.serve_options:
             raise ValueError("serve_options apply to subprocess mode; pass settings instead")
-        settings = self._settings or Settings(port=0, db=self.db, catalog=self.catalog)
+        settings = self._settings or Settings(
+            port=0, db=self.db, catalog=self.catalog, dry_run_answer=self.dry_run_answer
+        )
         app, _, _ = build_service(settings)
         server = uvicorn.Server(uvicorn_config(app, settings, "127.0.0.1", 0, loop="asyncio"))
         self._uvicorn = server
@@ -104,7 +110,7 @@ class MarketmeterServer:
         args = [sys.executable, "-m", "marketmeter", "serve", "--port", "0", "--db", self.db]
         if self.catalog is not None:
             args += ["--catalog", str(self.catalog)]
-        args += list(self.serve_options)
+        args += ["--dry-run-answer", self.dry_run_answer.value, *self.serve_options]
         self._process = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
