@@ -77,6 +77,7 @@ def stored_client_token(token: str) -> str:
         return token
     return _NUL_TOKEN_MARKER + token.encode("utf-8", "surrogatepass").hex()
 
+
 DRY_RUN_MESSAGE = "Request would have succeeded, but DryRun flag is set."
 
 _METERED_KINDS = (ProductKind.AMI, ProductKind.CONTAINER)
