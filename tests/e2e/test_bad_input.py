@@ -91,3 +91,20 @@ def test_a_time_out_of_range_is_a_400_naming_it(
             else f"{shown} is out of range (years 1 to 9999)"
         )
         assert (answer.status_code, answer.json()) == (400, {"error": expected, "field": name})
+
+
+def test_the_journal_shows_a_deeply_nested_request_as_text(server: ServerProcess) -> None:
+    body = '{"ProductCode": ' + "[" * 900 + "]" * 900 + "}"
+    answer = httpx.post(
+        server.url,
+        content=body,
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AWSMPMeteringService.MeterUsage",
+        },
+    )
+    assert answer.status_code == 400
+    journal = httpx.get(f"{server.url}/_marketmeter/journal?since=0")
+    assert journal.status_code == 200, journal.text
+    [entry] = journal.json()["entries"]
+    assert entry["request"] == body

@@ -73,7 +73,10 @@ def parse_time(field: str, text: str) -> float:
         raise Refusal(field, f"{_shown(text)} is neither ISO 8601 nor epoch seconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    epoch = moment.timestamp()
+    if not EARLIEST <= epoch <= LATEST:  # a zone's offset took it past year 1 or 9999
+        raise Refusal(field, f"{_shown(text)} is out of range (years 1 to 9999)")
+    return epoch
 
 
 def parse_count(field: str, text: str, low: int, high: int) -> int:
