@@ -622,7 +622,7 @@ _ADMIN_VALUE_LITERALS = st.sampled_from(
         b"0",
         b"1_000",
         b"0x10",
-        b"\u0031",
+        b"%5Cu0031",  # a backslash escape, URL-encoded
     ]
 )
 _ADMIN_VALUES = st.one_of(
