@@ -36,7 +36,13 @@ from hypothesis import seed as hypothesis_seed
 
 from marketmeter import errors
 from marketmeter.servicemodel.spec import service_model, target_prefix
-from reliability.fuzz_cases import HTTP_LAYER_CATEGORIES, Probe, probes, slow_probe
+from reliability.fuzz_cases import (
+    ADMIN_CATEGORIES,
+    HTTP_LAYER_CATEGORIES,
+    Probe,
+    probes,
+    slow_probe,
+)
 from reliability.served import BACKENDS, served
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "Reply",
     "bill_fixed_records",
     "billed_records",
+    "catalog_problems",
     "exchange",
     "main",
     "parse_replies",
@@ -138,7 +145,37 @@ def reply_violations(probe: Probe, replies: list[Reply]) -> list[str]:
     return problems
 
 
+_ADMIN_LEAK = re.compile(rb"Traceback|site-packages")
+
+
+def _admin_reply_problems(reply: Reply) -> list[str]:
+    """The admin API's answers: below 500, JSON, an error as ``{"error", "field"}``; its
+    messages may quote the input (a file name in a document), so only tracebacks count as
+    leaks."""
+    problems: list[str] = []
+    if reply.status >= 500:
+        problems.append("server error")
+    leaked = _ADMIN_LEAK.search(reply.body)
+    if leaked:
+        problems.append(f"internals leaked: {leaked.group(0)!r}")
+    try:
+        document = orjson.loads(reply.body)
+    except orjson.JSONDecodeError:
+        return [*problems, f"body is not JSON: {reply.body[:100]!r}"]
+    if not isinstance(document, dict):
+        return [*problems, "body is not a JSON object"]
+    if reply.status >= 400:
+        field = document.get("field")
+        if set(document) != {"error", "field"} or not isinstance(document["error"], str):
+            problems.append(f"not the admin error shape: {document!r:.200}")
+        elif field is not None and not isinstance(field, str):
+            problems.append(f"field is not a name: {field!r:.100}")
+    return problems
+
+
 def _reply_problems(probe: Probe, reply: Reply) -> list[str]:
+    if probe.category in ADMIN_CATEGORIES:
+        return _admin_reply_problems(reply)
     problems: list[str] = []
     if reply.status >= 500:
         problems.append("server error")
@@ -222,6 +259,48 @@ def billed_records(url: str) -> list[dict[str, Any]]:
     return rows
 
 
+def catalog_problems(url: str) -> list[str]:
+    """What is inconsistent in the catalog the admin API lists: a key with two owners, an
+    account both seller and buyer, a product without its seller, an agreement or token without
+    its buyer or product, a CustomerIdentifier shared."""
+    admin = f"{url}/_marketmeter"
+
+    def listed(path: str, key: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{admin}/{path}", timeout=60)
+        response.raise_for_status()
+        rows: list[dict[str, Any]] = response.json()[key]
+        return rows
+
+    sellers, buyers = listed("sellers", "sellers"), listed("buyers", "buyers")
+    products = listed("products", "products")
+    agreements = listed("agreements?limit=10000", "agreements")
+    tokens = listed("tokens?limit=10000", "tokens")
+    seller_ids = {s["account_id"] for s in sellers}
+    buyer_ids = {b["account_id"] for b in buyers}
+    codes = {p["product_code"] for p in products}
+    keys = Counter(k["access_key_id"] for a in sellers + buyers for k in a["access_keys"])
+    identifiers = Counter(b["customer_identifier"] for b in buyers if b["customer_identifier"])
+    problems = [f"access key {k} has {n} owners" for k, n in keys.items() if n > 1]
+    problems += [f"account {a} is a seller and a buyer" for a in seller_ids & buyer_ids]
+    problems += [
+        f"product {p['product_code']}: no seller {p['seller']}"
+        for p in products
+        if p["seller"] not in seller_ids
+    ]
+    problems += [
+        f"agreement {a['licenseArn']}: no buyer or product"
+        for a in agreements
+        if a["buyerAccountId"] not in buyer_ids or a["productCode"] not in codes
+    ]
+    problems += [
+        f"token of {t['customerAWSAccountId']} x {t['productCode']}: no buyer or product"
+        for t in tokens
+        if t["customerAWSAccountId"] not in buyer_ids or t["productCode"] not in codes
+    ]
+    problems += [f"CustomerIdentifier {i!r} shared" for i, n in identifiers.items() if n > 1]
+    return problems
+
+
 def ledger_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
     """How the rows billed before differ after: each must be there, identical, and alone in its
     (product, customer, dimension, hour) slot."""
@@ -255,6 +334,7 @@ class FuzzReport:
     health_checks: int = 0
     billed_before: int = 0
     billed_after: int = 0
+    catalog_problems: int = 0
     seconds: float = 0.0
 
     @property
@@ -280,6 +360,11 @@ class FuzzReport:
         out.append(
             f"ledger: {self.billed_before} rows billed before, unchanged after; "
             f"{self.billed_after} rows after"
+        )
+        out.append(
+            "catalog: consistent"
+            if not self.catalog_problems
+            else f"catalog: {self.catalog_problems} inconsistencies"
         )
         out += [f"VIOLATION {violation}" for violation in self.violations[:20]]
         out.append("verdict: " + ("PASS" if self.passed else f"FAIL ({len(self.violations)})"))
@@ -366,6 +451,9 @@ def run_fuzz(
     fuzzer.check_health()
     after = billed_records(url)
     fuzzer.report.violations += ledger_changes(before, after)
+    inconsistent = catalog_problems(url)
+    fuzzer.report.catalog_problems = len(inconsistent)
+    fuzzer.report.violations += [f"catalog: {problem}" for problem in inconsistent]
     fuzzer.report.billed_before, fuzzer.report.billed_after = len(before), len(after)
     fuzzer.report.seconds = time.monotonic() - started
     return fuzzer.report

@@ -2,10 +2,11 @@
 
 A ``Probe`` is what goes on one TCP connection: the bytes, in the pieces they are sent in, the
 pause between pieces, and whether the client half-closes after sending. The strategies build
-probes in twelve categories (``CATEGORIES``); the members and types they break are read from
+probes in fourteen categories (``CATEGORIES``); the members and types they break are read from
 botocore's service model (``marketmeter.servicemodel.spec``), only the valid base values of each
-operation are written here. ``slow_body`` probes are built apart (``slow_probe``): they take
-time, so a run sends only a handful.
+operation are written here; ``admin_params`` and ``catalog_document`` go to the admin API (its
+query parameters; ``POST /_marketmeter/catalog``). ``slow_body`` probes are built apart
+(``slow_probe``): they take time, so a run sends only a handful.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import strategies as st
 
@@ -21,6 +23,8 @@ from marketmeter.config import ConnectionLimits
 from marketmeter.servicemodel.spec import service_model, target_prefix
 
 __all__ = [
+    "ADMIN_CATEGORIES",
+    "ADMIN_QUERY_PARAMETERS",
     "CATEGORIES",
     "HTTP_LAYER_CATEGORIES",
     "Pairs",
@@ -51,6 +55,8 @@ CATEGORIES = (
     "lying_length",
     "unknown_method",
     "huge_headers",
+    "admin_params",
+    "catalog_document",
     "slow_body",
 )
 
@@ -58,6 +64,8 @@ CATEGORIES = (
 # uvicorn's HTTP parser may answer them itself (400, text/plain "Invalid HTTP request
 # received.") before the app runs.
 HTTP_LAYER_CATEGORIES = frozenset({"bad_utf8", "lying_length", "unknown_method"})
+# Categories sent to the admin API (/_marketmeter): answers are its own JSON, not the AWS wire's.
+ADMIN_CATEGORIES = frozenset({"admin_params", "catalog_document"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -567,6 +575,202 @@ def _head_status(size: int, small: int | None) -> int | None:
     return small if size < MAX_HEADER_BYTES - 1024 else None
 
 
+# --- the admin API: query parameters and catalog documents --------------------------------------
+
+# Every admin route that parses query parameters, and the parameters it knows
+# (GET /_marketmeter/openapi.json lists the same).
+ADMIN_QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "/_marketmeter/usage": ("product", "customer", "dimension", "from", "to", "limit"),
+    "/_marketmeter/tokens": ("product", "buyer", "limit"),
+    "/_marketmeter/agreements": ("product", "buyer", "state", "limit"),
+    "/_marketmeter/events": ("product", "buyer", "action", "since", "until", "after", "limit"),
+    "/_marketmeter/journal": (
+        "operation",
+        "product",
+        "accessKeyId",
+        "status",
+        "errorType",
+        "since",
+        "until",
+        "after",
+        "limit",
+    ),
+}
+_ADMIN_VALUE_LITERALS = st.sampled_from(
+    [
+        b"9" * 5000,
+        b"0" * 5000 + b"1",
+        b"-" + b"9" * 5000,
+        b"1e300",
+        b"-1e300",
+        b"1e308",
+        b"1e-320",
+        b"1e12",
+        b"-62135596801",
+        b"253402300800",
+        b"0001-01-01T00:00:00%2B14:00",
+        b"9999-12-31T23:59:59-14:00",
+        b"0000-01-01",
+        b"2026-02-30",
+        b"%EF%BC%91",  # a fullwidth digit one
+        b"%D9%A3",  # an Arabic-Indic digit three
+        b"%00",
+        b"%FF%FE",
+        b"%",
+        b"+1",
+        b"",
+        b"0",
+        b"1_000",
+        b"0x10",
+        b"%5Cu0031",  # a backslash escape, URL-encoded
+    ]
+)
+_ADMIN_VALUES = st.one_of(
+    _ADMIN_VALUE_LITERALS,
+    _NUMBER_LITERALS,
+    _NON_FINITE,
+    _NUMBERS,
+    st.text(max_size=40).map(lambda text: quote(text, safe="").encode()),
+    st.binary(max_size=20).map(lambda raw: quote(raw, safe="").encode()),
+)
+
+
+def _admin_get(category: str, path_and_query: bytes) -> Probe:
+    wire = b"GET " + path_and_query + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    return Probe(category, (wire,))
+
+
+@st.composite
+def _admin_params(draw: st.DrawFn, now: int) -> Probe:
+    """One admin route's query: its own parameters (or an unknown one) with values that are
+    numbers far out of range, times past year 9999, odd digits and bytes."""
+    route = draw(st.sampled_from(sorted(ADMIN_QUERY_PARAMETERS)))
+    known = ADMIN_QUERY_PARAMETERS[route]
+    names = draw(st.lists(st.sampled_from([*known, "zzz", "limit%00"]), min_size=1, max_size=3))
+    pairs = [name.encode() + b"=" + draw(_ADMIN_VALUES) for name in names]
+    return _admin_get("admin_params", route.encode() + b"?" + b"&".join(pairs))
+
+
+_SCALAR_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30
+)
+_NAMES = st.one_of(
+    _SCALAR_TEXT,
+    st.sampled_from(["a\x00b", "\x00", "x" * 5000, "x" * 300_000, "é" * 2000]),
+)
+_HOSTILE_DOCUMENTS = st.sampled_from(
+    [
+        "sellers: " + "[" * 500 + "]" * 500,
+        "sellers: " + "{a: " * 200 + "1" + "}" * 200,
+        "sellers:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 60)),
+        'sellers:\n  - {account_id: "123412341234", name: "a\\0b"}\n',
+        'sellers:\n  - {account_id: "123412341234", name: "\\x00"}\n',
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n"
+            for p, n in zip("abcde", "bcdef", strict=True)
+        )
+        + "sellers: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
+        "sellers: !!python/object/apply:os.system [echo]\n",
+        "sellers: !!binary aGVsbG8=\n",
+        "sellers:\n  - account_id: 123412341234\n    name: !!float 1e400\n",
+        "sellers:\n  - {account_id: '123412341234', name: x}\n" * 2,
+        "products:\n  - {product_code: p, seller: '111122223333', kind: saas, dimensions: ["
+        + ", ".join(f"d{i}" for i in range(5_000))
+        + "]}\n",
+        "agreements:\n" + "  - {buyer: '444455556666', product: prod-ami}\n" * 25_000,
+        "%YAML 1.1\n---\nsellers: []\n---\nbuyers: []\n",
+        "? [a, b]\n: c\n",
+        "sellers: [" + "1, " * 10_000 + "1]",
+        "\ufeffsellers: []",
+        "sellers: 2026-01-01\nbuyers: 1e400\n",
+    ]
+)
+
+
+@st.composite
+def _structured_document(draw: st.DrawFn) -> str:
+    """A document of catalog sections whose entries carry odd values in their fields."""
+    values = st.one_of(
+        _NAMES,
+        st.integers(min_value=-(10**40), max_value=10**40),
+        st.floats(),
+        st.booleans(),
+        st.none(),
+        st.lists(_SCALAR_TEXT, max_size=5),
+    )
+    seller = st.fixed_dictionaries(
+        {"account_id": st.sampled_from(["123412341234", "111122223333", "444455556666"])},
+        optional={
+            "name": values,
+            "access_keys": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "access_key_id": st.sampled_from(
+                            ["AKIAFUZZ000000000001", "AKIATESTALICE0000001", "short"]
+                        ),
+                        "secret_access_key": values,
+                    }
+                ),
+                max_size=2,
+            ),
+        },
+    )
+    product = st.fixed_dictionaries(
+        {
+            "product_code": st.one_of(st.sampled_from(["fuzz-p", "prod-ami"]), _NAMES),
+            "seller": st.sampled_from(["123412341234", "111122223333", "999999999999"]),
+            "kind": st.sampled_from(["saas", "ami", "container", "x"]),
+            "dimensions": st.lists(st.one_of(_SCALAR_TEXT, st.just("users")), max_size=4),
+        },
+        optional={"registration_url": values, "notification_urls": st.lists(values, max_size=2)},
+    )
+    buyer = st.fixed_dictionaries(
+        {"account_id": st.sampled_from(["123412341235", "444455556666", "111122223333"])},
+        optional={"customer_identifier": values, "name": values},
+    )
+    agreement = st.fixed_dictionaries(
+        {
+            "buyer": st.sampled_from(["123412341235", "444455556666", "000000000000"]),
+            "product": st.sampled_from(["fuzz-p", "prod-ami", "nope"]),
+        },
+        optional={"state": values, "start": values, "end": values, "license_arn": values},
+    )
+    document = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "sellers": st.lists(seller, max_size=2),
+                "products": st.lists(product, max_size=2),
+                "buyers": st.lists(buyer, max_size=2),
+                "agreements": st.lists(agreement, max_size=2),
+                "extra": values,
+            },
+        )
+    )
+    return json.dumps(document, allow_nan=True)
+
+
+@st.composite
+def _catalog_document(draw: st.DrawFn, now: int) -> Probe:
+    """``POST /_marketmeter/catalog`` with a document: hostile shapes (deep nesting, NUL,
+    huge names and lists, alias bombs, unsafe tags), odd values in catalog entries, or text."""
+    document = draw(
+        st.one_of(
+            _HOSTILE_DOCUMENTS,
+            _structured_document(),
+            _SCALAR_TEXT,
+            st.text(alphabet="[]{}:-,&*!|>'\" \n\tab0", max_size=80),
+        )
+    )
+    body = json.dumps({"document": document, "source": "fuzz"}).encode()
+    head = (
+        b"POST /_marketmeter/catalog HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    return Probe("catalog_document", (head + body,))
+
+
 def probes(now: int) -> st.SearchStrategy[Probe]:
     """Probes of every category but ``slow_body``, about evenly."""
     return st.one_of(
@@ -582,6 +786,8 @@ def probes(now: int) -> st.SearchStrategy[Probe]:
         _lying_length(now),
         _unknown_method(now),
         _huge_headers(now),
+        _admin_params(now),
+        _catalog_document(now),
     )
 
 

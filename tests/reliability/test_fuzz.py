@@ -60,6 +60,19 @@ def test_checker_flags_no_answer_a_wrong_success_and_plain_text() -> None:
     ]
 
 
+def test_checker_holds_the_admin_categories_to_the_admin_error_shape() -> None:
+    probe = Probe("admin_params", (b"",))
+    refusal = Reply(400, {"content-type": "application/json"}, b'{"error":"e","field":"limit"}')
+    assert reply_violations(probe, [refusal]) == []
+    aws_shaped = Reply(400, JSON, b'{"__type":"ValidationException","message":"m"}')
+    crash = Reply(500, {"content-type": "text/plain"}, b"Internal Server Error")
+    assert reply_violations(probe, [aws_shaped, crash]) == [
+        "400: not the admin error shape: {'__type': 'ValidationException', 'message': 'm'}",
+        "500: server error",
+        "500: body is not JSON: b'Internal Server Error'",
+    ]
+
+
 def test_checker_pins_the_oversize_status() -> None:
     probe = Probe("oversize", (b"",), "BatchMeterUsage", expect_status=413)
     body = b'{"__type":"ValidationException","message":"m"}'
@@ -75,6 +88,7 @@ def test_two_thousand_malformed_requests_break_no_invariant(server: ServerProces
     assert report.requests["slow_body"] == 3
     assert report.violations == []
     assert report.billed_before == 4
+    assert report.catalog_problems == 0
     assert report.statuses["413"] == report.requests["oversize"]
     assert not any(status.startswith("5") for status in report.statuses)
 

@@ -18,7 +18,12 @@ from marketmeter.catalog.model import (
     Seller,
 )
 from marketmeter.metering.types import RegistrationToken
-from marketmeter.store.base import CatalogEdit, CatalogReferenceError, OperatorStore
+from marketmeter.store.base import (
+    CatalogConflictError,
+    CatalogEdit,
+    CatalogReferenceError,
+    OperatorStore,
+)
 
 SELLER = "111122223333"
 OTHER_SELLER = "999988887777"
@@ -159,3 +164,58 @@ def test_deleting_what_does_not_exist_still_bumps_the_version(store: OperatorSto
     )
     assert edit(store, change) == 2
     assert len(catalog(store).sellers) == 2
+
+
+@pytest.mark.parametrize(
+    ("upserts", "field", "message"),
+    [
+        (
+            Catalog(
+                buyers=(Buyer(DAVE, "cust-dave", "", (AccessKey("AKIATESTSELLER000001", "x"),)),)
+            ),
+            "access_key_id",
+            "AKIATESTSELLER000001 already belongs to account 111122223333",
+        ),
+        (
+            Catalog(products=(Product("p-new", NEW_SELLER, ProductKind.SAAS, ("users",)),)),
+            "seller",
+            "product p-new: no seller with account_id 123412341234",
+        ),
+        (
+            Catalog(buyers=(Buyer(NEW_SELLER, "cust-alice"),)),
+            "customer_identifier",
+            "cust-alice is the CustomerIdentifier of buyer 444455556666",
+        ),
+        (Catalog(sellers=(Seller(ALICE),)), "account_id", "account 444455556666 is a buyer"),
+    ],
+)
+def test_an_upsert_the_stored_catalog_forbids_is_refused_inside_the_transaction(
+    store: OperatorStore, upserts: Catalog, field: str, message: str
+) -> None:
+    before = store.catalog_snapshot_now()
+    with pytest.raises(CatalogConflictError) as raised:
+        edit(store, CatalogEdit(upserts=upserts))
+    assert (raised.value.field, str(raised.value), raised.value.missing) == (field, message, False)
+    with pytest.raises(CatalogConflictError):
+        asyncio.run(store.apply_catalog(upserts))
+    assert store.catalog_snapshot_now() == before
+
+
+def test_an_edit_expecting_an_entry_is_refused_when_it_is_gone_or_there(
+    store: OperatorStore,
+) -> None:
+    gone = CatalogEdit(
+        upserts=Catalog(sellers=(Seller(NEW_SELLER),)), expect_existing=(("sellers", NEW_SELLER),)
+    )
+    with pytest.raises(CatalogConflictError) as raised:
+        edit(store, gone)
+    assert (raised.value.field, str(raised.value), raised.value.missing) == (
+        "account_id",
+        f"no seller with account_id {NEW_SELLER}",
+        True,
+    )
+    there = CatalogEdit(upserts=Catalog(buyers=(Buyer(DAVE),)), expect_new=(("buyers", DAVE),))
+    with pytest.raises(CatalogConflictError) as raised:
+        edit(store, there)
+    assert (raised.value.field, str(raised.value)) == ("account_id", f"buyer {DAVE} already exists")
+    assert NEW_SELLER not in {s.account_id for s in catalog(store).sellers}

@@ -405,7 +405,10 @@ parameters:
   - {name: errorType, in: query, schema: {type: string}}
   - {name: since, in: query, schema: {type: string}, description: Service-clock time}
   - {name: until, in: query, schema: {type: string}, description: Service-clock time}
-  - {name: after, in: query, schema: {type: integer, minimum: 0}, description: An entry id}
+  - name: after
+    in: query
+    schema: {type: integer, minimum: 0, maximum: 4611686018427387904}
+    description: An entry id
   - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 10000}}
 responses:
   "200":

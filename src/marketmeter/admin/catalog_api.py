@@ -76,12 +76,29 @@ class BuyerList(BaseModel):
     buyers: list[BuyerView]
 
 
+# Documents a client may send that the loader refuses with its problem list (docs/catalog.md,
+# "Bounds"); in the OpenAPI document, so schemathesis's examples phase sends them too.
+HOSTILE_DOCUMENT_EXAMPLES = [
+    "sellers: " + "[" * 500 + "]" * 500,
+    'sellers:\n  - {account_id: "123412341234", name: "a\\0b"}\n',
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcde", "bcdef", strict=True)
+    )
+    + "sellers: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
+    'products:\n  - {product_code: p, seller: "111122223333", kind: saas, dimensions: ['
+    + ", ".join(f"d{i}" for i in range(1_001))
+    + "]}\n",
+    "sellers: !!python/object/apply:os.system [echo]\n",
+]
+
+
 class CatalogDocument(BaseModel):
     """A whole catalog document to apply: its YAML (or JSON) text, and a name for messages."""
 
     model_config = ConfigDict(extra="forbid")
 
-    document: str
+    document: str = Field(examples=HOSTILE_DOCUMENT_EXAMPLES)
     source: str = Field(default="catalog", min_length=1, max_length=1024)
 
 

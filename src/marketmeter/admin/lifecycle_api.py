@@ -312,7 +312,7 @@ def lifecycle_endpoints(service: LifecycleService) -> list[Endpoint]:
             description: Service-clock time (ISO 8601 or epoch seconds), exclusive
           - name: after
             in: query
-            schema: {type: integer, minimum: 0}
+            schema: {type: integer, minimum: 0, maximum: 4611686018427387904}
             description: Only events after this seq
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 10000}}
         responses:

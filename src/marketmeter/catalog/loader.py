@@ -9,6 +9,13 @@ reported at once, each naming its entry and field, e.g.::
     products[1] (demo-saas): kind: Input should be 'saas', 'ami' or 'container'
 
 A file with any problem is not applied at all.
+
+Sizes are bounded, far beyond any real catalog, so that a hostile or broken file is a problem
+list rather than a traceback, a stalled server or a value PostgreSQL cannot store (the bounds
+below; docs/catalog.md lists them): the document's size, its nesting depth and node count
+(aliases counted each time they are used), the entries of a file, the dimensions and
+notification URLs of a product, the length of every name, secret, URL and identifier; and no
+text may hold a NUL (U+0000), which SQLite would store and PostgreSQL cannot.
 """
 
 from __future__ import annotations
@@ -55,6 +62,23 @@ __all__ = [
 
 AccountId = str
 
+MAX_DOCUMENT_CHARS = 4 * 1024 * 1024  # a catalog document, in characters
+MAX_DEPTH = 16  # nesting levels (a catalog file needs 5: file, section, entry, keys, key)
+MAX_NODES = 500_000  # values in the document, each alias counted every time it is used
+MAX_ENTRIES = 20_000  # entries of a file, all sections together
+MAX_DIMENSIONS = 1_000  # per product
+MAX_NOTIFICATION_URLS = 100  # per product
+MAX_NAME = 1_024  # characters of a seller's, product's or buyer's name
+MAX_SECRET = 1_024  # characters of a secret access key
+MAX_URL = 2_048  # characters of a registration or notification URL
+MAX_IDENTIFIER = 1_024  # characters of a product code, dimension or CustomerIdentifier (the
+# service model's own limit, 255, is checked next, with its own message)
+_MAX_NUL_PROBLEMS = 20
+
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+Url = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://")]
+Identifier = Annotated[str, Field(max_length=MAX_IDENTIFIER)]
+
 
 class CatalogError(Exception):
     """A catalog file that cannot be applied; ``problems`` name entry and field each."""
@@ -76,37 +100,37 @@ class AccessKeyEntry(CatalogEntry):
     """An access key pair of a seller or a buyer."""
 
     access_key_id: str = Field(min_length=16, max_length=128, pattern=r"^[A-Z0-9]+$")
-    secret_access_key: str = Field(min_length=1)
+    secret_access_key: str = Field(min_length=1, max_length=MAX_SECRET)
 
 
 class SellerEntry(CatalogEntry):
     """A seller account (``sellers:``)."""
 
     account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
-    name: str = ""
+    name: Name = ""
     access_keys: list[AccessKeyEntry] = []
 
 
 class ProductEntry(CatalogEntry):
     """A product and its dimensions (``products:``)."""
 
-    product_code: str
+    product_code: Identifier
     seller: AccountId
     kind: Literal["saas", "ami", "container"]
-    dimensions: list[str] = Field(min_length=1)
+    dimensions: list[Identifier] = Field(min_length=1, max_length=MAX_DIMENSIONS)
     integration: Literal["legacy", "concurrent-agreements"] = "legacy"
-    name: str = ""
-    registration_url: str | None = Field(default=None, pattern=r"^https?://")
+    name: Name = ""
+    registration_url: Url | None = None
     per_request_metering: bool = False
-    notification_urls: list[Annotated[str, Field(pattern=r"^https?://")]] = []
+    notification_urls: list[Url] = Field(default=[], max_length=MAX_NOTIFICATION_URLS)
 
 
 class BuyerEntry(CatalogEntry):
     """A buyer account (``buyers:``)."""
 
     account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
-    customer_identifier: str | None = None
-    name: str = ""
+    customer_identifier: Identifier | None = None
+    name: Name = ""
     access_keys: list[AccessKeyEntry] = []
 
 
@@ -144,11 +168,51 @@ def load_catalog_file(path: str | Path, existing: Catalog | None = None) -> Cata
 
 def load_catalog(text: str, existing: Catalog | None = None, source: str = "catalog") -> Catalog:
     """Validate catalog YAML ``text``; references may point into ``existing``."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise CatalogError(source, [f"the document is longer than {MAX_DOCUMENT_CHARS} characters"])
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)  # a safe loader
     except yaml.YAMLError as error:
         raise CatalogError(source, [f"not valid YAML: {error}"]) from error
+    except RecursionError:
+        raise CatalogError(source, [_too_deep()]) from None
     return load_catalog_data(raw, existing, source)
+
+
+# libyaml's parser when PyYAML has it (ten times faster on a large file), the same safe types
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _too_deep() -> str:
+    return f"the document nests deeper than {MAX_DEPTH} levels"
+
+
+def _document_problems(raw: Any) -> list[str]:
+    """The document's shape against the bounds: depth, node count, NUL characters; walked
+    without recursion, stopping at the first bound exceeded."""
+    problems: list[str] = []
+    nodes = 0
+    stack: list[tuple[Any, int, str]] = [(raw, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            return [f"the document has more than {MAX_NODES} values"]
+        if depth > MAX_DEPTH:
+            return [_too_deep()]
+        if isinstance(value, str):
+            if "\x00" in value and len(problems) < _MAX_NUL_PROBLEMS:
+                problems.append(f"{path or 'the document'}: must not contain NUL (U+0000)")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = str(key)
+                if "\x00" in name and len(problems) < _MAX_NUL_PROBLEMS:
+                    problems.append(f"{path or 'the document'}: a key must not contain NUL")
+                    name = name.replace("\x00", "\\0")
+                stack.append((item, depth + 1, f"{path}.{name[:64]}" if path else name[:64]))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value))
+    return problems
 
 
 def load_catalog_data(
@@ -161,7 +225,12 @@ def load_catalog_data(
         raw = {}
     if not isinstance(raw, dict):
         raise CatalogError(source, ["the file must be a mapping with sellers, products, ..."])
-    problems: list[str] = []
+    problems = _document_problems(raw)
+    if problems:
+        raise CatalogError(source, problems)
+    entries = sum(len(v) for v in raw.values() if isinstance(v, list))
+    if entries > MAX_ENTRIES:
+        raise CatalogError(source, [f"the file has {entries} entries, more than {MAX_ENTRIES}"])
     parsed = _parse_entries(raw, problems)
     catalog = _build(parsed, existing or Catalog(), problems)
     if problems:

@@ -66,7 +66,22 @@ from marketmeter.metering.types import (
 from marketmeter.metering.windows import UsageWindow
 from marketmeter.store.base import Store
 
-__all__ = ["DRY_RUN_MESSAGE", "DRY_RUN_RECORD_ID", "MeterUsage"]
+__all__ = ["DRY_RUN_MESSAGE", "DRY_RUN_RECORD_ID", "MeterUsage", "stored_client_token"]
+
+# ClientToken is 1 to 64 characters of any kind (botocore's model: no pattern), NUL included,
+# and PostgreSQL's text cannot hold U+0000. A token with a NUL is kept as this marker (longer
+# than any ClientToken, so never one) and the hex of its UTF-8 bytes: one token, one stored
+# value, on both backends; every token without a NUL is kept as it is.
+_NUL_TOKEN_MARKER = "~" * 65 + "nul-hex:"
+
+
+def stored_client_token(token: str) -> str:
+    """How ``token`` is kept in the ledger (claims and per-request scopes): as it is, unless it
+    holds a NUL (see ``_NUL_TOKEN_MARKER``)."""
+    if "\x00" not in token:
+        return token
+    return _NUL_TOKEN_MARKER + token.encode("utf-8", "surrogatepass").hex()
+
 
 DRY_RUN_MESSAGE = "Request would have succeeded, but DryRun flag is set."
 # The MeteringRecordId of a dry run that would succeed (cloudquery/plugin-sdk #1966's double).
@@ -138,8 +153,9 @@ class MeterUsage:
             license_arn=agreement.license_arn,
             allocations=request.allocations,
         )
-        if product.per_request_metering and request.client_token is not None:
-            scope = f"request:{product.product_code}|{request.client_token}"
+        token = None if request.client_token is None else stored_client_token(request.client_token)
+        if product.per_request_metering and token is not None:
+            scope = f"request:{product.product_code}|{token}"
         else:
             scope = f"instance:{product.product_code}|{caller_id.instance}"
         entry = ledger_entry(
@@ -152,10 +168,10 @@ class MeterUsage:
             operation="MeterUsage",
             instance=caller_id.instance,
         )
-        if product.per_request_metering and request.client_token is not None:
+        if product.per_request_metering and token is not None:
             claim = RequestClaim(
                 customer_account=buyer.account_id,
-                client_token=request.client_token,
+                client_token=token,
                 fingerprint=_fingerprint(request),
                 metering_record_id=entry.metering_record_id,
                 created_at=entry.received_at,
@@ -169,11 +185,11 @@ class MeterUsage:
         if request.dry_run:
             found = await self._store.claim(claim.customer_account, claim.client_token)
             if found is not None and found.fingerprint != claim.fingerprint:
-                raise _conflict(claim)
+                raise _conflict(request)
             return self._dry_run_succeeds()
         outcome = await self._store.bill_claim(claim, entry)
         if not outcome.inserted and outcome.fingerprint != claim.fingerprint:
-            raise _conflict(claim)
+            raise _conflict(request)
         return MeterUsageResult(outcome.metering_record_id)
 
     async def _bill_hourly(
@@ -255,7 +271,7 @@ def _duplicate(entry: LedgerEntry, product: Product) -> DuplicateRequestExceptio
     )
 
 
-def _conflict(claim: RequestClaim) -> IdempotencyConflictException:
+def _conflict(request: MeterUsageRequest) -> IdempotencyConflictException:
     return IdempotencyConflictException(
-        f"ClientToken '{claim.client_token}' was already used with different parameters."
+        f"ClientToken '{request.client_token}' was already used with different parameters."
     )

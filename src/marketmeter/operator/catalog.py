@@ -24,7 +24,12 @@ from marketmeter.catalog.model import AccessKey, Buyer, Catalog, CatalogSnapshot
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.registration_tokens import TokenGenerator, tokens_for_new_agreements
 from marketmeter.refusal import Refusal
-from marketmeter.store.base import CatalogEdit, CatalogReferenceError, Store
+from marketmeter.store.base import (
+    CatalogConflictError,
+    CatalogEdit,
+    CatalogReferenceError,
+    Store,
+)
 
 __all__ = [
     "BUYERS",
@@ -161,6 +166,14 @@ def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> Refusa
     return Refusal(found[0][0], "; ".join(f"{f}: {m}" for f, m in found))
 
 
+def _store_refusal(error: CatalogConflictError) -> Refusal:
+    """What the store refused inside the writing transaction (the catalog changed since the
+    snapshot the entry was checked against): 404 for an entry gone, else 409."""
+    if error.missing:
+        return Refusal.not_found(error.field, str(error))
+    return Refusal.conflict(error.field, str(error))
+
+
 def _keyed(body: dict[str, Any], key: str, value: str) -> dict[str, Any]:
     """A replacement is the whole entry; its key must be the one the path names."""
     if body.get(key) != value:
@@ -205,6 +218,8 @@ class CatalogOperations:
             await self.store.edit_catalog(edit)
         except CatalogReferenceError as error:
             raise Refusal.conflict(field, str(error)) from None
+        except CatalogConflictError as error:
+            raise _store_refusal(error) from None
 
     # --- a whole catalog ------------------------------------------------------------------
 
@@ -226,7 +241,10 @@ class CatalogOperations:
         minted = tokens_for_new_agreements(
             current, parsed, self._clock.now().timestamp(), self._tokens
         )
-        version = await self.store.apply_catalog(parsed, minted)
+        try:
+            version = await self.store.apply_catalog(parsed, minted)
+        except CatalogConflictError as error:
+            raise _store_refusal(error) from None
         return {
             "source": source,
             "sellers": len(parsed.sellers),
@@ -264,8 +282,11 @@ class CatalogOperations:
             if other.find(snapshot, account) is not None:
                 raise Refusal.conflict("account_id", f"account {account} is a {other.name}")
         checked = _checked(kind.collection, entry, snapshot.catalog)
-        await self._edit(CatalogEdit(upserts=checked))
-        return dict(kind.view(kind.entries(checked)[0]))
+        created = kind.entries(checked)[0]
+        await self._edit(
+            CatalogEdit(upserts=checked, expect_new=((kind.collection, created.account_id),))
+        )
+        return dict(kind.view(created))
 
     async def replace_account(
         self, kind: AccountKind[Any], account: str, entry: dict[str, Any]
@@ -276,7 +297,13 @@ class CatalogOperations:
         new = kind.entries(_checked(kind.collection, keyed, snapshot.catalog))[0]
         keys, removed = _kept_keys(entry, old.access_keys, new.access_keys)
         updated = replace(new, access_keys=keys)
-        await self._edit(CatalogEdit(upserts=kind.as_catalog(updated), delete_access_keys=removed))
+        await self._edit(
+            CatalogEdit(
+                upserts=kind.as_catalog(updated),
+                delete_access_keys=removed,
+                expect_existing=((kind.collection, account),),
+            )
+        )
         return dict(kind.view(updated))
 
     async def remove_account(self, kind: AccountKind[Any], account: str) -> None:
@@ -294,7 +321,11 @@ class CatalogOperations:
         _checked(kind.collection, {**kind.view(owner), "access_keys": [key]}, snapshot.catalog)
         pair = AccessKey(key["access_key_id"], key["secret_access_key"])
         updated = replace(owner, access_keys=(*owner.access_keys, pair))
-        await self._edit(CatalogEdit(upserts=kind.as_catalog(updated)))
+        await self._edit(
+            CatalogEdit(
+                upserts=kind.as_catalog(updated), expect_existing=((kind.collection, account),)
+            )
+        )
         return key
 
     def _new_key(
@@ -340,14 +371,15 @@ class CatalogOperations:
         if isinstance(code, str) and code in snapshot.products:
             raise Refusal.conflict("product_code", f"product {code} already exists")
         checked = _checked("products", entry, snapshot.catalog)
-        await self._edit(CatalogEdit(upserts=checked))
+        created = checked.products[0].product_code
+        await self._edit(CatalogEdit(upserts=checked, expect_new=(("products", created),)))
         return product_json(checked.products[0])
 
     async def replace_product(self, code: str, entry: dict[str, Any]) -> dict[str, Any]:
         snapshot = await self.snapshot()
         self._product_of(snapshot, code)
         checked = _checked("products", _keyed(entry, "product_code", code), snapshot.catalog)
-        await self._edit(CatalogEdit(upserts=checked))
+        await self._edit(CatalogEdit(upserts=checked, expect_existing=(("products", code),)))
         return product_json(checked.products[0])
 
     async def update_product(self, code: str, changes: dict[str, Any]) -> dict[str, Any]:

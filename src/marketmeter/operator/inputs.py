@@ -27,6 +27,11 @@ __all__ = [
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# The times an operator can name: from year 1 to year 9999 (what ``datetime`` holds), in epoch
+# seconds; a number beyond is refused, never carried to a date conversion or to SQL.
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
 
 def json_object(body: Any) -> dict[str, Any]:
     """``body`` (a parsed JSON body; None: none, or ``null``) as an object, ``{}`` for None."""
@@ -58,22 +63,32 @@ def parse_time(field: str, text: str) -> float:
         pass
     else:
         if not math.isfinite(number):
-            raise Refusal(field, f"{text!r} is not a finite time")
+            raise Refusal(field, f"{_shown(text)} is not a finite time")
+        if not EARLIEST <= number <= LATEST:
+            raise Refusal(field, f"{_shown(text)} is out of range (years 1 to 9999)")
         return number
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise Refusal(field, f"{text!r} is neither ISO 8601 nor epoch seconds") from None
+        raise Refusal(field, f"{_shown(text)} is neither ISO 8601 nor epoch seconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    epoch = moment.timestamp()
+    if not EARLIEST <= epoch <= LATEST:  # a zone's offset took it past year 1 or 9999
+        raise Refusal(field, f"{_shown(text)} is out of range (years 1 to 9999)")
+    return epoch
 
 
 def parse_count(field: str, text: str, low: int, high: int) -> int:
     """A whole number from ``low`` to ``high``, written in ASCII digits."""
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+    digits = text.lstrip("0") or "0"
+    if (
+        not (text.isascii() and text.isdigit())
+        or len(digits) > len(str(high))  # never int() of thousands of digits
+        or not low <= int(digits) <= high
+    ):
         raise Refusal(field, f"must be a whole number from {low} to {high}")
-    return int(text)
+    return int(digits)
 
 
 def parse_duration(field: str, text: str) -> float:
@@ -87,6 +102,11 @@ def parse_duration(field: str, text: str) -> float:
     if not math.isfinite(seconds):
         raise Refusal(field, f"{text!r} is not a finite duration")
     return seconds
+
+
+def _shown(text: str, most: int = 40) -> str:
+    """``text`` quoted for a message, cut at ``most`` characters."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + "…"
 
 
 def iso(epoch: float) -> str:

@@ -58,14 +58,37 @@ def journal_query(filters: Mapping[str, str]) -> JournalQuery:
     )
 
 
+# A body nested deeper than this is shown as text: the admin API's JSON encoder recurses.
+_MAX_SHOWN_DEPTH = 64
+
+
 def _body(raw: bytes) -> Any:
-    """A body as JSON when it is JSON, else as text (bad UTF-8 replaced); ``None`` if empty."""
+    """A body as JSON when it is JSON (nested at most ``_MAX_SHOWN_DEPTH`` levels), else as
+    text (bad UTF-8 replaced); ``None`` if empty."""
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return raw.decode("utf-8", errors="replace")
+        parsed = None
+    else:
+        if _depth_at_most(parsed, _MAX_SHOWN_DEPTH):
+            return parsed
+    return raw.decode("utf-8", errors="replace")
+
+
+def _depth_at_most(value: Any, most: int) -> bool:
+    """Whether ``value`` nests at most ``most`` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > most:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return True
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:

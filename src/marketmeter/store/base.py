@@ -29,6 +29,7 @@ from marketmeter.metering.types import (
 
 __all__ = [
     "BilledRecord",
+    "CatalogConflictError",
     "CatalogEdit",
     "CatalogReferenceError",
     "DeliveryAttempt",
@@ -61,6 +62,18 @@ class CatalogReferenceError(Exception):
     e.g. ``seller 111122223333 has products: prod-a, prod-b``)."""
 
 
+class CatalogConflictError(Exception):
+    """A catalog write that the stored catalog, as it stands inside the writing transaction,
+    does not allow: ``field`` names the entry's field at fault (``access_key_id``, ``seller``,
+    ``customer_identifier``, ``account_id``, ...); ``missing`` says the entry the write needs
+    does not exist (a 404 rather than a 409). Nothing of the write is applied."""
+
+    def __init__(self, field: str, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.field = field
+        self.missing = missing
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogEdit:
     """A change of the catalog entry by entry, applied in one transaction: the deletions
@@ -72,6 +85,11 @@ class CatalogEdit:
     delete_products: tuple[str, ...] = ()  # product codes
     delete_sellers: tuple[str, ...] = ()  # account ids
     delete_buyers: tuple[str, ...] = ()  # account ids
+    # checked first, inside the transaction: entries that must exist (a replacement, a new
+    # key) and entries that must not (a creation), as (table, key): ("sellers", account id),
+    # ("buyers", account id), ("products", product code)
+    expect_existing: tuple[tuple[str, str], ...] = ()
+    expect_new: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +231,9 @@ class Store(Protocol):
         self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
     ) -> int:
         """Upsert a whole catalog, and issue ``tokens``, in one transaction; returns the new
-        catalog version."""
+        catalog version. ``CatalogConflictError`` (nothing applied) if the catalog, as it stands
+        inside the transaction, does not allow it (a key owned by another account, a seller,
+        buyer or product referred to that no longer exists, a CustomerIdentifier taken)."""
         ...
 
     async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
@@ -279,6 +299,8 @@ class Store(Protocol):
 
     async def edit_catalog(self, edit: CatalogEdit) -> int:
         """Apply ``edit`` in one transaction and return the new catalog version. Raises
+        ``CatalogConflictError`` (nothing applied) if an expectation of ``edit`` or an
+        invariant of the catalog does not hold inside the transaction, and
         ``CatalogReferenceError`` (nothing applied) if a product to delete has agreements or
         registration tokens, a seller has products, or a buyer has agreements or tokens.
         Deleting what does not exist is not an error. This store's cached catalog serves the

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from marketmeter.store.base import CatalogEdit, CatalogReferenceError
+from marketmeter.store.base import CatalogConflictError, CatalogEdit, CatalogReferenceError
 from marketmeter.store.catalog_sql import write_catalog
 from marketmeter.store.sql_connection import SqlConnection
 
@@ -27,6 +27,7 @@ def edit_catalog(connection: SqlConnection, edit: CatalogEdit) -> int:
     the new catalog version. Deleting what does not exist is not an error."""
     lock = " FOR UPDATE" if connection.dialect == "postgresql" else ""
     connection.execute(f"SELECT version FROM catalog_state WHERE id = 1{lock}")
+    _check_expectations(connection, edit)
     connection.executemany(
         "DELETE FROM access_keys WHERE access_key_id = ?", [(k,) for k in edit.delete_access_keys]
     )
@@ -47,6 +48,27 @@ def edit_catalog(connection: SqlConnection, edit: CatalogEdit) -> int:
         _refuse_if_referred(connection, f"buyer {account}", "buyer_account_id", account)
         _delete_account(connection, "buyer", account)
     return write_catalog(connection, edit.upserts)
+
+
+# (table, its key column, the entry's name in messages, the field a refusal names)
+_ENTRIES = {
+    "sellers": ("account_id", "seller", "account_id"),
+    "buyers": ("account_id", "buyer", "account_id"),
+    "products": ("product_code", "product", "product_code"),
+}
+
+
+def _check_expectations(connection: SqlConnection, edit: CatalogEdit) -> None:
+    """What the caller saw in its snapshot must still hold: a replaced entry still exists (a
+    404 otherwise: never resurrected by the upsert), a new one still does not (a 409)."""
+    for table, value in edit.expect_existing:
+        column, name, field = _ENTRIES[table]
+        if not _column(connection, f"SELECT {column} FROM {table} WHERE {column} = ?", value):
+            raise CatalogConflictError(field, f"no {name} with {column} {value}", missing=True)
+    for table, value in edit.expect_new:
+        column, name, field = _ENTRIES[table]
+        if _column(connection, f"SELECT {column} FROM {table} WHERE {column} = ?", value):
+            raise CatalogConflictError(field, f"{name} {value} already exists")
 
 
 def _refuse_if_referred(connection: SqlConnection, what: str, column: str, value: str) -> None:

@@ -20,10 +20,17 @@ from marketmeter.catalog.model import (
     Seller,
 )
 from marketmeter.metering.types import RegistrationToken
+from marketmeter.store.base import CatalogConflictError
 from marketmeter.store.registration_sql import insert_tokens
 from marketmeter.store.sql_connection import SqlConnection
 
-__all__ = ["apply_catalog", "catalog_version", "read_catalog", "write_catalog"]
+__all__ = [
+    "apply_catalog",
+    "catalog_version",
+    "check_catalog",
+    "read_catalog",
+    "write_catalog",
+]
 
 
 def catalog_version(connection: SqlConnection) -> int:
@@ -54,8 +61,75 @@ def apply_catalog(
     return version
 
 
+def _exists(connection: SqlConnection, table: str, key: str, value: str) -> bool:
+    row = connection.execute(f"SELECT 1 FROM {table} WHERE {key} = ?", (value,)).fetchone()
+    return row is not None
+
+
+def check_catalog(connection: SqlConnection, catalog: Catalog) -> None:
+    """Refuse, with ``CatalogConflictError``, an upsert of ``catalog`` that the stored catalog
+    does not allow. Run inside the writing transaction, which serializes catalog writers, so
+    what it decides still holds at the commit: an access key id belongs to one account (a key
+    of another seller or buyer is never taken over); a product's seller, an agreement's buyer
+    and product exist (in ``catalog`` or stored); no two buyers share a CustomerIdentifier."""
+    sellers = {seller.account_id for seller in catalog.sellers}
+    buyers = {buyer.account_id for buyer in catalog.buyers}
+    products = {product.product_code for product in catalog.products}
+    owners = [("seller", s.account_id, s.access_keys) for s in catalog.sellers] + [
+        ("buyer", b.account_id, b.access_keys) for b in catalog.buyers
+    ]
+    for kind, account, keys in owners:
+        if kind == "seller" and _exists(connection, "buyers", "account_id", account):
+            raise CatalogConflictError("account_id", f"account {account} is a buyer")
+        if kind == "buyer" and _exists(connection, "sellers", "account_id", account):
+            raise CatalogConflictError("account_id", f"account {account} is a seller")
+        for key in keys:
+            row = connection.execute(
+                "SELECT owner_kind, account_id FROM access_keys WHERE access_key_id = ?",
+                (key.access_key_id,),
+            ).fetchone()
+            if row is not None and (row[0], row[1]) != (kind, account):
+                raise CatalogConflictError(
+                    "access_key_id",
+                    f"{key.access_key_id} already belongs to account {row[1]}",
+                )
+    for product in catalog.products:
+        seller = product.seller_account_id
+        if seller not in sellers and not _exists(connection, "sellers", "account_id", seller):
+            raise CatalogConflictError(
+                "seller", f"product {product.product_code}: no seller with account_id {seller}"
+            )
+    for buyer in catalog.buyers:
+        if buyer.customer_identifier is None:
+            continue
+        row = connection.execute(
+            "SELECT account_id FROM buyers WHERE customer_identifier = ? AND account_id <> ?",
+            (buyer.customer_identifier, buyer.account_id),
+        ).fetchone()
+        if row is not None:
+            raise CatalogConflictError(
+                "customer_identifier",
+                f"{buyer.customer_identifier} is the CustomerIdentifier of buyer {row[0]}",
+            )
+    for agreement in catalog.agreements:
+        buyer_id, code = agreement.buyer_account_id, agreement.product_code
+        if buyer_id not in buyers and not _exists(connection, "buyers", "account_id", buyer_id):
+            raise CatalogConflictError(
+                "buyer_account_id",
+                f"agreement {agreement.license_arn}: no buyer with account_id {buyer_id}",
+            )
+        if code not in products and not _exists(connection, "products", "product_code", code):
+            raise CatalogConflictError(
+                "product_code",
+                f"agreement {agreement.license_arn}: no product with product_code {code}",
+            )
+
+
 def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
-    """Upsert every entry of ``catalog`` (inside the caller's transaction); bump the version."""
+    """Upsert every entry of ``catalog`` (inside the caller's transaction, after
+    ``check_catalog``, which refuses what the stored catalog does not allow); bump the
+    version."""
+    check_catalog(connection, catalog)
     for seller in catalog.sellers:
         connection.execute(
             "INSERT INTO sellers (account_id, name) VALUES (?, ?) "
