@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -81,7 +82,7 @@ def test_identical_retry_and_duplicate_survive_a_restart(server: ServerProcess, 
         billed = sorted((r.dimension, r.quantity) for r in store.usage_now(UsageQuery()))
     finally:
         store.close_now()
-    assert billed == [("api_calls", 9), ("users", 5)]
+    assert billed == [("api_calls", Decimal(9)), ("users", Decimal(5))]
 
 
 def test_account_id_and_license_paths(client: Any, now: int) -> None:

@@ -4,6 +4,7 @@ ids, no I/O)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -248,15 +249,15 @@ def test_a_transition_the_state_does_not_allow_is_refused_naming_it(
     transition: str, reference: str, message: str
 ) -> None:
     snapshot = catalog()
-    plan = {
+    plans: dict[str, Callable[[], object]] = {
         "unsubscribe": lambda: lifecycle.unsubscribe(snapshot, reference, T, HOUR, SequentialIds()),
         "resubscribe": lambda: lifecycle.resubscribe(snapshot, reference, T, SequentialIds()),
         "update_entitlement": lambda: lifecycle.update_entitlement(
             snapshot, reference, T, SequentialIds()
         ),
-    }[transition]
+    }
     with pytest.raises(TransitionRefused) as refused:
-        plan()
+        plans[transition]()
     agreement_id = snapshot.agreements_by_license[reference].agreement_id
     assert (refused.value.kind, refused.value.message) == (
         "conflict",
