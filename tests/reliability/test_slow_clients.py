@@ -1,6 +1,6 @@
-"""The short form of ``python -m reliability.slow_clients`` (issue 7, point 4): 60 hostile
-connections (slow headers, slow bodies, idle) against a real ``serve`` with short limits (SQLite,
-or PostgreSQL under ``MARKETMETER_TEST_DB=postgresql``)."""
+"""The short form of ``python -m reliability.slow_clients`` (docs/reliability.md, "Limits"): 60
+hostile connections (slow headers, slow bodies, idle) against a real ``serve`` with short limits
+(SQLite, or PostgreSQL under ``MARKETMETER_TEST_DB=postgresql``)."""
 
 from __future__ import annotations
 
