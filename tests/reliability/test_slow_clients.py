@@ -12,7 +12,7 @@ from reliability.slow_clients import run_attack
 from marketmeter.protocol.limits import ConnectionLimits
 from tests.e2e.server_process import CATALOG, ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]
 
 LIMITS = ConnectionLimits(idle_timeout=1, header_timeout=2, request_timeout=3)
 
