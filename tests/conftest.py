@@ -29,19 +29,24 @@ SHARED_SCOPES = ("class", "module", "package")
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for ``--dist loadgroup`` (scripts/check runs the suite on several workers):
 
-    - the tests marked ``timing`` (they assert wall-clock bounds: limits, slow clients, SIGTERM
-      drain, the crash test, the benchmark's smoke run) share one group, so that they run one
-      after another on one worker and never load the machine for each other;
+    - the tests marked ``timing`` (they assert tight wall-clock bounds: limits, slow clients,
+      SIGTERM drain, the crash test's restarts) share one group, so that they run one after
+      another on one worker; scripts/check goes further and runs them on their own, without
+      xdist, after the rest, since the other workers' load alone can break a bound;
     - the tests of a module that share a module- or class-scoped fixture (a server started once
-      for the module, say), or that reuse one server (``reused_server``, tests/e2e/conftest.py),
-      share a group of that module, so that it is started only once;
+      for the module, say; the benchmark's ledger template, which also keeps its two wrk runs
+      apart), or that reuse one server (``reused_server``, tests/e2e/conftest.py), share a
+      group of that module, so that it is started only once;
     - every other test runs wherever a worker is free.
 
-    Without xdist the groups are inert marks. Runs before xdist turns them into node ids.
+    Without xdist (``-p no:xdist``) there are no groups. Runs before xdist turns the groups into
+    node ids.
     """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     for item in items:
         if item.get_closest_marker("timing") is not None:
             group = "timing"

@@ -536,7 +536,6 @@ def test_a_server_that_does_not_start_is_a_failed_run(bench_template: Path, tmp_
 
 
 @pytest.mark.e2e
-@pytest.mark.timing
 @NO_WRK
 def test_throttled_answers_fail_the_run(bench_template: Path, tmp_path: Path) -> None:
     contender = ServeWith(bench_template, tmp_path, "--quota", "aws")  # 10 batches/s an account
@@ -549,7 +548,6 @@ def test_throttled_answers_fail_the_run(bench_template: Path, tmp_path: Path) ->
 
 
 @pytest.mark.e2e
-@pytest.mark.timing
 @NO_WRK
 def test_smoke_run_measures_every_contender(tmp_path: Path) -> None:
     started = time.monotonic()
