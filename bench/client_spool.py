@@ -54,7 +54,7 @@ def _record_range(spool: Path, first: int, count: int) -> None:
     meter.close()
 
 
-def _timed(action: Callable[[], None]) -> tuple[float, float]:
+def _timed(action: Callable[[], object]) -> tuple[float, float]:
     """Wall seconds and this process's CPU seconds of ``action``."""
     began, cpu = time.perf_counter(), time.process_time()
     action()

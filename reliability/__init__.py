@@ -1,2 +1,2 @@
-"""Reliability harnesses of issue 7, run as documented commands (docs/reliability.md):
+"""Reliability harnesses, run as documented commands (docs/reliability.md):
 ``python -m reliability.crash`` (SIGKILL and immediate-stop crash test) and its siblings."""

@@ -1,4 +1,5 @@
-"""The crash test (issue 7, point 1): acknowledged means stored, a retry is never billed twice.
+"""The crash test (docs/reliability.md, first section): acknowledged means stored, a retry is
+never billed twice.
 
     .venv/bin/python -m reliability.crash --cycles 50
     .venv/bin/python -m reliability.crash --cycles 20 --backend postgresql

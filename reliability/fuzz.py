@@ -1,4 +1,5 @@
-"""Malformed input over raw HTTP against a real ``marketmeter serve`` (issue 7, point 3).
+"""Malformed input over raw HTTP against a real ``marketmeter serve`` (docs/reliability.md,
+"Malformed input gets AWS's error, never a 500").
 
     .venv/bin/python -m reliability.fuzz --examples 100000 [--seed S] [--backend sqlite|postgresql]
 

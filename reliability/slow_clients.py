@@ -1,4 +1,4 @@
-"""Slow and idle clients against a real ``marketmeter serve`` (issue 7, point 4).
+"""Slow and idle clients against a real ``marketmeter serve`` (docs/reliability.md, "Limits").
 
 ``python -m reliability.slow_clients [--connections 900] [--calls 300] [--backend sqlite]``
 
@@ -202,8 +202,9 @@ def _watch_until_closed(
     deadline = time.monotonic() + limits.request_timeout + 10
     while selector.get_map() and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            sock = ready
             kind, opened = key.data
             try:
                 chunk = sock.recv(65536)

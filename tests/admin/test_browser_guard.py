@@ -56,9 +56,10 @@ def call(
     return response.status_code, found, recorder.bodies
 
 
-HOST_REFUSED = (403, {"error": FOREIGN_HOST, "field": "Host"}, [])
-ORIGIN_REFUSED = (403, {"error": FOREIGN_ORIGIN, "field": "Origin"}, [])
-TYPE_REFUSED = (415, {"error": NOT_JSON, "field": "Content-Type"}, [])
+Refused = tuple[int, dict[str, str], list[bytes]]
+HOST_REFUSED: Refused = (403, {"error": FOREIGN_HOST, "field": "Host"}, [])
+ORIGIN_REFUSED: Refused = (403, {"error": FOREIGN_ORIGIN, "field": "Origin"}, [])
+TYPE_REFUSED: Refused = (415, {"error": NOT_JSON, "field": "Content-Type"}, [])
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from marketmeter.client import MeteringClient, RecordState, SpoolRecord
 from marketmeter.testing.pytest_plugin import Marketmeter
@@ -54,7 +55,11 @@ def test_the_alarm_before_the_window_closes(bench: Marketmeter, make_meter: Make
         [("api_calls", 2), ("users", 3)]
     ]
     [expired] = [o for o in outcomes if o.state is RecordState.EXPIRED]
-    assert (expired.quantity, expired.error_code, expired.attempts) == (4, "WindowClosed", 0)
+    assert (expired.quantity, expired.error_code, expired.attempts) == (
+        Decimal(4),
+        "WindowClosed",
+        0,
+    )
     [call] = bench.journal.entries(operation="BatchMeterUsage")
     assert len(call["request"]["UsageRecords"]) == 3
     units = assert_billed_exactly_once(bench, meter, events)

@@ -68,8 +68,8 @@ def test_on_demand_flush_sends_the_open_hour_and_later_usage_is_late(
     assert result.settled == {RecordState.LATE: 1}
     assert result.calls == 0
     assert [(o.state, o.quantity, o.error_code) for o in outcomes] == [
-        (RecordState.SENT, 5, None),
-        (RecordState.LATE, 1, "LateUsage"),
+        (RecordState.SENT, Decimal(5), None),
+        (RecordState.LATE, Decimal(1), "LateUsage"),
     ]
     units = assert_billed_exactly_once(bench, meter, events)
     assert units == {RecordState.SENT: 5, RecordState.LATE: 1}
@@ -194,7 +194,7 @@ def test_a_duplicate_record_is_kept_and_reported(bench: Marketmeter, make_meter:
         meter.record(*event)
     assert meter.flush().settled == {RecordState.SENT: 1, RecordState.DUPLICATE: 1}
     [duplicate] = meter.records(state="duplicate")
-    assert (duplicate.quantity, duplicate.error_code) == (3, "DuplicateRecord")
+    assert (duplicate.quantity, duplicate.error_code) == (Decimal(3), "DuplicateRecord")
     foreign = ("bob-cust-0002", "users", HOUR - timedelta(hours=1))
     assert ledger_by_key(bench)[foreign]["quantity"] == 7  # the first quantity stays
     assert_billed_exactly_once(bench, meter, events, foreign=[foreign])

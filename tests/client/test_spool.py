@@ -67,8 +67,8 @@ def test_processes_record_at_once(tmp_path: Path) -> None:
     meter = offline(spool)
     meter.spool.aggregate(10**12)
     assert sorted((r.customer.label, r.quantity) for r in meter.records() if r.customer) == [
-        ("cust-0", 80),
-        ("cust-1", 80),
+        ("cust-0", Decimal(80)),
+        ("cust-1", Decimal(80)),
     ]
 
 
@@ -113,14 +113,18 @@ def test_aggregation_folds_until_the_record_is_first_sent(tmp_path: Path) -> Non
     meter.record("c", "users", 2, AT)  # not sent yet: folded into the same record
     meter.spool.aggregate(10**12)
     [record] = meter.records()
-    assert (record.quantity, record.usage_events, record.state) == (3, 2, RecordState.PENDING)
+    assert (record.quantity, record.usage_events, record.state) == (
+        Decimal(3),
+        2,
+        RecordState.PENDING,
+    )
     meter.spool.mark_attempt([record.id])  # it may have reached AWS: frozen
     meter.record("c", "users", 4, AT)
     meter.record("c", "users", 5, AT)
     meter.spool.aggregate(10**12)
     assert [(r.quantity, r.state, r.attempts) for r in meter.records()] == [
-        (3, RecordState.PENDING, 1),
-        (9, RecordState.LATE, 0),
+        (Decimal(3), RecordState.PENDING, 1),
+        (Decimal(9), RecordState.LATE, 0),
     ]
 
 

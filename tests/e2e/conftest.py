@@ -1,4 +1,12 @@
-"""Fixtures of the end-to-end tests: a real server process and real AWS clients."""
+"""Fixtures of the end-to-end tests: a real server process and real AWS clients.
+
+``server`` is a fresh ``marketmeter serve`` for each test, unless the test's module is marked
+``reused_server``: then the module shares one server, put back as it started before each test
+(``POST /_marketmeter/reset``: an empty ledger, the clock, fault rules, quotas and journal as at
+start), which spares a server start per test. That suits tests that only meter, read and move
+the clock; a test of such a module that changes the catalog, tokens or keys, stops or restarts
+the server, or reads its log is marked ``fresh_server`` and gets one of its own.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +19,36 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.e2e.buyers import admin
 from tests.e2e.server_process import ServerProcess
 
 
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The server a ``reused_server`` module shares (see ``server``)."""
+    process = ServerProcess(tmp_path_factory.mktemp("module-server") / "ledger.db").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A fresh ``marketmeter serve`` on an empty ledger (SQLite, or PostgreSQL under
-    ``MARKETMETER_TEST_DB=postgresql``) with tests/data/catalog.yaml."""
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A ``marketmeter serve`` on an empty ledger (SQLite, or PostgreSQL under
+    ``MARKETMETER_TEST_DB=postgresql``) with tests/data/catalog.yaml, as it started: a fresh
+    one, or in a ``reused_server`` module the module's, reset (unless marked ``fresh_server``)."""
+    if (
+        request.node.get_closest_marker("reused_server") is not None
+        and request.node.get_closest_marker("fresh_server") is None
+    ):
+        shared: ServerProcess = request.getfixturevalue("module_server")
+        assert shared.process is not None, "an earlier test stopped the module's server"
+        assert shared.process.poll() is None, shared.output()
+        status, body = admin(shared.url, "POST", "/_marketmeter/reset")
+        assert status == 200, body
+        yield shared
+        return
     process = ServerProcess(tmp_path / "ledger.db").start()
     try:
         yield process

@@ -9,6 +9,8 @@ import pytest
 from marketmeter.admin.text_guard import NUL_MESSAGE
 from tests.e2e.server_process import ServerProcess
 
+pytestmark = pytest.mark.reused_server
+
 
 @pytest.mark.parametrize(
     ("path", "field"),
@@ -30,6 +32,7 @@ def test_a_nul_in_a_body_is_refused_and_nothing_is_created(server: ServerProcess
     assert httpx.get(f"{server.url}/_marketmeter/sellers/123412341234").status_code == 404
 
 
+@pytest.mark.fresh_server  # creates a seller
 def test_an_escaped_backslash_before_u0000_is_plain_text(server: ServerProcess) -> None:
     seller = {"account_id": "123412341234", "name": "a\\u0000b"}
     answer = httpx.post(f"{server.url}/_marketmeter/sellers", json=seller)

@@ -1,7 +1,12 @@
-"""The admin API of a real server: ``GET /_marketmeter/health`` and ``/_marketmeter/usage``."""
+"""The admin API of a real server: ``GET /_marketmeter/health`` and ``/_marketmeter/usage``.
+
+Every test but the empty ledger's only reads: they share one server, on which the sample is
+billed once (``billed``); the empty ledger gets a server of its own.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +15,7 @@ import pytest
 
 from marketmeter import __version__
 from tests.e2e.billing import Billed, bill_sample, check_records, iso
+from tests.e2e.conftest import make_client
 from tests.e2e.server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -18,15 +24,33 @@ TIME_ERROR = "{!r} is neither ISO 8601 nor epoch seconds"
 LIMIT_ERROR = "must be a whole number from 1 to 100000"
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("admin-usage") / "ledger.db").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def billed(shared: ServerProcess) -> Billed:
+    """The sample (tests/e2e/billing.py), billed once on the module's server."""
+    return bill_sample(make_client(shared.url), int(time.time()) - 60)
+
+
 @pytest.fixture
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as session:
+def http(shared: ServerProcess, billed: Billed) -> Iterator[httpx.Client]:
+    """A client of the module's server, once the sample is billed on it."""
+    with httpx.Client(base_url=shared.url, timeout=10) as session:
         yield session
 
 
 @pytest.fixture
-def billed(server: ServerProcess, client: Any, now: int) -> Billed:
-    return bill_sample(client, now)
+def empty_http(server: ServerProcess) -> Iterator[httpx.Client]:
+    """A client of a fresh server (``server``), on which nothing is billed."""
+    with httpx.Client(base_url=server.url, timeout=10) as session:
+        yield session
 
 
 def records(http: httpx.Client, **params: str) -> list[dict[str, Any]]:
@@ -50,8 +74,8 @@ def test_health(http: httpx.Client) -> None:
     assert response.json() == {"status": "ok", "version": __version__, "catalogVersion": 1}
 
 
-def test_usage_of_an_empty_ledger(http: httpx.Client) -> None:
-    assert records(http) == []
+def test_usage_of_an_empty_ledger(empty_http: httpx.Client) -> None:
+    assert records(empty_http) == []
 
 
 def test_usage_lists_every_billed_record(http: httpx.Client, billed: Billed) -> None:

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from tests.e2e.conftest import make_client
 from tests.e2e.server_process import ServerProcess
 from tests.e2e.wire_records import record
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.reused_server]
 
 ALICE_CA = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000002"
 BOB_CA = "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002"
@@ -66,6 +67,7 @@ def test_verdicts_in_request_order_with_echoed_records(client: Any, now: int) ->
     assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
 
 
+@pytest.mark.fresh_server
 def test_identical_retry_and_duplicate_survive_a_restart(server: ServerProcess, now: int) -> None:
     client = make_client(server.url)
     first = meter(client, record(now, quantity=5), record(now, "cust-bob", "api_calls", 9))
@@ -81,7 +83,7 @@ def test_identical_retry_and_duplicate_survive_a_restart(server: ServerProcess, 
         billed = sorted((r.dimension, r.quantity) for r in store.usage_now(UsageQuery()))
     finally:
         store.close_now()
-    assert billed == [("api_calls", 9), ("users", 5)]
+    assert billed == [("api_calls", Decimal(9)), ("users", Decimal(5))]
 
 
 def test_account_id_and_license_paths(client: Any, now: int) -> None:
@@ -307,6 +309,7 @@ def test_bodies_of_one_megabyte_or_more_are_refused_with_413(server: ServerProce
     assert (status, payload) == (200, {"Results": [], "UnprocessedRecords": []})
 
 
+@pytest.mark.fresh_server
 def test_sigterm_drains_in_flight_requests_and_loses_nothing_acknowledged(
     server: ServerProcess, now: int
 ) -> None:

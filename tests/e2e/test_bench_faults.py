@@ -500,6 +500,7 @@ def test_a_latency_rule_delays_the_call_which_still_succeeds(bench: Bench, now: 
     assert entry["durationMs"] >= 300
 
 
+@pytest.mark.timing
 def test_global_latency_applies_to_every_call_until_set_back(bench: Bench, now: int) -> None:
     assert bench.admin.faults.latency(200) == {"latency": 200}
     assert admin(bench.url, "GET", "/_marketmeter/faults/effects") == (200, {"latency": 200})

@@ -205,7 +205,7 @@ def test_copy_a_billed_sqlite_ledger_to_postgresql_and_serve_from_it(
     assert status == 201, minted
     from_catalog = next(t["token"] for t in token_list(source) if t["licenseArn"] == ALICE_LEGACY)
     resolved = [traffic.resolve(source, token) for token in (minted["token"], from_catalog)]
-    before = {
+    before: dict[str, Any] = {
         "usage": usage(source),
         "tokens": token_list(source),
         "keys": key_list(source),

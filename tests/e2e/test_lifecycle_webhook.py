@@ -298,6 +298,7 @@ def test_a_webhook_failing_twice_gets_three_attempts(
     assert [a["statusCode"] for a in delivery["history"]] == [500, 500, 200]
 
 
+@pytest.mark.timing
 def test_a_dead_or_slow_webhook_does_not_slow_metering(
     served: ServerProcess, receiver: Receiver
 ) -> None:

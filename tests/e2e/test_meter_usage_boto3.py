@@ -33,7 +33,7 @@ from tests.e2e.buyers import (
 from tests.e2e.conftest import make_client
 from tests.e2e.server_process import CATALOG, ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.reused_server]
 
 ALICE_AMI = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000003"
 ALICE_AGENT = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000004"
@@ -569,6 +569,7 @@ def test_product_dimension_quantity_and_allocation_rules(
 # --- durability --------------------------------------------------------------------------------
 
 
+@pytest.mark.fresh_server
 def test_records_survive_a_restart_with_the_same_ids(server: ServerProcess, now: int) -> None:
     instance = buyer_client(server.url, ALICE_KEY, session="i-0001")
     hourly = meter(instance, now, 7)

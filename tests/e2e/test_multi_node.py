@@ -61,7 +61,7 @@ class Key:
 class Answer:
     """One verdict: what was sent for a key, and the status and id it got."""
 
-    key: object
+    key: Key | str  # a BatchMeterUsage key, a MeterUsage instance or ClientToken
     node: int
     quantity: int
     status: str  # Success, DuplicateRecord, or a MeterUsage error code
@@ -236,7 +236,7 @@ def test_three_nodes_on_one_database_bill_each_key_once(
     assert not any(thread.is_alive() for thread in threads), "the clients did not finish"
     assert failures == []
 
-    by_key: dict[object, list[Answer]] = defaultdict(list)
+    by_key: dict[Key | str, list[Answer]] = defaultdict(list)
     for answer in answers:
         by_key[answer.key].append(answer)
     assert set(by_key) == {*keys, *instances, *tokens}
@@ -245,7 +245,9 @@ def test_three_nodes_on_one_database_bill_each_key_once(
     for key, got in by_key.items():
         assert {a.node for a in got} == set(range(NODES)), key
         assert len({a.quantity for a in got}) > 1, key
-    winners = {key: check_one_winner(by_key[key], "DuplicateRecord") for key in keys}
+    winners: dict[Key | str, tuple[str, int]] = {
+        key: check_one_winner(by_key[key], "DuplicateRecord") for key in keys
+    }
     winners |= {i: check_one_winner(by_key[i], "DuplicateRequestException") for i in instances}
     winners |= {t: check_one_winner(by_key[t], "IdempotencyConflictException") for t in tokens}
 

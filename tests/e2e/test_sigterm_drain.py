@@ -23,7 +23,7 @@ from tests.e2e.conftest import make_client
 from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import batch, record
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]
 
 
 def test_sigterm_answers_the_call_in_flight_cuts_the_slow_one_and_exits_0(

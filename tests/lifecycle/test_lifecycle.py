@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from marketmeter.catalog.model import (
     product_id_for,
 )
 from marketmeter.lifecycle import transitions as lifecycle
-from marketmeter.lifecycle.messages import Channel, LifecycleAction
+from marketmeter.lifecycle.types import Channel, LifecycleAction, Transition
 from marketmeter.metering.ids import SequentialIds
 from marketmeter.metering.registration_tokens import SequentialTokens
 from marketmeter.refusal import Refusal
@@ -66,7 +67,7 @@ def catalog(*agreements: Agreement) -> CatalogSnapshot:
     )
 
 
-def after(snapshot: CatalogSnapshot, transition: lifecycle.Transition) -> CatalogSnapshot:
+def after(snapshot: CatalogSnapshot, transition: Transition) -> CatalogSnapshot:
     """The catalog with the transition's agreement applied."""
     assert transition.agreement is not None
     changed = {a.license_arn: a for a in transition.changes.agreements}
@@ -305,15 +306,15 @@ def test_a_transition_the_state_does_not_allow_is_refused_naming_it(
     transition: str, reference: str, message: str
 ) -> None:
     snapshot = catalog()
-    plan = {
+    plans: dict[str, Callable[[], object]] = {
         "unsubscribe": lambda: lifecycle.unsubscribe(snapshot, reference, T, HOUR, SequentialIds()),
         "resubscribe": lambda: lifecycle.resubscribe(snapshot, reference, T, SequentialIds()),
         "update_entitlement": lambda: lifecycle.update_entitlement(
             snapshot, reference, T, SequentialIds()
         ),
-    }[transition]
+    }
     with pytest.raises(Refusal) as refused:
-        plan()
+        plans[transition]()
     agreement_id = snapshot.agreements_by_license[reference].agreement_id
     assert (refused.value.kind, refused.value.message) == (
         "conflict",

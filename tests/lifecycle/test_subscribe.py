@@ -20,10 +20,8 @@ from marketmeter.catalog.model import (
     license_arn_for,
 )
 from marketmeter.errors import ExpiredTokenException
-from marketmeter.lifecycle.subscriptions import (
-    Subscription,
-    plan_subscription,
-)
+from marketmeter.lifecycle.subscriptions import plan_subscription
+from marketmeter.lifecycle.types import Subscription
 from marketmeter.metering.clock import FixedClock
 from marketmeter.metering.registration_tokens import DEFAULT_TOKEN_TTL, SequentialTokens
 from marketmeter.metering.resolve_customer import ResolveCustomer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -63,13 +64,13 @@ class Bench:
         request = BatchMeterUsageRequest(tuple(records), product)
         return asyncio.run(operation(request, caller or Caller.anonymous()))
 
-    def fails(self, error: type[AwsError], *records: UsageRecord, **kwargs: object) -> str:
+    def fails(self, error: type[AwsError], *records: UsageRecord, **kwargs: Any) -> str:
         with pytest.raises(error) as raised:
-            self.meter(*records, **kwargs)  # type: ignore[arg-type]
+            self.meter(*records, **kwargs)
         assert self.billed() == [], "a refused batch must bill nothing"
         return raised.value.message
 
-    def billed(self) -> list[tuple[str, str, str, int]]:
+    def billed(self) -> list[tuple[str, str, str, Decimal]]:
         rows = self.store.usage_now(UsageQuery())
         return [(r.product_code, r.customer_aws_account_id, r.dimension, r.quantity) for r in rows]
 
@@ -84,7 +85,7 @@ def rec(
     dimension: str = "users",
     quantity: int | None = 1,
     timestamp: float = T,
-    **extra: object,
+    **extra: Any,
 ) -> UsageRecord:
     return UsageRecord(
         timestamp=timestamp,
@@ -92,13 +93,13 @@ def rec(
         quantity=quantity,
         customer_identifier=customer,
         **extra,
-    )  # type: ignore[arg-type]
+    )
 
 
-def by_account(account: str, **extra: object) -> UsageRecord:
-    fields: dict[str, object] = {"timestamp": T, "dimension": "users", "quantity": 1}
+def by_account(account: str, **extra: Any) -> UsageRecord:
+    fields: dict[str, Any] = {"timestamp": T, "dimension": "users", "quantity": 1}
     fields.update(extra)
-    return UsageRecord(customer_aws_account_id=account, **fields)  # type: ignore[arg-type]
+    return UsageRecord(customer_aws_account_id=account, **fields)
 
 
 def statuses(result: BatchMeterUsageResult) -> list[str]:
@@ -113,7 +114,7 @@ def test_success_bills_the_record_with_a_new_id(bench: Bench) -> None:
     assert statuses(result) == ["Success"]
     assert result.results[0].metering_record_id == "00000000-0000-4000-8000-000000000001"
     assert result.results[0].record == rec(quantity=7)
-    assert bench.billed() == [("prod-legacy", "444455556666", "users", 7)]
+    assert bench.billed() == [("prod-legacy", "444455556666", "users", Decimal(7))]
 
 
 def test_one_batch_may_mix_whole_and_fractional_timestamps(
@@ -167,8 +168,8 @@ def test_results_keep_request_order_and_mix_verdicts(bench: Bench) -> None:
         "cust-alice",
     ]
     assert bench.billed() == [
-        ("prod-legacy", "444455556666", "users", 2),
-        ("prod-legacy", "777788889999", "users", 1),
+        ("prod-legacy", "444455556666", "users", Decimal(2)),
+        ("prod-legacy", "777788889999", "users", Decimal(1)),
     ]
 
 
@@ -186,7 +187,7 @@ def test_same_key_with_another_quantity_is_a_duplicate_and_first_stays_billed(be
     result = bench.meter(rec(quantity=6, timestamp=T - 600))  # same hour, other minute
     assert statuses(result) == ["DuplicateRecord"]
     assert result.results[0].metering_record_id is None
-    assert bench.billed() == [("prod-legacy", "444455556666", "users", 5)]
+    assert bench.billed() == [("prod-legacy", "444455556666", "users", Decimal(5))]
 
 
 def test_records_are_never_aggregated_other_hour_or_dimension_is_a_new_key(bench: Bench) -> None:
@@ -239,7 +240,7 @@ def test_suspended_license_is_customer_not_subscribed(bench: Bench) -> None:
 def test_missing_quantity_bills_zero_and_is_echoed_absent(bench: Bench) -> None:
     result = bench.meter(rec(quantity=None))
     assert result.results[0].record.quantity is None
-    assert bench.billed() == [("prod-legacy", "444455556666", "users", 0)]
+    assert bench.billed() == [("prod-legacy", "444455556666", "users", Decimal(0))]
 
 
 def test_an_empty_batch_answers_empty_results(bench: Bench) -> None:
@@ -433,7 +434,7 @@ def test_statuses_are_the_models_enum() -> None:
 # --- fractional quantities (QuantityAsDecimal, botocore ≥ 1.44.1) ------------------------------
 
 
-def dec(value: str, **extra: object) -> UsageRecord:
+def dec(value: str, **extra: Any) -> UsageRecord:
     return rec(quantity=None, quantity_decimal=value, **extra)
 
 

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import jwt
 import pytest
@@ -36,6 +37,9 @@ from marketmeter.metering.types import (
 from marketmeter.store.base import OperatorStore
 from tests.conftest import OpenStore
 
+if TYPE_CHECKING:
+    from jwt.types import Options
+
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 EPOCH = 1795437000  # NOW in epoch seconds
 AGREEMENTS_START = 1577836800.0  # 2020-01-01T00:00:00Z, as in the test catalog
@@ -46,7 +50,7 @@ DAVE = "555566667777"
 DAVE_KEY = "AKIATESTDAVE00000001"
 DAVE_CONTAINER = "arn:aws:license-manager::555566667777:license:l-d0000000000000000000000000000005"
 # the clock is frozen in the test's past or future: check the signature, not the wall time
-VERIFY = {"verify_iat": False}
+VERIFY: Options = {"verify_iat": False}
 
 
 @functools.cache

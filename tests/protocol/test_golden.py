@@ -146,7 +146,7 @@ def _request_id(number: int) -> str:
 
 def _request_body(request: dict[str, Any]) -> bytes:
     if "raw_body" in request:
-        body = request["raw_body"].encode()
+        body: bytes = request["raw_body"].encode()
         size = request.get("raw_body_size")
         if size is not None:
             assert size >= len(body)

@@ -1,1 +1,1 @@
-"""Reliability proven by tests (issue 7): crashes, retries, malformed input, limits."""
+"""Reliability proven by tests (docs/reliability.md): crashes, retries, malformed input, limits."""

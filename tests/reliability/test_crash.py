@@ -100,6 +100,7 @@ def _assert_clean(outcome: CrashOutcome, cycles: int) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.timing
 def test_three_sigkill_cycles_on_sqlite_lose_nothing(tmp_path: Path) -> None:
     settings = CrashSettings(cycles=3, clients=2, seed=7, min_uptime=0.2, max_uptime=0.6)
     outcome = run_crash(settings, tmp_path)
@@ -123,6 +124,7 @@ def test_three_sigkill_cycles_on_sqlite_lose_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.timing
 def test_three_cycles_of_immediate_stop_and_sigkill_on_postgresql(tmp_path: Path) -> None:
     settings = CrashSettings(
         cycles=3, clients=2, backend="postgresql", seed=7, min_uptime=0.2, max_uptime=0.6

@@ -1,4 +1,5 @@
-"""Malformed input over raw HTTP (issue 7, point 3): the fuzz harness's short run in CI.
+"""Malformed input over raw HTTP (docs/reliability.md, "Malformed input gets AWS's error"): the
+fuzz harness's short run in CI.
 
 ``reliability.fuzz`` against a real ``marketmeter serve`` (SQLite, or PostgreSQL under
 ``MARKETMETER_TEST_DB=postgresql``): 2,000 hypothesis probes and 3 slow bodies; the checker's own

@@ -1,6 +1,6 @@
-"""The short form of ``python -m reliability.slow_clients`` (issue 7, point 4): 60 hostile
-connections (slow headers, slow bodies, idle) against a real ``serve`` with short limits (SQLite,
-or PostgreSQL under ``MARKETMETER_TEST_DB=postgresql``)."""
+"""The short form of ``python -m reliability.slow_clients`` (docs/reliability.md, "Limits"): 60
+hostile connections (slow headers, slow bodies, idle) against a real ``serve`` with short limits
+(SQLite, or PostgreSQL under ``MARKETMETER_TEST_DB=postgresql``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from reliability.slow_clients import run_attack
 from marketmeter.config import ConnectionLimits
 from tests.e2e.server_process import CATALOG, ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]
 
 LIMITS = ConnectionLimits(idle_timeout=1, header_timeout=2, request_timeout=3)
 

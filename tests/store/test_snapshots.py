@@ -568,6 +568,7 @@ def test_a_snapshot_holds_every_table_and_column_of_the_schema(
 # --- size -------------------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_twenty_thousand_records_save_and_restore_in_seconds(store: OperatorStore) -> None:
     entries = [
         billing(f"id-{n}", account=f"{n:012d}", timestamp=HOUR + (n % 3600) + 0.5)
