@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.schemas import SchemaGenerator
 
 from marketmeter import __version__
@@ -54,11 +54,37 @@ _TOKEN_RESPONSES = {
 }
 
 
+# Documents already made, by what they are made of: every app of a process has the same routes,
+# and parsing ~60 YAML docstrings again for each (the suite builds thousands) is wasted time.
+_MADE: dict[tuple[object, ...], dict[str, Any]] = {}
+
+
 def openapi_document(
     routes: Sequence[BaseRoute], models: Iterable[type[BaseModel]]
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes`` (those whose endpoints have a YAML docstring),
     with ``components.schemas`` from ``models`` and ``AdminError``."""
+    schema_models = tuple(models)
+    key = (_shape(routes), schema_models)
+    if key not in _MADE:
+        _MADE[key] = _document(routes, schema_models)
+    return copy.deepcopy(_MADE[key])
+
+
+def _shape(routes: Sequence[BaseRoute], prefix: str = "") -> tuple[object, ...]:
+    """What a document is made of: each route's path, methods, operation name and docstring."""
+    found: list[object] = []
+    for route in routes:
+        if isinstance(route, Mount):
+            found.append(_shape(route.routes, prefix + route.path))
+        elif isinstance(route, Route):
+            methods = tuple(sorted(route.methods or ()))
+            name = getattr(route.endpoint, "__name__", "")
+            found.append((prefix + route.path, methods, name, route.endpoint.__doc__))
+    return tuple(found)
+
+
+def _document(routes: Sequence[BaseRoute], models: Iterable[type[BaseModel]]) -> dict[str, Any]:
     generator = SchemaGenerator(
         {
             "openapi": "3.1.0",
