@@ -122,7 +122,7 @@ def test_decimal_quantities_and_allocations(bench: Marketmeter, make_meter: Make
 def test_concurrent_agreements_by_account_and_license(bench: Marketmeter, make_meter: Make) -> None:
     alice = Customer(
         account_id="444455556666",
-        license_arn="arn:aws:license-manager::444455556666:license:l-a11ce000000000000000000000000002",
+        license_arn="arn:aws:license-manager::294406891311:license:l-a11ce000000000000000000000000002",
     )
     meter = make_meter(product_code="demo-saas-ca")
     meter.record(alice, "seats", 3, HOUR - timedelta(minutes=5))

@@ -207,7 +207,7 @@ def test_a_malformed_allowed_host_is_one_clear_line(tmp_path: Path) -> None:
     refused = mm("serve", "--db", "never.db", "--allowed-host", "http://mm/", cwd=tmp_path)
     assert (refused.returncode, refused.stderr.splitlines()[-1]) == (
         2,
-        "Error: Invalid value for '--allowed-host': 'http://mm/' is not a host name or "
-        "address (e.g. marketmeter, mm.internal)",
+        "Error: Invalid value for '--allowed-host' (env var: 'MARKETMETER_ALLOWED_HOST'): "
+        "'http://mm/' is not a host name or address (e.g. marketmeter, mm.internal)",
     )
     assert not (tmp_path / "never.db").exists()

@@ -38,7 +38,7 @@ SERVE_ENVIRONMENT = {
     "auth": "MARKETMETER_AUTH",
     "admin_token": "MARKETMETER_ADMIN_TOKEN",
     "admin_token_file": "MARKETMETER_ADMIN_TOKEN_FILE",
-    "allowed_hosts": "MARKETMETER_ALLOWED_HOSTS",
+    "allowed_hosts": "MARKETMETER_ALLOWED_HOST",
     "unsubscribe_delay": "MARKETMETER_UNSUBSCRIBE_DELAY",
     "max_connections": "MARKETMETER_MAX_CONNECTIONS",
     "max_header_bytes": "MARKETMETER_MAX_HEADER_BYTES",

@@ -84,6 +84,7 @@ def test_the_wheel_and_sdist_hold_every_file_of_the_package(dist: Path) -> None:
     ]
     assert {name for name in expected if not name.endswith(".py")} == {
         "marketmeter/catalog/demo.yaml",
+        "marketmeter/py.typed",
         *(f"marketmeter/store/migrations/{name}" for name in migrations),
     }
     assert expected - in_wheel == set()

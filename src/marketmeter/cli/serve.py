@@ -232,7 +232,7 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--allowed-host",
     "allowed_hosts",
-    envvar="MARKETMETER_ALLOWED_HOSTS",
+    envvar="MARKETMETER_ALLOWED_HOST",
     show_envvar=True,
     multiple=True,
     callback=_host_names,
