@@ -20,6 +20,7 @@ from urllib.parse import quote
 from hypothesis import strategies as st
 
 from marketmeter.config import ConnectionLimits
+from marketmeter.operator.journal import JOURNAL_FILTERS
 from marketmeter.servicemodel.spec import service_model, target_prefix
 
 __all__ = [
@@ -584,17 +585,7 @@ ADMIN_QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "/_marketmeter/tokens": ("product", "buyer", "limit"),
     "/_marketmeter/agreements": ("product", "buyer", "state", "limit"),
     "/_marketmeter/events": ("product", "buyer", "action", "since", "until", "after", "limit"),
-    "/_marketmeter/journal": (
-        "operation",
-        "product",
-        "accessKeyId",
-        "status",
-        "errorType",
-        "since",
-        "until",
-        "after",
-        "limit",
-    ),
+    "/_marketmeter/journal": JOURNAL_FILTERS,
 }
 _ADMIN_VALUE_LITERALS = st.sampled_from(
     [
