@@ -19,7 +19,6 @@ from typing import Any
 import click
 import orjson
 
-from marketmeter.catalog.loader import CatalogError, read_catalog_text
 from marketmeter.cli.connection import service, target_options
 from marketmeter.cli.output import cell, fields, print_json, table
 
@@ -77,6 +76,8 @@ def catalog() -> None:
 @target_options()
 def catalog_apply(file: Path) -> None:
     """Validate FILE and upsert it into the catalog (all or nothing; idempotent)."""
+    from marketmeter.catalog.loader import CatalogError, read_catalog_text
+
     try:
         text = read_catalog_text(file)
     except CatalogError as error:

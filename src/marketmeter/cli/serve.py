@@ -12,7 +12,6 @@ from pathlib import Path
 
 import click
 
-from marketmeter.catalog.loader import CatalogError
 from marketmeter.cli.connection import (
     ADMIN_TOKEN_ENV,
     ADMIN_TOKEN_FILE_ENV,
@@ -300,6 +299,8 @@ def serve(
         unsubscribe_delay=timedelta(seconds=unsubscribe_delay),
         limits=limits,
     )
+    from marketmeter.catalog.loader import CatalogError
+
     try:
         run(settings)
     except CatalogError as error:

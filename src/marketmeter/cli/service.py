@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from marketmeter.metering.clock import SystemClock
-from marketmeter.operator.catalog import BUYERS, SELLERS, AccountKind
-from marketmeter.operator.service import Operator
-from marketmeter.store.base import OperatorStore
 from marketmeter.testing.admin_client import MarketmeterAdmin
+
+if TYPE_CHECKING:  # the operator is imported where it runs (``LocalService``), not for --help
+    from marketmeter.operator.catalog import AccountKind
+    from marketmeter.store.base import OperatorStore
 
 __all__ = ["LocalService", "RemoteService", "Service"]
 
@@ -74,6 +74,8 @@ def _subscription(body: dict[str, Any]) -> tuple[str, str, bool, str | None]:
 
 
 def _kind(name: str) -> AccountKind[Any]:
+    from marketmeter.operator.catalog import BUYERS, SELLERS
+
     return SELLERS if name == "seller" else BUYERS
 
 
@@ -81,6 +83,9 @@ class LocalService:
     """The operator in this process, over ``store`` and the wall clock."""
 
     def __init__(self, store: OperatorStore, token_ttl: timedelta) -> None:
+        from marketmeter.metering.clock import SystemClock
+        from marketmeter.operator.service import Operator
+
         self.store = store
         self.operator = Operator.build(store, SystemClock(), token_ttl=token_ttl)
         self._runner = asyncio.Runner()
