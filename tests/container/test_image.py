@@ -66,7 +66,8 @@ def image(podman: Podman) -> str:
     current = podman.run("image", "inspect", "--format", "{{.Id}}", name).strip()
     if previous and current != previous:
         podman.run("rmi", previous, check=False)  # the image of an earlier checkout
-    # the build stages of earlier checkouts (the newest is the next build's cache)
+    # the build stages of earlier checkouts (the newest is the next build's cache); cleanup
+    # only: podman 4.3 may fail to list while an image it just removed is still being let go
     stages = podman.run(
         "images",
         "--filter",
@@ -75,6 +76,7 @@ def image(podman: Podman) -> str:
         "label=io.marketmeter.stage=build",
         "--format",
         "{{.ID}}",
+        check=False,
     ).split()
     for stage in stages[1:]:
         podman.run("rmi", stage, check=False)
