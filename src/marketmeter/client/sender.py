@@ -202,39 +202,39 @@ class Sender:
         result.errors.append(f"record {record.id}: {code}: {message}")
 
     def _batch(self, product: str | None, chunk: list[SpoolRecord], result: FlushResult) -> None:
-        todo = chunk
+        unsent = chunk
         attempt = 0
-        while todo:
-            by_key = {_answer_key(usage_record(r)): r for r in todo}
-            request: dict[str, Any] = {"UsageRecords": [usage_record(r) for r in todo]}
+        while unsent:
+            by_key = {_answer_key(usage_record(r)): r for r in unsent}
+            request: dict[str, Any] = {"UsageRecords": [usage_record(r) for r in unsent]}
             if product:
                 request["ProductCode"] = product
             try:
-                response = self._call(todo, result, self.aws.batch_meter_usage, request)
+                response = self._call(unsent, result, self.aws.batch_meter_usage, request)
             except ClientError as error:
                 code, status, message = _code(error)
                 if code in RETRYABLE or status >= 500 or status == 429:
                     if self._pause(attempt, result):
                         attempt += 1
                         continue
-                    for record in todo:
+                    for record in unsent:
                         self._keep(record, code, message, result)
                     return
                 if code in RECORD_ERRORS:
-                    if len(todo) > 1:
-                        for record in todo:
+                    if len(unsent) > 1:
+                        for record in unsent:
                             self._batch(product, [record], result)
                     else:
-                        self._refused(todo[0], code, message, result)
+                        self._refused(unsent[0], code, message, result)
                     return
-                for record in todo:
+                for record in unsent:
                     self._keep(record, code, message, result)
                 return
             except BotoCoreError as error:  # connection refused, reset, timed out
                 if self._pause(attempt, result):
                     attempt += 1
                     continue
-                for record in todo:
+                for record in unsent:
                     self._keep(record, type(error).__name__, str(error), result)
                 return
             outcomes: list[tuple[int, RecordState, str | None, str | None]] = []
@@ -257,11 +257,11 @@ class Sender:
             for record_id, state, _, _ in outcomes:
                 result._settle(record_id, state)
             held = [_answer_key(u) for u in response.get("UnprocessedRecords", [])]
-            todo = [by_key.pop(key) for key in held if key in by_key]
+            unsent = [by_key.pop(key) for key in held if key in by_key]
             for record in by_key.values():  # neither answered nor held back: ask again later
                 self._keep(record, "NoAnswer", "not in Results nor UnprocessedRecords", result)
-            if todo and not self._pause(attempt, result):
-                for record in todo:
+            if unsent and not self._pause(attempt, result):
+                for record in unsent:
                     self._keep(record, "UnprocessedRecords", "still unprocessed", result)
                 return
             attempt += 1
