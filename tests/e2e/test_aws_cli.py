@@ -28,7 +28,7 @@ from tests.e2e.buyers import ALICE_KEY, ClockControl, admin
 from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import batch, record
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from marketmeter.testing.admin_client import MarketmeterAdmin
 from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 
 RULE = {"operation": "MeterUsage", "error": {"code": "ThrottlingException"}}
 

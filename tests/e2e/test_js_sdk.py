@@ -30,7 +30,7 @@ from tests.e2e.buyers import ALICE_KEY, admin
 from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import batch, record
 
-pytestmark = [pytest.mark.e2e, pytest.mark.node]
+pytestmark = [pytest.mark.e2e, pytest.mark.node, pytest.mark.backend_agnostic]
 
 JS_DIR = Path(__file__).parent / "js"
 CALL = JS_DIR / "call.mjs"

@@ -23,7 +23,7 @@ from tests.e2e.conftest import make_client
 from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import batch, record
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timing]
+pytestmark = [pytest.mark.e2e, pytest.mark.timing, pytest.mark.backend_agnostic]
 
 LIMITS = (
     "--max-connections",

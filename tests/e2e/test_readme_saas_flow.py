@@ -20,7 +20,7 @@ import pytest
 from marketmeter.server import demo_catalog_text
 from tests.e2e.server_process import ServerProcess, free_port, on_postgres
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -19,7 +19,7 @@ from tests.e2e.conftest import make_client
 from tests.e2e.server_process import free_port, ledger_url
 from tests.e2e.wire_records import record
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 
 SERVE_ENVIRONMENT = {
     "host": "MARKETMETER_HOST",

@@ -43,7 +43,7 @@ from tests.e2e.buyers import ALICE_KEY, SELLER_KEY
 from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import batch, record
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 
 ADMIN_TOKEN = "strict-e2e-admin-token"
 TARGET = "AWSMPMeteringService."

@@ -11,6 +11,8 @@ import pytest
 
 from tests.e2e.server_process import CATALOG, ServerProcess
 
+pytestmark = pytest.mark.backend_agnostic
+
 
 def test_strict_mode_without_a_token_generates_and_prints_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

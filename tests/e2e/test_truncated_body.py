@@ -8,8 +8,11 @@ import socket
 import time
 
 import httpx
+import pytest
 
 from tests.e2e.server_process import ServerProcess
+
+pytestmark = pytest.mark.backend_agnostic
 
 
 def test_a_truncated_body_is_never_billed(server: ServerProcess, now: int) -> None:
