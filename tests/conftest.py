@@ -1,5 +1,5 @@
-"""Fixtures shared by every suite: the store backends the contract runs against, and how the
-suite shares out over pytest-xdist workers (``pytest_collection_modifyitems``).
+"""Fixtures shared by every suite: the store backends the contract runs against (and, through
+``tests/xdist_groups.py``, how the suite shares out over pytest-xdist workers).
 
 ``store_url`` is parametrized over both backends (ids ``sqlite`` and ``postgresql``): a new
 SQLite file, or an empty database of its own on one real PostgreSQL server started for the
@@ -25,43 +25,8 @@ CATALOG = Path(__file__).parent / "data" / "catalog.yaml"
 BACKENDS = ["sqlite", "postgresql"]
 
 OpenStore = Callable[[str], OperatorStore]
-SHARED_SCOPES = ("class", "module", "package")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for ``--dist loadgroup`` (scripts/check runs the suite on several workers):
-
-    - the tests marked ``timing`` (they assert tight wall-clock bounds: limits, slow clients,
-      SIGTERM drain, the crash test's restarts) share one group, so that they run one after
-      another on one worker; scripts/check goes further and runs them on their own, without
-      xdist, after the rest, since the other workers' load alone can break a bound;
-    - the tests of a module that share a module- or class-scoped fixture (a server started once
-      for the module, say; the benchmark's ledger template, which also keeps its two wrk runs
-      apart), or that reuse one server (``reused_server``, tests/e2e/conftest.py), share a
-      group of that module, so that it is started only once;
-    - every other test runs wherever a worker is free.
-
-    Without xdist (``-p no:xdist``) there are no groups. Runs before xdist turns the groups into
-    node ids.
-    """
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("timing") is not None:
-            group = "timing"
-        elif item.get_closest_marker("reused_server") is not None or (
-            isinstance(item, pytest.Function)
-            and any(
-                definition.scope in SHARED_SCOPES
-                for definitions in item._fixtureinfo.name2fixturedefs.values()
-                for definition in definitions
-            )
-        ):
-            group = item.nodeid.split("::", 1)[0]
-        else:
-            continue
-        item.add_marker(pytest.mark.xdist_group(group))
+# How the tests share out over pytest-xdist workers: tests/xdist_groups.py.
+pytest_plugins = ["tests.xdist_groups"]
 
 
 @pytest.fixture(scope="session")
