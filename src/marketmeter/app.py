@@ -97,8 +97,9 @@ class MarketmeterApp:
         )
         self.lifecycle = self.operator.lifecycle
         self.ticker = UnsubscribeTicker(self.lifecycle)
-        self.deliverer = WebhookDeliverer(store, delivery)
+        self.deliverer = WebhookDeliverer(store, delivery, fault=self.bench.faults.decide_delivery)
         self.lifecycle.on_commit(self.deliverer.wake)
+        self.operator.deliveries.on_change(self.deliverer.wake)
         self.admin = admin_app(
             self.operator,
             admin_token=settings.admin_token,

@@ -19,7 +19,7 @@ a batch, the cached catalog, the usage view, migrations, ``describe`` and ``clos
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
@@ -36,11 +36,14 @@ from marketmeter.metering.types import (
 from marketmeter.store import events_sql, registration_sql, snapshots_sql
 from marketmeter.store.base import (
     CatalogEdit,
+    DeliveryQuery,
     DueDelivery,
     EventQuery,
     LoggedEvent,
     Outcome,
     SnapshotInfo,
+    TargetCounts,
+    TargetDelivery,
     TokenQuery,
 )
 from marketmeter.store.catalog_edits_sql import edit_catalog
@@ -163,15 +166,30 @@ class SqlStore(ABC):
     async def events(self, query: EventQuery) -> list[LoggedEvent]:
         return await self._scan(lambda sql: events_sql.list_events(sql, query))
 
-    async def deliveries_due(self, wall_now: float) -> bool:
-        return await self._scan(lambda sql: events_sql.deliveries_due(sql, wall_now))
+    async def deliveries_due(
+        self, wall_now: float, paused: Collection[tuple[str, str]] = ()
+    ) -> bool:
+        return await self._scan(lambda sql: events_sql.deliveries_due(sql, wall_now, paused))
 
     async def claim_deliveries(
-        self, wall_now: float, lease: float, limit: int
+        self,
+        wall_now: float,
+        lease: float,
+        limit: int,
+        paused: Collection[tuple[str, str]] = (),
     ) -> list[DueDelivery]:
         return await self._write(
-            lambda sql: events_sql.claim_deliveries(sql, wall_now, lease, limit)
+            lambda sql: events_sql.claim_deliveries(sql, wall_now, lease, limit, paused)
         )
+
+    async def deliveries(self, query: DeliveryQuery) -> list[TargetDelivery]:
+        return await self._scan(lambda sql: events_sql.list_deliveries(sql, query))
+
+    async def redeliver(self, event: str, target: str, wall_now: float) -> TargetDelivery | None:
+        return await self._write(lambda sql: events_sql.redeliver(sql, event, target, wall_now))
+
+    async def delivery_counts(self) -> list[TargetCounts]:
+        return await self._scan(events_sql.delivery_counts)
 
     async def record_attempt(
         self,
