@@ -1,0 +1,360 @@
+"""Notifications delivered into a real SNS, SQS and EventBridge: moto's server on 127.0.0.1 (one
+per module), ``marketmeter serve`` processes, and the consumer's view: the messages read from
+SQS queues, subscribed to AWS's topics, targeted directly, or behind an EventBridge rule.
+
+Each test uses products of its own (so their topics, queues and rules are its own) on the one
+moto server."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from marketmeter.catalog.model import product_id_for
+from tests.e2e.buyers import ClockControl, admin
+from tests.e2e.cli_runner import mm
+from tests.e2e.server_process import ServerProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+SELLER = "111122223333"
+MOTO_ACCOUNT = "123456789012"  # moto's default account: the topics' and the bus's owner
+KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class Moto:
+    """moto's server as a process, with boto3 clients of its SNS, SQS and EventBridge."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Moto:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("moto's server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1", **KEYS)
+
+    def queue(self, name: str) -> tuple[str, str]:
+        """A new queue: its URL and ARN."""
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        return str(url), str(arn["QueueArn"])
+
+    def subscribe_queue(self, topic: str, queue_arn: str) -> str:
+        """Subscribe a queue to a topic (created if missing) as a seller does; the topic ARN."""
+        sns = self.client("sns")
+        arn = str(sns.create_topic(Name=topic)["TopicArn"])
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+        return arn
+
+    def rule_to_queue(self, name: str, pattern: dict[str, Any], queue_arn: str) -> None:
+        events = self.client("events")
+        events.put_rule(Name=name, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    def read(self, queue_url: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Every message a consumer reads from the queue, waiting for ``count`` (then a
+        moment more, so that a duplicate would show), as JSON bodies (or strings)."""
+        sqs = self.client("sqs")
+        bodies: list[Any] = []
+        deadline = time.monotonic() + timeout
+        settle: float | None = None
+        while time.monotonic() < deadline:
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+            for message in got.get("Messages", []):
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                try:
+                    bodies.append(json.loads(message["Body"]))
+                except ValueError:
+                    bodies.append(message["Body"])
+            if len(bodies) >= count:
+                settle = settle or time.monotonic() + 0.5
+                if time.monotonic() >= settle:
+                    return bodies
+            time.sleep(0.05)
+        raise AssertionError(f"{queue_url}: read {len(bodies)} messages, expected {count}")
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Moto]:
+    server = Moto().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the servers started by a test inherit: retries after 0.2 s, 0.4 s, ... at most 0.5 s
+    monkeypatch.setenv("MARKETMETER_WEBHOOK_RETRY_BASE", "0.2")
+    monkeypatch.setenv("MARKETMETER_WEBHOOK_RETRY_MAX", "0.5")
+    monkeypatch.setenv("MARKETMETER_WEBHOOK_ATTEMPTS", "200")
+    monkeypatch.setenv("MARKETMETER_WEBHOOK_TIMEOUT", "1")
+
+
+def _catalog(path: Path, products: list[tuple[str, str, list[dict[str, Any]]]]) -> Path:
+    document = {
+        "sellers": [{"account_id": SELLER}],
+        "products": [
+            {
+                "product_code": code,
+                "seller": SELLER,
+                "kind": "saas",
+                "integration": integration,
+                "dimensions": ["users"],
+                "notification_targets": targets,
+            }
+            for code, integration, targets in products
+        ],
+    }
+    path.write_text(json.dumps(document))  # JSON is YAML
+    return path
+
+
+def _target(moto: Moto, name: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "endpoint_url": moto.url,
+        "access_key_id": "testing",
+        "secret_access_key": "testing",
+        **fields,
+    }
+
+
+def call(server: ServerProcess, method: str, path: str, body: Any = None) -> Any:
+    status, answer = admin(server.url, method, f"/_marketmeter{path}", body)
+    assert status in (200, 201), answer
+    return answer
+
+
+def subscribe(server: ServerProcess, product: str, buyer: str) -> dict[str, Any]:
+    body = {"productCode": product, "buyerAccountId": buyer}
+    return dict(call(server, "POST", "/agreements", body)["agreement"])
+
+
+def transition(server: ServerProcess, agreement: dict[str, Any], verb: str) -> None:
+    call(server, "POST", f"/agreements/{agreement['agreementId']}/{verb}", {})
+
+
+def message(customer: str, product: str, action: str, offer: bool = False) -> dict[str, str]:
+    found = {"action": action, "customer-identifier": customer, "product-code": product}
+    if action != "entitlement-updated":
+        found["isFreeTrialTermPresent"] = "false"
+    return found
+
+
+def by_customer(messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """SNS messages per customer, in the order read."""
+    found: dict[str, list[dict[str, str]]] = {}
+    for one in messages:
+        found.setdefault(one["customer-identifier"], []).append(one)
+    return found
+
+
+def wait_delivered(server: ServerProcess, product: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 20
+    while True:
+        found = call(server, "GET", f"/deliveries?product={product}&limit=1000")["deliveries"]
+        if sum(d["status"] == "delivered" for d in found) >= count:
+            return list(found)
+        if time.monotonic() > deadline:
+            raise AssertionError(json.dumps(found, indent=1))
+        time.sleep(0.05)
+
+
+ENVELOPE_KEYS = [
+    "Type",
+    "MessageId",
+    "TopicArn",
+    "Message",
+    "Timestamp",
+    "SignatureVersion",
+    "Signature",
+    "SigningCertURL",
+    "UnsubscribeURL",
+]
+
+
+def test_a_legacy_products_lifecycle_reaches_queues_through_sns_and_straight(
+    tmp_path: Path, moto: Moto
+) -> None:
+    code = "legacy-a"
+    sub_url, sub_arn = moto.queue("legacy-a-subscriptions")
+    ent_url, ent_arn = moto.queue("legacy-a-entitlements")
+    direct_url, _ = moto.queue("legacy-a-direct")
+    raw_url, _ = moto.queue("legacy-a-raw")
+    sub_topic = moto.subscribe_queue(f"aws-mp-subscription-notification-{code}", sub_arn)
+    ent_topic = moto.subscribe_queue(f"aws-mp-entitlement-notification-{code}", ent_arn)
+    targets = [
+        _target(moto, "topics", "sns"),
+        _target(moto, "direct", "sqs", queue_url=direct_url),
+        _target(moto, "raw", "sqs", queue_url=raw_url, raw_delivery=True),
+    ]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "legacy", targets)])
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    try:
+        agreement = subscribe(server, code, "212121212121")
+        customer = agreement["customerIdentifier"]
+        transition(server, agreement, "suspend")
+        transition(server, agreement, "resubscribe")
+        transition(server, agreement, "entitlement-update")
+        transition(server, agreement, "unsubscribe")
+        ClockControl(server.url).advance(3660)  # the unsubscribe delay, on the service clock
+        call(
+            server,
+            "POST",
+            "/subscribe-fail",
+            {"productCode": code, "buyerAccountId": "313131313131"},
+        )
+        subscriptions = moto.read(sub_url, 6)
+        entitlements = moto.read(ent_url, 1)
+        direct = moto.read(direct_url, 7)
+        raw = moto.read(raw_url, 7)
+        logged = call(server, "GET", f"/events?product={code}")["events"]
+        failed = call(server, "GET", f"/events?product={code}&action=subscribe-fail")["events"]
+    finally:
+        server.stop()
+    failed_customer = json.loads(failed[0]["message"]["Message"])["customer-identifier"]
+    expected = [
+        message(customer, code, "subscribe-success"),
+        message(customer, code, "unsubscribe-success"),  # suspended
+        message(customer, code, "subscribe-success"),  # resubscribed
+        message(customer, code, "unsubscribe-pending"),
+        message(customer, code, "unsubscribe-success"),
+    ]
+    # through SNS: the emulator's own envelope, AWS's Message; each customer's in order
+    assert by_customer([json.loads(body["Message"]) for body in subscriptions]) == {
+        customer: expected,
+        failed_customer: [message(failed_customer, code, "subscribe-fail")],
+    }
+    assert [sorted(body) for body in subscriptions] == [sorted(ENVELOPE_KEYS)] * 6  # moto's order
+    assert {body["TopicArn"] for body in subscriptions} == {sub_topic}
+    assert (
+        sub_topic == f"arn:aws:sns:us-east-1:{MOTO_ACCOUNT}:aws-mp-subscription-notification-{code}"
+    )
+    assert [json.loads(body["Message"]) for body in entitlements] == [
+        message(customer, code, "entitlement-updated")
+    ]
+    assert entitlements[0]["TopicArn"] == ent_topic
+    # straight to SQS: the envelope as AWS's SNS hands it to a queue, in the order it happened
+    ours = [event["message"] for event in logged]
+    assert sorted(direct, key=ours.index) == ours  # exactly what was logged, each once
+    assert [list(body) for body in direct] == [ENVELOPE_KEYS] * 7
+    assert by_customer([json.loads(body["Message"]) for body in direct])[customer] == [
+        *expected[:3],
+        message(customer, code, "entitlement-updated"),
+        *expected[3:],
+    ]
+    assert ours[3]["TopicArn"] == (
+        f"arn:aws:sns:us-east-1:287250355862:aws-mp-entitlement-notification-{code}"
+    )
+    assert by_customer(raw) == by_customer([json.loads(body["Message"]) for body in direct])
+
+
+def test_a_concurrent_agreements_products_events_reach_a_queue_through_a_rule(
+    tmp_path: Path, moto: Moto
+) -> None:
+    code = "ca-b"
+    queue_url, queue_arn = moto.queue("ca-b-events")
+    moto.rule_to_queue(
+        "ca-b-rule",
+        {"source": ["aws.agreement-marketplace"], "detail": {"product": {"code": [code]}}},
+        queue_arn,
+    )
+    everything_url, everything_arn = moto.queue("ca-b-all")
+    moto.rule_to_queue(
+        "ca-b-all",
+        {"source": ["aws.agreement-marketplace"], "account": [MOTO_ACCOUNT]},
+        everything_arn,
+    )
+    targets = [_target(moto, "bus", "eventbridge")]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "concurrent-agreements", targets)])
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    buyer = "414141414141"
+    try:
+        agreement = subscribe(server, code, buyer)
+        transition(server, agreement, "suspend")
+        transition(server, agreement, "resubscribe")
+        transition(server, agreement, "entitlement-update")
+        transition(server, agreement, "unsubscribe")
+        ClockControl(server.url).advance(3660)
+        call(
+            server,
+            "POST",
+            "/subscribe-fail",
+            {"productCode": code, "buyerAccountId": "515151515151"},
+        )
+        licenses = moto.read(queue_url, 4)  # only License events carry product.code
+        events = moto.read(everything_url, 6)
+        logged = call(server, "GET", f"/events?product={code}")["events"]
+    finally:
+        server.stop()
+    agreement_id, license_arn = agreement["agreementId"], agreement["licenseArn"]
+    assert [e["detail-type"] for e in events] == [
+        "Purchase Agreement Created - Proposer",
+        "License Deprovisioned - Manufacturer",  # suspended
+        "License Updated - Manufacturer",  # resumed
+        "License Updated - Manufacturer",  # entitlement update
+        "Purchase Agreement Ended - Proposer",
+        "License Deprovisioned - Manufacturer",
+    ]
+    sent = [e["message"] for e in logged if e["channel"] == "eventbridge"]
+    for delivered, ours in zip(events, sent, strict=True):
+        # the envelope as EventBridge delivers it (moto's leaves out "account")
+        assert sorted([*delivered, "account"]) == sorted(ours)
+        assert delivered["source"] == "aws.agreement-marketplace"
+        assert delivered["resources"] == [f"arn:aws:aws-marketplace::aws:agreement:{agreement_id}"]
+        assert delivered["region"] == "us-east-1"
+        assert delivered["version"] == "0"
+        assert delivered["time"] == ours["time"]
+        assert delivered["detail"] == ours["detail"]
+    assert events[3]["detail"] == {
+        "requestId": sent[3]["detail"]["requestId"],
+        "catalog": "AWSMarketplace",
+        "agreement": {"id": agreement_id},
+        "product": {"code": code, "id": product_id_for(code)},
+        "license": {"arn": license_arn},
+        "acceptor": {"accountId": buyer},
+        "proposer": {"accountId": SELLER},
+    }
+    assert [e["detail-type"] for e in licenses] == [
+        "License Deprovisioned - Manufacturer",
+        "License Updated - Manufacturer",
+        "License Updated - Manufacturer",
+        "License Deprovisioned - Manufacturer",
+    ]
+    [failed] = [e for e in logged if e["action"] == "subscribe-fail"]
+    assert (failed["channel"], failed["deliveries"]) == ("none", [])  # logged, sent nowhere
