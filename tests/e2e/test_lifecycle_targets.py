@@ -358,3 +358,98 @@ def test_a_concurrent_agreements_products_events_reach_a_queue_through_a_rule(
     ]
     [failed] = [e for e in logged if e["action"] == "subscribe-fail"]
     assert (failed["channel"], failed["deliveries"]) == ("none", [])  # logged, sent nowhere
+
+
+def _actions(bodies: list[dict[str, Any]]) -> list[str]:
+    return [json.loads(body["Message"])["action"] for body in bodies]
+
+
+def test_a_target_down_across_a_kill_9_gets_every_message_once_in_order_when_it_is_up(
+    tmp_path: Path,
+) -> None:
+    later = Moto()  # the seller's SQS: not running yet
+    queue_url = f"{later.url}/{MOTO_ACCOUNT}/down-c"
+    code = "legacy-c"
+    targets = [{**_target(later, "queue", "sqs", queue_url=queue_url)}]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "legacy", targets)])
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    try:
+        agreement = subscribe(server, code, "616161616161")
+        transition(server, agreement, "suspend")
+        transition(server, agreement, "resubscribe")
+        deadline = time.monotonic() + 10
+        while True:  # the first is retried: refused connections, in the event log
+            [first] = call(server, "GET", f"/deliveries?product={code}&limit=1")["deliveries"]
+            if first["attempts"] >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert first["status"] == "pending"
+        assert "Could not connect to the endpoint URL" in first["history"][0]["error"]
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+        later.start()
+        later.queue("down-c")
+        server.start()
+        bodies = later.read(queue_url, 3)
+        delivered = wait_delivered(server, code, 3)
+    finally:
+        server.stop()
+        later.stop()
+    assert _actions(bodies) == ["subscribe-success", "unsubscribe-success", "subscribe-success"]
+    assert len({body["MessageId"] for body in bodies}) == 3  # no duplicate
+    assert [d["status"] for d in delivered] == ["delivered"] * 3
+    assert delivered[0]["attempts"] >= 3
+    assert delivered[0]["history"][-1] == {
+        "attempt": delivered[0]["attempts"],
+        "attemptedAt": delivered[0]["deliveredAt"],
+        "statusCode": 200,
+        "error": None,
+    }
+
+
+def test_bench_hooks_pause_resume_fail_and_redeliver_a_target(tmp_path: Path, moto: Moto) -> None:
+    code = "legacy-d"
+    queue_url, _ = moto.queue("legacy-d")
+    targets = [_target(moto, "queue", "sqs", queue_url=queue_url, raw_delivery=True)]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "legacy", targets)])
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    env = {"MARKETMETER_ENDPOINT": server.url}
+    try:
+        paused = mm("deliveries", "pause", code, "queue", cwd=tmp_path, env=env)
+        assert paused.stdout == (
+            f"{code}  queue  sqs  pending 0, delivered 0, failed 0  paused\n"
+        ), paused.stderr
+        subscribe(server, code, "717171717171")
+        time.sleep(0.6)  # a few polls of the deliverer: nothing goes out
+        [held] = call(server, "GET", f"/deliveries?product={code}&status=pending")["deliveries"]
+        assert (held["target"], held["attempts"]) == ("queue", 0)
+        resumed = call(server, "POST", f"/products/{code}/targets/queue/resume")
+        assert resumed["paused"] is False
+        [first] = moto.read(queue_url, 1)
+        assert first["action"] == "subscribe-success"
+
+        rule = {"kind": "delivery-failure", "productCode": code, "target": "queue", "times": 2}
+        call(server, "POST", "/faults", rule)
+        subscribe(server, code, "818181818181")
+        [second] = moto.read(queue_url, 1)
+        [flaky] = call(server, "GET", f"/deliveries?product={code}&buyer=818181818181")[
+            "deliveries"
+        ]
+        assert [(a["statusCode"], a["error"]) for a in flaky["history"]] == [
+            (None, "injected: fault rule 1: delivery-failure"),
+            (None, "injected: fault rule 1: delivery-failure"),
+            (200, None),
+        ]
+
+        again = call(
+            server,
+            "POST",
+            "/deliveries/redeliver",
+            {"event": held["event"]["eventId"], "target": "queue"},
+        )
+        assert (again["status"], again["attempts"]) == ("pending", 1)
+        [repeated] = moto.read(queue_url, 1)
+        listed = mm("deliveries", "targets", cwd=tmp_path, env=env)
+    finally:
+        server.stop()
+    assert repeated == first  # the same message, delivered again on request
+    assert listed.stdout == f"{code}  queue  sqs  pending 0, delivered 2, failed 0\n"

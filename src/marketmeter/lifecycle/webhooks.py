@@ -72,8 +72,16 @@ class DeliveryPolicy:
 
     @property
     def lease(self) -> float:
-        """How long a claim holds: longer than any POST may take."""
-        return self.timeout * 2 + 30.0
+        """How long a claim holds: longer than any attempt may take (connecting and reading,
+        each up to ``timeout``), so that a node killed holding claims delays them only this
+        long."""
+        return max(self.timeout * 4, self.timeout * 2 + 5.0)
+
+    @property
+    def attempt_time(self) -> float:
+        """The longest one attempt may take: an attempt starts only while its claim holds at
+        least this long, so that no other node can claim it meanwhile."""
+        return self.timeout * 2 + 1.0
 
 
 class WebhookDeliverer:
@@ -126,18 +134,24 @@ class WebhookDeliverer:
         if not await self._store.deliveries_due(now, paused):
             return 0  # a read: the poll costs no write transaction
         claimed = await self._store.claim_deliveries(now, policy.lease, policy.batch, paused)
+        holds_until = now + policy.lease - policy.attempt_time
         by_target: dict[tuple[str, str], list[DueDelivery]] = {}
         for due in claimed:  # oldest first
             by_target.setdefault((due.event.product_code, due.url), []).append(due)
         await asyncio.gather(
-            *(self._attempt_in_order(snapshot, queue) for queue in by_target.values())
+            *(self._attempt_in_order(snapshot, queue, holds_until) for queue in by_target.values())
         )
         return len(claimed)
 
-    async def _attempt_in_order(self, snapshot: CatalogSnapshot, queue: list[DueDelivery]) -> None:
-        """One target's deliveries one after the other, so that it gets them in order (retries
-        aside); different targets are sent to at the same time."""
+    async def _attempt_in_order(
+        self, snapshot: CatalogSnapshot, queue: list[DueDelivery], holds_until: float
+    ) -> None:
+        """One target's deliveries one after the other; different targets are sent to at the
+        same time. Those whose claim would run out during the attempt are left to be claimed
+        again (by any node) once it has."""
         for due in queue:
+            if self._wall() > holds_until:
+                return
             await self._attempt(snapshot, due)
 
     async def _run(self) -> None:
