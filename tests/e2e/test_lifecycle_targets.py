@@ -453,3 +453,39 @@ def test_bench_hooks_pause_resume_fail_and_redeliver_a_target(tmp_path: Path, mo
         server.stop()
     assert repeated == first  # the same message, delivered again on request
     assert listed.stdout == f"{code}  queue  sqs  pending 0, delivered 2, failed 0\n"
+
+
+def test_two_nodes_on_one_ledger_deliver_each_notification_once(tmp_path: Path, moto: Moto) -> None:
+    """Both nodes run a deliverer over the one outbox (SQLite file or PostgreSQL database):
+    the claims make each delivery go out from one of them."""
+    code = "legacy-e"
+    queue_url, _ = moto.queue("legacy-e")
+    targets = [_target(moto, "queue", "sqs", queue_url=queue_url)]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "legacy", targets)])
+    first = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    second = ServerProcess(tmp_path / "second.db", None, db_url=first.db_url).start()
+    buyers = [f"9{i:02d}000000000"[:12] for i in range(8)]
+    try:
+        for i, buyer in enumerate(buyers):
+            node = (first, second)[i % 2]
+            agreement = subscribe(node, code, buyer)
+            transition((second, first)[i % 2], agreement, "suspend")
+            transition(node, agreement, "resubscribe")
+        bodies = moto.read(queue_url, 24)
+        delivered = wait_delivered(first, code, 24)
+    finally:
+        second.stop()
+        first.stop()
+    assert len(bodies) == 24
+    assert len({body["MessageId"] for body in bodies}) == 24  # each once
+    assert sorted(body["MessageId"] for body in bodies) == sorted(
+        d["event"]["eventId"] for d in delivered
+    )
+    per_customer: dict[str, list[str]] = {}
+    for body in bodies:
+        sent = json.loads(body["Message"])
+        per_customer.setdefault(sent["customer-identifier"], []).append(sent["action"])
+    assert (
+        list(per_customer.values())
+        == [["subscribe-success", "unsubscribe-success", "subscribe-success"]] * 8
+    )
