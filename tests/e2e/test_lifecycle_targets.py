@@ -431,6 +431,7 @@ def test_bench_hooks_pause_resume_fail_and_redeliver_a_target(tmp_path: Path, mo
         call(server, "POST", "/faults", rule)
         subscribe(server, code, "818181818181")
         [second] = moto.read(queue_url, 1)
+        assert (second["action"], second["product-code"]) == ("subscribe-success", code)
         [flaky] = call(server, "GET", f"/deliveries?product={code}&buyer=818181818181")[
             "deliveries"
         ]

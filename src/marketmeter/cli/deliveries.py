@@ -2,7 +2,7 @@
 
 On a running server by default (``--endpoint``), or a database (``--db``: a server sharing it
 delivers what is redelivered or resumed). Failing deliveries on purpose is a fault rule of kind
-``delivery-failure`` (``marketmeter faults add '{"kind": "delivery-failure", ...}'``).
+``delivery-failure`` (``marketmeter faults add --kind delivery-failure --target NAME``).
 """
 
 from __future__ import annotations
