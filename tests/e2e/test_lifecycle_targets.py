@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from marketmeter.catalog.model import product_id_for
+from marketmeter.lifecycle.messages import public_offer_id
 from tests.e2e.buyers import ClockControl, admin
 from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import ServerProcess, free_port
@@ -349,6 +350,7 @@ def test_a_concurrent_agreements_products_events_reach_a_queue_through_a_rule(
         "license": {"arn": license_arn},
         "acceptor": {"accountId": buyer},
         "proposer": {"accountId": SELLER},
+        "offer": {"id": public_offer_id(code)},  # the subscription named none
     }
     assert [e["detail-type"] for e in licenses] == [
         "License Deprovisioned - Manufacturer",
