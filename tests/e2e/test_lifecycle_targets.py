@@ -7,21 +7,29 @@ moto server."""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from marketmeter.catalog.model import product_id_for
 from marketmeter.lifecycle.messages import public_offer_id
+from marketmeter.lifecycle.sns_http import string_to_sign
 from tests.e2e.buyers import ClockControl, admin
 from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import ServerProcess, free_port
@@ -492,3 +500,119 @@ def test_two_nodes_on_one_ledger_deliver_each_notification_once(tmp_path: Path, 
         list(per_customer.values())
         == [["subscribe-success", "unsubscribe-success", "subscribe-success"]] * 8
     )
+
+
+class SnsEndpoint:
+    """An HTTP endpoint subscribed as SNS subscribes one: it confirms a SubscriptionConfirmation
+    by visiting its SubscribeURL, and keeps every POST (headers and body)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                endpoint.received.append((headers, body))
+                if body["Type"] == "SubscriptionConfirmation":
+                    with urllib.request.urlopen(body["SubscribeURL"], timeout=10) as answer:
+                        assert answer.status == 200
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sns"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        deadline = time.monotonic() + 20
+        while len(self.received) < count:
+            assert time.monotonic() < deadline, self.received
+            time.sleep(0.05)
+        return self.received
+
+
+def verifies(message: dict[str, str]) -> bool:
+    """Whether the SNS signature verifies with the certificate at SigningCertURL."""
+    with urllib.request.urlopen(message["SigningCertURL"], timeout=10) as answer:
+        certificate = x509.load_pem_x509_certificate(answer.read())
+    key = certificate.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    try:
+        key.verify(
+            base64.b64decode(message["Signature"]),
+            string_to_sign(message).encode(),
+            padding.PKCS1v15(),
+            hashes.SHA1(),  # SNS SignatureVersion 1
+        )
+    except InvalidSignature:
+        return False
+    return True
+
+
+def test_an_http_target_speaking_snss_protocol_is_confirmed_first_and_signs(
+    tmp_path: Path,
+) -> None:
+    endpoint = SnsEndpoint()
+    code = "legacy-f"
+    targets = [
+        {"name": "https-endpoint", "kind": "http", "url": endpoint.url, "sns_protocol": True}
+    ]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "legacy", targets)])
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    try:
+        agreement = subscribe(server, code, "232323232323")
+        received = endpoint.wait_for(2)
+        transition(server, agreement, "entitlement-update")
+        received = endpoint.wait_for(4)
+        time.sleep(0.3)  # nothing more comes
+        logged = call(server, "GET", f"/events?product={code}")["events"]
+        verified = [verifies(body) for _, body in received]
+        tampered = verifies({**received[1][1], "Message": "tampered"})
+    finally:
+        server.stop()
+        endpoint.server.shutdown()
+        endpoint.server.server_close()
+    topics = [
+        f"arn:aws:sns:us-east-1:287250355862:aws-mp-{which}-notification-{code}"
+        for which in ("subscription", "entitlement")
+    ]
+    assert [(h["x-amz-sns-message-type"], b["Type"], b["TopicArn"]) for h, b in received] == [
+        ("SubscriptionConfirmation", "SubscriptionConfirmation", topics[0]),
+        ("Notification", "Notification", topics[0]),
+        ("SubscriptionConfirmation", "SubscriptionConfirmation", topics[1]),
+        ("Notification", "Notification", topics[1]),
+    ]
+    confirmation = received[0][1]
+    assert confirmation["Message"] == (
+        f"You have chosen to subscribe to the topic {topics[0]}.\nTo confirm the subscription, "
+        "visit the SubscribeURL included in this message."
+    )
+    assert confirmation["SubscribeURL"].startswith(
+        f"{server.url}/_marketmeter/sns?Action=ConfirmSubscription&TopicArn="
+    )
+    assert "x-amz-sns-subscription-arn" not in received[0][0]
+    assert verified == [True] * 4  # with the certificate at SigningCertURL
+    assert not tampered
+    notification = received[1][1]
+    assert {k: v for k, v in notification.items() if k not in ("Signature", "SigningCertURL")} == {
+        k: v for k, v in logged[0]["message"].items() if k not in ("Signature", "SigningCertURL")
+    }
+    assert notification["SigningCertURL"] == f"{server.url}/_marketmeter/sns/certificate.pem"
+    headers = received[1][0]
+    assert (headers["x-amz-sns-message-id"], headers["x-amz-sns-topic-arn"]) == (
+        notification["MessageId"],
+        topics[0],
+    )
+    assert headers["content-type"] == "text/plain; charset=UTF-8"
+    assert headers["user-agent"] == "Amazon Simple Notification Service Agent"
+    [delivery] = logged[0]["deliveries"]
+    assert [a["error"] for a in delivery["history"]] == [
+        "SubscriptionConfirmation sent; waiting for a GET of its SubscribeURL",
+        None,
+    ]

@@ -6,7 +6,10 @@
   send it again;
 - ``GET /targets``: every product's delivery targets with their pending, delivered and failed
   counts;
-- ``POST /products/{product}/targets/{target}/pause|resume``.
+- ``POST /products/{product}/targets/{target}/pause|resume``;
+- ``GET /sns?Action=ConfirmSubscription&TopicArn=…&Token=…`` (the SubscribeURL of an ``http``
+  target speaking SNS's protocol, answered with SNS's XML) and ``GET /sns/certificate.pem`` (its
+  SigningCertURL): both public, as the endpoint calls them without the admin token.
 
 Failing deliveries on purpose is a fault rule of kind ``delivery-failure`` (``POST
 /_marketmeter/faults``). Everything is ``operator.deliveries.DeliveryOperations``'s answer.
@@ -172,7 +175,45 @@ def delivery_endpoints(service: DeliveryOperations) -> list[Endpoint]:
         """
         return answer(await service.resume(*_names(request)))
 
+    async def confirm_subscription(request: Request) -> Response:
+        """An SNS HTTP(S) endpoint confirming its subscription.
+        ---
+        summary: ConfirmSubscription (the SubscribeURL of a SubscriptionConfirmation)
+        tags: [deliveries]
+        security: []
+        parameters:
+          - name: Action
+            in: query
+            required: true
+            schema: {type: string, enum: [ConfirmSubscription]}
+          - {name: TopicArn, in: query, required: true, schema: {type: string}}
+          - {name: Token, in: query, required: true, schema: {type: string}}
+        responses:
+          "200":
+            description: SNS's ConfirmSubscriptionResponse
+            content: {text/xml: {schema: {type: string}}}
+          "400": {$ref: "#/components/responses/BadInput"}
+          "404": {$ref: "#/components/responses/NotFound"}
+        """
+        xml = await service.confirm_subscription(query(request))
+        return Response(xml, media_type="text/xml")
+
+    async def certificate(request: Request) -> Response:
+        """The certificate SNS signatures verify with.
+        ---
+        summary: The SigningCertURL of SNS messages to http targets speaking SNS's protocol
+        tags: [deliveries]
+        security: []
+        responses:
+          "200":
+            description: A PEM certificate
+            content: {application/x-pem-file: {schema: {type: string}}}
+        """
+        return Response(await service.certificate(), media_type="application/x-pem-file")
+
     return [
+        Endpoint("/sns", "GET", confirm_subscription),
+        Endpoint("/sns/certificate.pem", "GET", certificate),
         Endpoint("/deliveries", "GET", list_deliveries),
         Endpoint("/deliveries/redeliver", "POST", redeliver),
         Endpoint("/targets", "GET", list_targets),

@@ -153,6 +153,10 @@ def _target(entry: TargetEntry, where: str, problems: list[str]) -> Notification
     carries = _TARGET_CARRIES[entry.kind]
     if entry.kind == "sns" and entry.topic_arn is not None:
         carries = tuple(NotificationKind)
+    if entry.sns_protocol:  # SNS's HTTP(S) protocol carries SNS messages
+        carries = _TARGET_CARRIES["sns"]
+        if entry.kind != "http":
+            problems.append(f"{where}: sns_protocol: only for an http target")
     wanted = (
         carries
         if entry.notifications is None

@@ -62,6 +62,7 @@ __all__ = [
     "public_offer_id",
     "sns_envelope",
     "sns_message",
+    "subscription_arn",
     "subscription_topic_arn",
 ]
 
@@ -175,6 +176,12 @@ def _subscription_arn(topic_arn: str) -> str:
     return (
         f"{topic_arn}:{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
     )
+
+
+def subscription_arn(topic_arn: str) -> str:
+    """The SubscriptionArn of marketmeter's subscription to ``topic_arn`` (the same for every
+    endpoint of it)."""
+    return _subscription_arn(topic_arn)
 
 
 def sns_envelope(

@@ -12,8 +12,8 @@
   deduplication id.
 - ``eventbridge``: PutEvents of the event (``source``, ``detail-type``, ``resources``,
   ``time``, ``detail``) to a bus; the receiving bus sets ``id``, ``account`` and ``region``.
-- ``http``: POST to a URL (``lifecycle.sns_http`` when the target speaks the SNS HTTP(S)
-  subscription protocol).
+- ``http``: POST to a URL (the deliverer uses ``lifecycle.sns_http`` when the target speaks
+  the SNS HTTP(S) subscription protocol).
 
 Every AWS call goes through boto3 (one client per endpoint, region and key pair, no retries of
 its own: the outbox retries), run on the sender's own threads so that a hanging endpoint never
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,19 +87,13 @@ class TargetSenders:
     """Sends events to targets; holds the boto3 clients (one per endpoint, region and key
     pair), the topic ARNs found and the HTTP client."""
 
-    def __init__(
-        self,
-        timeout: float,
-        http_post: Callable[[NotificationTarget, LifecycleEvent], Any] | None = None,
-        threads: int = 4,
-    ) -> None:
+    def __init__(self, timeout: float, threads: int = 4) -> None:
         self._timeout = timeout
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="marketmeter-delivery")
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._topics: dict[tuple[Any, ...], str] = {}
         self._http: httpx.AsyncClient | None = None
-        self._http_post = http_post
 
     def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
@@ -113,9 +106,7 @@ class TargetSenders:
 
     async def send(self, target: NotificationTarget, event: LifecycleEvent) -> Sent:
         if target.kind is TargetKind.HTTP:
-            if self._http_post is not None and target.sns_protocol:
-                return await self._http_post(target, event)  # type: ignore[no-any-return]
-            return await self.post(target, event, orjson.dumps(event.body), {})
+            return await self.post(target, orjson.dumps(event.body), delivery_headers(event))
         work = {
             TargetKind.SNS: self._publish,
             TargetKind.SQS: self._send_message,
@@ -128,21 +119,14 @@ class TargetSenders:
             return _aws_failure(error)
 
     async def post(
-        self,
-        target: NotificationTarget,
-        event: LifecycleEvent,
-        content: bytes,
-        headers: dict[str, str],
+        self, target: NotificationTarget, content: bytes, headers: dict[str, str]
     ) -> Sent:
-        """POST ``content`` to the target's URL (with the event's delivery headers, then
-        ``headers``); 2xx delivers."""
+        """POST ``content`` with ``headers`` to the target's URL; 2xx delivers."""
         client = self._http
         assert client is not None, "start() the senders first"
         assert target.url is not None, "an http target has a url"
         try:
-            response = await client.post(
-                target.url, content=content, headers={**delivery_headers(event), **headers}
-            )
+            response = await client.post(target.url, content=content, headers=headers)
         except (httpx.HTTPError, httpx.InvalidURL) as failure:
             return Sent(None, f"{type(failure).__name__}: {failure}"[:_ERROR_PREVIEW])
         status = response.status_code

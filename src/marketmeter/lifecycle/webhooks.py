@@ -30,7 +30,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from marketmeter.catalog.model import CatalogSnapshot
+import orjson
+
+from marketmeter.catalog.model import CatalogSnapshot, NotificationTarget, TargetKind
+from marketmeter.lifecycle.sns_http import SnsHttp
 from marketmeter.lifecycle.targets import Sent, TargetSenders
 from marketmeter.metering.clock import WallClock
 from marketmeter.store.base import DueDelivery, Outcome, Store
@@ -94,12 +97,14 @@ class WebhookDeliverer:
         wall: WallClock = time.time,
         fault: DeliveryFault | None = None,
         senders: TargetSenders | None = None,
+        sns_http: SnsHttp | None = None,
     ) -> None:
         self._store = store
         self._policy = policy or DeliveryPolicy()
         self._wall = wall
         self._fault = fault
         self._senders = senders or TargetSenders(self._policy.timeout)
+        self._sns_http = sns_http
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -174,7 +179,20 @@ class WebhookDeliverer:
             label = self._fault(due.event.product_code, due.url)
             if label is not None:
                 return Sent(None, f"injected: {label}")
+        if target.kind is TargetKind.HTTP and target.sns_protocol and self._sns_http is not None:
+            return await self._send_sns_http(due, target)
         return await self._senders.send(target, due.event)
+
+    async def _send_sns_http(self, due: DueDelivery, target: NotificationTarget) -> Sent:
+        assert self._sns_http is not None
+        kind, body, headers = await self._sns_http.messages(
+            due.event.product_code, target, due.event
+        )
+        sent = await self._senders.post(target, orjson.dumps(body), headers)
+        if kind == "SubscriptionConfirmation" and sent.error is None:
+            waiting = "SubscriptionConfirmation sent; waiting for a GET of its SubscribeURL"
+            return Sent(sent.status, waiting)
+        return sent
 
     async def _attempt(self, snapshot: CatalogSnapshot, due: DueDelivery) -> None:
         attempted_at = self._wall()

@@ -5,6 +5,8 @@
 - ``redeliver``: send one event to one target again (due now, a fresh attempt limit);
 - ``pause`` / ``resume``: a paused target (the catalog entry's ``paused``) keeps its deliveries
   pending, in order, until it is resumed;
+- ``confirm_subscription`` and ``certificate``: the SubscribeURL and SigningCertURL of
+  ``http`` targets speaking SNS's protocol (``lifecycle.sns_http``);
 - ``targets``: every product's targets with how many deliveries are pending, delivered and
   failed (``pending_and_failed`` is the small read metrics take).
 
@@ -16,10 +18,13 @@ after a redelivery or a resumption.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from marketmeter.catalog.model import CatalogSnapshot, Product
+from marketmeter.lifecycle.messages import subscription_arn
+from marketmeter.lifecycle.sns_http import SnsSigner, confirmation_answer
 from marketmeter.metering.clock import WallClock
 from marketmeter.operator.catalog import CatalogOperations, product_json
 from marketmeter.operator.inputs import parse_count
@@ -52,12 +57,21 @@ class DeliveryOperations:
     """Deliveries of one store; pausing edits the catalog through ``catalog``."""
 
     def __init__(
-        self, store: Store, catalog: CatalogOperations, wall: WallClock = time.time
+        self,
+        store: Store,
+        catalog: CatalogOperations,
+        signer: SnsSigner,
+        wall: WallClock = time.time,
     ) -> None:
+        self._signer = signer
         self._store = store
         self._catalog = catalog
         self._wall = wall
         self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def signer(self) -> SnsSigner:
+        return self._signer
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -109,6 +123,20 @@ class DeliveryOperations:
 
     async def resume(self, code: str, target: str) -> dict[str, Any]:
         return await self._set_paused(code, target, False)
+
+    async def confirm_subscription(self, params: dict[str, str]) -> bytes:
+        """An SNS HTTP(S) endpoint visiting its SubscribeURL: SNS's XML answer."""
+        if params.get("Action") != "ConfirmSubscription":
+            raise Refusal("Action", "must be ConfirmSubscription")
+        topic, token = params.get("TopicArn", ""), params.get("Token", "")
+        if not await self._store.confirm_sns_subscription(topic, token, self._wall()):
+            raise Refusal.not_found("Token", "no subscription with this token and topic")
+        self._changed()
+        return confirmation_answer(subscription_arn(topic), str(uuid.uuid4()))
+
+    async def certificate(self) -> bytes:
+        """The certificate SNS signatures verify with (PEM)."""
+        return await self._signer.certificate_pem()
 
     async def pending_and_failed(self) -> list[TargetCounts]:
         """Deliveries per product and target (pending, delivered, failed): what metrics read."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from marketmeter import __version__
 from marketmeter.config import DEFAULT_TOKEN_TTL
+from marketmeter.lifecycle.sns_http import SnsSigner
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator, RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
@@ -70,6 +71,7 @@ class Operator:
     ) -> Operator:
         token_generator = tokens or RandomTokens()
         catalog = CatalogOperations(store, clock, token_generator, access_keys)
+        key_ring = key_ring or KeyRing(store, clock, key_pairs)
         return cls(
             store=store,
             catalog=catalog,
@@ -82,11 +84,11 @@ class Operator:
                 token_ttl,
             ),
             tokens=TokenOperations(store, clock, token_generator, token_ttl),
-            keys=KeyOperations(key_ring or KeyRing(store, clock, key_pairs)),
+            keys=KeyOperations(key_ring),
             usage=UsageOperations(store),
             clock=ClockOperations(clock),
             bench=BenchOperations(store, clock, bench or BenchControls()),
-            deliveries=DeliveryOperations(store, catalog),
+            deliveries=DeliveryOperations(store, catalog, SnsSigner(key_ring)),
         )
 
     async def health(self) -> dict[str, Any]:

@@ -392,6 +392,17 @@ class Store(Protocol):
         """Deliveries per product and target and status (a read)."""
         ...
 
+    async def sns_subscription(
+        self, product_code: str, target: str, topic_arn: str
+    ) -> tuple[str, bool]:
+        """The SNS HTTP(S) subscription of a product's ``target`` to ``topic_arn`` (created,
+        pending, if there is none): its token and whether its endpoint confirmed it."""
+        ...
+
+    async def confirm_sns_subscription(self, topic_arn: str, token: str, wall_now: float) -> bool:
+        """Confirm the subscription with ``token`` to ``topic_arn``; ``False`` if none."""
+        ...
+
     async def record_attempt(
         self,
         due: DueDelivery,

@@ -52,6 +52,7 @@ __all__ = [
     "EVENT_LOG_TABLES",
     "claim_deliveries",
     "commit_transition",
+    "confirm_sns_subscription",
     "deliveries_due",
     "delivery_counts",
     "list_deliveries",
@@ -59,6 +60,7 @@ __all__ = [
     "log_events",
     "record_attempt",
     "redeliver",
+    "sns_subscription",
 ]
 
 # The event log's tables with their columns and the order they are read in (snapshots and
@@ -95,6 +97,10 @@ EVENT_LOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "delivery_attempts": (
         ("event_seq", "url", "attempt", "attempted_at", "status_code", "error"),
         "event_seq, url, attempt",
+    ),
+    "sns_subscriptions": (
+        ("token", "product_code", "target", "topic_arn", "confirmed_at"),
+        "token",
     ),
 }
 
@@ -446,3 +452,33 @@ def record_attempt(
             due.url,
         ),
     )
+
+
+def sns_subscription(
+    sql: SqlConnection, product_code: str, target: str, topic_arn: str, new_token: str
+) -> tuple[str, bool]:
+    """The SNS HTTP(S) subscription of ``target`` to ``topic_arn``: its token (``new_token``
+    if it is new; the first node's wins) and whether it is confirmed."""
+    sql.execute(
+        "INSERT INTO sns_subscriptions (token, product_code, target, topic_arn) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (new_token, product_code, target, topic_arn),
+    )
+    token, confirmed_at = sql.execute(
+        "SELECT token, confirmed_at FROM sns_subscriptions WHERE product_code = ? "
+        "AND target = ? AND topic_arn = ?",
+        (product_code, target, topic_arn),
+    ).fetchone()
+    return str(token), confirmed_at is not None
+
+
+def confirm_sns_subscription(
+    sql: SqlConnection, topic_arn: str, token: str, wall_now: float
+) -> bool:
+    """Confirm the subscription of ``token`` to ``topic_arn``; whether there is one."""
+    row = sql.execute(
+        "UPDATE sns_subscriptions SET confirmed_at = coalesce(confirmed_at, ?) "
+        "WHERE token = ? AND topic_arn = ? RETURNING token",
+        (wall_now, token, topic_arn),
+    ).fetchone()
+    return row is not None

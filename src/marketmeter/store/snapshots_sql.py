@@ -119,6 +119,7 @@ _LOCK_ORDER = (
     "lifecycle_events",
     "event_deliveries",
     "delivery_attempts",
+    "sns_subscriptions",
 )
 
 

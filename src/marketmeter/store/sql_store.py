@@ -18,6 +18,7 @@ a batch, the cached catalog, the usage view, migrations, ``describe`` and ``clos
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
@@ -190,6 +191,19 @@ class SqlStore(ABC):
 
     async def delivery_counts(self) -> list[TargetCounts]:
         return await self._scan(events_sql.delivery_counts)
+
+    async def sns_subscription(
+        self, product_code: str, target: str, topic_arn: str
+    ) -> tuple[str, bool]:
+        token = secrets.token_hex(64)
+        return await self._write(
+            lambda sql: events_sql.sns_subscription(sql, product_code, target, topic_arn, token)
+        )
+
+    async def confirm_sns_subscription(self, topic_arn: str, token: str, wall_now: float) -> bool:
+        return await self._write(
+            lambda sql: events_sql.confirm_sns_subscription(sql, topic_arn, token, wall_now)
+        )
 
     async def record_attempt(
         self,

@@ -7,3 +7,14 @@ ALTER TABLE products ADD COLUMN notification_targets TEXT NOT NULL DEFAULT '[]';
 -- retry_base: the attempts made before the last redelivery (the attempt limit counts from it).
 ALTER TABLE event_deliveries ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX event_deliveries_target ON event_deliveries (url, status);
+
+-- The SNS HTTP(S) subscriptions of http targets speaking SNS's protocol: one per product,
+-- target and topic, pending until its endpoint visits the SubscribeURL (with this token).
+CREATE TABLE sns_subscriptions (
+    token TEXT PRIMARY KEY,
+    product_code TEXT NOT NULL,
+    target TEXT NOT NULL,
+    topic_arn TEXT NOT NULL,
+    confirmed_at DOUBLE PRECISION,
+    UNIQUE (product_code, target, topic_arn)
+);
