@@ -228,7 +228,7 @@ def test_copy_a_billed_sqlite_ledger_to_postgresql_and_serve_from_it(
     assert copied.stdout == (
         "copied 2 sellers, 6 products, 7 buyers, 16 agreements, 6 registration_tokens, "
         "1 signing_keys, 1 container_registrations, 1 request_claims, 5 usage_records, "
-        "1 lifecycle_events, 0 event_deliveries, 0 delivery_attempts\n"
+        "1 lifecycle_events, 0 event_deliveries, 0 delivery_attempts, 0 sns_subscriptions\n"
         f"  from SQLite {source.db_url} (WAL, synchronous=FULL)\n"
         f"  to   PostgreSQL {where(target)} (synchronous_commit=on)\n"
     )

@@ -74,6 +74,7 @@ SEEDED_COUNTS = {
     "lifecycle_events": 0,
     "event_deliveries": 0,
     "delivery_attempts": 0,
+    "sns_subscriptions": 0,
 }
 
 EVERYTHING = UsageQuery(limit=100_000)

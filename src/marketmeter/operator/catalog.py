@@ -94,10 +94,12 @@ def product_json(product: Product) -> dict[str, Any]:
         name: getattr(product, _PRODUCT_ATTRIBUTES.get(name, name))
         for name in ProductEntry.model_fields
     }
-    values["notification_targets"] = [target_entry(t) for t in product.notification_targets]
-    return ProductEntry.model_validate(
+    targets = [target_entry(t) for t in product.notification_targets]
+    values["notification_targets"] = targets
+    entry = ProductEntry.model_validate(
         {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
     ).model_dump(mode="json")
+    return {**entry, "notification_targets": targets}  # each target's own fields only
 
 
 _AccountT = TypeVar("_AccountT", Seller, Buyer)

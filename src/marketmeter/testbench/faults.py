@@ -60,8 +60,6 @@ _DEFAULT_MESSAGES = {
 DELIVERY_FAILURE = "delivery-failure"
 _DELIVERY_KEYS = ("kind", "productCode", "target", "probability", "seed", "times", "everyNth")
 _RULE_KEYS = (
-    "kind",
-    "target",
     "service",
     "region",
     "operation",
@@ -74,6 +72,8 @@ _RULE_KEYS = (
     "error",
     "unprocessedRecords",
     "latencyMs",
+    "kind",
+    "target",
 )
 # What ``rules_json`` adds to a rule: accepted and ignored on input, so that a rule read back
 # from ``GET /faults`` can be sent again (e.g. in a DELETE body, as LocalStack's tools do).
