@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from marketmeter.lifecycle.messages import public_offer_id
 from marketmeter.lifecycle.sns_http import string_to_sign
 from tests.e2e.buyers import ClockControl, admin
 from tests.e2e.cli_runner import mm
+from tests.e2e.conftest import make_client
 from tests.e2e.server_process import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +111,7 @@ class Moto:
                 except ValueError:
                     bodies.append(message["Body"])
             if len(bodies) >= count:
-                settle = settle or time.monotonic() + 0.5
+                settle = settle or time.monotonic() + 0.3
                 if time.monotonic() >= settle:
                     return bodies
             time.sleep(0.05)
@@ -616,3 +619,46 @@ def test_an_http_target_speaking_snss_protocol_is_confirmed_first_and_signs(
         "SubscriptionConfirmation sent; waiting for a GET of its SubscribeURL",
         None,
     ]
+
+
+@pytest.mark.timing
+def test_a_hanging_target_never_slows_metering(tmp_path: Path) -> None:
+    hanging = socket.socket()  # accepts connections (the backlog), never answers
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(64)
+    url = f"http://127.0.0.1:{hanging.getsockname()[1]}"
+    code = "legacy-g"
+    targets = [
+        {"name": "queue", "kind": "sqs", "endpoint_url": url, "queue_url": f"{url}/1/q"},
+        {"name": "topics", "kind": "sns", "endpoint_url": url},
+    ]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "legacy", targets)])
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    try:
+        customer = subscribe(server, code, "343434343434")["customerIdentifier"]
+        client = make_client(server.url)
+        slowest = 0.0
+        stamp = datetime.fromtimestamp(int(time.time()), UTC)  # one hour's key
+        for quantity in range(1, 21):
+            started = time.monotonic()
+            answer = client.batch_meter_usage(
+                ProductCode=code,
+                UsageRecords=[
+                    {
+                        "Timestamp": stamp,
+                        "CustomerIdentifier": customer,
+                        "Dimension": "users",
+                        "Quantity": quantity,
+                    }
+                ],
+            )
+            slowest = max(slowest, time.monotonic() - started)
+            assert [r["Status"] for r in answer["Results"]] == [
+                "Success" if quantity == 1 else "DuplicateRecord"  # one record per hour
+            ]
+        pending = call(server, "GET", f"/deliveries?product={code}&status=pending")["deliveries"]
+    finally:
+        server.stop()
+        hanging.close()
+    assert slowest < 0.5  # while both targets hang (1 s timeouts), retried in the background
+    assert sorted(d["target"] for d in pending) == ["queue", "topics"]
