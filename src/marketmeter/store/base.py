@@ -208,6 +208,7 @@ class DeliveryQuery:
     status: str | None = None
     buyer_account_id: str | None = None
     limit: int = 100
+    event_seq: int | None = None  # one event's
 
 
 @dataclass(frozen=True, slots=True)

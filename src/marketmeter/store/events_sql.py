@@ -334,6 +334,7 @@ def list_deliveries(sql: SqlConnection, query: DeliveryQuery) -> list[TargetDeli
         ("d.url = ?", query.target),
         ("d.status = ?", query.status),
         ("e.buyer_account_id = ?", query.buyer_account_id),
+        ("d.event_seq = ?", query.event_seq),
     ):
         if value is not None:
             conditions.append(column)
@@ -387,11 +388,7 @@ def redeliver(
     ).fetchone()
     if updated is None:
         return None
-    [found] = [
-        d
-        for d in list_deliveries(sql, DeliveryQuery(target=target, limit=1_000_000))
-        if d.event.seq == seq
-    ]
+    [found] = list_deliveries(sql, DeliveryQuery(target=target, event_seq=seq, limit=1))
     return found
 
 
