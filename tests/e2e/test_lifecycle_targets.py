@@ -432,7 +432,7 @@ def test_bench_hooks_pause_resume_fail_and_redeliver_a_target(tmp_path: Path, mo
             f"{code}  queue  sqs  pending 0, delivered 0, failed 0  paused\n"
         ), paused.stderr
         subscribe(server, code, "717171717171")
-        time.sleep(0.6)  # a few polls of the deliverer: nothing goes out
+        time.sleep(0.5)  # two polls of the deliverer: nothing goes out
         [held] = call(server, "GET", f"/deliveries?product={code}&status=pending")["deliveries"]
         assert (held["target"], held["attempts"]) == ("queue", 0)
         resumed = call(server, "POST", f"/products/{code}/targets/queue/resume")
