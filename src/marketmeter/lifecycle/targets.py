@@ -89,7 +89,8 @@ class TargetSenders:
 
     def __init__(self, timeout: float, threads: int = 4) -> None:
         self._timeout = timeout
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="marketmeter-delivery")
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._topics: dict[tuple[Any, ...], str] = {}
@@ -97,12 +98,17 @@ class TargetSenders:
 
     def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        self._executor = ThreadPoolExecutor(
+            self._threads, thread_name_prefix="marketmeter-delivery"
+        )
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     async def send(self, target: NotificationTarget, event: LifecycleEvent) -> Sent:
         if target.kind is TargetKind.HTTP:
@@ -113,6 +119,7 @@ class TargetSenders:
             TargetKind.EVENTBRIDGE: self._put_event,
         }[target.kind]
         loop = asyncio.get_running_loop()
+        assert self._executor is not None, "start() the senders first"
         try:
             return await loop.run_in_executor(self._executor, work, target, event)
         except (BotoCoreError, ClientError) as error:
