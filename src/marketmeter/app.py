@@ -9,12 +9,14 @@ started before the admin API's startup and stopped before it closes the store.""
 
 from __future__ import annotations
 
+import os
 from collections.abc import MutableMapping
 from typing import Any
 
 from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, admin_app
 from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.config import Settings
+from marketmeter.lifecycle.sns_http import SnsHttp
 from marketmeter.lifecycle.webhooks import DeliveryPolicy, WebhookDeliverer
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
 from marketmeter.metering.clock import Clock
@@ -36,9 +38,21 @@ from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
 
-__all__ = ["ADMIN_PREFIX", "MarketmeterApp", "authenticator_for"]
+__all__ = ["ADMIN_PREFIX", "MarketmeterApp", "authenticator_for", "own_url"]
 
 _ADMIN_PREFIXES = (ADMIN_PREFIX, CHAOS_PREFIX)
+
+
+def own_url(settings: Settings) -> str:
+    """Where SNS endpoints reach this server (SubscribeURL, SigningCertURL): its host and port
+    (the loopback address for a wildcard host), or ``MARKETMETER_PUBLIC_URL``."""
+    public = os.environ.get("MARKETMETER_PUBLIC_URL")
+    if public:
+        return public.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 class MarketmeterApp:
@@ -97,8 +111,14 @@ class MarketmeterApp:
         )
         self.lifecycle = self.operator.lifecycle
         self.ticker = UnsubscribeTicker(self.lifecycle)
-        self.deliverer = WebhookDeliverer(store, delivery)
+        self.deliverer = WebhookDeliverer(
+            store,
+            delivery,
+            fault=self.bench.faults.decide_delivery,
+            sns_http=SnsHttp(store, self.operator.deliveries.signer, own_url(settings)),
+        )
         self.lifecycle.on_commit(self.deliverer.wake)
+        self.operator.deliveries.on_change(self.deliverer.wake)
         self.admin = admin_app(
             self.operator,
             admin_token=settings.admin_token,

@@ -42,7 +42,7 @@ BLOCKS = dict(shell_blocks())
 
 
 def test_the_docs_have_their_blocks() -> None:
-    assert len(BLOCKS) == 10
+    assert len(BLOCKS) == 12
     assert all("marketmeter" in block or "curl" in block for block in BLOCKS.values())
 
 
@@ -51,7 +51,12 @@ def test_a_shell_block_runs_as_written(name: str) -> None:
     with MarketmeterServer() as server:
         run = subprocess.run(
             ["bash", "-c", runnable(BLOCKS[name], server.endpoint)],
-            env={**os.environ, "MARKETMETER_ENDPOINT": server.endpoint},
+            env={
+                **os.environ,
+                "MARKETMETER_ENDPOINT": server.endpoint,
+                # moto_server and aws (subscription-lifecycle.md) from this environment
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            },
             capture_output=True,
             text=True,
             timeout=120,

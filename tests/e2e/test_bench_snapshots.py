@@ -192,6 +192,7 @@ def test_restore_brings_back_exactly_the_saved_ledger(bench: Bench, now: int) ->
         "lifecycle_events": 0,
         "event_deliveries": 0,
         "delivery_attempts": 0,
+        "sns_subscriptions": 0,
     }
     assert restored == saved
     assert bench.admin.usage() == saved_usage

@@ -84,6 +84,7 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
         "registration_url": None,
         "per_request_metering": False,
         "notification_urls": [],
+        "notification_targets": [],
     } in shown_first["products"]
     assert {
         "license_arn": FRANK_LICENSE,

@@ -48,7 +48,7 @@ def test_migrate_a_fresh_postgresql_database(postgres: PostgresServer, tmp_path:
     first = mm("db", "migrate", "--db", url, cwd=tmp_path)
     again = mm("db", "migrate", "--db", url, cwd=tmp_path)
 
-    line = f"PostgreSQL {where(url)} (synchronous_commit=on): schema version 4\n"
+    line = f"PostgreSQL {where(url)} (synchronous_commit=on): schema version 5\n"
     assert (first.returncode, first.stdout, first.stderr) == (0, line, "")
     assert (again.returncode, again.stdout, again.stderr) == (0, line, "")
     assert where(url).startswith(f"127.0.0.1:{postgres.port}/t_")
@@ -56,7 +56,7 @@ def test_migrate_a_fresh_postgresql_database(postgres: PostgresServer, tmp_path:
         applied = connection.execute(
             "SELECT version, name FROM schema_migrations ORDER BY version"
         ).fetchall()
-    assert [version for version, _ in applied] == [1, 2, 3, 4]
+    assert [version for version, _ in applied] == [1, 2, 3, 4, 5]
 
 
 def test_migrate_a_sqlite_file(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_migrate_a_sqlite_file(tmp_path: Path) -> None:
     result = mm("db", "migrate", "--db", str(db), cwd=tmp_path)
 
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == f"SQLite {db} (WAL, synchronous=FULL): schema version 4\n"
+    assert result.stdout == f"SQLite {db} (WAL, synchronous=FULL): schema version 5\n"
     assert db.exists()
 
 
@@ -228,7 +228,7 @@ def test_copy_a_billed_sqlite_ledger_to_postgresql_and_serve_from_it(
     assert copied.stdout == (
         "copied 2 sellers, 6 products, 7 buyers, 16 agreements, 6 registration_tokens, "
         "1 signing_keys, 1 container_registrations, 1 request_claims, 5 usage_records, "
-        "1 lifecycle_events, 0 event_deliveries, 0 delivery_attempts\n"
+        "1 lifecycle_events, 0 event_deliveries, 0 delivery_attempts, 0 sns_subscriptions\n"
         f"  from SQLite {source.db_url} (WAL, synchronous=FULL)\n"
         f"  to   PostgreSQL {where(target)} (synchronous_commit=on)\n"
     )

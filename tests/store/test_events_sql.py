@@ -12,12 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from marketmeter.catalog.model import AgreementState, Catalog, CatalogSnapshot
+from marketmeter.catalog.model import (
+    AgreementState,
+    Catalog,
+    CatalogSnapshot,
+    NotificationKind,
+    NotificationTarget,
+    TargetKind,
+)
 from marketmeter.lifecycle import transitions as lifecycle
 from marketmeter.lifecycle.types import Transition
 from marketmeter.metering.ids import SequentialIds
 from marketmeter.refusal import Refusal
-from marketmeter.store.base import DueDelivery, EventQuery, LoggedEvent, OperatorStore
+from marketmeter.store.base import (
+    DeliveryQuery,
+    DueDelivery,
+    EventQuery,
+    LoggedEvent,
+    OperatorStore,
+    TargetCounts,
+)
 from marketmeter.store.copy import CopyRefused, copy_ledger
 from tests.conftest import OpenStore
 
@@ -214,3 +228,56 @@ def test_db_copy_refuses_a_target_that_holds_events(
     with pytest.raises(CopyRefused) as refused:
         copy_ledger(hooked, target)
     assert str(refused.value) == "the target already holds 1 event(s); copy into an empty ledger"
+
+
+# --- delivery targets: order per customer, pause, redeliver, counts -------------------------
+
+
+@pytest.fixture
+def targeted(store: OperatorStore) -> OperatorStore:
+    """prod-legacy with one named SQS target (and no webhook)."""
+    product = store.catalog_snapshot_now().products["prod-legacy"]
+    queue = NotificationTarget(
+        "queue", TargetKind.SQS, tuple(NotificationKind), queue_url="http://q.test/1/q"
+    )
+    store.apply_catalog_now(Catalog(products=(replace(product, notification_targets=(queue,)),)))
+    return store
+
+
+def test_a_customers_next_delivery_waits_for_the_one_before_it(targeted: OperatorStore) -> None:
+    ids = SequentialIds()
+    run(targeted, unsubscribe(ALICE_LEGACY, ids))
+    run(targeted, lambda catalog: lifecycle.suspend(catalog, ALICE_LEGACY, T + 1, ids))
+    run(targeted, unsubscribe(BOB_LEGACY, ids))
+    first = claim(targeted, WALL, 30, 10)
+    assert [(d.event.seq, d.url, d.attempt) for d in first] == [(1, "queue", 1), (3, "queue", 1)]
+    asyncio.run(targeted.record_attempt(first[0], WALL + 1, None, "down", "retry", WALL + 2))
+    # alice's #1 is due again, her #2 waits for it; bob's is leased until WALL + 30
+    [again] = claim(targeted, WALL + 5, 30, 10)
+    assert (again.event.seq, again.attempt) == (1, 2)
+    asyncio.run(targeted.record_attempt(again, WALL + 6, 200, None, "delivered"))
+    [second] = claim(targeted, WALL + 6, 30, 10)
+    assert (second.event.seq, second.attempt) == (2, 1)
+
+
+def test_a_paused_target_keeps_its_deliveries_and_redelivery_starts_afresh(
+    targeted: OperatorStore,
+) -> None:
+    done = run(targeted, unsubscribe(ALICE_LEGACY, SequentialIds()))
+    paused = {("prod-legacy", "queue")}
+    assert not asyncio.run(targeted.deliveries_due(WALL, paused))
+    assert asyncio.run(targeted.claim_deliveries(WALL, 30, 10, paused)) == []
+    [due] = claim(targeted, WALL, 30, 10)
+    asyncio.run(targeted.record_attempt(due, WALL + 1, 200, None, "delivered"))
+    assert asyncio.run(targeted.delivery_counts()) == [
+        TargetCounts("prod-legacy", "queue", pending=0, delivered=1, failed=0)
+    ]
+    event_id = done.events[0].event_id
+    again = asyncio.run(targeted.redeliver(event_id, "queue", WALL + 2))
+    assert again is not None
+    assert (again.delivery.status, again.delivery.attempts) == ("pending", 1)
+    [due] = claim(targeted, WALL + 2, 30, 10)
+    assert (due.attempt, due.retry_base) == (2, 1)
+    assert asyncio.run(targeted.redeliver(event_id, "nowhere", WALL)) is None
+    [listed] = asyncio.run(targeted.deliveries(DeliveryQuery(target="queue", status="pending")))
+    assert listed.event.event_id == event_id

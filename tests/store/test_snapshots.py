@@ -74,6 +74,7 @@ SEEDED_COUNTS = {
     "lifecycle_events": 0,
     "event_deliveries": 0,
     "delivery_attempts": 0,
+    "sns_subscriptions": 0,
 }
 
 EVERYTHING = UsageQuery(limit=100_000)
@@ -448,7 +449,7 @@ def test_a_snapshot_of_another_schema_version_is_refused(store: OperatorStore) -
         asyncio.run(store.restore_snapshot("old"))
 
     assert str(raised.value) == (
-        "snapshot 'old' was taken under schema version 2; this database is at schema version 4"
+        "snapshot 'old' was taken under schema version 2; this database is at schema version 5"
     )
     assert count(store, "usage_records") == 5  # nothing was touched
     assert store.catalog_snapshot_now().version == 1

@@ -133,7 +133,7 @@ def test_parse_rules_names_the_failing_rule() -> None:
             "colour",
             "unknown key; known keys: service, region, operation, "
             "productCode, accessKeyId, probability, seed, times, everyNth, error, "
-            "unprocessedRecords, latencyMs",
+            "unprocessedRecords, latencyMs, kind, target",
         ),
         ({"service": 3}, "service", "must be a non-empty string"),
         ({"region": ""}, "region", "must be a non-empty string"),
@@ -664,3 +664,36 @@ def test_a_null_in_unprocessed_records_is_not_given(
     with pytest.raises(Refusal) as refused:
         parse_rules(rule)
     assert (refused.value.field, refused.value.message) == ("unprocessedRecords", message)
+
+
+def test_a_delivery_failure_rule_fails_deliveries_not_calls() -> None:
+    injector = FaultInjector()
+    injector.set_rules(
+        parse_rules({"kind": "delivery-failure", "target": "queue", "times": 2, "everyNth": 1})
+    )
+    assert injector.decide("BatchMeterUsage", "prod", None, None, 1) is None
+    assert injector.decide_delivery("prod", "other") is None
+    labels = [injector.decide_delivery("prod", "queue") for _ in range(3)]
+    assert labels == ["fault rule 1: delivery-failure"] * 2 + [None]
+    assert injector.rules_json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"kind": "latency"}, "kind", "must be delivery-failure"),
+        ({"target": "queue"}, "target", 'only with "kind": "delivery-failure"'),
+        (
+            {"kind": "delivery-failure", "operation": "MeterUsage"},
+            "operation",
+            "unknown key; known keys: kind, productCode, target, probability, seed, times, "
+            "everyNth",
+        ),
+    ],
+)
+def test_a_delivery_failure_rule_refuses_what_it_cannot_do(
+    body: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(Refusal) as refused:
+        parse_rules(body)
+    assert (refused.value.field, refused.value.message) == (field, message)

@@ -1,6 +1,7 @@
 """The admin token: when the server has one, every admin route requires
-``Authorization: Bearer <admin token>``, except ``GET /_marketmeter/health`` and
-``GET /_marketmeter/openapi.json``.
+``Authorization: Bearer <admin token>``, except ``GET /_marketmeter/health``,
+``GET /_marketmeter/openapi.json`` and the SNS subscription routes ``GET /_marketmeter/sns``
+(its token authenticates it) and ``GET /_marketmeter/sns/certificate.pem``.
 
 No token sent is a 401, a wrong one a 403, both as ``{"error", "field": "Authorization"}``.
 The comparison takes constant time (``hmac.compare_digest``); the token is never logged nor
@@ -28,7 +29,12 @@ WRONG_TOKEN = "the admin token is wrong"
 PUBLIC_ROUTES = frozenset(
     (method, path)
     for method in ("GET", "HEAD")
-    for path in ("/_marketmeter/health", "/_marketmeter/openapi.json")
+    for path in (
+        "/_marketmeter/health",
+        "/_marketmeter/openapi.json",
+        "/_marketmeter/sns",  # an SNS endpoint's SubscribeURL (its token authenticates it)
+        "/_marketmeter/sns/certificate.pem",  # the SigningCertURL
+    )
 )
 
 

@@ -34,6 +34,7 @@ from marketmeter.admin.api_models import API_SCHEMA_MODELS
 from marketmeter.admin.bench_api import BENCH_SCHEMA_MODELS, bench_endpoints, chaos_endpoints
 from marketmeter.admin.browser_guard import BrowserGuard, HostPolicy
 from marketmeter.admin.catalog_api import CATALOG_SCHEMA_MODELS, catalog_endpoints
+from marketmeter.admin.deliveries_api import DELIVERY_SCHEMA_MODELS, delivery_endpoints
 from marketmeter.admin.lifecycle_api import LIFECYCLE_SCHEMA_MODELS, lifecycle_endpoints
 from marketmeter.admin.openapi import openapi_document
 from marketmeter.admin.routing import Endpoint, answer, body, query, routes
@@ -50,6 +51,7 @@ ADMIN_SCHEMA_MODELS = (
     *API_SCHEMA_MODELS,
     *CATALOG_SCHEMA_MODELS,
     *LIFECYCLE_SCHEMA_MODELS,
+    *DELIVERY_SCHEMA_MODELS,
     *BENCH_SCHEMA_MODELS,
 )
 
@@ -273,6 +275,7 @@ def admin_app(
         *server[1:],
         *catalog_endpoints(operator.catalog),
         *lifecycle_endpoints(operator.lifecycle),
+        *delivery_endpoints(operator.deliveries),
         *bench_endpoints(operator.bench),
     ]
     mounts = {

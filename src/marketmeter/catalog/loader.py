@@ -37,9 +37,12 @@ from marketmeter.catalog.model import (
     Buyer,
     Catalog,
     Integration,
+    NotificationKind,
+    NotificationTarget,
     Product,
     ProductKind,
     Seller,
+    TargetKind,
     legacy_license_arn_for,
     license_arn_for,
 )
@@ -54,10 +57,13 @@ __all__ = [
     "CatalogError",
     "ProductEntry",
     "SellerEntry",
+    "TargetEntry",
     "load_catalog",
     "load_catalog_data",
     "load_catalog_file",
     "read_catalog_text",
+    "stored_targets",
+    "target_entry",
 ]
 
 AccountId = str
@@ -111,6 +117,125 @@ class SellerEntry(CatalogEntry):
     access_keys: list[AccessKeyEntry] = []
 
 
+class TargetEntry(CatalogEntry):
+    """A delivery target of a product (``notification_targets:``,
+    docs/subscription-lifecycle.md): ``kind`` and its own fields, the notification kinds it
+    receives (default: every kind it can carry) and the endpoint it talks to."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    kind: Literal["sns", "sqs", "eventbridge", "http"]
+    notifications: list[Literal["subscription", "entitlement", "agreement"]] | None = None
+    endpoint_url: Url | None = None
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    access_key_id: str | None = Field(default=None, min_length=1, max_length=128)
+    secret_access_key: str | None = Field(default=None, min_length=1, max_length=MAX_SECRET)
+    topic_arn: str | None = Field(default=None, pattern=r"^arn:[^:]+:sns:", max_length=MAX_URL)
+    queue_url: Url | None = None
+    raw_delivery: bool = False
+    event_bus: str = Field(default="default", min_length=1, max_length=MAX_URL)
+    url: Url | None = None
+    sns_protocol: bool = False
+    paused: bool = False
+
+
+# The notification kinds each target kind can carry (an sns target carries EventBridge events
+# only to a topic it names: AWS's topics are the SNS messages').
+_TARGET_CARRIES: dict[str, tuple[NotificationKind, ...]] = {
+    "sns": (NotificationKind.SUBSCRIPTION, NotificationKind.ENTITLEMENT),
+    "sqs": tuple(NotificationKind),
+    "eventbridge": (NotificationKind.AGREEMENT,),
+    "http": tuple(NotificationKind),
+}
+
+
+def _target(entry: TargetEntry, where: str, problems: list[str]) -> NotificationTarget:
+    """The target of ``entry``; what is missing or inconsistent goes to ``problems``."""
+    carries = _TARGET_CARRIES[entry.kind]
+    if entry.kind == "sns" and entry.topic_arn is not None:
+        carries = tuple(NotificationKind)
+    if entry.sns_protocol:  # SNS's HTTP(S) protocol carries SNS messages
+        carries = _TARGET_CARRIES["sns"]
+        if entry.kind != "http":
+            problems.append(f"{where}: sns_protocol: only for an http target")
+    wanted = (
+        carries
+        if entry.notifications is None
+        else tuple(map(NotificationKind, entry.notifications))
+    )
+    for kind in wanted:
+        if kind not in carries:
+            problems.append(f"{where}: notifications: a {entry.kind} target cannot carry {kind}")
+    required = {"sqs": "queue_url", "http": "url"}.get(entry.kind)
+    if required is not None and getattr(entry, required) is None:
+        problems.append(f"{where}: {required}: required for a {entry.kind} target")
+    if (entry.access_key_id is None) != (entry.secret_access_key is None):
+        problems.append(f"{where}: access_key_id and secret_access_key go together")
+    return NotificationTarget(
+        name=entry.name,
+        kind=TargetKind(entry.kind),
+        notifications=tuple(dict.fromkeys(wanted)),
+        endpoint_url=entry.endpoint_url,
+        region=entry.region,
+        access_key_id=entry.access_key_id,
+        secret_access_key=entry.secret_access_key,
+        topic_arn=entry.topic_arn,
+        queue_url=entry.queue_url,
+        raw_delivery=entry.raw_delivery,
+        event_bus=entry.event_bus,
+        url=entry.url,
+        sns_protocol=entry.sns_protocol,
+        paused=entry.paused,
+    )
+
+
+def _targets(
+    entries: list[TargetEntry], where: str, problems: list[str]
+) -> tuple[NotificationTarget, ...]:
+    names = [entry.name for entry in entries]
+    if len(set(names)) != len(names):
+        problems.append(f"{where}: notification_targets: a name is listed twice")
+    return tuple(
+        _target(entry, f"{where}: notification_targets[{i}] ({entry.name})", problems)
+        for i, entry in enumerate(entries)
+    )
+
+
+def stored_targets(entries: list[dict[str, Any]]) -> tuple[NotificationTarget, ...]:
+    """Targets as ``target_entry`` wrote them (the store's JSON column), checked again."""
+    problems: list[str] = []
+    targets = _targets([TargetEntry.model_validate(e) for e in entries], "stored", problems)
+    if problems:
+        raise CatalogError("stored notification targets", problems)
+    return targets
+
+
+def target_entry(target: NotificationTarget) -> dict[str, Any]:
+    """A target as its catalog entry (the fields that differ from the defaults, and always
+    ``name``, ``kind`` and ``notifications``)."""
+    entry = TargetEntry(
+        name=target.name,
+        kind=target.kind.value,
+        notifications=[kind.value for kind in target.notifications],
+        endpoint_url=target.endpoint_url,
+        region=target.region,
+        access_key_id=target.access_key_id,
+        secret_access_key=target.secret_access_key,
+        topic_arn=target.topic_arn,
+        queue_url=target.queue_url,
+        raw_delivery=target.raw_delivery,
+        event_bus=target.event_bus,
+        url=target.url,
+        sns_protocol=target.sns_protocol,
+        paused=target.paused,
+    )
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "notifications": entry.notifications,
+        **entry.model_dump(mode="json", exclude_defaults=True),
+    }
+
+
 class ProductEntry(CatalogEntry):
     """A product and its dimensions (``products:``)."""
 
@@ -123,6 +248,7 @@ class ProductEntry(CatalogEntry):
     registration_url: Url | None = None
     per_request_metering: bool = False
     notification_urls: list[Url] = Field(default=[], max_length=MAX_NOTIFICATION_URLS)
+    notification_targets: list[TargetEntry] = Field(default=[], max_length=MAX_NOTIFICATION_URLS)
 
 
 class BuyerEntry(CatalogEntry):
@@ -396,6 +522,7 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
                 registration_url=p.registration_url,
                 per_request_metering=p.per_request_metering,
                 notification_urls=tuple(p.notification_urls),
+                notification_targets=_targets(p.notification_targets, where, problems),
             )
         )
     product_codes |= seen

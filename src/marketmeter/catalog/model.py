@@ -23,9 +23,12 @@ __all__ = [
     "CatalogSnapshot",
     "Integration",
     "KeyOwner",
+    "NotificationKind",
+    "NotificationTarget",
     "Product",
     "ProductKind",
     "Seller",
+    "TargetKind",
     "agreement_id_for",
     "customer_identifier_for",
     "legacy_license_arn_for",
@@ -126,6 +129,49 @@ class Seller:
     access_keys: tuple[AccessKey, ...] = ()
 
 
+class TargetKind(StrEnum):
+    """Where a delivery target sends notifications (docs/subscription-lifecycle.md)."""
+
+    SNS = "sns"  # Publish to a topic (AWS's topic name, created if missing)
+    SQS = "sqs"  # SendMessage to a queue: the SNS envelope, or the bare message (raw)
+    EVENTBRIDGE = "eventbridge"  # PutEvents to a bus
+    HTTP = "http"  # POST to a URL (optionally as an SNS HTTP(S) subscription)
+
+
+class NotificationKind(StrEnum):
+    """Which of AWS's notifications: the SNS subscription and entitlement topics' messages,
+    or the EventBridge agreement and license events."""
+
+    SUBSCRIPTION = "subscription"
+    ENTITLEMENT = "entitlement"
+    AGREEMENT = "agreement"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationTarget:
+    """A product's delivery target. ``name`` is unique per product; ``notifications`` the
+    kinds it receives; ``endpoint_url``, ``region`` and the key pair name the SNS, SQS or
+    EventBridge endpoint (no key pair: the standard AWS variables). ``topic_arn`` (sns: instead
+    of AWS's topic name), ``queue_url`` and ``raw_delivery`` (sqs), ``event_bus`` (eventbridge),
+    ``url`` and ``sns_protocol`` (http) are the kind's own. A ``paused`` target keeps its
+    deliveries pending."""
+
+    name: str
+    kind: TargetKind
+    notifications: tuple[NotificationKind, ...]
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    topic_arn: str | None = None
+    queue_url: str | None = None
+    raw_delivery: bool = False
+    event_bus: str = "default"
+    url: str | None = None
+    sns_protocol: bool = False
+    paused: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Product:
     product_code: str
@@ -137,6 +183,17 @@ class Product:
     registration_url: str | None = None
     per_request_metering: bool = False
     notification_urls: tuple[str, ...] = ()  # where lifecycle notifications are POSTed
+    notification_targets: tuple[NotificationTarget, ...] = ()  # SNS, SQS, EventBridge, HTTP
+
+    def target(self, name: str) -> NotificationTarget | None:
+        """The target named ``name``, or a webhook URL of ``notification_urls`` as a plain
+        ``http`` target named by itself."""
+        for target in self.notification_targets:
+            if target.name == name:
+                return target
+        if name in self.notification_urls:
+            return NotificationTarget(name, TargetKind.HTTP, tuple(NotificationKind), url=name)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

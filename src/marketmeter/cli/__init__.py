@@ -1,6 +1,7 @@
 """The ``marketmeter`` command, one module per subject: ``serve``; ``catalog``, ``sellers``,
 ``products``, ``buyers`` (``cli.catalog``); ``subscribe``, ``agreements``, ``events``
-(``cli.agreements``); ``token``, ``keys`` (``cli.tokens``); ``usage`` (``cli.usage``);
+(``cli.agreements``); ``deliveries`` (``cli.deliveries``); ``token``, ``keys``
+(``cli.tokens``); ``usage`` (``cli.usage``);
 ``clock``, ``faults``, ``journal``, ``reset``, ``snapshot`` (``cli.bench``); ``db``
 (``cli.database``).
 
@@ -18,6 +19,7 @@ from marketmeter.cli.agreements import agreements, events, subscribe
 from marketmeter.cli.bench import BENCH_COMMANDS
 from marketmeter.cli.catalog import CATALOG_COMMANDS
 from marketmeter.cli.database import db
+from marketmeter.cli.deliveries import deliveries
 from marketmeter.cli.serve import serve
 from marketmeter.cli.tokens import keys, token
 from marketmeter.cli.usage import usage
@@ -37,6 +39,7 @@ for command in (
     subscribe,
     agreements,
     events,
+    deliveries,
     token,
     keys,
     usage,

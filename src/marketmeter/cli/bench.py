@@ -122,6 +122,12 @@ def faults_list() -> None:
 
 @faults.command("add")
 @_server_options
+@click.option(
+    "--kind",
+    type=click.Choice(["delivery-failure"]),
+    help="delivery-failure: fail notification deliveries (--product, --target) instead of calls.",
+)
+@click.option("--target", help="delivery-failure: only this target (its name or webhook URL).")
 @click.option("--operation", help="Only this operation (e.g. BatchMeterUsage).")
 @click.option("--product", help="Only calls for this product code.")
 @click.option("--access-key", help="Only calls signed with this access key id.")
@@ -153,6 +159,8 @@ def faults_add(rule_json: str | None, **options: Any) -> None:
 
 def _rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
     names = {
+        "kind": "kind",
+        "target": "target",
         "operation": "operation",
         "product": "productCode",
         "access_key": "accessKeyId",

@@ -49,6 +49,10 @@ class Service(Protocol):
     def subscribe_fail(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def transition(self, reference: str, verb: str, body: Any = None) -> dict[str, Any]: ...
     def events(self, params: Params) -> dict[str, Any]: ...
+    def deliveries(self, params: Params) -> dict[str, Any]: ...
+    def targets(self) -> dict[str, Any]: ...
+    def redeliver(self, event: str, target: str) -> dict[str, Any]: ...
+    def pause_target(self, product: str, target: str, paused: bool) -> dict[str, Any]: ...
     def tokens(self, params: Params) -> dict[str, Any]: ...
     def mint_token(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def keys(self) -> dict[str, Any]: ...
@@ -159,6 +163,20 @@ class LocalService:
 
     def events(self, params: Params) -> dict[str, Any]:
         return dict(self._run(self.operator.lifecycle.event_log(dict(params))))
+
+    def deliveries(self, params: Params) -> dict[str, Any]:
+        return dict(self._run(self.operator.deliveries.deliveries(dict(params))))
+
+    def targets(self) -> dict[str, Any]:
+        return dict(self._run(self.operator.deliveries.targets()))
+
+    def redeliver(self, event: str, target: str) -> dict[str, Any]:
+        return dict(self._run(self.operator.deliveries.redeliver(event, target)))
+
+    def pause_target(self, product: str, target: str, paused: bool) -> dict[str, Any]:
+        deliveries = self.operator.deliveries
+        change = deliveries.pause if paused else deliveries.resume
+        return dict(self._run(change(product, target)))
 
     def tokens(self, params: Params) -> dict[str, Any]:
         return dict(self._run(self.operator.tokens.list(params)))
@@ -271,6 +289,21 @@ class RemoteService:
 
     def events(self, params: Params) -> dict[str, Any]:
         return dict(self._call("GET", "/events", params=params))
+
+    def deliveries(self, params: Params) -> dict[str, Any]:
+        return dict(self._call("GET", "/deliveries", params=params))
+
+    def targets(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/targets"))
+
+    def redeliver(self, event: str, target: str) -> dict[str, Any]:
+        body = {"event": event, "target": target}
+        return dict(self._call("POST", "/deliveries/redeliver", body))
+
+    def pause_target(self, product: str, target: str, paused: bool) -> dict[str, Any]:
+        verb = "pause" if paused else "resume"
+        path = f"/products/{quote(product, safe='')}/targets/{quote(target, safe='')}/{verb}"
+        return dict(self._call("POST", path))
 
     def tokens(self, params: Params) -> dict[str, Any]:
         return dict(self._call("GET", "/tokens", params=params))

@@ -19,7 +19,10 @@
   license events as ``- Manufacturer``. Created: ``agreement {id, intent, status,
   acceptanceTime, startTime, endTime?}``; Ended: ``agreement {id, status}``; License Updated /
   Deprovisioned: ``agreement {id}``, ``product {code, id}``, ``license {arn}``; all with
-  ``acceptor``, ``proposer`` and ``offer`` (when the subscription named one).
+  ``acceptor``, ``proposer`` (Created: with the seller's ``name`` when the catalog has one) and
+  ``offer``. Every agreement comes from an offer, so every event names one: the subscription's,
+  else the product's public offer (``public_offer_id``: ``offer-`` and 13 characters derived
+  from the product code).
 
 AWS documents no message for a suspension or a resumption; marketmeter's choice
 (``SNS_ACTIONS``, ``DETAIL_TYPES``): a suspension ends access at once, so it is told as
@@ -56,8 +59,10 @@ __all__ = [
     "entitlement_topic_arn",
     "eventbridge_event",
     "lifecycle_event",
+    "public_offer_id",
     "sns_envelope",
     "sns_message",
+    "subscription_arn",
     "subscription_topic_arn",
 ]
 
@@ -113,6 +118,19 @@ class MessageSubject:
     free_trial: bool = False
     starts_at: float | None = None
     ends_at: float | None = None
+    seller_name: str = ""
+
+
+def public_offer_id(product_code: str) -> str:
+    """The id of a product's public offer, derived from its code (same code, same id): what an
+    event names when the subscription named no offer of its own."""
+    digest = int.from_bytes(hashlib.sha256(f"offer|{product_code}".encode()).digest())
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    characters = []
+    for _ in range(13):
+        digest, index = divmod(digest, 36)
+        characters.append(alphabet[index])
+    return "offer-" + "".join(characters)
 
 
 def subscription_topic_arn(product_code: str) -> str:
@@ -158,6 +176,12 @@ def _subscription_arn(topic_arn: str) -> str:
     return (
         f"{topic_arn}:{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
     )
+
+
+def subscription_arn(topic_arn: str) -> str:
+    """The SubscriptionArn of marketmeter's subscription to ``topic_arn`` (the same for every
+    endpoint of it)."""
+    return _subscription_arn(topic_arn)
 
 
 def sns_envelope(
@@ -215,8 +239,9 @@ def eventbridge_event(
         detail["license"] = {"arn": subject.license_arn}
     detail["acceptor"] = {"accountId": subject.buyer_account_id}
     detail["proposer"] = {"accountId": subject.seller_account_id}
-    if subject.offer_id is not None:
-        detail["offer"] = {"id": subject.offer_id}
+    if detail_type == _CREATED and subject.seller_name:
+        detail["proposer"]["name"] = subject.seller_name
+    detail["offer"] = {"id": subject.offer_id or public_offer_id(subject.product_code)}
     return {
         "version": "0",
         "id": event_id,

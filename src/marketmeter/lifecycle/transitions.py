@@ -85,7 +85,15 @@ def _subject(
         free_trial=agreement.free_trial,
         starts_at=agreement.starts_at,
         ends_at=agreement.ends_at,
+        seller_name=_seller_name(catalog, product.seller_account_id),
     )
+
+
+def _seller_name(catalog: CatalogSnapshot, account_id: str) -> str:
+    for seller in catalog.catalog.sellers:
+        if seller.account_id == account_id:
+            return seller.name
+    return ""
 
 
 def _identifier(buyer: Buyer | None, account_id: str) -> str:
@@ -202,6 +210,7 @@ def subscribe_fail(
         concurrent_agreements=product.integration is Integration.CONCURRENT_AGREEMENTS,
         offer_id=offer_id,
         free_trial=free_trial,
+        seller_name=_seller_name(catalog, product.seller_account_id),
     )
     event = _event(LifecycleAction.SUBSCRIBE_FAIL, subject, now, ids)
     return Transition(LifecycleAction.SUBSCRIBE_FAIL, None, Catalog(), events=(event,))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from marketmeter.catalog.model import Agreement, Buyer, Catalog
+from marketmeter.catalog.model import Agreement, Buyer, Catalog, NotificationKind
 from marketmeter.metering.types import RegistrationToken
 
 __all__ = ["Channel", "LifecycleAction", "LifecycleEvent", "Subscription", "Transition"]
@@ -52,6 +52,18 @@ class LifecycleEvent:
     occurred_at: float
     body: dict[str, Any]
     seq: int | None = None
+
+    @property
+    def kind(self) -> NotificationKind | None:
+        """Which notification it is (what a delivery target subscribes to); ``None`` for an
+        event delivered nowhere."""
+        if self.channel is Channel.SNS:
+            if self.action is LifecycleAction.ENTITLEMENT_UPDATED:
+                return NotificationKind.ENTITLEMENT
+            return NotificationKind.SUBSCRIPTION
+        if self.channel is Channel.EVENTBRIDGE:
+            return NotificationKind.AGREEMENT
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from marketmeter.catalog.loader import CatalogError, ProductEntry, load_catalog, load_catalog_data
+from marketmeter.catalog.loader import (
+    CatalogError,
+    ProductEntry,
+    load_catalog,
+    load_catalog_data,
+    target_entry,
+)
 from marketmeter.catalog.model import AccessKey, Buyer, Catalog, CatalogSnapshot, Product, Seller
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.registration_tokens import TokenGenerator, tokens_for_new_agreements
@@ -88,9 +94,12 @@ def product_json(product: Product) -> dict[str, Any]:
         name: getattr(product, _PRODUCT_ATTRIBUTES.get(name, name))
         for name in ProductEntry.model_fields
     }
-    return ProductEntry.model_validate(
+    targets = [target_entry(t) for t in product.notification_targets]
+    values["notification_targets"] = targets
+    entry = ProductEntry.model_validate(
         {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
     ).model_dump(mode="json")
+    return {**entry, "notification_targets": targets}  # each target's own fields only
 
 
 _AccountT = TypeVar("_AccountT", Seller, Buyer)

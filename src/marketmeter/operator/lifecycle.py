@@ -95,7 +95,9 @@ def agreement_json(catalog: CatalogSnapshot, agreement: Agreement, now: float) -
     }
 
 
-def _delivery_json(delivery: DeliveryRecord) -> dict[str, Any]:
+def delivery_json(delivery: DeliveryRecord) -> dict[str, Any]:
+    """A delivery to one target (``url``: the target's name or webhook URL) with its
+    attempts."""
     return {
         "url": delivery.url,
         "status": delivery.status,
@@ -128,7 +130,7 @@ def event_json(
         "topic": event.topic,
         "occurredAt": iso(event.occurred_at),
         "message": event.body,
-        "deliveries": [_delivery_json(d) for d in deliveries],
+        "deliveries": [delivery_json(d) for d in deliveries],
     }
 
 

@@ -3,7 +3,8 @@ line, the pytest plugin through the admin API), built over one store and one clo
 
 Its parts, one per subject: ``catalog`` (sellers, products, buyers, keys, a whole document),
 ``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``,
-``clock`` and ``bench`` (fault rules, quotas, journal, reset, snapshots). Each action answers a
+``clock``, ``bench`` (fault rules, quotas, journal, reset, snapshots) and ``deliveries``
+(the notification outbox per target). Each action answers a
 JSON-ready value or raises a ``Refusal``. A server builds it on its ``ServiceClock`` and its
 ``BenchControls``; the command line, working straight on a database (``--db``), builds one on
 the wall clock with a bench of its own (there is no server whose state it could change).
@@ -21,6 +22,7 @@ from typing import Any
 
 from marketmeter import __version__
 from marketmeter.config import DEFAULT_TOKEN_TTL
+from marketmeter.lifecycle.sns_http import SnsSigner
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator, RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, TokenGenerator
@@ -28,6 +30,7 @@ from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_k
 from marketmeter.operator.bench import BenchOperations
 from marketmeter.operator.catalog import AccessKeyFactory, CatalogOperations, random_access_key
 from marketmeter.operator.clock import ClockOperations
+from marketmeter.operator.deliveries import DeliveryOperations
 from marketmeter.operator.lifecycle import LifecycleService
 from marketmeter.operator.tokens import KeyOperations, TokenOperations
 from marketmeter.operator.usage import UsageOperations
@@ -49,6 +52,7 @@ class Operator:
     usage: UsageOperations
     clock: ClockOperations
     bench: BenchOperations
+    deliveries: DeliveryOperations
 
     @classmethod
     def build(
@@ -66,9 +70,11 @@ class Operator:
         access_keys: AccessKeyFactory = random_access_key,
     ) -> Operator:
         token_generator = tokens or RandomTokens()
+        catalog = CatalogOperations(store, clock, token_generator, access_keys)
+        key_ring = key_ring or KeyRing(store, clock, key_pairs)
         return cls(
             store=store,
-            catalog=CatalogOperations(store, clock, token_generator, access_keys),
+            catalog=catalog,
             lifecycle=LifecycleService(
                 store,
                 clock,
@@ -78,10 +84,11 @@ class Operator:
                 token_ttl,
             ),
             tokens=TokenOperations(store, clock, token_generator, token_ttl),
-            keys=KeyOperations(key_ring or KeyRing(store, clock, key_pairs)),
+            keys=KeyOperations(key_ring),
             usage=UsageOperations(store),
             clock=ClockOperations(clock),
             bench=BenchOperations(store, clock, bench or BenchControls()),
+            deliveries=DeliveryOperations(store, catalog, SnsSigner(key_ring)),
         )
 
     async def health(self) -> dict[str, Any]:

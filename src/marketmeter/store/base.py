@@ -10,7 +10,7 @@ Two backends implement ``OperatorStore`` (``store.sqlite``, ``store.postgres``, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -33,6 +33,7 @@ __all__ = [
     "CatalogEdit",
     "CatalogReferenceError",
     "DeliveryAttempt",
+    "DeliveryQuery",
     "DeliveryRecord",
     "DueDelivery",
     "EventQuery",
@@ -43,6 +44,8 @@ __all__ = [
     "SnapshotError",
     "SnapshotInfo",
     "Store",
+    "TargetCounts",
+    "TargetDelivery",
     "TokenQuery",
     "UsageQuery",
 ]
@@ -185,12 +188,47 @@ class LoggedEvent:
 
 @dataclass(frozen=True, slots=True)
 class DueDelivery:
-    """A delivery this node has claimed: POST ``event`` to ``url``; this is attempt
-    ``attempt`` (1 for the first)."""
+    """A delivery this node has claimed: send ``event`` to the target ``url`` (a target's
+    name or a webhook URL); this is attempt ``attempt`` (1 for the first), the attempt limit
+    counting from ``retry_base`` (the attempts made before the last redelivery)."""
 
     event: LifecycleEvent
     url: str
     attempt: int
+    retry_base: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    """Filters for deliveries (oldest event first): a product, a target (its name or webhook
+    URL), a status (``pending``, ``delivered``, ``failed``), a buyer."""
+
+    product_code: str | None = None
+    target: str | None = None
+    status: str | None = None
+    buyer_account_id: str | None = None
+    limit: int = 100
+    event_seq: int | None = None  # one event's
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDelivery:
+    """One event's delivery to one target."""
+
+    event: LifecycleEvent
+    delivery: DeliveryRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCounts:
+    """How many deliveries of one product's target are in each status (an operator's view,
+    and what metrics read)."""
+
+    product_code: str
+    target: str
+    pending: int
+    delivered: int
+    failed: int
 
 
 # What one POST of a delivery came to: done, to be tried again, or given up.
@@ -321,15 +359,49 @@ class Store(Protocol):
         """Logged lifecycle events matching ``query``, oldest first, each with its deliveries."""
         ...
 
-    async def deliveries_due(self, wall_now: float) -> bool:
-        """Whether any delivery is due and unclaimed at ``wall_now`` (a read)."""
+    async def deliveries_due(
+        self, wall_now: float, paused: Collection[tuple[str, str]] = ()
+    ) -> bool:
+        """Whether any delivery is due and unclaimed at ``wall_now`` (a read), but to the
+        ``paused`` (product code, target) pairs."""
         ...
 
     async def claim_deliveries(
-        self, wall_now: float, lease: float, limit: int
+        self,
+        wall_now: float,
+        lease: float,
+        limit: int,
+        paused: Collection[tuple[str, str]] = (),
     ) -> list[DueDelivery]:
         """Lease up to ``limit`` due deliveries until ``wall_now + lease`` (one transaction; a
-        delivery leased by another node is skipped); returns them, the oldest due first."""
+        delivery leased by another node is skipped; none to a ``paused`` (product code,
+        target); none while an earlier delivery of the same customer to the same target is
+        pending, so that each customer's messages reach a target in order); returns them, the
+        oldest first."""
+        ...
+
+    async def deliveries(self, query: DeliveryQuery) -> list[TargetDelivery]:
+        """Deliveries matching ``query``, oldest event first, with their attempts."""
+        ...
+
+    async def redeliver(self, event: str, target: str, wall_now: float) -> TargetDelivery | None:
+        """Make the delivery of ``event`` (its id or seq) to ``target`` pending again, due at
+        ``wall_now``, with a fresh attempt limit; ``None`` if there is no such delivery."""
+        ...
+
+    async def delivery_counts(self) -> list[TargetCounts]:
+        """Deliveries per product and target and status (a read)."""
+        ...
+
+    async def sns_subscription(
+        self, product_code: str, target: str, topic_arn: str
+    ) -> tuple[str, bool]:
+        """The SNS HTTP(S) subscription of a product's ``target`` to ``topic_arn`` (created,
+        pending, if there is none): its token and whether its endpoint confirmed it."""
+        ...
+
+    async def confirm_sns_subscription(self, topic_arn: str, token: str, wall_now: float) -> bool:
+        """Confirm the subscription with ``token`` to ``topic_arn``; ``False`` if none."""
         ...
 
     async def record_attempt(

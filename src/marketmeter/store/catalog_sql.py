@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
+
+from marketmeter.catalog.loader import stored_targets, target_entry
 from marketmeter.catalog.model import (
     AccessKey,
     Agreement,
@@ -140,11 +143,13 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
     for product in catalog.products:
         connection.execute(
             "INSERT INTO products (product_code, seller_account_id, kind, integration, name, "
-            "registration_url, per_request_metering) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "registration_url, per_request_metering, notification_targets) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (product_code) DO UPDATE SET seller_account_id = "
             "excluded.seller_account_id, kind = excluded.kind, integration = excluded.integration,"
             " name = excluded.name, registration_url = excluded.registration_url, "
-            "per_request_metering = excluded.per_request_metering",
+            "per_request_metering = excluded.per_request_metering, "
+            "notification_targets = excluded.notification_targets",
             (
                 product.product_code,
                 product.seller_account_id,
@@ -153,6 +158,7 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
                 product.name,
                 product.registration_url,
                 int(product.per_request_metering),
+                orjson.dumps([target_entry(t) for t in product.notification_targets]).decode(),
             ),
         )
         connection.execute("DELETE FROM dimensions WHERE product_code = ?", (product.product_code,))
@@ -248,10 +254,11 @@ def read_catalog(connection: SqlConnection) -> Catalog:
             registration_url=url,
             per_request_metering=bool(per_request),
             notification_urls=tuple(notification_urls.get(code, ())),
+            notification_targets=stored_targets(orjson.loads(targets)),
         )
-        for code, seller, kind, integration, name, url, per_request in connection.execute(
+        for code, seller, kind, integration, name, url, per_request, targets in connection.execute(
             "SELECT product_code, seller_account_id, kind, integration, name, registration_url, "
-            "per_request_metering FROM products ORDER BY product_code"
+            "per_request_metering, notification_targets FROM products ORDER BY product_code"
         )
     )
     buyers = tuple(

@@ -10,30 +10,40 @@ it as a typed method of the contract (``commit_transition``, ``events``, ...).
   change and logs its events with one pending delivery per webhook URL of the product: the
   state change and its messages commit together or not at all. Two nodes making the same
   transition at once are serialized; the second sees the first's result and is refused.
-- ``claim_deliveries`` leases due deliveries (``claimed_until``) so that one POST goes out per
-  delivery across nodes (PostgreSQL: ``FOR UPDATE SKIP LOCKED``); ``record_attempt`` stores what
-  the POST got and when to try again.
+- ``claim_deliveries`` leases due deliveries (``claimed_until``) so that one attempt goes out
+  per delivery across nodes and processes (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), skipping
+  paused targets and any delivery whose customer (product and buyer) has an earlier delivery to
+  the same target still pending: a target gets each customer's messages in order;
+  ``record_attempt`` stores what the attempt got and when to try again.
+- ``list_deliveries``, ``redeliver`` and ``delivery_counts``: the test bench's and the
+  operator's view of the deliveries per target.
+
+A delivery's ``url`` column names its target: a delivery target's name or a webhook URL of the
+product's ``notification_urls``.
 
 Times: ``occurred_at`` is the service clock; delivery times are wall-clock epoch seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.catalog.model import CatalogSnapshot, Product
 from marketmeter.lifecycle.types import Channel, LifecycleAction, LifecycleEvent, Transition
 from marketmeter.store.base import (
     DeliveryAttempt,
+    DeliveryQuery,
     DeliveryRecord,
     DueDelivery,
     EventQuery,
     LoggedEvent,
     Outcome,
+    TargetCounts,
+    TargetDelivery,
 )
 from marketmeter.store.catalog_sql import apply_catalog, read_catalog
 from marketmeter.store.sql_connection import SqlConnection
@@ -42,10 +52,15 @@ __all__ = [
     "EVENT_LOG_TABLES",
     "claim_deliveries",
     "commit_transition",
+    "confirm_sns_subscription",
     "deliveries_due",
+    "delivery_counts",
+    "list_deliveries",
     "list_events",
     "log_events",
     "record_attempt",
+    "redeliver",
+    "sns_subscription",
 ]
 
 # The event log's tables with their columns and the order they are read in (snapshots and
@@ -75,12 +90,17 @@ EVENT_LOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "next_attempt_at",
             "claimed_until",
             "delivered_at",
+            "retry_base",
         ),
         "event_seq, url",
     ),
     "delivery_attempts": (
         ("event_seq", "url", "attempt", "attempted_at", "status_code", "error"),
         "event_seq, url, attempt",
+    ),
+    "sns_subscriptions": (
+        ("token", "product_code", "target", "topic_arn", "confirmed_at"),
+        "token",
     ),
 }
 
@@ -104,19 +124,19 @@ def commit_transition(
     changes = transition.changes
     if changes.buyers or changes.agreements or transition.tokens:
         apply_catalog(sql, changes, transition.tokens)
-    urls = {code: product.notification_urls for code, product in snapshot.products.items()}
-    logged = log_events(sql, transition.events, urls, wall_now)
+    logged = log_events(sql, transition.events, snapshot.products, wall_now)
     return replace(transition, events=logged)
 
 
 def log_events(
     sql: SqlConnection,
     events: Sequence[LifecycleEvent],
-    urls: dict[str, tuple[str, ...]],
+    products: Mapping[str, Product],
     wall_now: float,
 ) -> tuple[LifecycleEvent, ...]:
-    """Store ``events`` and a pending delivery of each to every URL of its product (none for
-    channel ``none``); returns them with ``seq`` set."""
+    """Store ``events`` and a pending delivery of each to every webhook URL of its product and
+    every delivery target of the product that takes its kind (none for channel ``none``);
+    returns them with ``seq`` set."""
     logged = []
     for event in events:
         row = sql.execute(
@@ -136,8 +156,10 @@ def log_events(
             ),
         ).fetchone()
         seq = int(row[0])
-        if event.channel is not Channel.NONE:
-            targets = list(dict.fromkeys(urls.get(event.product_code, ())))
+        product = products.get(event.product_code)
+        if event.kind is not None and product is not None:
+            named = [t.name for t in product.notification_targets if event.kind in t.notifications]
+            targets = list(dict.fromkeys([*product.notification_urls, *named]))
             sql.executemany(
                 "INSERT INTO event_deliveries (event_seq, url, status, attempts, "
                 "next_attempt_at) VALUES (?, ?, 'pending', 0, ?)",
@@ -186,17 +208,9 @@ def list_events(sql: SqlConnection, query: EventQuery) -> list[LoggedEvent]:
     events = [_event(row) for row in rows]
     if not events:
         return []
-    seqs = [event.seq for event in events]
+    seqs = [event.seq or 0 for event in events]
     marks = ", ".join("?" * len(seqs))
-    history: dict[tuple[int, str], list[DeliveryAttempt]] = {}
-    for seq, url, attempt, at, status_code, error in sql.execute(
-        "SELECT event_seq, url, attempt, attempted_at, status_code, error FROM delivery_attempts "
-        f"WHERE event_seq IN ({marks}) ORDER BY event_seq, url, attempt",
-        seqs,
-    ):
-        history.setdefault((int(seq), url), []).append(
-            DeliveryAttempt(int(attempt), float(at), status_code, error)
-        )
+    history = _history(sql, seqs)
     deliveries: dict[int, list[DeliveryRecord]] = {}
     for seq, url, status, attempts, next_at, delivered_at in sql.execute(
         "SELECT event_seq, url, status, attempts, next_attempt_at, delivered_at "
@@ -216,35 +230,75 @@ def list_events(sql: SqlConnection, query: EventQuery) -> list[LoggedEvent]:
     return [LoggedEvent(event, tuple(deliveries.get(event.seq or 0, ()))) for event in events]
 
 
-def deliveries_due(sql: SqlConnection, wall_now: float) -> bool:
-    """Whether any delivery is due and unclaimed at ``wall_now`` (a read)."""
+def _paused(paused: Collection[tuple[str, str]]) -> tuple[str, list[str]]:
+    """The condition leaving out deliveries to paused (product, target) pairs, and its
+    parameters (neither a product code nor a target's name holds a \\x01)."""
+    if not paused:
+        return "", []
+    marks = ", ".join("?" * len(paused))
+    return (
+        f" AND (e.product_code || ? || d.url) NOT IN ({marks})",
+        ["\x01", *(f"{code}\x01{target}" for code, target in paused)],
+    )
+
+
+# A delivery is claimable when it is pending, due, not leased by a live claim, and no earlier
+# delivery of the same customer (product and buyer) to the same target is still pending.
+_CLAIMABLE = (
+    "FROM event_deliveries d JOIN lifecycle_events e ON e.seq = d.event_seq "
+    "WHERE d.status = 'pending' AND d.next_attempt_at <= ? "
+    "AND (d.claimed_until IS NULL OR d.claimed_until < ?) "
+    "AND NOT EXISTS (SELECT 1 FROM event_deliveries p JOIN lifecycle_events pe "
+    "ON pe.seq = p.event_seq WHERE p.url = d.url AND p.status = 'pending' "
+    "AND p.event_seq < d.event_seq AND pe.product_code = e.product_code "
+    "AND pe.buyer_account_id = e.buyer_account_id)"
+)
+
+
+def deliveries_due(
+    sql: SqlConnection, wall_now: float, paused: Collection[tuple[str, str]] = ()
+) -> bool:
+    """Whether any delivery is claimable at ``wall_now`` (a read)."""
+    condition, params = _paused(paused)
     row = sql.execute(
-        "SELECT 1 FROM event_deliveries WHERE status = 'pending' AND next_attempt_at <= ? "
-        "AND (claimed_until IS NULL OR claimed_until < ?) LIMIT 1",
-        (wall_now, wall_now),
+        f"SELECT 1 {_CLAIMABLE}{condition} LIMIT 1", (wall_now, wall_now, *params)
     ).fetchone()
     return row is not None
 
 
 def claim_deliveries(
-    sql: SqlConnection, wall_now: float, lease: float, limit: int
+    sql: SqlConnection,
+    wall_now: float,
+    lease: float,
+    limit: int,
+    paused: Collection[tuple[str, str]] = (),
 ) -> list[DueDelivery]:
-    """Lease up to ``limit`` due deliveries (pending, due, not leased by a live claim) until
-    ``wall_now + lease``; returns them, the oldest due first."""
-    skip = " FOR UPDATE SKIP LOCKED" if sql.dialect == "postgresql" else ""
+    """Lease up to ``limit`` claimable deliveries until ``wall_now + lease``; returns them,
+    the oldest event first. At most one per customer and target: the next is claimable once
+    this one is delivered or failed."""
+    skip = " FOR UPDATE OF d SKIP LOCKED" if sql.dialect == "postgresql" else ""
+    condition, params = _paused(paused)
     claimed = sql.execute(
         "UPDATE event_deliveries SET claimed_until = ? WHERE (event_seq, url) IN ("
-        "SELECT event_seq, url FROM event_deliveries WHERE status = 'pending' "
-        "AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
-        f"ORDER BY next_attempt_at, event_seq LIMIT ?{skip}) "
-        "RETURNING event_seq, url, attempts, next_attempt_at",
-        (wall_now + lease, wall_now, wall_now, limit),
+        f"SELECT d.event_seq, d.url {_CLAIMABLE}{condition} "
+        f"ORDER BY d.event_seq LIMIT ?{skip}) "
+        "RETURNING event_seq, url, attempts, retry_base",
+        (wall_now + lease, wall_now, wall_now, *params, limit),
     ).fetchall()
     if not claimed:
         return []
     seqs = sorted({int(row[0]) for row in claimed})
+    events = _events_by_seq(sql, seqs)
+    ordered = sorted(claimed, key=lambda row: (row[0], row[1]))
+    return [
+        DueDelivery(events[int(seq)], url, int(attempts) + 1, int(base))
+        for seq, url, attempts, base in ordered
+    ]
+
+
+def _events_by_seq(sql: SqlConnection, seqs: Sequence[int]) -> dict[int | None, LifecycleEvent]:
     marks = ", ".join("?" * len(seqs))
-    events = {
+    return {
         event.seq: event
         for event in map(
             _event,
@@ -253,9 +307,109 @@ def claim_deliveries(
             ).fetchall(),
         )
     }
-    ordered = sorted(claimed, key=lambda row: (row[3], row[0], row[1]))
+
+
+def _history(
+    sql: SqlConnection, seqs: Sequence[int]
+) -> dict[tuple[int, str], list[DeliveryAttempt]]:
+    marks = ", ".join("?" * len(seqs))
+    history: dict[tuple[int, str], list[DeliveryAttempt]] = {}
+    for seq, url, attempt, at, status_code, error in sql.execute(
+        "SELECT event_seq, url, attempt, attempted_at, status_code, error FROM delivery_attempts "
+        f"WHERE event_seq IN ({marks}) ORDER BY event_seq, url, attempt",
+        list(seqs),
+    ):
+        history.setdefault((int(seq), url), []).append(
+            DeliveryAttempt(int(attempt), float(at), status_code, error)
+        )
+    return history
+
+
+def list_deliveries(sql: SqlConnection, query: DeliveryQuery) -> list[TargetDelivery]:
+    """Deliveries matching ``query``, oldest event first (then by target)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("e.product_code = ?", query.product_code),
+        ("d.url = ?", query.target),
+        ("d.status = ?", query.status),
+        ("e.buyer_account_id = ?", query.buyer_account_id),
+        ("d.event_seq = ?", query.event_seq),
+    ):
+        if value is not None:
+            conditions.append(column)
+            params.append(value)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = sql.execute(
+        "SELECT d.event_seq, d.url, d.status, d.attempts, d.next_attempt_at, d.delivered_at "
+        "FROM event_deliveries d JOIN lifecycle_events e ON e.seq = d.event_seq"
+        f"{where} ORDER BY d.event_seq, d.url LIMIT ?",
+        (*params, query.limit),
+    ).fetchall()
+    if not rows:
+        return []
+    seqs = sorted({int(row[0]) for row in rows})
+    events = _events_by_seq(sql, seqs)
+    history = _history(sql, seqs)
     return [
-        DueDelivery(events[int(seq)], url, int(attempts) + 1) for seq, url, attempts, _ in ordered
+        TargetDelivery(
+            events[int(seq)],
+            DeliveryRecord(
+                url,
+                status,
+                int(attempts),
+                next_at,
+                delivered_at,
+                tuple(history.get((int(seq), url), ())),
+            ),
+        )
+        for seq, url, status, attempts, next_at, delivered_at in rows
+    ]
+
+
+def redeliver(
+    sql: SqlConnection, event: str, target: str, wall_now: float
+) -> TargetDelivery | None:
+    """Make the delivery of ``event`` (an event id, or a seq) to ``target`` pending again,
+    due now, with a fresh attempt limit (its attempts so far stay in the history)."""
+    column = "seq" if event.isdigit() else "event_id"
+    row = sql.execute(
+        f"SELECT seq FROM lifecycle_events WHERE {column} = ?",
+        (int(event) if event.isdigit() else event,),
+    ).fetchone()
+    if row is None:
+        return None
+    seq = int(row[0])
+    updated = sql.execute(
+        "UPDATE event_deliveries SET status = 'pending', next_attempt_at = ?, "
+        "claimed_until = NULL, delivered_at = NULL, retry_base = attempts "
+        "WHERE event_seq = ? AND url = ? RETURNING event_seq",
+        (wall_now, seq, target),
+    ).fetchone()
+    if updated is None:
+        return None
+    [found] = list_deliveries(sql, DeliveryQuery(target=target, event_seq=seq, limit=1))
+    return found
+
+
+def delivery_counts(sql: SqlConnection) -> list[TargetCounts]:
+    """Deliveries per product and target and status, by product and target."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for code, url, status, count in sql.execute(
+        "SELECT e.product_code, d.url, d.status, count(*) FROM event_deliveries d "
+        "JOIN lifecycle_events e ON e.seq = d.event_seq "
+        "GROUP BY e.product_code, d.url, d.status ORDER BY e.product_code, d.url"
+    ):
+        counts.setdefault((code, url), {})[status] = int(count)
+    return [
+        TargetCounts(
+            code,
+            url,
+            found.get("pending", 0),
+            found.get("delivered", 0),
+            found.get("failed", 0),
+        )
+        for (code, url), found in counts.items()
     ]
 
 
@@ -295,3 +449,33 @@ def record_attempt(
             due.url,
         ),
     )
+
+
+def sns_subscription(
+    sql: SqlConnection, product_code: str, target: str, topic_arn: str, new_token: str
+) -> tuple[str, bool]:
+    """The SNS HTTP(S) subscription of ``target`` to ``topic_arn``: its token (``new_token``
+    if it is new; the first node's wins) and whether it is confirmed."""
+    sql.execute(
+        "INSERT INTO sns_subscriptions (token, product_code, target, topic_arn) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (new_token, product_code, target, topic_arn),
+    )
+    token, confirmed_at = sql.execute(
+        "SELECT token, confirmed_at FROM sns_subscriptions WHERE product_code = ? "
+        "AND target = ? AND topic_arn = ?",
+        (product_code, target, topic_arn),
+    ).fetchone()
+    return str(token), confirmed_at is not None
+
+
+def confirm_sns_subscription(
+    sql: SqlConnection, topic_arn: str, token: str, wall_now: float
+) -> bool:
+    """Confirm the subscription of ``token`` to ``topic_arn``; whether there is one."""
+    row = sql.execute(
+        "UPDATE sns_subscriptions SET confirmed_at = coalesce(confirmed_at, ?) "
+        "WHERE token = ? AND topic_arn = ? RETURNING token",
+        (wall_now, token, topic_arn),
+    ).fetchone()
+    return row is not None

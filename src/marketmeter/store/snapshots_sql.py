@@ -60,6 +60,7 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "name",
             "registration_url",
             "per_request_metering",
+            "notification_targets",
         ),
         "product_code",
     ),
@@ -118,6 +119,7 @@ _LOCK_ORDER = (
     "lifecycle_events",
     "event_deliveries",
     "delivery_attempts",
+    "sns_subscriptions",
 )
 
 

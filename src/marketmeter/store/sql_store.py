@@ -18,8 +18,9 @@ a batch, the cached catalog, the usage view, migrations, ``describe`` and ``clos
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
@@ -36,11 +37,14 @@ from marketmeter.metering.types import (
 from marketmeter.store import events_sql, registration_sql, snapshots_sql
 from marketmeter.store.base import (
     CatalogEdit,
+    DeliveryQuery,
     DueDelivery,
     EventQuery,
     LoggedEvent,
     Outcome,
     SnapshotInfo,
+    TargetCounts,
+    TargetDelivery,
     TokenQuery,
 )
 from marketmeter.store.catalog_edits_sql import edit_catalog
@@ -163,14 +167,42 @@ class SqlStore(ABC):
     async def events(self, query: EventQuery) -> list[LoggedEvent]:
         return await self._scan(lambda sql: events_sql.list_events(sql, query))
 
-    async def deliveries_due(self, wall_now: float) -> bool:
-        return await self._scan(lambda sql: events_sql.deliveries_due(sql, wall_now))
+    async def deliveries_due(
+        self, wall_now: float, paused: Collection[tuple[str, str]] = ()
+    ) -> bool:
+        return await self._scan(lambda sql: events_sql.deliveries_due(sql, wall_now, paused))
 
     async def claim_deliveries(
-        self, wall_now: float, lease: float, limit: int
+        self,
+        wall_now: float,
+        lease: float,
+        limit: int,
+        paused: Collection[tuple[str, str]] = (),
     ) -> list[DueDelivery]:
         return await self._write(
-            lambda sql: events_sql.claim_deliveries(sql, wall_now, lease, limit)
+            lambda sql: events_sql.claim_deliveries(sql, wall_now, lease, limit, paused)
+        )
+
+    async def deliveries(self, query: DeliveryQuery) -> list[TargetDelivery]:
+        return await self._scan(lambda sql: events_sql.list_deliveries(sql, query))
+
+    async def redeliver(self, event: str, target: str, wall_now: float) -> TargetDelivery | None:
+        return await self._write(lambda sql: events_sql.redeliver(sql, event, target, wall_now))
+
+    async def delivery_counts(self) -> list[TargetCounts]:
+        return await self._scan(events_sql.delivery_counts)
+
+    async def sns_subscription(
+        self, product_code: str, target: str, topic_arn: str
+    ) -> tuple[str, bool]:
+        token = secrets.token_hex(64)
+        return await self._write(
+            lambda sql: events_sql.sns_subscription(sql, product_code, target, topic_arn, token)
+        )
+
+    async def confirm_sns_subscription(self, topic_arn: str, token: str, wall_now: float) -> bool:
+        return await self._write(
+            lambda sql: events_sql.confirm_sns_subscription(sql, topic_arn, token, wall_now)
         )
 
     async def record_attempt(

@@ -4,6 +4,9 @@ Sellers test their retry loops against throttling, 500s, UnprocessedRecords and 
 The rule JSON is LocalStack's chaos API shape (``/_localstack/chaos/faults``: ``service``,
 ``region``, ``operation``, ``probability``, ``error``) plus our extensions (``productCode``,
 ``accessKeyId``, ``seed``, ``times``, ``everyNth``, ``unprocessedRecords``, ``latencyMs``).
+A rule of ``kind`` ``delivery-failure`` (with ``productCode``, ``target``, ``probability``,
+``seed``, ``times``, ``everyNth``) fails notification deliveries instead of calls
+(``FaultInjector.decide_delivery``, asked by the deliverer before each attempt).
 This module is pure decision logic: the endpoint asks ``FaultInjector.decide`` on every call and
 carries out the ``FaultDecision`` (sleep, raise, hold records back); the admin API parses rules
 with ``parse_rules`` and shows ``rules_json``.
@@ -25,6 +28,7 @@ from marketmeter.refusal import Refusal
 from marketmeter.servicemodel.spec import operation_names
 
 __all__ = [
+    "DELIVERY_FAILURE",
     "ERROR_CLASSES",
     "MAX_LATENCY_MS",
     "OPERATIONS",
@@ -53,6 +57,8 @@ _DEFAULT_MESSAGES = {
     ThrottlingException.code: "Rate exceeded",
     InternalServiceErrorException.code: "An internal error has occurred. Retry your request.",
 }
+DELIVERY_FAILURE = "delivery-failure"
+_DELIVERY_KEYS = ("kind", "productCode", "target", "probability", "seed", "times", "everyNth")
 _RULE_KEYS = (
     "service",
     "region",
@@ -66,6 +72,8 @@ _RULE_KEYS = (
     "error",
     "unprocessedRecords",
     "latencyMs",
+    "kind",
+    "target",
 )
 # What ``rules_json`` adds to a rule: accepted and ignored on input, so that a rule read back
 # from ``GET /faults`` can be sent again (e.g. in a DELETE body, as LocalStack's tools do).
@@ -130,6 +138,8 @@ class FaultRule:
     error: FaultError | None = None
     unprocessed_records: UnprocessedRecords | None = None
     latency_ms: float | None = None
+    kind: str | None = None  # None: a call's fault; "delivery-failure": a delivery's
+    target: str | None = None  # delivery-failure: only this target (a name or webhook URL)
 
     @property
     def chance(self) -> float:
@@ -157,7 +167,8 @@ class FaultRule:
         region: str | None,
     ) -> bool:
         return (
-            (self.service is None or self.service in OUR_SERVICE_NAMES)
+            self.kind is None
+            and (self.service is None or self.service in OUR_SERVICE_NAMES)
             and (self.operation is None or self.operation == operation)
             and (self.region is None or self.region == region)
             and (self.product_code is None or self.product_code == product_code)
@@ -168,6 +179,8 @@ class FaultRule:
         """The rule's wire shape, with only the keys it was given."""
         return _present(
             {
+                "kind": self.kind,
+                "target": self.target,
                 "service": self.service,
                 "region": self.region,
                 "operation": self.operation,
@@ -212,6 +225,11 @@ def parse_rule(body: object) -> FaultRule:
     if not isinstance(body, dict):
         raise Refusal("body", "a fault rule must be a JSON object")
     _refuse_unknown_keys(body, _RULE_KEYS, prefix="", ignored=_READ_ONLY_KEYS)
+    kind = _text(body, "kind")
+    if kind is not None:
+        return _delivery_rule(kind, body)
+    if "target" in body:
+        raise Refusal("target", f'only with "kind": "{DELIVERY_FAILURE}"')
     service = _text(body, "service")
     # A rule for another service (LocalStack configurations mix them) never fires here: its
     # operation and error code are that service's, kept as given, not checked against ours.
@@ -244,6 +262,25 @@ def parse_rule(body: object) -> FaultRule:
         error=error,
         unprocessed_records=unprocessed,
         latency_ms=latency_ms,
+    )
+
+
+def _delivery_rule(kind: str, body: dict[object, object]) -> FaultRule:
+    """A ``delivery-failure`` rule: which deliveries fail, and how often."""
+    if kind != DELIVERY_FAILURE:
+        raise Refusal("kind", f"must be {DELIVERY_FAILURE}")
+    _refuse_unknown_keys(body, _DELIVERY_KEYS, prefix="", ignored=_READ_ONLY_KEYS)
+    probability = _number(body, "probability")
+    if probability is not None and not 0 < probability <= 1:
+        raise Refusal("probability", "must be greater than 0 and at most 1")
+    return FaultRule(
+        kind=kind,
+        product_code=_text(body, "productCode"),
+        target=_text(body, "target"),
+        probability=probability,
+        seed=_integer(body, "seed", minimum=None),
+        times=_integer(body, "times", minimum=1),
+        every_nth=_integer(body, "everyNth", minimum=1),
     )
 
 
@@ -469,6 +506,35 @@ class FaultInjector:
                     frozenset(),
                 )
             return self._apply(applied, batch_size, global_ms)
+
+    def decide_delivery(self, product_code: str, target: str) -> str | None:
+        """The label of the ``delivery-failure`` rule that fails this delivery attempt, or
+        ``None``. Every matching rule counts the attempt; the first that fires applies."""
+        if not self._rules:
+            return None
+        with self._lock:
+            applied: _ActiveRule | None = None
+            for active in self._rules:
+                rule = active.rule
+                if (
+                    rule.kind != DELIVERY_FAILURE
+                    or rule.product_code not in (None, product_code)
+                    or rule.target not in (None, target)
+                ):
+                    continue
+                active.matched += 1
+                on_turn = rule.every_nth is None or active.matched % rule.every_nth == 0
+                fires = on_turn and (rule.chance >= 1 or active.draw.random() < rule.chance)
+                if fires and applied is None:
+                    applied = active
+            if applied is None:
+                return None
+            applied.applied += 1
+            if applied.remaining is not None:
+                applied.remaining -= 1
+                if applied.remaining == 0:
+                    self._rules.remove(applied)
+            return f"fault rule {applied.id}: {DELIVERY_FAILURE}"
 
     def _activate(self, rule: FaultRule) -> _ActiveRule:
         if rule.seed is not None:
