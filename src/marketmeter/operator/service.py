@@ -3,10 +3,11 @@ line, the pytest plugin through the admin API), built over one store and one clo
 
 Its parts, one per subject: ``catalog`` (sellers, products, buyers, keys, a whole document),
 ``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``,
-``clock`` and ``bench`` (fault rules, quotas, journal, reset, snapshots). Each action answers a
-JSON-ready value or raises a ``Refusal``. A server builds it on its ``ServiceClock`` and its
-``BenchControls``; the command line, working straight on a database (``--db``), builds one on
-the wall clock with a bench of its own (there is no server whose state it could change).
+``exports`` (usage as CSV or JSON Lines), ``clock`` and ``bench`` (fault rules, quotas,
+journal, reset, snapshots). Each action answers a JSON-ready value or raises a ``Refusal``.
+A server builds it on its ``ServiceClock`` and its ``BenchControls``; the command line,
+working straight on a database (``--db``), builds one on the wall clock with a bench of its
+own (there is no server whose state it could change).
 
 The state the bench controls (clock offset, fault rules, quotas, journal) lives in
 ``BenchControls`` and the ``ServiceClock``, objects the operator is handed rather than owns, so
@@ -31,6 +32,7 @@ from marketmeter.operator.clock import ClockOperations
 from marketmeter.operator.lifecycle import LifecycleService
 from marketmeter.operator.tokens import KeyOperations, TokenOperations
 from marketmeter.operator.usage import UsageOperations
+from marketmeter.operator.usage_export import UsageExports
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls
 
@@ -49,6 +51,7 @@ class Operator:
     usage: UsageOperations
     clock: ClockOperations
     bench: BenchOperations
+    exports: UsageExports
 
     @classmethod
     def build(
@@ -82,6 +85,7 @@ class Operator:
             usage=UsageOperations(store),
             clock=ClockOperations(clock),
             bench=BenchOperations(store, clock, bench or BenchControls()),
+            exports=UsageExports(store),
         )
 
     async def health(self) -> dict[str, Any]:

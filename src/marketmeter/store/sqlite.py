@@ -136,6 +136,10 @@ class SQLiteStore(SqlStore):
         self._writer = SQLiteWriter(lambda: _connect(self.path, synchronous))
         self._watch = _connect(self.path, synchronous)
         self._watch_lock = threading.Lock()
+        # long reads (lists, export pages, summaries) off the event loop, on their own
+        # connection, so they never hold up the point reads of ``_watch``
+        self._scanner = _connect(self.path, synchronous)
+        self._scan_lock = threading.Lock()
         self._snapshot = CatalogSnapshot.empty()
         self._snapshot = self._load_snapshot()
 
@@ -177,7 +181,11 @@ class SQLiteStore(SqlStore):
             return work(_Sql(self._watch))
 
     async def _scan(self, work: Callable[[SqlConnection], T]) -> T:
-        return await asyncio.to_thread(self._read_now, work)
+        return await asyncio.to_thread(self._scan_now, work)
+
+    def _scan_now(self, work: Callable[[SqlConnection], T]) -> T:
+        with self._scan_lock:
+            return work(_Sql(self._scanner))
 
     async def _write(self, work: Callable[[SqlConnection], T]) -> T:
         return await asyncio.wrap_future(self._writer.submit(lambda c: work(_Sql(c))))
@@ -213,6 +221,8 @@ class SQLiteStore(SqlStore):
         self._writer.close()
         with self._watch_lock:
             self._watch.close()
+        with self._scan_lock:
+            self._scanner.close()
 
 
 def _bill(connection: sqlite3.Connection, rows: list[LedgerRow]) -> list[LedgerOutcome]:
