@@ -21,7 +21,7 @@ but health and the document requires it (``admin.admin_token``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -48,6 +48,7 @@ __all__ = [
     "ADMIN_SCHEMA_MODELS",
     "CHAOS_PREFIX",
     "EXPORT_ROWS_HEADER",
+    "METRICS_PATH",
     "PEM_CONTENT_TYPE",
     "admin_app",
 ]
@@ -55,6 +56,7 @@ __all__ = [
 ADMIN_PREFIX = "/_marketmeter"
 CHAOS_PREFIX = "/_localstack/chaos"
 PEM_CONTENT_TYPE = "application/x-pem-file"
+METRICS_PATH = "/metrics"  # Prometheus's conventional path, beside the mounts
 # How many records (or totals) an export holds, sent before its body (a client's progress bar).
 EXPORT_ROWS_HEADER = "X-Marketmeter-Export-Rows"
 ADMIN_SCHEMA_MODELS = (
@@ -315,12 +317,17 @@ def _server_endpoints(operator: Operator) -> list[Endpoint]:
 
 
 def admin_app(
-    operator: Operator, *, admin_token: str | None = None, hosts: HostPolicy | None = None
+    operator: Operator,
+    *,
+    admin_token: str | None = None,
+    hosts: HostPolicy | None = None,
+    metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None,
 ) -> Starlette:
     """The admin API over ``operator``. With ``admin_token`` every route but health and the
     OpenAPI document requires ``Authorization: Bearer <admin_token>``. What a browser can send
     cross-site is refused (``admin.browser_guard``); ``hosts`` are the names the server answers
-    to (default: any ``Host``)."""
+    to (default: any ``Host``). With ``metrics`` (the text and its content type) it also answers
+    ``GET /metrics``, behind the same guards."""
 
     async def openapi(request: Request) -> Response:
         """This document.
@@ -350,6 +357,15 @@ def admin_app(
     }
     mounted = [Mount(prefix, routes=table) for prefix, table in mounts.items()]
     document = openapi_document(mounted, ADMIN_SCHEMA_MODELS)
+    top: list[Route | Mount] = list(mounted)
+    if metrics is not None:
+        scrape = metrics
+
+        async def metrics_text(request: Request) -> Response:
+            text, content_type = await scrape()
+            return Response(text, headers={"Content-Type": content_type})
+
+        top.append(Route(METRICS_PATH, metrics_text, methods=["GET"]))
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
@@ -373,7 +389,7 @@ def admin_app(
         await operator.store.close()
 
     return Starlette(
-        routes=mounted,
+        routes=top,
         middleware=[
             Middleware(BrowserGuard, hosts=hosts or HostPolicy.any()),
             Middleware(AdminTokenGuard, token=admin_token),

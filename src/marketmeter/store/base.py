@@ -48,6 +48,7 @@ __all__ = [
     "UsageSummaryQuery",
     "UsageTotal",
     "Window",
+    "WriteObserver",
 ]
 
 
@@ -232,6 +233,13 @@ class DueDelivery:
 Outcome = Literal["delivered", "retry", "failed"]
 
 
+class WriteObserver(Protocol):
+    """Hears of every committed write transaction (the metrics): how many writes were queued
+    or in flight when it began, and how long it took to commit, in seconds."""
+
+    def committed(self, queued: int, seconds: float) -> None: ...
+
+
 class Store(Protocol):
     async def catalog_snapshot(self) -> CatalogSnapshot:
         """The current catalog; cheap (cached, refreshed only when the catalog changed)."""
@@ -394,6 +402,15 @@ class Store(Protocol):
         """Store one POST's result and release its lease: delivered, to be retried at
         ``next_attempt_at``, or failed for good. Nothing, if the event is no longer in the log
         (a reset or a restore during the POST)."""
+        ...
+
+    async def delivery_counts(self) -> list[tuple[str, str, int]]:
+        """Webhook deliveries ``pending`` or ``failed`` (for good), per target URL, as
+        ``(url, status, count)``."""
+        ...
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        """Tell ``observer`` of every write transaction this store commits from now on."""
         ...
 
     async def close(self) -> None:

@@ -33,7 +33,7 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
-from marketmeter.store import events_sql, registration_sql, snapshots_sql, usage_sql
+from marketmeter.store import events_sql, outbox_sql, registration_sql, snapshots_sql, usage_sql
 from marketmeter.store.base import (
     BilledRecord,
     CatalogEdit,
@@ -46,6 +46,7 @@ from marketmeter.store.base import (
     UsageQuery,
     UsageSummaryQuery,
     UsageTotal,
+    WriteObserver,
 )
 from marketmeter.store.catalog_edits_sql import edit_catalog
 from marketmeter.store.catalog_sql import apply_catalog
@@ -84,6 +85,16 @@ class SqlStore(ABC):
     async def _scan(self, work: Callable[[SqlConnection], T]) -> T:
         """A read that may take long, off the event loop."""
         return await self._read(work)
+
+    # --- observation ---------------------------------------------------------------------
+
+    _write_observer: WriteObserver | None = None
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._write_observer = observer
+
+    async def delivery_counts(self) -> list[tuple[str, str, int]]:
+        return await self._scan(outbox_sql.delivery_counts)
 
     # --- schema ----------------------------------------------------------------------------
 

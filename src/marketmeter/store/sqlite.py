@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
-from marketmeter.store.base import BilledRecord, UsageQuery
+from marketmeter.store.base import BilledRecord, UsageQuery, WriteObserver
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
 from marketmeter.store.migrations import (
@@ -145,6 +145,9 @@ class SQLiteStore(SqlStore):
 
     def describe(self) -> str:
         return f"SQLite {self.path} (WAL, synchronous={self.synchronous.upper()})"
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._writer.committed = observer.committed
 
     # --- catalog ---------------------------------------------------------------------------
 
