@@ -24,20 +24,19 @@ class _Silent:
         return None
 
 
-def _shown() -> bool:
+def _forced() -> bool | None:
     forced = os.environ.get("MARKETMETER_PROGRESS")
-    if forced in ("0", "1"):
-        return forced == "1"
-    return sys.stderr.isatty()
+    return None if forced not in ("0", "1") else forced == "1"
 
 
 @contextmanager
 def progress(length: int, label: str) -> Iterator[Progress]:
     """A bar of ``length`` steps labelled ``label``; ``update(n)`` moves it."""
-    if not _shown():
+    forced = _forced()
+    if not (sys.stderr.isatty() if forced is None else forced):
         yield _Silent()
         return
-    with click.progressbar(
-        length=length, label=label, file=sys.stderr, show_pos=True, width=30
-    ) as bar:
+    bar = click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True, width=30)
+    bar._is_atty = True  # drawn even off a terminal when forced
+    with bar:
         yield bar

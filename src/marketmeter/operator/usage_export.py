@@ -92,6 +92,8 @@ def export_request(filters: Mapping[str, str | None]) -> ExportRequest:
     found = formats.get(chosen)
     if found is None:
         raise Refusal("format", f"must be one of: {', '.join(EXPORT_FORMATS)}")
+    if "limit" in given:
+        raise Refusal("limit", "an export has no limit: narrow it with from and to")
     if given.get("window") or given.get("group"):
         summary = summary_query(given)
         return ExportRequest(found, summary.usage, summary)
