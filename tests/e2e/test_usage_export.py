@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from tests.e2e.billing import Billed, bill_sample, check_records, hour_of, iso
 from tests.e2e.cli_runner import mm
 from tests.e2e.conftest import make_client
-from tests.e2e.server_process import ServerProcess
+from tests.e2e.server_process import CATALOG, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -210,3 +211,25 @@ def test_the_command_refuses_what_the_server_would(tmp_path: Path, shared: Serve
     grouped = mm("usage", "export", "--db", shared.db_url, "--group", "customer", cwd=tmp_path)
     assert grouped.returncode == 2
     assert "Invalid value for '--group': needs --window" in grouped.stderr
+
+
+def test_db_copy_draws_its_progress(tmp_path: Path) -> None:
+    source, target = tmp_path / "a.db", tmp_path / "b.db"
+    applied = mm("catalog", "apply", str(CATALOG), "--db", str(source), cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr  # 5 registration tokens, a signing key
+
+    copied = mm(
+        "db",
+        "copy",
+        "--from",
+        str(source),
+        "--to",
+        str(target),
+        cwd=tmp_path,
+        env={"MARKETMETER_PROGRESS": "1"},
+    )
+
+    assert copied.returncode == 0, copied.stderr
+    assert "copying" in copied.stderr
+    assert re.search(r"(\d+)/\1", copied.stderr) is not None  # the bar ends full
+    assert "5 registration_tokens" in copied.stdout
