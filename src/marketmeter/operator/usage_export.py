@@ -12,7 +12,10 @@ billed), never all at once. Records billed while an export runs may or may not b
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import math
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -108,6 +111,25 @@ class ExportChunk:
     rows: int
 
 
+@functools.lru_cache(maxsize=4096)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
+def _iso(epoch: float) -> str:
+    """``operator.inputs.iso``, to the microsecond and rounded as ``datetime`` rounds (half to
+    even), at a tenth of its cost: an export formats three times a record."""
+    if epoch < 0:
+        return iso(epoch)
+    fraction, whole = math.modf(epoch)
+    micros = round(fraction * 1e6)
+    seconds = int(whole)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    base = _second(seconds)
+    return f"{base}.{micros:06d}Z" if micros else f"{base}Z"
+
+
 def _csv(rows: list[list[Any]]) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
@@ -124,9 +146,9 @@ def _record_row(record: BilledRecord) -> list[Any]:
         record.license_arn or "",
         record.dimension,
         plain(record.quantity),
-        iso(record.usage_timestamp),
-        iso(record.hour),
-        iso(record.received_at),
+        _iso(record.usage_timestamp),
+        _iso(record.hour),
+        _iso(record.received_at),
         record.operation,
         record.instance or "",
         orjson.dumps(allocations).decode() if allocations is not None else "",
