@@ -173,4 +173,4 @@ def test_an_export_reads_the_ledger_in_constant_memory(
     finally:
         tracemalloc.stop()
     assert len(held) == count
-    assert paged_peak * 10 < whole_peak, (paged_peak, whole_peak)
+    assert paged_peak * 5 < whole_peak, (paged_peak, whole_peak)
