@@ -142,6 +142,10 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # the labelled children, found once (labels() costs more than an increment)
+        self._calls: dict[tuple[str, str, str], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
+        self._records: dict[tuple[str, str], Counter] = {}
 
     @property
     def enabled(self) -> bool:
@@ -149,13 +153,25 @@ class Metrics:
 
     def record(self, entry: JournalEntry) -> None:
         operation = entry.operation or "unknown"
-        self.calls.labels(operation, outcome_of(entry.status), entry.error_type or "none").inc()
-        self.latency.labels(operation).observe(entry.duration_ms / 1000)
+        key = (operation, outcome_of(entry.status), entry.error_type or "none")
+        calls = self._calls.get(key)
+        if calls is None:
+            calls = self._calls[key] = self.calls.labels(*key)
+        calls.inc()
+        latency = self._latency.get(operation)
+        if latency is None:
+            latency = self._latency[operation] = self.latency.labels(operation)
+        latency.observe(entry.duration_ms / 1000)
         counted: dict[str, int] = {}
         for verdict in entry.verdicts:
             counted[verdict] = counted.get(verdict, 0) + 1
         for verdict, count in counted.items():
-            self.records.labels(operation, verdict).inc(count)
+            records = self._records.get((operation, verdict))
+            if records is None:
+                records = self._records[(operation, verdict)] = self.records.labels(
+                    operation, verdict
+                )
+            records.inc(count)
 
     def committed(self, queued: int, seconds: float) -> None:
         self.queue_depth.set(queued)
