@@ -4,6 +4,9 @@ of delivery targets, and the redaction every log line goes through."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -12,8 +15,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from marketmeter.observe.logs import redact
+from marketmeter.observe.logs import CallLogLine, LogFormat, formatter, redact
 from marketmeter.observe.metrics import target_label
+from marketmeter.protocol.hooks import JournalEntry
 
 WORKER = textwrap.dedent(
     """
@@ -86,3 +90,62 @@ def test_redaction_masks_every_kind_of_secret() -> None:
         "x-amzn-marketplace-token=<redacted> admin_token=<redacted> "
         "-----BEGIN RSA PRIVATE KEY-----<redacted> <redacted>!"
     )
+
+
+def call_line(fmt: LogFormat) -> str:
+    stream = io.StringIO()
+    logger = logging.getLogger(f"test.calls.{fmt}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(fmt, ["adm-s3cret"]))
+    logger.addHandler(handler)
+    try:
+        CallLogLine(logger).record(
+            JournalEntry(
+                time=0.0,
+                wall_time=0.0,
+                request_id="req-1",
+                operation="BatchMeterUsage",
+                target=None,
+                access_key_id="AKIATESTSELLER000001",
+                product_code="prod-adm-s3cret",
+                request_body=b'{"secret": "never"}',
+                status=400,
+                error_type="InvalidProductCodeException",
+                response_body=b"",
+                verdicts=(),
+                duration_ms=1.23456,
+                id=7,
+            )
+        )
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_a_call_is_one_line_as_text_or_json() -> None:
+    text = call_line("text")
+    assert text.count("\n") == 1
+    assert text.split(" ", 1)[1] == (
+        "INFO test.calls.text: BatchMeterUsage request_id=req-1 caller=AKIATESTSELLER000001 "
+        "product=prod-<redacted> status=400 error_type=InvalidProductCodeException records=0 "
+        "latency_ms=1.235 journal_id=7\n"
+    )
+    line = json.loads(call_line("json"))
+    assert line.pop("time").endswith("Z")
+    assert line == {
+        "level": "info",
+        "logger": "test.calls.json",
+        "message": "BatchMeterUsage",
+        "request_id": "req-1",
+        "operation": "BatchMeterUsage",
+        "caller": "AKIATESTSELLER000001",
+        "product": "prod-<redacted>",
+        "status": 400,
+        "error_type": "InvalidProductCodeException",
+        "fault": None,
+        "records": 0,
+        "latency_ms": 1.235,
+        "journal_id": 7,
+    }

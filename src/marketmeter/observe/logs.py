@@ -24,7 +24,15 @@ import orjson
 
 from marketmeter.protocol.hooks import JournalEntry
 
-__all__ = ["CALL_LOGGER", "LEVELS", "CallLogLine", "LogFormat", "configure", "redact"]
+__all__ = [
+    "CALL_LOGGER",
+    "LEVELS",
+    "CallLogLine",
+    "LogFormat",
+    "configure",
+    "formatter",
+    "redact",
+]
 
 CALL_LOGGER = "marketmeter.calls"
 LEVELS = ("debug", "info", "warning", "error")
@@ -92,10 +100,15 @@ class _Formatter(logging.Formatter):
         return redact(text, self.secrets)
 
 
+def formatter(fmt: LogFormat, secrets: Iterable[str] = ()) -> logging.Formatter:
+    """A record as one ``fmt`` line, redacted (``secrets``: exact values to mask too)."""
+    return _Formatter(fmt, secrets)
+
+
 def configure(fmt: LogFormat, level: str, secrets: Iterable[str] = ()) -> None:
     """Send every log record at ``level`` or above to stderr, one ``fmt`` line each."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(fmt, secrets))
+    handler.setFormatter(formatter(fmt, secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
