@@ -26,7 +26,7 @@ from marketmeter.metering.registration_tokens import TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
 from marketmeter.observe.calls import CallObservers
-from marketmeter.observe.logs import CallLogLine
+from marketmeter.observe.logs import CallLogLine, RequestLogLine
 from marketmeter.observe.metrics import CONTENT_TYPE, Metrics
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
@@ -112,6 +112,7 @@ class MarketmeterApp:
             hosts=HostPolicy(settings.host, settings.allowed_hosts),
             metrics=self.scrape,
         )
+        self.admin_requests = RequestLogLine(self.admin)
 
     async def scrape(self) -> tuple[bytes, str]:
         """The metrics in Prometheus's text format, the outbox's counts read now."""
@@ -119,9 +120,11 @@ class MarketmeterApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == METRICS_PATH:
-            await self.admin(scope, receive, send)
+            await self.admin_requests(scope, receive, send)
         elif scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
             await self.endpoint(scope, receive, send)
+        elif scope["type"] == "http":
+            await self.admin_requests(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.admin(scope, self._with_background_tasks(receive), send)
         else:

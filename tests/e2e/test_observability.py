@@ -32,6 +32,7 @@ pytestmark = pytest.mark.e2e
 
 ADMIN_TOKEN = "admin-token-Zq8dTT1x0bS3cr3t"
 BAD_REGISTRATION_TOKEN = "regtoken-NOT-ISSUED-kj2h3k4j"
+ADMIN_LINE = {"time", "level", "logger", "message", "method", "path", "status", "latency_ms"}
 SECRETS = (ADMIN_TOKEN, "test-seller-secret", "wrong-secret-9f8e7d", BAD_REGISTRATION_TOKEN)
 
 
@@ -177,3 +178,9 @@ def test_metrics_equal_the_journal_and_logs_hold_no_secret(strict: ServerProcess
         assert line["caller"] == entry["accessKeyId"]
         assert line["journal_id"] == entry["id"]
         assert line["latency_ms"] >= 0
+    requests = [line for line in lines if line["logger"] == "marketmeter.admin"]
+    seen = {(line["method"], line["path"], line["status"]) for line in requests}
+    assert ("GET", "/metrics", 401) in seen  # the scrape without the token
+    assert ("GET", "/metrics", 200) in seen
+    assert ("GET", "/_marketmeter/journal", 200) in seen
+    assert all(set(line) == ADMIN_LINE for line in requests)

@@ -1,6 +1,8 @@
 """The server's logs: one line per answered call (``CallLogLine``, logger
-``marketmeter.calls``, level INFO) and every other record of marketmeter and uvicorn, as text or
-as JSON Lines (``configure``), at a chosen level.
+``marketmeter.calls``, level INFO), one per admin API request (``RequestLogLine``, logger
+``marketmeter.admin``: method, path, status, latency; never its query, headers or body), and
+every other record of marketmeter and uvicorn, as text or as JSON Lines (``configure``), at a
+chosen level.
 
 A call's line carries its request id, operation, caller (the access key id it was signed with,
 never a secret), product, status, AWS error type, fault injected, records and latency, and the
@@ -16,7 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,16 +28,19 @@ import orjson
 from marketmeter.protocol.hooks import JournalEntry
 
 __all__ = [
+    "ADMIN_LOGGER",
     "CALL_LOGGER",
     "LEVELS",
     "CallLogLine",
     "LogFormat",
+    "RequestLogLine",
     "configure",
     "formatter",
     "redact",
 ]
 
 CALL_LOGGER = "marketmeter.calls"
+ADMIN_LOGGER = "marketmeter.admin"
 LEVELS = ("debug", "info", "warning", "error")
 LogFormat = Literal["text", "json"]
 REDACTED = "<redacted>"
@@ -142,3 +148,41 @@ class CallLogLine:
             "journal_id": entry.id or None,
         }
         self.logger.info("%s", entry.operation or "-", extra={"call": call})
+
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Asgi = Callable[[Message, Receive, Send], Awaitable[None]]
+
+
+class RequestLogLine:
+    """ASGI middleware writing one INFO line per HTTP request to ``marketmeter.admin``."""
+
+    def __init__(self, app: Asgi, logger: logging.Logger | None = None) -> None:
+        self.app = app
+        self.logger = logger or logging.getLogger(ADMIN_LOGGER)
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            request = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status or None,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            self.logger.info("%s %s", scope["method"], scope["path"], extra={"call": request})
