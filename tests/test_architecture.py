@@ -183,8 +183,11 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.store.open",
         "marketmeter.store.copy",
         "marketmeter.server",  # serve runs it
+        "marketmeter.observe.multiprocess",  # serve sets the metrics' directory up first
         "marketmeter.testing.admin_client",  # the admin API's client, against a server
     },
+    # metrics, call logs: of the calls the wire layer answers and the store's writes
+    "observe": {"marketmeter.observe", "marketmeter.protocol.hooks", "marketmeter.store.base"},
     "testing": {"marketmeter.testing", "marketmeter.config", "marketmeter.server"},
     # the seller's metering client runs in production against AWS: nothing of the server
     "client": {"marketmeter.client"},

@@ -1,7 +1,8 @@
 """Assembly only: builds the AWS endpoint and the admin API over one store, clock, id
 generator and test bench, and routes between them by path (``/_marketmeter/...``, and
 LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API; every other path is the
-AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``).
+AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``), but ``GET /metrics``
+(Prometheus, ``observe.metrics``), which the admin API answers behind its guards.
 
 The app's lifespan also runs the subscription lifecycle's background tasks: the unsubscribe
 ticker (``operator.ticker``) and the webhook deliverer (``lifecycle.webhooks``),
@@ -13,7 +14,7 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
-from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, admin_app
+from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, METRICS_PATH, admin_app
 from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.config import Settings
 from marketmeter.lifecycle.sns_http import SnsHttp
@@ -26,6 +27,9 @@ from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.registration_tokens import TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
+from marketmeter.observe.calls import CallObservers
+from marketmeter.observe.logs import CallLogLine, RequestLogLine
+from marketmeter.observe.metrics import CONTENT_TYPE, Metrics
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
@@ -76,6 +80,9 @@ class MarketmeterApp:
             journal=Journal(settings.journal_entries, settings.journal_bytes),
             startup_quota=QuotaProfile(settings.quota),
         )
+        self.store = store
+        self.metrics = Metrics()
+        store.observe_writes(self.metrics)
         keys = KeyRing(store, clock, key_pairs)
         operations = Operations(
             batch_meter_usage=BatchMeterUsage(store, clock, record_ids, settings.usage_window),
@@ -94,7 +101,7 @@ class MarketmeterApp:
             authenticator_for(settings, store),
             request_ids,
             settings.max_body_bytes,
-            self.bench.journal,
+            CallObservers(self.bench.journal, self.metrics, CallLogLine()),
             clock,
             settings.limits.processing_timeout,
         )
@@ -123,11 +130,21 @@ class MarketmeterApp:
             self.operator,
             admin_token=settings.admin_token,
             hosts=HostPolicy(settings.host, settings.allowed_hosts),
+            metrics=self.scrape,
         )
+        self.admin_requests = RequestLogLine(self.admin)
+
+    async def scrape(self) -> tuple[bytes, str]:
+        """The metrics in Prometheus's text format, the outbox's counts read now."""
+        return self.metrics.exposition(await self.store.delivery_counts()), CONTENT_TYPE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH:
+            await self.admin_requests(scope, receive, send)
+        elif scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
             await self.endpoint(scope, receive, send)
+        elif scope["type"] == "http":
+            await self.admin_requests(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.admin(scope, self._with_background_tasks(receive), send)
         else:

@@ -115,6 +115,8 @@ class Settings:
     quota: Literal["off", "aws"] = "off"  # throttle per account at AWS's published rates
     journal_entries: int = DEFAULT_JOURNAL_ENTRIES  # request journal bounds (0: no journal)
     journal_bytes: int = DEFAULT_JOURNAL_BYTES
+    log_format: Literal["text", "json"] = "text"  # serve's log lines (docs/observability.md)
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"  # info: a line per call
     usage_window: UsageWindow = field(init=False)  # BatchMeterUsage
     meter_usage_window: UsageWindow = field(init=False)
 

@@ -33,6 +33,7 @@ from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
+from marketmeter.observe.logs import configure as configure_logging
 from marketmeter.protocol.guarded_http import guarded_protocol
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
@@ -143,6 +144,7 @@ def uvicorn_config(
         loop=loop,
         http=guarded_protocol(limits, RandomIds()),
         log_level="warning",
+        log_config=None,  # uvicorn's records go to the root logger: observe.logs formats them
         access_log=False,
         lifespan="on",
         timeout_keep_alive=limits.idle_timeout,
@@ -167,10 +169,10 @@ def _allow_file_descriptors(connections: int) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     generated_token = settings.auth == "sigv4" and settings.admin_token is None
     if generated_token:
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(24))
+    configure_logging(settings.log_format, settings.log_level, [settings.admin_token or ""])
     _allow_file_descriptors(settings.limits.max_connections)
     app, store, catalog_line = build_service(settings)
     server = _Server(uvicorn_config(app, settings, settings.host, settings.port))

@@ -40,6 +40,8 @@ SERVE_ENVIRONMENT = {
     "admin_token_file": "MARKETMETER_ADMIN_TOKEN_FILE",
     "allowed_hosts": "MARKETMETER_ALLOWED_HOST",
     "unsubscribe_delay": "MARKETMETER_UNSUBSCRIBE_DELAY",
+    "log_format": "MARKETMETER_LOG_FORMAT",
+    "log_level": "MARKETMETER_LOG_LEVEL",
     "max_connections": "MARKETMETER_MAX_CONNECTIONS",
     "max_header_bytes": "MARKETMETER_MAX_HEADER_BYTES",
     "max_headers": "MARKETMETER_MAX_HEADERS",

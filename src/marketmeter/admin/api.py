@@ -1,7 +1,8 @@
 """The JSON admin API: the HTTP front end of the ``Operator``, mounted once under
 ``/_marketmeter/`` (and LocalStack's chaos routes under ``/_localstack/chaos/``).
 
-- ``GET /health``; ``GET /usage`` (billed records);
+- ``GET /health``; ``GET /usage`` (billed records); ``GET /usage.csv``, ``GET /usage.jsonl``
+  (records or totals per window, streamed: ``operator.usage_export``);
 - ``GET|PUT|DELETE /clock``, ``POST /clock/advance`` (the service clock);
 - ``GET|POST /tokens`` (SaaS registration tokens);
 - ``GET /keys``, ``GET /keys/{version}`` (PEM), ``POST /keys/rotate`` (RegisterUsage keys);
@@ -20,13 +21,13 @@ but health and the document requires it (``admin.admin_token``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from marketmeter.admin.admin_token import AdminTokenGuard
@@ -40,13 +41,25 @@ from marketmeter.admin.openapi import openapi_document
 from marketmeter.admin.routing import Endpoint, answer, body, query, routes
 from marketmeter.admin.text_guard import NulTextGuard
 from marketmeter.operator.service import Operator
+from marketmeter.operator.usage_export import MEDIA_TYPES, UsageExport
 from marketmeter.refusal import Refusal
 
-__all__ = ["ADMIN_PREFIX", "ADMIN_SCHEMA_MODELS", "CHAOS_PREFIX", "PEM_CONTENT_TYPE", "admin_app"]
+__all__ = [
+    "ADMIN_PREFIX",
+    "ADMIN_SCHEMA_MODELS",
+    "CHAOS_PREFIX",
+    "EXPORT_ROWS_HEADER",
+    "METRICS_PATH",
+    "PEM_CONTENT_TYPE",
+    "admin_app",
+]
 
 ADMIN_PREFIX = "/_marketmeter"
 CHAOS_PREFIX = "/_localstack/chaos"
 PEM_CONTENT_TYPE = "application/x-pem-file"
+METRICS_PATH = "/metrics"  # Prometheus's conventional path, beside the mounts
+# How many records (or totals) an export holds, sent before its body (a client's progress bar).
+EXPORT_ROWS_HEADER = "X-Marketmeter-Export-Rows"
 ADMIN_SCHEMA_MODELS = (
     *API_SCHEMA_MODELS,
     *CATALOG_SCHEMA_MODELS,
@@ -99,6 +112,63 @@ def _server_endpoints(operator: Operator) -> list[Endpoint]:
           "400": {$ref: "#/components/responses/BadInput"}
         """
         return answer(await operator.usage.records(query(request)))
+
+    async def usage_export(request: Request) -> Response:
+        """Billed usage as CSV or JSON Lines, streamed.
+        ---
+        summary: Billed records, or totals per window, as CSV or JSON Lines (streamed)
+        description: >-
+          Records in the order they were billed, read from the ledger page by page; with
+          window, quantities summed per window and key instead. The X-Marketmeter-Export-Rows
+          header says how many records (or totals) follow.
+        tags: [usage]
+        parameters:
+          - name: format
+            in: path
+            required: true
+            schema: {type: string, enum: [csv, jsonl]}
+            description: usage.csv or usage.jsonl
+          - {name: product, in: query, schema: {type: string}, description: A product code}
+          - name: customer
+            in: query
+            schema: {type: string}
+            description: An AWS account id or a legacy CustomerIdentifier
+          - {name: dimension, in: query, schema: {type: string}}
+          - name: from
+            in: query
+            schema: {type: string}
+            description: Usage at or after (ISO 8601 or epoch seconds)
+          - {name: to, in: query, schema: {type: string}, description: Usage before}
+          - name: window
+            in: query
+            schema: {type: string, enum: [hour, day, month]}
+            description: Totals per window (UTC) instead of records
+          - name: group
+            in: query
+            schema: {type: string}
+            description: >-
+              Keys of the totals, comma-separated among product, customer, dimension
+              (product and dimension are always keys)
+        responses:
+          "200":
+            description: CSV (a header line, then a line per record or total) or JSON Lines
+            content:
+              text/csv: {schema: {type: string}}
+              application/jsonl: {schema: {type: string}}
+          "400": {$ref: "#/components/responses/BadInput"}
+        """
+        filters = {**query(request), "format": request.path_params["format"]}
+        found = operator.exports.open(filters)
+        size = await found.size()
+        fmt = found.request.format
+        return StreamingResponse(
+            _export_body(found),
+            media_type=MEDIA_TYPES[fmt],
+            headers={
+                "Content-Disposition": f'attachment; filename="usage.{fmt}"',
+                EXPORT_ROWS_HEADER: str(size),
+            },
+        )
 
     async def clock_state(request: Request) -> Response:
         """The service clock.
@@ -235,6 +305,7 @@ def _server_endpoints(operator: Operator) -> list[Endpoint]:
     return [
         Endpoint("/health", "GET", health),
         Endpoint("/usage", "GET", usage),
+        Endpoint("/usage.{format}", "GET", usage_export),
         Endpoint("/clock", "GET", clock_state),
         Endpoint("/clock", "PUT", clock_set),
         Endpoint("/clock", "DELETE", clock_reset),
@@ -248,12 +319,17 @@ def _server_endpoints(operator: Operator) -> list[Endpoint]:
 
 
 def admin_app(
-    operator: Operator, *, admin_token: str | None = None, hosts: HostPolicy | None = None
+    operator: Operator,
+    *,
+    admin_token: str | None = None,
+    hosts: HostPolicy | None = None,
+    metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None,
 ) -> Starlette:
     """The admin API over ``operator``. With ``admin_token`` every route but health and the
     OpenAPI document requires ``Authorization: Bearer <admin_token>``. What a browser can send
     cross-site is refused (``admin.browser_guard``); ``hosts`` are the names the server answers
-    to (default: any ``Host``)."""
+    to (default: any ``Host``). With ``metrics`` (the text and its content type) it also answers
+    ``GET /metrics``, behind the same guards."""
 
     async def openapi(request: Request) -> Response:
         """This document.
@@ -284,6 +360,15 @@ def admin_app(
     }
     mounted = [Mount(prefix, routes=table) for prefix, table in mounts.items()]
     document = openapi_document(mounted, ADMIN_SCHEMA_MODELS)
+    top: list[Route | Mount] = list(mounted)
+    if metrics is not None:
+        scrape = metrics
+
+        async def metrics_text(request: Request) -> Response:
+            text, content_type = await scrape()
+            return Response(text, headers={"Content-Type": content_type})
+
+        top.append(Route(METRICS_PATH, metrics_text, methods=["GET"]))
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
@@ -307,7 +392,7 @@ def admin_app(
         await operator.store.close()
 
     return Starlette(
-        routes=mounted,
+        routes=top,
         middleware=[
             Middleware(BrowserGuard, hosts=hosts or HostPolicy.any()),
             Middleware(AdminTokenGuard, token=admin_token),
@@ -316,6 +401,11 @@ def admin_app(
         exception_handlers={Refusal: refused, 404: not_found, 405: bad_method},
         lifespan=lifespan,
     )
+
+
+async def _export_body(export: UsageExport) -> AsyncIterator[bytes]:
+    async for chunk in export.chunks():
+        yield chunk.text.encode()
 
 
 def _allowed_methods(mounts: dict[str, list[Route]], path: str) -> set[str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import click
 
 from marketmeter.cli.connection import db_option, open_database
-from marketmeter.store.copy import CopyRefused, copy_ledger
+from marketmeter.cli.progress import progress
+from marketmeter.store.copy import CopyRefused, copy_ledger, copy_size
 
 __all__ = ["db"]
 
@@ -32,12 +33,16 @@ def db_migrate(db: str) -> None:
 @click.option("--from", "source_url", required=True, help="The ledger to copy (path or URL).")
 @click.option("--to", "target_url", required=True, help="An empty ledger (path or URL).")
 def db_copy(source_url: str, target_url: str) -> None:
-    """Copy a whole ledger: catalog, tokens, keys, registrations, claims, billed records."""
+    """Copy a whole ledger: catalog, tokens, keys, registrations, claims, billed records.
+
+    Rows go over in batches, read page by page (constant memory); a progress bar runs on
+    stderr when it is a terminal."""
     source = open_database(source_url)
     try:
         target = open_database(target_url)
         try:
-            report = copy_ledger(source, target)
+            with progress(copy_size(source), "copying") as bar:
+                report = copy_ledger(source, target, bar.update)
         except CopyRefused as error:
             raise click.ClickException(str(error)) from None
         finally:

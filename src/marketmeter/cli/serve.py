@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -24,10 +25,18 @@ from marketmeter.config import (
     Settings,
 )
 from marketmeter.metering.windows import WindowPolicy
+from marketmeter.observe.multiprocess import prepare as prepare_metrics
 from marketmeter.store.base import SchemaError
 from marketmeter.store.open import UnsupportedDatabase
 
 __all__ = ["serve"]
+
+_LEVELS: dict[str, Literal["debug", "info", "warning", "error"]] = {
+    "debug": "debug",
+    "info": "info",
+    "warning": "warning",
+    "error": "error",
+}
 
 # Every option's default is the setting's own (``config.Settings``), stated once there.
 _DEFAULTS = Settings()
@@ -249,6 +258,24 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     show_default=True,
     help="Seconds (service clock) between unsubscribe-pending and unsubscribe-success.",
 )
+@click.option(
+    "--log-format",
+    envvar="MARKETMETER_LOG_FORMAT",
+    show_envvar=True,
+    type=click.Choice(["text", "json"]),
+    default=_DEFAULTS.log_format,
+    show_default=True,
+    help="Log lines on stderr as text or as JSON objects, one per line (docs/observability.md).",
+)
+@click.option(
+    "--log-level",
+    envvar="MARKETMETER_LOG_LEVEL",
+    show_envvar=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=_DEFAULTS.log_level,
+    show_default=True,
+    help="The least severe level logged; info adds one line per AWS call.",
+)
 @_limit_options
 def serve(
     host: str,
@@ -269,9 +296,12 @@ def serve(
     admin_token_file: Path | None,
     allowed_hosts: tuple[str, ...],
     unsubscribe_delay: int,
+    log_format: str,
+    log_level: str,
     **limit_values: int,
 ) -> None:
     """Start the Metering Service endpoint and the admin API."""
+    prepare_metrics()  # before prometheus-client is imported (with the server, below)
     from marketmeter.server import serve as run
 
     try:
@@ -298,6 +328,8 @@ def serve(
         allowed_hosts=allowed_hosts,
         unsubscribe_delay=timedelta(seconds=unsubscribe_delay),
         limits=limits,
+        log_format="json" if log_format == "json" else "text",
+        log_level=_LEVELS[log_level],
     )
     from marketmeter.catalog.loader import CatalogError
 

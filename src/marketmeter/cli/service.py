@@ -10,7 +10,9 @@ journal) is reached through ``RemoteService.admin``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -21,7 +23,7 @@ if TYPE_CHECKING:  # the operator is imported where it runs (``LocalService``), 
     from marketmeter.operator.catalog import AccountKind
     from marketmeter.store.base import OperatorStore
 
-__all__ = ["LocalService", "RemoteService", "Service"]
+__all__ = ["Exported", "LocalService", "RemoteService", "Service"]
 
 Params = Mapping[str, str]
 
@@ -59,11 +61,21 @@ class Service(Protocol):
     def key_pem(self, version: str) -> str: ...
     def rotate_key(self) -> dict[str, Any]: ...
     def usage(self, params: Mapping[str, str | None]) -> dict[str, Any]: ...
+    def export(self, params: Mapping[str, str]) -> AbstractContextManager[Exported]: ...
     def snapshots(self) -> list[dict[str, Any]]: ...
     def save_snapshot(self, name: str) -> dict[str, Any]: ...
     def restore_snapshot(self, name: str) -> dict[str, Any]: ...
     def delete_snapshot(self, name: str) -> None: ...
     def reset(self, drop_catalog: bool, keep: tuple[str, ...]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """An export as it streams: how many records (or totals) it holds, and its bytes with how
+    many of them each chunk carries (for a progress bar)."""
+
+    size: int
+    chunks: Iterator[tuple[bytes, int]]
 
 
 def _subscription(body: dict[str, Any]) -> tuple[str, str, bool, str | None]:
@@ -196,6 +208,23 @@ class LocalService:
     def usage(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         return dict(self._run(self.operator.usage.records(params)))
 
+    @contextmanager
+    def export(self, params: Mapping[str, str]) -> Iterator[Exported]:
+        export = self.operator.exports.open(params)
+        size = int(self._run(export.size()))
+        stream = export.chunks()
+        try:
+            yield Exported(size, self._chunks(stream))
+        finally:
+            self._run(stream.aclose())
+
+    def _chunks(self, stream: AsyncIterator[Any]) -> Iterator[tuple[bytes, int]]:
+        async def step() -> Any:
+            return await anext(stream, None)
+
+        while (chunk := self._run(step())) is not None:
+            yield chunk.text.encode(), chunk.rows
+
     def snapshots(self) -> list[dict[str, Any]]:
         return list(self._run(self.operator.bench.snapshots())["snapshots"])
 
@@ -211,6 +240,18 @@ class LocalService:
     def reset(self, drop_catalog: bool, keep: tuple[str, ...]) -> dict[str, Any]:
         body = {"dropCatalog": drop_catalog, "keep": list(keep)}
         return dict(self._run(self.operator.bench.reset(body)))
+
+
+EXPORT_ROWS_HEADER = "X-Marketmeter-Export-Rows"  # admin.api's
+
+
+def _counted(chunks: Iterator[bytes], skip: int) -> Iterator[tuple[bytes, int]]:
+    """Chunks of lines with how many lines ended in each, the first ``skip`` not counted."""
+    for chunk in chunks:
+        lines = chunk.count(b"\n")
+        counted = max(0, lines - skip)
+        skip -= lines - counted
+        yield chunk, counted
 
 
 class RemoteService:
@@ -322,6 +363,14 @@ class RemoteService:
 
     def usage(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         return dict(self._call("GET", "/usage", params=params))
+
+    @contextmanager
+    def export(self, params: Mapping[str, str]) -> Iterator[Exported]:
+        filters = dict(params)
+        fmt = filters.pop("format", "csv")
+        with self.admin.export(fmt, **filters) as response:
+            size = int(response.headers.get(EXPORT_ROWS_HEADER, "0"))
+            yield Exported(size, _counted(response.iter_bytes(), skip=1 if fmt == "csv" else 0))
 
     def snapshots(self) -> list[dict[str, Any]]:
         return self.admin.snapshots()

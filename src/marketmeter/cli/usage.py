@@ -1,16 +1,23 @@
-"""``marketmeter usage list``: what has been billed, on the database (``--db``, the default) or
-a running server (``--endpoint``), as a table or the operator's JSON."""
+"""``marketmeter usage list|export``: what has been billed, on the database (``--db``, the
+default) or a running server (``--endpoint``): as a table or the operator's JSON, or exported
+as CSV or JSON Lines (records, or totals per window) streamed with a progress bar on stderr."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
+from typing import BinaryIO
 
 import click
 
 from marketmeter.cli.connection import refusal_line, service, target_options
 from marketmeter.cli.output import json_option, print_json, table
+from marketmeter.cli.progress import progress
 from marketmeter.metering.quantities import plain
-from marketmeter.operator.usage import usage_query
+from marketmeter.operator.usage import GROUPS, WINDOWS, usage_query
+from marketmeter.operator.usage_export import EXPORT_FORMATS, export_request
 from marketmeter.refusal import Refusal
 
 __all__ = ["usage"]
@@ -74,3 +81,89 @@ def usage_list(
     ]
     total = plain(sum(quantities, Decimal(0)))
     click.echo(table(header, rows, "record", f", total quantity {total}"))
+
+
+@usage.command("export")
+@target_options()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default="csv",
+    show_default=True,
+    help="CSV (a header line, then a line per record) or JSON Lines.",
+)
+@click.option("--product", help="Only this product code.")
+@click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
+@click.option("--dimension", help="Only this dimension.")
+@click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
+@click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@click.option(
+    "--window",
+    type=click.Choice(WINDOWS),
+    help="Export totals per window (UTC) instead of records.",
+)
+@click.option(
+    "--group",
+    type=click.Choice(GROUPS),
+    multiple=True,
+    help="A key of the totals (repeatable; with --window). Product and dimension are always "
+    "keys: totals are never summed across dimensions. customer splits them per customer.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    help="Write here instead of standard output.",
+)
+def usage_export(
+    fmt: str,
+    product: str | None,
+    customer: str | None,
+    dimension: str | None,
+    start: str | None,
+    end: str | None,
+    window: str | None,
+    group: tuple[str, ...],
+    output: Path | None,
+) -> None:
+    """Export billed usage as CSV or JSON Lines, streamed in constant memory.
+
+    Records come in the order they were billed; with --window, quantities summed per window,
+    product, dimension (and customer with --group customer). A progress bar runs on stderr
+    when it is a terminal.
+    """
+    if group and not window:
+        raise click.BadParameter("needs --window", param_hint="'--group'")
+    given = {
+        "format": fmt,
+        "product": product,
+        "customer": customer,
+        "dimension": dimension,
+        "from": start,
+        "to": end,
+        "window": window,
+        "group": ",".join(group) or None,
+    }
+    filters = {k: v for k, v in given.items() if v is not None}
+    try:
+        export_request(filters)  # refused before anything is opened
+    except Refusal as error:
+        raise refusal_line(error, {"from": "'--from'", "to": "'--to'"}) from None
+    with service() as where, where.export(filters) as exported:
+        if output is None:
+            _write(exported.size, exported.chunks, sys.stdout.buffer)
+        else:
+            with output.open("wb") as out:
+                _write(exported.size, exported.chunks, out)
+    if output is not None:
+        what = "total" if window else "record"
+        click.echo(f"{exported.size} {what}(s) exported to {output}", err=True)
+
+
+def _write(size: int, chunks: Iterator[tuple[bytes, int]], out: BinaryIO) -> None:
+    with progress(size, "exporting") as bar:
+        for data, rows in chunks:
+            out.write(data)
+            bar.update(rows)
+    out.flush()

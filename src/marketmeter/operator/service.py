@@ -3,9 +3,9 @@ line, the pytest plugin through the admin API), built over one store and one clo
 
 Its parts, one per subject: ``catalog`` (sellers, products, buyers, keys, a whole document),
 ``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``,
-``clock``, ``bench`` (fault rules, quotas, journal, reset, snapshots) and ``deliveries``
-(the notification outbox per target). Each action answers a
-JSON-ready value or raises a ``Refusal``. A server builds it on its ``ServiceClock`` and its
+``exports`` (usage as CSV or JSON Lines), ``clock``, ``bench`` (fault rules, quotas, journal,
+reset, snapshots) and ``deliveries`` (the notification outbox per target). Each action answers
+a JSON-ready value or raises a ``Refusal``. A server builds it on its ``ServiceClock`` and its
 ``BenchControls``; the command line, working straight on a database (``--db``), builds one on
 the wall clock with a bench of its own (there is no server whose state it could change).
 
@@ -34,6 +34,7 @@ from marketmeter.operator.deliveries import DeliveryOperations
 from marketmeter.operator.lifecycle import LifecycleService
 from marketmeter.operator.tokens import KeyOperations, TokenOperations
 from marketmeter.operator.usage import UsageOperations
+from marketmeter.operator.usage_export import UsageExports
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls
 
@@ -53,6 +54,7 @@ class Operator:
     clock: ClockOperations
     bench: BenchOperations
     deliveries: DeliveryOperations
+    exports: UsageExports
 
     @classmethod
     def build(
@@ -89,6 +91,7 @@ class Operator:
             clock=ClockOperations(clock),
             bench=BenchOperations(store, clock, bench or BenchControls()),
             deliveries=DeliveryOperations(store, catalog, SnsSigner(key_ring)),
+            exports=UsageExports(store),
         )
 
     async def health(self) -> dict[str, Any]:

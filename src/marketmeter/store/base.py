@@ -48,6 +48,10 @@ __all__ = [
     "TargetDelivery",
     "TokenQuery",
     "UsageQuery",
+    "UsageSummaryQuery",
+    "UsageTotal",
+    "Window",
+    "WriteObserver",
 ]
 
 
@@ -117,6 +121,36 @@ class UsageQuery:
     limit: int = 1000
 
 
+# The windows usage is summed over (UTC): an hour, a day, a calendar month.
+Window = Literal["hour", "day", "month"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummaryQuery:
+    """Billed quantities summed per window and key. ``usage``'s filters select the records
+    (its ``limit`` is not used); the key is always the product and the dimension (totals are
+    per dimension, never summed across dimensions), and the customer too with
+    ``by_customer``."""
+
+    usage: UsageQuery = field(default_factory=UsageQuery)
+    window: Window = "day"
+    by_customer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """One row of a summary: what ``dimension`` of ``product_code`` billed in the window that
+    starts at ``window_start`` (epoch seconds, UTC), for one customer (its AWS account id) or,
+    with ``customer_aws_account_id`` None, for all of them."""
+
+    window_start: float
+    product_code: str
+    dimension: str
+    customer_aws_account_id: str | None
+    quantity: Decimal
+    records: int
+
+
 @dataclass(frozen=True, slots=True)
 class TokenQuery:
     """Filters for listing registration tokens, newest first."""
@@ -143,6 +177,8 @@ class BilledRecord:
     received_at: float
     operation: str = "BatchMeterUsage"
     instance: str | None = None
+    # the ledger's insertion order, the key ``usage_page`` pages on (not part of equality)
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +271,13 @@ class TargetCounts:
 Outcome = Literal["delivered", "retry", "failed"]
 
 
+class WriteObserver(Protocol):
+    """Hears of every committed write transaction (the metrics): how many writes were queued
+    or in flight when it began, and how long it took to commit, in seconds."""
+
+    def committed(self, queued: int, seconds: float) -> None: ...
+
+
 class Store(Protocol):
     async def catalog_snapshot(self) -> CatalogSnapshot:
         """The current catalog; cheap (cached, refreshed only when the catalog changed)."""
@@ -263,6 +306,21 @@ class Store(Protocol):
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         """Billed records matching ``query``, oldest usage first."""
+        ...
+
+    async def usage_page(self, query: UsageQuery, after: int, size: int) -> list[BilledRecord]:
+        """Up to ``size`` billed records matching ``query`` (its ``limit`` is not used) whose
+        ``seq`` is greater than ``after``, in the order they were billed: a keyset page, so
+        that a whole ledger is read page by page in constant memory (an export)."""
+        ...
+
+    async def usage_count(self, query: UsageQuery) -> int:
+        """How many billed records match ``query`` (its ``limit`` is not used)."""
+        ...
+
+    async def usage_summary(self, query: UsageSummaryQuery) -> list[UsageTotal]:
+        """Billed quantities and record counts per window and key, in window order, then
+        product, dimension and customer."""
         ...
 
     async def apply_catalog(
@@ -416,6 +474,10 @@ class Store(Protocol):
         """Store one POST's result and release its lease: delivered, to be retried at
         ``next_attempt_at``, or failed for good. Nothing, if the event is no longer in the log
         (a reset or a restore during the POST)."""
+        ...
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        """Tell ``observer`` of every write transaction this store commits from now on."""
         ...
 
     async def close(self) -> None:

@@ -6,15 +6,17 @@ MeterUsage ClientToken claims, every billed record with its MeteringRecordId, so
 retries keep getting their first ids, and the lifecycle event log with its webhook deliveries
 and their attempts, each event keeping its number (deliveries still pending are made by the
 target's servers). The target must hold no billed record and no event (a copy never merges two
-ledgers); it is migrated first. Rows go over in batches, each batch one transaction
-of the target. The copy runs plain SQL on both stores' private primitives
+ledgers); it is migrated first. Rows go over in batches, each read as one keyset page of the
+source (``COPY_KEYS``: a unique, ordered key, so memory stays constant whatever the ledger's
+size) and written as one transaction of the target; ``progress`` hears of each batch, out of
+``copy_size`` rows in all. The copy runs plain SQL on both stores' private primitives
 (``store.sql_store.SqlStore``), the catalog through ``store.catalog_sql`` so that the target's
 catalog version moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,15 @@ from marketmeter.store.sql_connection import SqlConnection
 if TYPE_CHECKING:
     from marketmeter.store.sql_store import SqlStore
 
-__all__ = ["COPIED_ORDER", "COPIED_TABLES", "CopyRefused", "CopyReport", "copy_ledger"]
+__all__ = [
+    "COPIED_ORDER",
+    "COPIED_TABLES",
+    "COPY_KEYS",
+    "CopyRefused",
+    "CopyReport",
+    "copy_ledger",
+    "copy_size",
+]
 
 _BATCH = 5000
 
@@ -81,6 +91,21 @@ COPIED_ORDER = {
 }
 
 
+# Each copied table's key for keyset paging: COPIED_ORDER (or the event log's order) made
+# unique, so that a page starts right after the last row of the one before.
+COPY_KEYS: dict[str, tuple[str, ...]] = {
+    "registration_tokens": ("issued_at", "{insertion}"),
+    "signing_keys": ("version",),
+    "container_registrations": ("registered_at", "task", "product_code", "buyer_account_id"),
+    "request_claims": ("created_at", "client_token", "customer_account"),
+    "usage_records": ("seq",),
+    "lifecycle_events": ("seq",),
+    "event_deliveries": ("event_seq", "url"),
+    "delivery_attempts": ("event_seq", "url", "attempt"),
+    "sns_subscriptions": ("token",),
+}
+
+
 class CopyRefused(Exception):
     """The target cannot take the copy (it already holds billed records)."""
 
@@ -94,9 +119,20 @@ class CopyReport:
         return "copied " + ", ".join(parts)
 
 
-def copy_ledger(source_store: OperatorStore, target_store: OperatorStore) -> CopyReport:
+def copy_size(source_store: OperatorStore) -> int:
+    """How many rows ``copy_ledger`` moves from ``source_store`` besides the catalog."""
+    source = _sql_store(source_store)
+    return sum(source._read_now(_Count(table)) for table in COPY_KEYS)
+
+
+def copy_ledger(
+    source_store: OperatorStore,
+    target_store: OperatorStore,
+    progress: Callable[[int], None] | None = None,
+) -> CopyReport:
     """Copy everything from ``source_store`` into ``target_store`` (which must hold no billed
-    record). Both are SQL stores: the copy runs on their private primitives."""
+    record). Both are SQL stores: the copy runs on their private primitives. ``progress`` is
+    called with the number of rows of each batch once it is committed."""
     source, target = _sql_store(source_store), _sql_store(target_store)
     for table, what in (("usage_records", "billed record"), ("lifecycle_events", "event")):
         held = target._read_now(_Count(table))
@@ -113,21 +149,39 @@ def copy_ledger(source_store: OperatorStore, target_store: OperatorStore) -> Cop
         "agreements": len(catalog.agreements),
     }
     for table, columns in COPIED_TABLES.items():
-        rows = source._read_now(_Select(table, columns))
         insert = (
             f"INSERT INTO {table} ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING"
         )
-        for start in range(0, len(rows), _BATCH):
-            target._write_now(_Insert(insert, rows[start : start + _BATCH]))
-        counts[table] = len(rows)
-    for table, (columns, order) in EVENT_LOG_TABLES.items():
-        rows = source._read_now(_Select(table, columns, order))
-        for start in range(0, len(rows), _BATCH):
-            target._write_now(_InsertKeeping(table, columns, rows[start : start + _BATCH]))
-        counts[table] = len(rows)
+        counts[table] = 0
+        for rows in _pages(source, table, columns):
+            target._write_now(_Insert(insert, rows))
+            counts[table] += len(rows)
+            if progress is not None:
+                progress(len(rows))
+    for table, (columns, _order) in EVENT_LOG_TABLES.items():
+        counts[table] = 0
+        for rows in _pages(source, table, columns):
+            target._write_now(_InsertKeeping(table, columns, rows))
+            counts[table] += len(rows)
+            if progress is not None:
+                progress(len(rows))
     target._write_now(lambda sql: advance_sequence(sql, "lifecycle_events"))
     return CopyReport(counts)
+
+
+def _pages(source: SqlStore, table: str, columns: tuple[str, ...]) -> Iterator[list[Sequence[Any]]]:
+    """``table``'s rows (values of ``columns``) in batches of ``_BATCH``, by ``COPY_KEYS``."""
+    after: Sequence[Any] | None = None
+    while True:
+        page = source._read_now(_Page(table, columns, COPY_KEYS[table], after))
+        if not page:
+            return
+        width = len(columns)
+        after = page[-1][width:]
+        yield [row[:width] for row in page]
+        if len(page) < _BATCH:
+            return
 
 
 def _sql_store(store: OperatorStore) -> SqlStore:
@@ -148,15 +202,25 @@ class _Count:
 
 
 @dataclass(frozen=True, slots=True)
-class _Select:
+class _Page:
+    """Up to ``_BATCH`` rows of ``table`` after the key ``after``: each row's ``columns``, then
+    its key's values."""
+
     table: str
     columns: tuple[str, ...]
-    order: str | None = None  # default: COPIED_ORDER's
+    key: tuple[str, ...]
+    after: Sequence[Any] | None
 
     def __call__(self, sql: SqlConnection) -> list[Sequence[Any]]:
-        names = ", ".join(self.columns)
-        order = (self.order or COPIED_ORDER[self.table]).format(insertion=sql.insertion_order)
-        return sql.execute(f"SELECT {names} FROM {self.table} ORDER BY {order}").fetchall()
+        key = [k.format(insertion=sql.insertion_order) for k in self.key]
+        names = ", ".join([*self.columns, *key])
+        where = ""
+        if self.after is not None:
+            where = f"WHERE ({', '.join(key)}) > ({', '.join('?' * len(key))}) "
+        statement = (
+            f"SELECT {names} FROM {self.table} {where}ORDER BY {', '.join(key)} LIMIT {_BATCH}"
+        )
+        return list(sql.execute(statement, tuple(self.after or ())).fetchall())
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,8 @@ class PostgresStore(SqlStore):
             self._pool.close()
             raise SchemaError(f"cannot connect to PostgreSQL: {error}") from None
         self._snapshot_lock = threading.Lock()
+        self._in_flight = 0  # writes waiting for a connection or running (the metrics)
+        self._in_flight_lock = threading.Lock()
         self._snapshot = CatalogSnapshot.empty()
         self._snapshot = self._load_snapshot()
 
@@ -194,14 +196,25 @@ class PostgresStore(SqlStore):
     def _write_now(self, work: Callable[[SqlConnection], T]) -> T:
         """Run ``work`` in one transaction; retried (a few times) when PostgreSQL aborted it
         for a deadlock or a serialization failure, which nothing acknowledged depends on."""
-        for attempt in range(_RETRIES):
-            try:
-                with self._pool.connection() as connection, connection.transaction():
-                    return work(_Sql(connection))
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                if attempt == _RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+        with self._in_flight_lock:
+            self._in_flight += 1
+            queued = self._in_flight
+        started = time.perf_counter()
+        try:
+            for attempt in range(_RETRIES):
+                try:
+                    with self._pool.connection() as connection, connection.transaction():
+                        return work(_Sql(connection))
+                except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                    if attempt == _RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+            observer = self._write_observer
+            if observer is not None:
+                observer.committed(queued, time.perf_counter() - started)
 
     # --- catalog ---------------------------------------------------------------------------
 

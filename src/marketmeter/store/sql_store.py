@@ -34,8 +34,9 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
-from marketmeter.store import events_sql, registration_sql, snapshots_sql
+from marketmeter.store import events_sql, registration_sql, snapshots_sql, usage_sql
 from marketmeter.store.base import (
+    BilledRecord,
     CatalogEdit,
     DeliveryQuery,
     DueDelivery,
@@ -46,6 +47,10 @@ from marketmeter.store.base import (
     TargetCounts,
     TargetDelivery,
     TokenQuery,
+    UsageQuery,
+    UsageSummaryQuery,
+    UsageTotal,
+    WriteObserver,
 )
 from marketmeter.store.catalog_edits_sql import edit_catalog
 from marketmeter.store.catalog_sql import apply_catalog
@@ -85,6 +90,13 @@ class SqlStore(ABC):
         """A read that may take long, off the event loop."""
         return await self._read(work)
 
+    # --- observation ---------------------------------------------------------------------
+
+    _write_observer: WriteObserver | None = None
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._write_observer = observer
+
     # --- schema ----------------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -120,6 +132,15 @@ class SqlStore(ABC):
             lambda sql: sql.execute(CLAIMED, (customer_account, client_token)).fetchone()
         )
         return RequestClaimOutcome(found[0], found[1], inserted=False) if found else None
+
+    async def usage_page(self, query: UsageQuery, after: int, size: int) -> list[BilledRecord]:
+        return await self._scan(lambda sql: usage_sql.usage_page(sql, query, after, size))
+
+    async def usage_count(self, query: UsageQuery) -> int:
+        return await self._scan(lambda sql: usage_sql.usage_count(sql, query))
+
+    async def usage_summary(self, query: UsageSummaryQuery) -> list[UsageTotal]:
+        return await self._scan(lambda sql: usage_sql.usage_summary(sql, query))
 
     # --- registration ----------------------------------------------------------------------
 

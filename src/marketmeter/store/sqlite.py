@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
-from marketmeter.store.base import BilledRecord, UsageQuery
+from marketmeter.store.base import BilledRecord, UsageQuery, WriteObserver
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
 from marketmeter.store.migrations import (
@@ -136,11 +136,18 @@ class SQLiteStore(SqlStore):
         self._writer = SQLiteWriter(lambda: _connect(self.path, synchronous))
         self._watch = _connect(self.path, synchronous)
         self._watch_lock = threading.Lock()
+        # long reads (lists, export pages, summaries) off the event loop, on their own
+        # connection, so they never hold up the point reads of ``_watch``
+        self._scanner = _connect(self.path, synchronous)
+        self._scan_lock = threading.Lock()
         self._snapshot = CatalogSnapshot.empty()
         self._snapshot = self._load_snapshot()
 
     def describe(self) -> str:
         return f"SQLite {self.path} (WAL, synchronous={self.synchronous.upper()})"
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._writer.committed = observer.committed
 
     # --- catalog ---------------------------------------------------------------------------
 
@@ -177,7 +184,11 @@ class SQLiteStore(SqlStore):
             return work(_Sql(self._watch))
 
     async def _scan(self, work: Callable[[SqlConnection], T]) -> T:
-        return await asyncio.to_thread(self._read_now, work)
+        return await asyncio.to_thread(self._scan_now, work)
+
+    def _scan_now(self, work: Callable[[SqlConnection], T]) -> T:
+        with self._scan_lock:
+            return work(_Sql(self._scanner))
 
     async def _write(self, work: Callable[[SqlConnection], T]) -> T:
         return await asyncio.wrap_future(self._writer.submit(lambda c: work(_Sql(c))))
@@ -213,6 +224,8 @@ class SQLiteStore(SqlStore):
         self._writer.close()
         with self._watch_lock:
             self._watch.close()
+        with self._scan_lock:
+            self._scanner.close()
 
 
 def _bill(connection: sqlite3.Connection, rows: list[LedgerRow]) -> list[LedgerOutcome]:

@@ -14,6 +14,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -36,8 +37,14 @@ class _Job:
 class SQLiteWriter:
     """Runs write jobs on one connection in one thread; see the module docstring."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        committed: Callable[[int, float], None] | None = None,
+    ) -> None:
         self._connect = connect
+        # told of each group commit: jobs queued when it began (its own included), seconds
+        self.committed = committed
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, name="marketmeter-writer", daemon=True)
@@ -85,7 +92,11 @@ class SQLiteWriter:
                         stopping = True
                         break
                     group.append(job)
+                queued = len(group) + self._queue.qsize()
+                started = time.perf_counter()
                 _commit_group(connection, group)
+                if self.committed is not None:
+                    self.committed(queued, time.perf_counter() - started)
         finally:
             connection.close()
 

@@ -1,20 +1,36 @@
-"""The billed-usage query, for every backend: a ``UsageQuery`` as SQL (``?`` placeholders) and
-a result row as a ``BilledRecord``."""
+"""The billed-usage queries, for every backend: a ``UsageQuery`` as SQL (``?`` placeholders)
+and a result row as a ``BilledRecord``; keyset pages and counts of it (exports); and summaries
+(``UsageSummaryQuery``: quantities summed per window, product, dimension and customer)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from marketmeter.metering.quantities import from_micros
-from marketmeter.store.base import BilledRecord, UsageQuery
+from marketmeter.store.base import BilledRecord, UsageQuery, UsageSummaryQuery, UsageTotal
+from marketmeter.store.sql_connection import SqlConnection
 
-__all__ = ["billed_record", "usage_query_sql"]
+__all__ = [
+    "billed_record",
+    "usage_count",
+    "usage_page",
+    "usage_query_sql",
+    "usage_summary",
+]
+
+_RECORD_COLUMNS = (
+    "metering_record_id, product_code, customer_account, customer_identifier, "
+    "license_arn, dimension, quantity_micros, usage_timestamp, hour, allocations, "
+    "received_at, operation, instance, seq"
+)
 
 
-def usage_query_sql(query: UsageQuery) -> tuple[str, list[object]]:
+def _where(query: UsageQuery) -> tuple[list[str], list[object]]:
+    """The filters of ``query`` as SQL conditions and their parameters."""
     clauses: list[str] = []
     params: list[object] = []
     if query.start is not None:
@@ -36,14 +52,81 @@ def usage_query_sql(query: UsageQuery) -> tuple[str, list[object]]:
     if query.dimension is not None:
         clauses.append("dimension = ?")
         params.append(query.dimension)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return clauses, params
+
+
+def _where_sql(clauses: list[str]) -> str:
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def usage_query_sql(query: UsageQuery) -> tuple[str, list[object]]:
+    clauses, params = _where(query)
     sql = (
-        "SELECT metering_record_id, product_code, customer_account, customer_identifier, "
-        "license_arn, dimension, quantity_micros, usage_timestamp, hour, allocations, "
-        "received_at, operation, instance "
-        f"FROM usage_records {where} ORDER BY usage_timestamp, seq LIMIT ?"
+        f"SELECT {_RECORD_COLUMNS} FROM usage_records {_where_sql(clauses)} "
+        "ORDER BY usage_timestamp, seq LIMIT ?"
     )
     return sql, [*params, query.limit]
+
+
+def usage_page(sql: SqlConnection, query: UsageQuery, after: int, size: int) -> list[BilledRecord]:
+    """Up to ``size`` matching records with ``seq`` above ``after``, by ``seq``: the primary
+    key, so each page starts where the last ended without re-reading it (keyset paging)."""
+    clauses, params = _where(query)
+    clauses.insert(0, "seq > ?")
+    statement = (
+        f"SELECT {_RECORD_COLUMNS} FROM usage_records {_where_sql(clauses)} ORDER BY seq LIMIT ?"
+    )
+    rows = sql.execute(statement, [after, *params, size]).fetchall()
+    return [billed_record(row) for row in rows]
+
+
+def usage_count(sql: SqlConnection, query: UsageQuery) -> int:
+    clauses, params = _where(query)
+    row = sql.execute(f"SELECT count(*) FROM usage_records {_where_sql(clauses)}", params)
+    return int(row.fetchone()[0])
+
+
+# The window a record falls in, from its hour bucket (epoch seconds, UTC). A month is summed
+# from its days: SQL's integer division is the same on both backends, calendar months are not.
+_BUCKETS = {"hour": "hour", "day": "(hour / 86400) * 86400", "month": "(hour / 86400) * 86400"}
+
+
+def usage_summary(sql: SqlConnection, query: UsageSummaryQuery) -> list[UsageTotal]:
+    clauses, params = _where(query.usage)
+    keys = ["product_code", "dimension"] + (["customer_account"] if query.by_customer else [])
+    statement = (
+        f"SELECT {_BUCKETS[query.window]} AS bucket, {', '.join(keys)}, "
+        "sum(quantity_micros), count(*) "
+        f"FROM usage_records {_where_sql(clauses)} "
+        f"GROUP BY bucket, {', '.join(keys)} ORDER BY bucket, {', '.join(keys)}"
+    )
+    totals: dict[tuple[int, str, str, str | None], list[int]] = {}
+    for row in sql.execute(statement, params):
+        start = int(row[0])
+        if query.window == "month":
+            start = _month_start(start)
+        key = (start, row[1], row[2], row[3] if query.by_customer else None)
+        held = totals.setdefault(key, [0, 0])
+        held[0] += int(row[-2])
+        held[1] += int(row[-1])
+    return [
+        UsageTotal(
+            window_start=float(start),
+            product_code=product,
+            dimension=dimension,
+            customer_aws_account_id=customer,
+            quantity=from_micros(micros),
+            records=records,
+        )
+        for (start, product, dimension, customer), (micros, records) in sorted(
+            totals.items(), key=lambda item: (item[0][0], item[0][1], item[0][2], item[0][3] or "")
+        )
+    ]
+
+
+def _month_start(day: int) -> int:
+    moment = datetime.fromtimestamp(day, UTC)
+    return int(moment.replace(day=1).timestamp())
 
 
 def billed_record(row: Sequence[Any]) -> BilledRecord:
@@ -61,4 +144,5 @@ def billed_record(row: Sequence[Any]) -> BilledRecord:
         received_at=row[10],
         operation=row[11],
         instance=row[12],
+        seq=row[13] if len(row) > 13 else 0,
     )

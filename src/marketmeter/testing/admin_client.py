@@ -22,7 +22,8 @@ the environment's ``MARKETMETER_ADMIN_TOKEN``. Every admin error (a 4xx with
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -83,6 +84,24 @@ class _Api:
         if response.headers.get("content-type", "").startswith("application/json"):
             return response.json()
         return response.text
+
+    @contextmanager
+    def stream(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it arrives (``response.iter_bytes()``)."""
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        with self._http.stream("GET", f"/_marketmeter{path}", params=query or None) as response:
+            if response.status_code >= 400:
+                response.read()
+                try:
+                    problem = response.json()
+                except ValueError:
+                    problem = {"error": response.text}
+                raise AdminError(
+                    response.status_code, problem.get("field"), problem.get("error", "")
+                )
+            yield response
 
     def close(self) -> None:
         self._http.close()
@@ -327,6 +346,17 @@ class MarketmeterAdmin:
         if "from_" in filters:
             filters["from"] = filters.pop("from_")
         return list(self._api.call("GET", "/usage", params=filters)["records"])
+
+    @contextmanager
+    def export(self, format: str = "csv", **filters: Any) -> Iterator[httpx.Response]:
+        """Billed usage streamed as ``format`` (csv or jsonl): filters as ``usage``'s, and
+        ``window`` (hour, day, month) with ``group`` for totals instead of records. The
+        response's ``X-Marketmeter-Export-Rows`` header says how many lines of data follow;
+        read the body with ``iter_bytes()`` or ``iter_lines()``."""
+        if "from_" in filters:
+            filters["from"] = filters.pop("from_")
+        with self._api.stream(f"/usage.{format}", filters) as response:
+            yield response
 
     def reset(self, drop_catalog: bool = False, keep: tuple[str, ...] = ()) -> dict[str, Any]:
         """Empty the ledger (and the catalog with ``drop_catalog``); put the clock, faults and
