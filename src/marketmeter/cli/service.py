@@ -55,6 +55,7 @@ class Service(Protocol):
     def key_pem(self, version: str) -> str: ...
     def rotate_key(self) -> dict[str, Any]: ...
     def usage(self, params: Mapping[str, str | None]) -> dict[str, Any]: ...
+    def usage_summary(self, params: Mapping[str, str | None]) -> dict[str, Any]: ...
     def snapshots(self) -> list[dict[str, Any]]: ...
     def save_snapshot(self, name: str) -> dict[str, Any]: ...
     def restore_snapshot(self, name: str) -> dict[str, Any]: ...
@@ -178,6 +179,9 @@ class LocalService:
     def usage(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         return dict(self._run(self.operator.usage.records(params)))
 
+    def usage_summary(self, params: Mapping[str, str | None]) -> dict[str, Any]:
+        return dict(self._run(self.operator.summaries.summary(params)))
+
     def snapshots(self) -> list[dict[str, Any]]:
         return list(self._run(self.operator.bench.snapshots())["snapshots"])
 
@@ -289,6 +293,9 @@ class RemoteService:
 
     def usage(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         return dict(self._call("GET", "/usage", params=params))
+
+    def usage_summary(self, params: Mapping[str, str | None]) -> dict[str, Any]:
+        return dict(self._call("GET", "/usage/summary", params=params))
 
     def snapshots(self) -> list[dict[str, Any]]:
         return self.admin.snapshots()

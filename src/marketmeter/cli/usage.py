@@ -1,5 +1,6 @@
-"""``marketmeter usage list``: what has been billed, on the database (``--db``, the default) or
-a running server (``--endpoint``), as a table or the operator's JSON."""
+"""``marketmeter usage list`` and ``usage summary``: what has been billed, record by record or
+summed per window and group, on the database (``--db``, the default) or a running server
+(``--endpoint``), as a table or the operator's JSON."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from marketmeter.cli.connection import refusal_line, service, target_options
 from marketmeter.cli.output import json_option, print_json, table
 from marketmeter.metering.quantities import plain
 from marketmeter.operator.usage import usage_query
+from marketmeter.operator.usage_summary import GROUP_KEYS, WINDOWS, summary_query
 from marketmeter.refusal import Refusal
 
 __all__ = ["usage"]
@@ -74,3 +76,76 @@ def usage_list(
     ]
     total = plain(sum(quantities, Decimal(0)))
     click.echo(table(header, rows, "record", f", total quantity {total}"))
+
+
+@usage.command("summary")
+@target_options()
+@click.option(
+    "--group-by",
+    "group_by",
+    multiple=True,
+    type=click.Choice(GROUP_KEYS),
+    help="A key besides the dimension (always one); repeat for several.",
+)
+@click.option(
+    "--window", type=click.Choice(WINDOWS), default="day", show_default=True, help="UTC windows."
+)
+@click.option("--product", help="Only this product code.")
+@click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
+@click.option("--dimension", help="Only this dimension.")
+@click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
+@click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@json_option
+def usage_summary(
+    group_by: tuple[str, ...],
+    window: str,
+    product: str | None,
+    customer: str | None,
+    dimension: str | None,
+    start: str | None,
+    end: str | None,
+    as_json: bool,
+) -> None:
+    """Billed quantities summed per window and group, then a total per dimension."""
+    given = {
+        "groupBy": ",".join(group_by) or None,
+        "window": window,
+        "product": product,
+        "customer": customer,
+        "dimension": dimension,
+        "from": start,
+        "to": end,
+    }
+    filters = {k: v for k, v in given.items() if v is not None}
+    try:
+        summary_query(filters)  # refused before anything is opened
+    except Refusal as error:
+        raise refusal_line(error, {}) from None
+    with service() as operator:
+        found = operator.usage_summary(filters)
+    if as_json:
+        print_json(found)
+        return
+    columns = {
+        "product": ("productCode", "PRODUCT"),
+        "customer": ("customerAWSAccountId", "CUSTOMER"),
+    }
+    shown = [columns[key] for key in found["groupBy"] if key in columns]
+    header = ("WINDOW (UTC)", *(title for _, title in shown), "DIMENSION", "QUANTITY", "RECORDS")
+    rows = [
+        (
+            r["windowStart"],
+            *(str(r[field]) for field, _ in shown),
+            r["dimension"],
+            plain(Decimal(str(r["quantity"]))),
+            str(r["records"]),
+        )
+        for r in found["rows"]
+    ]
+    click.echo(table(header, rows, "row"))
+    for total in found["totals"]:
+        product_code = f"{total['productCode']} " if "productCode" in total else ""
+        quantity = plain(Decimal(str(total["quantity"])))
+        click.echo(
+            f"total {product_code}{total['dimension']}: {quantity} ({total['records']} record(s))"
+        )

@@ -2,7 +2,8 @@
 line, the pytest plugin through the admin API), built over one store and one clock.
 
 Its parts, one per subject: ``catalog`` (sellers, products, buyers, keys, a whole document),
-``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``,
+``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``
+(billed records), ``summaries`` (billed usage summed per window and group),
 ``clock`` and ``bench`` (fault rules, quotas, journal, reset, snapshots). Each action answers a
 JSON-ready value or raises a ``Refusal``. A server builds it on its ``ServiceClock`` and its
 ``BenchControls``; the command line, working straight on a database (``--db``), builds one on
@@ -31,6 +32,7 @@ from marketmeter.operator.clock import ClockOperations
 from marketmeter.operator.lifecycle import LifecycleService
 from marketmeter.operator.tokens import KeyOperations, TokenOperations
 from marketmeter.operator.usage import UsageOperations
+from marketmeter.operator.usage_summary import UsageSummaries
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls
 
@@ -47,6 +49,7 @@ class Operator:
     tokens: TokenOperations
     keys: KeyOperations
     usage: UsageOperations
+    summaries: UsageSummaries
     clock: ClockOperations
     bench: BenchOperations
 
@@ -80,6 +83,7 @@ class Operator:
             tokens=TokenOperations(store, clock, token_generator, token_ttl),
             keys=KeyOperations(key_ring or KeyRing(store, clock, key_pairs)),
             usage=UsageOperations(store),
+            summaries=UsageSummaries(store),
             clock=ClockOperations(clock),
             bench=BenchOperations(store, clock, bench or BenchControls()),
         )

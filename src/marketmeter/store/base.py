@@ -43,8 +43,10 @@ __all__ = [
     "SnapshotError",
     "SnapshotInfo",
     "Store",
+    "SummaryQuery",
     "TokenQuery",
     "UsageQuery",
+    "UsageTotal",
 ]
 
 
@@ -112,6 +114,31 @@ class UsageQuery:
     start: float | None = None  # inclusive
     end: float | None = None  # exclusive
     limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryQuery:
+    """The billed usage summed per window of ``bucket_seconds`` (an hour or a day, on the hour
+    bucket of the usage timestamp) and per dimension, and per product and customer account when
+    ``by_product`` and ``by_customer``; ``filters`` as for the records (their limit unused)."""
+
+    filters: UsageQuery
+    bucket_seconds: Literal[3600, 86400] = 86400
+    by_product: bool = False
+    by_customer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """One group of a summary: its window's start, its keys (None when not grouped by) and the
+    sum of its quantities, exact."""
+
+    window_start: int
+    product_code: str | None
+    customer_account: str | None
+    dimension: str
+    quantity: Decimal
+    records: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +252,10 @@ class Store(Protocol):
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         """Billed records matching ``query``, oldest usage first."""
+        ...
+
+    async def usage_summary(self, query: SummaryQuery) -> list[UsageTotal]:
+        """Billed quantities summed per window and group, ordered by window then keys."""
         ...
 
     async def apply_catalog(
@@ -364,6 +395,8 @@ class OperatorStore(Store, Protocol):
     ) -> int: ...
 
     def usage_now(self, query: UsageQuery) -> list[BilledRecord]: ...
+
+    def usage_summary_now(self, query: SummaryQuery) -> list[UsageTotal]: ...
 
     def close_now(self) -> None: ...
 

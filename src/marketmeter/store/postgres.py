@@ -36,7 +36,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
-from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
+from marketmeter.store.base import BilledRecord, SchemaError, SummaryQuery, UsageQuery, UsageTotal
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
 from marketmeter.store.ledger_rows import BILLED, LEDGER_COLUMNS, LedgerRow, ledger_row
 from marketmeter.store.migrations import (
@@ -47,7 +47,12 @@ from marketmeter.store.migrations import (
 )
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sql_store import SqlStore
-from marketmeter.store.usage_sql import billed_record, usage_query_sql
+from marketmeter.store.usage_sql import (
+    billed_record,
+    summary_query_sql,
+    usage_query_sql,
+    usage_total,
+)
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -238,6 +243,14 @@ class PostgresStore(SqlStore):
         sql_text, params = usage_query_sql(query)
         rows = self._read_now(lambda sql: sql.execute(sql_text, params).fetchall())
         return [billed_record(row) for row in rows]
+
+    async def usage_summary(self, query: SummaryQuery) -> list[UsageTotal]:
+        return await self._in_thread(self.usage_summary_now, query)
+
+    def usage_summary_now(self, query: SummaryQuery) -> list[UsageTotal]:
+        sql_text, params = summary_query_sql(query)
+        rows = self._read_now(lambda sql: sql.execute(sql_text, params).fetchall())
+        return [usage_total(row) for row in rows]
 
     # --- closing ---------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
-from marketmeter.store.base import BilledRecord, UsageQuery
+from marketmeter.store.base import BilledRecord, SummaryQuery, UsageQuery, UsageTotal
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
 from marketmeter.store.migrations import (
@@ -45,7 +45,12 @@ from marketmeter.store.migrations import (
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sql_store import SqlStore
 from marketmeter.store.sqlite_writer import SQLiteWriter
-from marketmeter.store.usage_sql import billed_record, usage_query_sql
+from marketmeter.store.usage_sql import (
+    billed_record,
+    summary_query_sql,
+    usage_query_sql,
+    usage_total,
+)
 
 __all__ = ["PRIVATE_FILE_MODE", "SQLiteStore", "Synchronous", "create_private", "migrate"]
 
@@ -203,6 +208,19 @@ class SQLiteStore(SqlStore):
         finally:
             connection.close()
         return [billed_record(row) for row in rows]
+
+    async def usage_summary(self, query: SummaryQuery) -> list[UsageTotal]:
+        return await asyncio.to_thread(self.usage_summary_now, query)
+
+    def usage_summary_now(self, query: SummaryQuery) -> list[UsageTotal]:
+        """Blocking form of ``usage_summary``, for the CLI."""
+        sql, params = summary_query_sql(query)
+        connection = _connect(self.path, self.synchronous)
+        try:
+            rows = connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+        return [usage_total(row) for row in rows]
 
     # --- closing ---------------------------------------------------------------------------
 

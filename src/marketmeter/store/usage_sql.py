@@ -1,5 +1,6 @@
-"""The billed-usage query, for every backend: a ``UsageQuery`` as SQL (``?`` placeholders) and
-a result row as a ``BilledRecord``."""
+"""The billed-usage queries, for every backend: a ``UsageQuery`` as SQL (``?`` placeholders)
+and a result row as a ``BilledRecord``; a ``SummaryQuery`` as one ``GROUP BY`` (summed in the
+database, exact on the micro-units) and its rows as ``UsageTotal``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,50 @@ from typing import Any
 import orjson
 
 from marketmeter.metering.quantities import from_micros
-from marketmeter.store.base import BilledRecord, UsageQuery
+from marketmeter.store.base import BilledRecord, SummaryQuery, UsageQuery, UsageTotal
 
-__all__ = ["billed_record", "usage_query_sql"]
+__all__ = ["billed_record", "summary_query_sql", "usage_query_sql", "usage_total"]
 
 
 def usage_query_sql(query: UsageQuery) -> tuple[str, list[object]]:
+    where, params = _where(query)
+    sql = (
+        "SELECT metering_record_id, product_code, customer_account, customer_identifier, "
+        "license_arn, dimension, quantity_micros, usage_timestamp, hour, allocations, "
+        "received_at, operation, instance "
+        f"FROM usage_records {where} ORDER BY usage_timestamp, seq LIMIT ?"
+    )
+    return sql, [*params, query.limit]
+
+
+def summary_query_sql(query: SummaryQuery) -> tuple[str, list[object]]:
+    where, params = _where(query.filters)
+    bucket = int(query.bucket_seconds)  # a literal: one of two integers, never input text
+    keys = [f"(hour / {bucket}) * {bucket}"]
+    keys.append("product_code" if query.by_product else "NULL")
+    keys.append("customer_account" if query.by_customer else "NULL")
+    keys.append("dimension")
+    grouped = [key for key in keys if key != "NULL"]
+    sql = (
+        f"SELECT {', '.join(keys)}, SUM(quantity_micros), COUNT(*) FROM usage_records {where} "
+        f"GROUP BY {', '.join(grouped)} ORDER BY {', '.join(grouped)}"
+    )
+    return sql, params
+
+
+def usage_total(row: Sequence[Any]) -> UsageTotal:
+    return UsageTotal(
+        window_start=int(row[0]),
+        product_code=row[1],
+        customer_account=row[2],
+        dimension=row[3],
+        quantity=from_micros(int(row[4])),
+        records=int(row[5]),
+    )
+
+
+def _where(query: UsageQuery) -> tuple[str, list[object]]:
+    """The ``WHERE`` clause of ``query``'s filters and its parameters."""
     clauses: list[str] = []
     params: list[object] = []
     if query.start is not None:
@@ -37,13 +76,7 @@ def usage_query_sql(query: UsageQuery) -> tuple[str, list[object]]:
         clauses.append("dimension = ?")
         params.append(query.dimension)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (
-        "SELECT metering_record_id, product_code, customer_account, customer_identifier, "
-        "license_arn, dimension, quantity_micros, usage_timestamp, hour, allocations, "
-        "received_at, operation, instance "
-        f"FROM usage_records {where} ORDER BY usage_timestamp, seq LIMIT ?"
-    )
-    return sql, [*params, query.limit]
+    return where, params
 
 
 def billed_record(row: Sequence[Any]) -> BilledRecord:
