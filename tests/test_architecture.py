@@ -185,6 +185,14 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.server",  # serve runs it
         "marketmeter.testing.admin_client",  # the admin API's client, against a server
     },
+    # the dashboard: pages over the operator, behind the admin API's browser guard
+    "ui": {
+        "marketmeter",
+        "marketmeter.ui",
+        "marketmeter.operator",
+        "marketmeter.refusal",
+        "marketmeter.admin.browser_guard",
+    },
     "testing": {"marketmeter.testing", "marketmeter.config", "marketmeter.server"},
     # the seller's metering client runs in production against AWS: nothing of the server
     "client": {"marketmeter.client"},

@@ -1,7 +1,8 @@
 """Assembly only: builds the AWS endpoint and the admin API over one store, clock, id
 generator and test bench, and routes between them by path (``/_marketmeter/...``, and
-LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API; every other path is the
-AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``).
+LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API, but
+``/_marketmeter/ui/...``, the dashboard (``ui.app``); every other path is the AWS endpoint,
+which AWS's JSON 1.1 services serve at ``POST /``).
 
 The app's lifespan also runs the subscription lifecycle's background tasks: the unsubscribe
 ticker (``operator.ticker``) and the webhook deliverer (``lifecycle.webhooks``),
@@ -35,6 +36,7 @@ from marketmeter.servicemodel.spec import service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
+from marketmeter.ui.app import UI_PATH, dashboard_app
 
 __all__ = ["ADMIN_PREFIX", "MarketmeterApp", "authenticator_for"]
 
@@ -99,14 +101,16 @@ class MarketmeterApp:
         self.ticker = UnsubscribeTicker(self.lifecycle)
         self.deliverer = WebhookDeliverer(store, delivery)
         self.lifecycle.on_commit(self.deliverer.wake)
-        self.admin = admin_app(
-            self.operator,
-            admin_token=settings.admin_token,
-            hosts=HostPolicy(settings.host, settings.allowed_hosts),
-        )
+        hosts = HostPolicy(settings.host, settings.allowed_hosts)
+        self.admin = admin_app(self.operator, admin_token=settings.admin_token, hosts=hosts)
+        self.dashboard = dashboard_app(self.operator, admin_token=settings.admin_token, hosts=hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
+        if scope["type"] == "http" and (
+            scope["path"] == UI_PATH or scope["path"].startswith(UI_PATH + "/")
+        ):
+            await self.dashboard(scope, receive, send)
+        elif scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
             await self.endpoint(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.admin(scope, self._with_background_tasks(receive), send)

@@ -4,7 +4,8 @@ line, the pytest plugin through the admin API), built over one store and one clo
 Its parts, one per subject: ``catalog`` (sellers, products, buyers, keys, a whole document),
 ``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``
 (billed records), ``summaries`` (billed usage summed per window and group),
-``clock`` and ``bench`` (fault rules, quotas, journal, reset, snapshots). Each action answers a
+``clock``, ``bench`` (fault rules, quotas, journal, reset, snapshots) and ``overview`` (the
+server at a glance, for the dashboard). Each action answers a
 JSON-ready value or raises a ``Refusal``. A server builds it on its ``ServiceClock`` and its
 ``BenchControls``; the command line, working straight on a database (``--db``), builds one on
 the wall clock with a bench of its own (there is no server whose state it could change).
@@ -30,6 +31,7 @@ from marketmeter.operator.bench import BenchOperations
 from marketmeter.operator.catalog import AccessKeyFactory, CatalogOperations, random_access_key
 from marketmeter.operator.clock import ClockOperations
 from marketmeter.operator.lifecycle import LifecycleService
+from marketmeter.operator.overview import OverviewOperations
 from marketmeter.operator.tokens import KeyOperations, TokenOperations
 from marketmeter.operator.usage import UsageOperations
 from marketmeter.operator.usage_summary import UsageSummaries
@@ -52,6 +54,7 @@ class Operator:
     summaries: UsageSummaries
     clock: ClockOperations
     bench: BenchOperations
+    overview: OverviewOperations
 
     @classmethod
     def build(
@@ -69,6 +72,9 @@ class Operator:
         access_keys: AccessKeyFactory = random_access_key,
     ) -> Operator:
         token_generator = tokens or RandomTokens()
+        summaries = UsageSummaries(store)
+        clock_operations = ClockOperations(clock)
+        bench_operations = BenchOperations(store, clock, bench or BenchControls())
         return cls(
             store=store,
             catalog=CatalogOperations(store, clock, token_generator, access_keys),
@@ -83,9 +89,10 @@ class Operator:
             tokens=TokenOperations(store, clock, token_generator, token_ttl),
             keys=KeyOperations(key_ring or KeyRing(store, clock, key_pairs)),
             usage=UsageOperations(store),
-            summaries=UsageSummaries(store),
-            clock=ClockOperations(clock),
-            bench=BenchOperations(store, clock, bench or BenchControls()),
+            summaries=summaries,
+            clock=clock_operations,
+            bench=bench_operations,
+            overview=OverviewOperations(summaries, clock_operations, bench_operations),
         )
 
     async def health(self) -> dict[str, Any]:
