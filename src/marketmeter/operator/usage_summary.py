@@ -102,7 +102,9 @@ def summary_json(
     overall: dict[tuple[str, str], Decimal] = {}
     overall_counts: dict[tuple[str, str], int] = {}
     rows = []
-    for key, quantity in quantities.items():
+    # by window, then keys (a month gathers days whose dimensions came in day order)
+    ordered = sorted(quantities.items(), key=lambda kv: tuple(part or "" for part in kv[0]))
+    for key, quantity in ordered:
         _, _, product, customer, dimension = key
         row: dict[str, Any] = {"windowStart": key[0], "windowEnd": key[1]}
         if query.by_product:
