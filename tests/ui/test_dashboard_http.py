@@ -1,0 +1,89 @@
+"""The dashboard over plain HTTP, in open mode (no admin token): every page answers with its
+security headers, forms need the CSRF cookie's value, the browser guard still refuses a foreign
+Host or Origin, and what is not a page is a 404. One in-process server for the module."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from marketmeter.testing import MarketmeterServer
+from tests.conftest import CATALOG
+
+UI = "/_marketmeter/ui"
+PAGES = ["/", "/live", "/usage", "/usage?window=month&groupBy=customer", "/journal"]
+PAGES += ["/catalog", "/notifications", "/bench"]
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with (
+        MarketmeterServer(catalog=CATALOG) as server,
+        httpx.Client(base_url=server.endpoint, timeout=10) as client,
+    ):
+        yield client
+
+
+def csrf(http: httpx.Client) -> str:
+    page = http.get(f"{UI}/bench")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_answers_with_its_headers(http: httpx.Client, path: str) -> None:
+    page = http.get(UI + path)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_the_static_files_and_the_bare_path(http: httpx.Client) -> None:
+    assert (
+        http.get(f"{UI}/static/dashboard.js").headers["content-type"].startswith("text/javascript")
+    )
+    assert http.get(f"{UI}/static/dashboard.css").status_code == 200
+    assert http.get(UI, follow_redirects=True).url.path == f"{UI}/"
+    assert http.get(f"{UI}/login").headers["location"] == f"{UI}/"  # open mode: no login
+    assert http.get(f"{UI}/nothing").status_code == 404
+
+
+def test_a_form_post_acts_and_goes_back(http: httpx.Client) -> None:
+    token = csrf(http)
+    done = http.post(f"{UI}/do/clock-freeze", data={"csrf": token, "back": "/bench"})
+    assert done.status_code == 303
+    assert done.headers["location"].startswith(f"{UI}/bench?done=clock+frozen+at+")
+    refused = http.post(f"{UI}/do/clock-advance", data={"csrf": token, "seconds": "soon"})
+    assert refused.headers["location"] == f"{UI}/?error=seconds%3A+must+be+a+number"
+    elsewhere = http.post(f"{UI}/do/clock-reset", data={"csrf": token, "back": "//evil"})
+    assert elsewhere.headers["location"].startswith(f"{UI}/?done=")
+    assert http.post(f"{UI}/do/nothing", data={"csrf": token}).status_code == 404
+    assert http.get("/_marketmeter/clock").json()["mode"] == "system"
+
+
+def test_forms_need_the_csrf_value(http: httpx.Client) -> None:
+    csrf(http)
+    bare = httpx.post(f"{http.base_url}{UI}/do/clock-freeze", data={"back": "/bench"})
+    assert bare.status_code == 403  # no cookie, no field
+    forged = http.post(f"{UI}/do/clock-freeze", data={"csrf": "y" * 43})
+    assert forged.status_code == 403
+    not_a_form = http.post(f"{UI}/do/clock-freeze", json={"csrf": csrf(http)})
+    assert not_a_form.status_code == 400
+    assert http.get("/_marketmeter/clock").json()["mode"] == "system"
+
+
+def test_the_browser_guard_stands_in_front(http: httpx.Client) -> None:
+    token = csrf(http)
+    cross = http.post(
+        f"{UI}/do/clock-freeze",
+        data={"csrf": token},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert (cross.status_code, cross.json()["field"]) == (403, "Origin")
+    rebound = http.get(f"{UI}/", headers={"Host": "rebound.example"})
+    assert (rebound.status_code, rebound.json()["field"]) == (403, "Host")
