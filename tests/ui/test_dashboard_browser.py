@@ -88,17 +88,38 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def browser(server: ServerProcess) -> Iterator[Browser]:
+def chromium() -> Iterator[Any]:
     with playwright_api.sync_playwright() as driver:
-        chromium = driver.chromium.launch(
+        launched = driver.chromium.launch(
             executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
         )
         try:
-            page = chromium.new_page(viewport={"width": 1180, "height": 760})
-            page.set_default_timeout(10_000)
-            yield Browser(page, server.url)
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
+
+
+def new_browser(chromium: Any, server: ServerProcess) -> Browser:
+    context = chromium.new_context(viewport={"width": 1180, "height": 760})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    return Browser(page, server.url)
+
+
+def sign_in(browser: Browser, token: str) -> Any:
+    page = browser.open("/login")
+    page.fill("input[name=token]", token)
+    page.click("main button[type=submit]")
+    return page
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Any, server: ServerProcess) -> Iterator[Browser]:
+    """A page signed in to the dashboard, shared by the module's tests."""
+    signed_in = new_browser(chromium, server)
+    assert sign_in(signed_in, TOKEN).url.endswith(f"{UI}/")
+    yield signed_in
+    signed_in.page.context.close()
 
 
 def rows(page: Any, table: str) -> list[list[str]]:
@@ -136,25 +157,30 @@ def hour(epoch: float) -> str:
     return datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")
 
 
-def test_sign_in_is_required(browser: Browser, tmp_path: Path) -> None:
-    browser.shots = tmp_path
-    page = browser.open("/")
-    assert page.url.endswith(f"{UI}/login")
-    page.fill("input[name=token]", "not-the-token")
-    page.click("button[type=submit]")
-    assert page.locator(".flash.error").inner_text() == "wrong admin token"
-    browser.shot("login")
-    # the refusal is a 403, which Chromium logs; the only console error of the module
-    assert [e for e in browser.errors if "403" not in e] == []
-    browser.errors.clear()
-    page.fill("input[name=token]", TOKEN)
-    page.click("main button[type=submit]")
-    assert page.url.endswith(f"{UI}/")
-    cookies = {c["name"]: c for c in page.context.cookies()}
-    session = cookies["mm_session"]
-    assert (session["httpOnly"], session["sameSite"]) == (True, "Strict")
-    assert TOKEN not in session["value"]
-    assert browser.errors == [], browser.errors
+def test_sign_in_is_required(chromium: Any, server: ServerProcess, tmp_path: Path) -> None:
+    visitor = new_browser(chromium, server)
+    visitor.shots = tmp_path
+    try:
+        page = visitor.open("/")
+        assert page.url.endswith(f"{UI}/login")
+        sign_in(visitor, "not-the-token")
+        assert page.locator(".flash.error").inner_text() == "wrong admin token"
+        visitor.shot("login")
+        # the refusal is a 403, which Chromium logs; the only console error of the module
+        assert [e for e in visitor.errors if "403" not in e] == []
+        visitor.errors.clear()
+        assert sign_in(visitor, TOKEN).url.endswith(f"{UI}/")
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        session = cookies["mm_session"]
+        assert (session["httpOnly"], session["sameSite"]) == (True, "Strict")
+        assert TOKEN not in session["value"]
+        assert cookies["mm_csrf"]["httpOnly"] is True
+        page.click("header button")  # sign out
+        assert page.url.endswith(f"{UI}/login")
+        assert visitor.open("/bench").url.endswith(f"{UI}/login")
+        assert visitor.errors == [], visitor.errors
+    finally:
+        page.context.close()
 
 
 def test_a_sellers_day(
@@ -306,6 +332,7 @@ def test_a_sellers_day(
 def test_a_form_without_the_csrf_value_is_refused(
     browser: Browser, server: ServerProcess, admin: httpx.Client
 ) -> None:
+    mode = admin.get("/_marketmeter/clock").json()["mode"]
     page = browser.open("/bench")
     page.eval_on_selector(
         "form[action$='/do/clock-reset'] input[name=csrf]", "input => input.value = 'forged'"
@@ -314,7 +341,7 @@ def test_a_form_without_the_csrf_value_is_refused(
     assert page.locator(".flash.error").inner_text() == (
         "csrf: the form is stale or not from this dashboard: reload"
     )
-    assert admin.get("/_marketmeter/clock").json()["mode"] == "frozen"
+    assert admin.get("/_marketmeter/clock").json()["mode"] == mode  # unchanged
     assert [e for e in browser.errors if "403" not in e] == []  # the refusal is a 403
     browser.errors.clear()
     # a page of another origin cannot post (the browser guard's Origin rule)
