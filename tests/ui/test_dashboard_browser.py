@@ -158,6 +158,7 @@ def hour(epoch: float) -> str:
 
 
 def test_sign_in_is_required(chromium: Any, server: ServerProcess, tmp_path: Path) -> None:
+    assert f"\nDashboard: {server.url}/_marketmeter/ui/\n" in server.output()  # the banner
     visitor = new_browser(chromium, server)
     visitor.shots = tmp_path
     try:
