@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import CATALOG
 UI = "/_marketmeter/ui"
 PAGES = ["/", "/live", "/usage", "/usage?window=month&groupBy=customer", "/journal"]
 PAGES += ["/catalog", "/notifications", "/bench"]
+ALICE = "444455556666"
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,70 @@ def test_the_browser_guard_stands_in_front(http: httpx.Client) -> None:
     assert (cross.status_code, cross.json()["field"]) == (403, "Origin")
     rebound = http.get(f"{UI}/", headers={"Host": "rebound.example"})
     assert (rebound.status_code, rebound.json()["field"]) == (403, "Host")
+
+
+def act(http: httpx.Client, action: str, /, **fields: str) -> tuple[str, str]:
+    """Post ``action``; ``("done" | "error", message)`` from where it sends back."""
+    answer = http.post(f"{UI}/do/{action}", data={"csrf": csrf(http), "back": "/bench", **fields})
+    assert answer.status_code == 303, answer.text
+    query = parse_qs(urlsplit(answer.headers["location"]).query)
+    ((kind, (message,)),) = query.items()
+    return kind, message
+
+
+def test_every_action_reaches_the_operator(http: httpx.Client) -> None:
+    buyer = "999900001111"
+    assert act(http, "buyer-add", account_id=buyer, name="Zoe") == (
+        "done",
+        f"buyer {buyer} added",
+    )
+    kind, message = act(http, "subscribe", productCode="prod-legacy", buyerAccountId=buyer)
+    assert (kind, message[:27]) == ("done", "subscribed: agreement agmt-")
+    agreement = message.rsplit(" ", 1)[1]
+    for verb, state in (("suspend", "suspended"), ("resubscribe", "subscribed")):
+        assert act(http, "transition", agreement=agreement, verb=verb) == (
+            "done",
+            f"{verb}: agreement {agreement} is {state}",
+        )
+    kind, message = act(
+        http, "transition", agreement=agreement, verb="entitlement-update", freeTrial="on"
+    )
+    assert (kind, message) == ("done", f"entitlement-update: agreement {agreement} is subscribed")
+    assert act(http, "transition", agreement=agreement, verb="unsubscribe")[0] == "done"
+    assert act(http, "transition", agreement="agmt-none", verb="suspend") == (
+        "error",
+        "agreement: no agreement with id or LicenseArn 'agmt-none'",
+    )
+    kind, message = act(http, "mint-token", productCode="prod-legacy", buyerAccountId=ALICE)
+    assert (kind, message[:26]) == ("done", "minted registration token ")
+    kind, message = act(http, "rotate-key")
+    assert re.fullmatch(r"RegisterUsage key version \d+ made", message), message
+    assert act(http, "snapshot-restore", name="nothing") == (
+        "error",
+        "name: no snapshot named 'nothing'",
+    )
+    rule = '{"operation": "MeterUsage", "error": {"code": "ThrottlingException"}}'
+    kind, message = act(http, "fault-add", rule=rule)
+    assert kind == "done"
+    rule_id = message.split()[2]
+    assert act(http, "fault-remove", id=rule_id) == ("done", f"fault rule {rule_id} removed")
+    assert act(http, "fault-add", rule="{") == ("error", "rule: must be JSON")
+    assert act(http, "latency", latency="5") == ("done", "added latency: 5 ms")
+    assert act(http, "latency", latency="0") == ("done", "added latency: 0 ms")
+    assert act(http, "quota", profile="aws") == ("done", "quota profile: aws")
+    assert act(http, "quota", profile="off") == ("done", "quota profile: off")
+    assert act(http, "snapshot-save", name="noon") == ("done", "snapshot 'noon' saved")
+    assert act(http, "snapshot-restore", name="noon") == ("done", "snapshot 'noon' restored")
+    assert act(http, "snapshot-delete", name="noon") == ("done", "snapshot 'noon' deleted")
+    assert act(http, "clock-set", time="2026-12-01T10:00:00Z") == (
+        "done",
+        "clock set to 2026-12-01T10:00:00Z",
+    )
+    assert act(http, "clock-reset")[0] == "done"
+    assert act(http, "journal-clear") == ("done", "journal cleared")
+    assert act(http, "clock-freeze")[0] == "done"
+    assert act(http, "reset") == ("error", "confirm: type reset to confirm")
+    assert http.get("/_marketmeter/clock").json()["mode"] == "frozen"
+    kind, message = act(http, "reset", confirm="reset")
+    assert re.fullmatch(r"reset: \d+ row\(s\) deleted", message), message
+    assert http.get("/_marketmeter/clock").json()["mode"] == "system"

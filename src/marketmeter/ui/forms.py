@@ -119,7 +119,7 @@ def actions(operator: Operator) -> dict[str, Action]:
 
     async def latency(form: dict[str, str]) -> str:
         effects = bench.set_effects({"latency": _number(form, "latency")})
-        return f"added latency: {effects['latency']} ms"
+        return f"added latency: {effects['latency']:g} ms"
 
     async def quota(form: dict[str, str]) -> str:
         rates = form.get("rates", "").strip()
