@@ -109,9 +109,7 @@ class Pages:
             try:
                 return await handler(request)
             except Refusal as refused:
-                return self.render(
-                    request, "refused.html", refused.status, refusal=refused, values={}
-                )
+                return self.render(request, "refused.html", refused.status, refusal=refused)
 
         page.__name__ = handler.__name__
         return page
@@ -213,7 +211,6 @@ class Pages:
                 "refused.html",
                 403,
                 refusal=Refusal("csrf", "the form is stale or not from this dashboard: reload"),
-                values={},
             )
         back = form.get("back", "/")
         if back not in {path for path, _ in PAGES}:

@@ -36,7 +36,7 @@ UI_PATH = "/_marketmeter/ui"
 SESSION_COOKIE = "mm_session"
 CSRF_COOKIE = "mm_csrf"
 CSRF_FIELD = "csrf"
-_CSRF_STATE = "marketmeter.csrf"
+_CSRF_STATE = "marketmeter_csrf"  # the new value of a request that came without one
 
 
 def _cookie(response: Response, name: str, value: str) -> None:
@@ -82,16 +82,16 @@ def csrf_token(request: Request) -> str:
     known = request.cookies.get(CSRF_COOKIE)
     if known and len(known) >= 32:
         return known
-    made: str | None = getattr(request.state, _CSRF_STATE.replace(".", "_"), None)
+    made: str | None = getattr(request.state, _CSRF_STATE, None)
     if made is None:
         made = secrets.token_urlsafe(32)
-        setattr(request.state, _CSRF_STATE.replace(".", "_"), made)
+        setattr(request.state, _CSRF_STATE, made)
     return made
 
 
 def set_csrf_cookie(request: Request, response: Response) -> None:
     """Set the CSRF cookie on ``response`` when ``request`` came without one."""
-    made = getattr(request.state, _CSRF_STATE.replace(".", "_"), None)
+    made = getattr(request.state, _CSRF_STATE, None)
     if made is not None:
         _cookie(response, CSRF_COOKIE, made)
 
