@@ -146,3 +146,17 @@ def test_cli_table_and_json(shared: ServerProcess, billed: Billed, http: httpx.C
         "total api_calls: 18 (2 record(s))",
         "total users: 5 (1 record(s))",
     ]
+
+
+def test_cli_says_when_rows_were_left_out(shared: ServerProcess, billed: Billed) -> None:
+    table = mm("usage", "summary", "--limit", "1", "--db", shared.db_url, cwd=shared.db.parent)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[2] == "1 row(s) (more rows: raise --limit or narrow the filters)"
+    assert lines[3:] == [
+        "total api_calls: 18 (2 record(s))",
+        "total requests: 13 (1 record(s))",
+        "total users: 5 (1 record(s))",
+    ]
+    bad = mm("usage", "summary", "--window", "week", "--db", shared.db_url, cwd=shared.db.parent)
+    assert bad.returncode == 2

@@ -95,6 +95,7 @@ def usage_list(
 @click.option("--dimension", help="Only this dimension.")
 @click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
 @click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@click.option("--limit", default="10000", show_default=True, help="At most this many rows.")
 @json_option
 def usage_summary(
     group_by: tuple[str, ...],
@@ -104,6 +105,7 @@ def usage_summary(
     dimension: str | None,
     start: str | None,
     end: str | None,
+    limit: str,
     as_json: bool,
 ) -> None:
     """Billed quantities summed per window and group, then a total per dimension."""
@@ -115,6 +117,7 @@ def usage_summary(
         "dimension": dimension,
         "from": start,
         "to": end,
+        "limit": limit,
     }
     filters = {k: v for k, v in given.items() if v is not None}
     try:
@@ -142,7 +145,8 @@ def usage_summary(
         )
         for r in found["rows"]
     ]
-    click.echo(table(header, rows, "row"))
+    more = " (more rows: raise --limit or narrow the filters)" if found["truncated"] else ""
+    click.echo(table(header, rows, "row", more))
     for total in found["totals"]:
         product_code = f"{total['productCode']} " if "productCode" in total else ""
         quantity = plain(Decimal(str(total["quantity"])))
