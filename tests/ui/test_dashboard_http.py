@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from marketmeter.config import Settings
 from marketmeter.testing import MarketmeterServer
 from tests.conftest import CATALOG
 
@@ -18,6 +20,7 @@ UI = "/_marketmeter/ui"
 PAGES = ["/", "/live", "/usage", "/usage?window=month&groupBy=customer", "/journal"]
 PAGES += ["/catalog", "/notifications", "/bench"]
 ALICE = "444455556666"
+STRICT_TOKEN = "strict-token-for-the-dashboard"
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +159,19 @@ def test_every_action_reaches_the_operator(http: httpx.Client) -> None:
     kind, message = act(http, "reset", confirm="reset")
     assert re.fullmatch(r"reset: \d+ row\(s\) deleted", message), message
     assert http.get("/_marketmeter/clock").json()["mode"] == "system"
+
+
+def test_a_strict_dashboard_refuses_forged_sessions(tmp_path: Path) -> None:
+    settings = Settings(
+        port=0, db=str(tmp_path / "l.db"), catalog=CATALOG, admin_token=STRICT_TOKEN
+    )
+    with MarketmeterServer(settings=settings) as server:
+        for cookie in ("", "abc", "abc.def", "é.é", "x." + "0" * 64):
+            sent = {"Cookie": f"mm_session={cookie}".encode()} if cookie else {}
+            page = httpx.get(f"{server.endpoint}{UI}/bench", headers=sent)
+            assert (page.status_code, page.headers["location"]) == (303, f"{UI}/login"), cookie
+        live = httpx.get(f"{server.endpoint}{UI}/live")
+        assert (live.status_code, live.headers["location"]) == (303, f"{UI}/login")
+        # the admin API's bearer token is not a dashboard session, nor the other way round
+        bearer = {"Authorization": f"Bearer {STRICT_TOKEN}"}
+        assert httpx.get(f"{server.endpoint}{UI}/bench", headers=bearer).status_code == 303

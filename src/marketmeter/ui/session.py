@@ -65,7 +65,7 @@ class Sessions:
         if self._key is None:
             return True
         nonce, _, mac = request.cookies.get(SESSION_COOKIE, "").partition(".")
-        return bool(nonce) and hmac.compare_digest(mac, self._mac(nonce))
+        return bool(nonce) and hmac.compare_digest(mac.encode(), self._mac(nonce).encode())
 
     def sign_in(self, response: Response) -> None:
         nonce = secrets.token_hex(16)
