@@ -167,7 +167,7 @@ def test_a_strict_dashboard_refuses_forged_sessions(tmp_path: Path) -> None:
     )
     with MarketmeterServer(settings=settings) as server:
         for cookie in ("", "abc", "abc.def", "é.é", "x." + "0" * 64):
-            sent = {"Cookie": f"mm_session={cookie}".encode()} if cookie else {}
+            sent = {b"Cookie": f"mm_session={cookie}".encode()} if cookie else {}
             page = httpx.get(f"{server.endpoint}{UI}/bench", headers=sent)
             assert (page.status_code, page.headers["location"]) == (303, f"{UI}/login"), cookie
         live = httpx.get(f"{server.endpoint}{UI}/live")
