@@ -188,6 +188,14 @@ LAYER_MAP: dict[str, set[str]] = {
     },
     # metrics, call logs: of the calls the wire layer answers and the store's writes
     "observe": {"marketmeter.observe", "marketmeter.protocol.hooks", "marketmeter.store.base"},
+    # the dashboard: pages over the operator, behind the admin API's browser guard
+    "ui": {
+        "marketmeter",
+        "marketmeter.ui",
+        "marketmeter.operator",
+        "marketmeter.refusal",
+        "marketmeter.admin.browser_guard",
+    },
     "testing": {"marketmeter.testing", "marketmeter.config", "marketmeter.server"},
     # the seller's metering client runs in production against AWS: nothing of the server
     "client": {"marketmeter.client"},

@@ -1,8 +1,9 @@
 """Assembly only: builds the AWS endpoint and the admin API over one store, clock, id
 generator and test bench, and routes between them by path (``/_marketmeter/...``, and
-LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API; every other path is the
-AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``), but ``GET /metrics``
-(Prometheus, ``observe.metrics``), which the admin API answers behind its guards.
+LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API, but
+``/_marketmeter/ui/...``, the dashboard (``ui.app``); every other path is the AWS endpoint,
+which AWS's JSON 1.1 services serve at ``POST /``), and ``GET /metrics`` (Prometheus,
+``observe.metrics``), which the admin API answers behind its guards.
 
 The app's lifespan also runs the subscription lifecycle's background tasks: the unsubscribe
 ticker (``operator.ticker``) and the webhook deliverer (``lifecycle.webhooks``),
@@ -41,6 +42,7 @@ from marketmeter.servicemodel.spec import service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
+from marketmeter.ui.app import UI_PATH, dashboard_app
 
 __all__ = ["ADMIN_PREFIX", "MarketmeterApp", "authenticator_for", "own_url"]
 
@@ -126,13 +128,12 @@ class MarketmeterApp:
         )
         self.lifecycle.on_commit(self.deliverer.wake)
         self.operator.deliveries.on_change(self.deliverer.wake)
+        hosts = HostPolicy(settings.host, settings.allowed_hosts)
         self.admin = admin_app(
-            self.operator,
-            admin_token=settings.admin_token,
-            hosts=HostPolicy(settings.host, settings.allowed_hosts),
-            metrics=self.scrape,
+            self.operator, admin_token=settings.admin_token, hosts=hosts, metrics=self.scrape
         )
         self.admin_requests = RequestLogLine(self.admin)
+        self.dashboard = dashboard_app(self.operator, admin_token=settings.admin_token, hosts=hosts)
 
     async def scrape(self) -> tuple[bytes, str]:
         """The metrics in Prometheus's text format, the outbox's counts read now."""
@@ -141,6 +142,10 @@ class MarketmeterApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == METRICS_PATH:
             await self.admin_requests(scope, receive, send)
+        elif scope["type"] == "http" and (
+            scope["path"] == UI_PATH or scope["path"].startswith(UI_PATH + "/")
+        ):
+            await self.dashboard(scope, receive, send)
         elif scope["type"] == "http" and not scope["path"].startswith(_ADMIN_PREFIXES):
             await self.endpoint(scope, receive, send)
         elif scope["type"] == "http":

@@ -109,6 +109,7 @@ class _Server(uvicorn.Server):
                     f"  export AWS_ENDPOINT_URL_MARKETPLACE_METERING={url}",
                     f"  aws meteringmarketplace batch-meter-usage --endpoint-url {url} ...",
                     f"  boto3.client('meteringmarketplace', endpoint_url='{url}')",
+                    f"Dashboard: {url}/_marketmeter/ui/",
                     f"Ready: GET {url}/_marketmeter/health",
                 ]
             ),

@@ -70,6 +70,23 @@ def test_build_makes_one_wheel_and_one_sdist_named_after_the_version(dist: Path)
     ]
 
 
+UI_TEMPLATES = (
+    "_deliveries.html",
+    "_form.html",
+    "_overview_live.html",
+    "base.html",
+    "bench.html",
+    "catalog.html",
+    "journal.html",
+    "journal_entry.html",
+    "login.html",
+    "notifications.html",
+    "overview.html",
+    "refused.html",
+    "usage.html",
+)
+
+
 def test_the_wheel_and_sdist_hold_every_file_of_the_package(dist: Path) -> None:
     with zipfile.ZipFile(dist / f"marketmeter-{VERSION}-py3-none-any.whl") as wheel:
         in_wheel = set(wheel.namelist())
@@ -86,6 +103,8 @@ def test_the_wheel_and_sdist_hold_every_file_of_the_package(dist: Path) -> None:
         "marketmeter/catalog/demo.yaml",
         "marketmeter/py.typed",
         *(f"marketmeter/store/migrations/{name}" for name in migrations),
+        *(f"marketmeter/ui/static/{name}" for name in ("dashboard.css", "dashboard.js")),
+        *(f"marketmeter/ui/templates/{name}" for name in UI_TEMPLATES),
     }
     assert expected - in_wheel == set()
     assert expected - in_sdist == set()

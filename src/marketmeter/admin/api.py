@@ -1,8 +1,9 @@
 """The JSON admin API: the HTTP front end of the ``Operator``, mounted once under
 ``/_marketmeter/`` (and LocalStack's chaos routes under ``/_localstack/chaos/``).
 
-- ``GET /health``; ``GET /usage`` (billed records); ``GET /usage.csv``, ``GET /usage.jsonl``
-  (records or totals per window, streamed: ``operator.usage_export``);
+- ``GET /health``; ``GET /usage`` (billed records); ``GET /usage/summary`` (summed);
+  ``GET /usage.csv``, ``GET /usage.jsonl`` (records or totals per window, streamed:
+  ``operator.usage_export``);
 - ``GET|PUT|DELETE /clock``, ``POST /clock/advance`` (the service clock);
 - ``GET|POST /tokens`` (SaaS registration tokens);
 - ``GET /keys``, ``GET /keys/{version}`` (PEM), ``POST /keys/rotate`` (RegisterUsage keys);
@@ -112,6 +113,44 @@ def _server_endpoints(operator: Operator) -> list[Endpoint]:
           "400": {$ref: "#/components/responses/BadInput"}
         """
         return answer(await operator.usage.records(query(request)))
+
+    async def usage_summary(request: Request) -> Response:
+        """Billed usage summed.
+        ---
+        summary: Billed usage summed per window and group, with a total per dimension
+        tags: [usage]
+        parameters:
+          - name: groupBy
+            in: query
+            schema: {type: string}
+            description: >-
+              Keys besides the dimension (always one), comma-separated: product, customer,
+              dimension
+          - name: window
+            in: query
+            schema: {type: string, enum: [hour, day, month], default: day}
+          - {name: product, in: query, schema: {type: string}, description: A product code}
+          - name: customer
+            in: query
+            schema: {type: string}
+            description: An AWS account id or a legacy CustomerIdentifier
+          - {name: dimension, in: query, schema: {type: string}}
+          - name: from
+            in: query
+            schema: {type: string}
+            description: Usage at or after (ISO 8601 or epoch seconds)
+          - {name: to, in: query, schema: {type: string}, description: Usage before}
+          - name: limit
+            in: query
+            schema: {type: integer, minimum: 1, maximum: 100000, default: 10000}
+            description: Rows at most (truncated says when there were more)
+        responses:
+          "200":
+            description: The summary
+            content: {application/json: {schema: {$ref: "#/components/schemas/UsageSummary"}}}
+          "400": {$ref: "#/components/responses/BadInput"}
+        """
+        return answer(await operator.summaries.summary(query(request)))
 
     async def usage_export(request: Request) -> Response:
         """Billed usage as CSV or JSON Lines, streamed.
@@ -305,6 +344,7 @@ def _server_endpoints(operator: Operator) -> list[Endpoint]:
     return [
         Endpoint("/health", "GET", health),
         Endpoint("/usage", "GET", usage),
+        Endpoint("/usage/summary", "GET", usage_summary),
         Endpoint("/usage.{format}", "GET", usage_export),
         Endpoint("/clock", "GET", clock_state),
         Endpoint("/clock", "PUT", clock_set),

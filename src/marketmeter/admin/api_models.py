@@ -25,6 +25,9 @@ __all__ = [
     "TokenList",
     "UsageRecord",
     "UsageRecords",
+    "UsageSummary",
+    "UsageSummaryRow",
+    "UsageSummaryTotal",
 ]
 
 
@@ -60,6 +63,40 @@ class UsageRecord(BaseModel):
 
 class UsageRecords(BaseModel):
     records: list[UsageRecord]
+
+
+class UsageSummaryRow(BaseModel):
+    """The billed quantity of one window and group (keys present when grouped by)."""
+
+    windowStart: str
+    windowEnd: str
+    productCode: str | None = None
+    customerAWSAccountId: str | None = None
+    dimension: str
+    quantity: int | float
+    records: int
+
+
+class UsageSummaryTotal(BaseModel):
+    """The billed quantity of one dimension (of one product when grouped by product)."""
+
+    productCode: str | None = None
+    dimension: str
+    quantity: int | float
+    records: int
+
+
+class UsageSummary(BaseModel):
+    """Billed usage summed per window and group; quantities of different dimensions are
+    never added together."""
+
+    window: Literal["hour", "day", "month"]
+    groupBy: list[Literal["product", "customer", "dimension"]]
+    from_: str | None = Field(alias="from")
+    to: str | None
+    rows: list[UsageSummaryRow]
+    truncated: bool
+    totals: list[UsageSummaryTotal]
 
 
 class ClockState(BaseModel):
@@ -137,4 +174,7 @@ API_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     TokenList,
     UsageRecord,
     UsageRecords,
+    UsageSummary,
+    UsageSummaryRow,
+    UsageSummaryTotal,
 )

@@ -122,11 +122,14 @@ def _is_json(content_type: str) -> bool:
 
 
 class BrowserGuard:
-    """ASGI middleware in front of the admin app (outermost)."""
+    """ASGI middleware in front of the admin app (outermost). The dashboard's pages post forms:
+    in front of them (``json_writes=False``) the ``Content-Type`` rule is left to their CSRF
+    check (``ui.session``)."""
 
-    def __init__(self, app: Asgi, hosts: HostPolicy) -> None:
+    def __init__(self, app: Asgi, hosts: HostPolicy, json_writes: bool = True) -> None:
         self.app = app
         self.hosts = hosts
+        self.json_writes = json_writes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,7 +147,11 @@ class BrowserGuard:
         if origin is not None and not _same_origin(origin, host):
             await _refuse(send, 403, "Origin", FOREIGN_ORIGIN)
             return
-        if scope["method"] in _WRITES and not _is_json(headers.get(b"content-type", "")):
+        if (
+            self.json_writes
+            and scope["method"] in _WRITES
+            and not _is_json(headers.get(b"content-type", ""))
+        ):
             has_body, receive = await _peek_body(headers, receive)
             if has_body:
                 await _refuse(send, 415, "Content-Type", NOT_JSON)

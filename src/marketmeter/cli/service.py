@@ -62,6 +62,7 @@ class Service(Protocol):
     def rotate_key(self) -> dict[str, Any]: ...
     def usage(self, params: Mapping[str, str | None]) -> dict[str, Any]: ...
     def export(self, params: Mapping[str, str]) -> AbstractContextManager[Exported]: ...
+    def usage_summary(self, params: Mapping[str, str | None]) -> dict[str, Any]: ...
     def snapshots(self) -> list[dict[str, Any]]: ...
     def save_snapshot(self, name: str) -> dict[str, Any]: ...
     def restore_snapshot(self, name: str) -> dict[str, Any]: ...
@@ -225,6 +226,9 @@ class LocalService:
         while (chunk := self._run(step())) is not None:
             yield chunk.text.encode(), chunk.rows
 
+    def usage_summary(self, params: Mapping[str, str | None]) -> dict[str, Any]:
+        return dict(self._run(self.operator.summaries.summary(params)))
+
     def snapshots(self) -> list[dict[str, Any]]:
         return list(self._run(self.operator.bench.snapshots())["snapshots"])
 
@@ -371,6 +375,9 @@ class RemoteService:
         with self.admin.export(fmt, **filters) as response:
             size = int(response.headers.get(EXPORT_ROWS_HEADER, "0"))
             yield Exported(size, _counted(response.iter_bytes(), skip=1 if fmt == "csv" else 0))
+
+    def usage_summary(self, params: Mapping[str, str | None]) -> dict[str, Any]:
+        return dict(self._call("GET", "/usage/summary", params=params))
 
     def snapshots(self) -> list[dict[str, Any]]:
         return self.admin.snapshots()

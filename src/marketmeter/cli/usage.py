@@ -1,6 +1,7 @@
-"""``marketmeter usage list|export``: what has been billed, on the database (``--db``, the
-default) or a running server (``--endpoint``): as a table or the operator's JSON, or exported
-as CSV or JSON Lines (records, or totals per window) streamed with a progress bar on stderr."""
+"""``marketmeter usage list|summary|export``: what has been billed, on the database (``--db``,
+the default) or a running server (``--endpoint``): record by record or summed per window and
+group, as a table or the operator's JSON, or exported as CSV or JSON Lines (records, or totals
+per window) streamed with a progress bar on stderr."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from marketmeter.cli.progress import progress
 from marketmeter.metering.quantities import plain
 from marketmeter.operator.usage import GROUPS, WINDOWS, usage_query
 from marketmeter.operator.usage_export import EXPORT_FORMATS, export_request
+from marketmeter.operator.usage_summary import GROUP_KEYS, summary_query
+from marketmeter.operator.usage_summary import WINDOWS as SUMMARY_WINDOWS
 from marketmeter.refusal import Refusal
 
 __all__ = ["usage"]
@@ -167,3 +170,84 @@ def _write(size: int, chunks: Iterator[tuple[bytes, int]], out: BinaryIO) -> Non
             out.write(data)
             bar.update(rows)
     out.flush()
+
+
+@usage.command("summary")
+@target_options()
+@click.option(
+    "--group-by",
+    "group_by",
+    multiple=True,
+    type=click.Choice(GROUP_KEYS),
+    help="A key besides the dimension (always one); repeat for several.",
+)
+@click.option(
+    "--window",
+    type=click.Choice(SUMMARY_WINDOWS),
+    default="day",
+    show_default=True,
+    help="UTC windows.",
+)
+@click.option("--product", help="Only this product code.")
+@click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
+@click.option("--dimension", help="Only this dimension.")
+@click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
+@click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@click.option("--limit", default="10000", show_default=True, help="At most this many rows.")
+@json_option
+def usage_summary(
+    group_by: tuple[str, ...],
+    window: str,
+    product: str | None,
+    customer: str | None,
+    dimension: str | None,
+    start: str | None,
+    end: str | None,
+    limit: str,
+    as_json: bool,
+) -> None:
+    """Billed quantities summed per window and group, then a total per dimension."""
+    given = {
+        "groupBy": ",".join(group_by) or None,
+        "window": window,
+        "product": product,
+        "customer": customer,
+        "dimension": dimension,
+        "from": start,
+        "to": end,
+        "limit": limit,
+    }
+    filters = {k: v for k, v in given.items() if v is not None}
+    try:
+        summary_query(filters)  # refused before anything is opened
+    except Refusal as error:
+        raise refusal_line(error, {}) from None
+    with service() as operator:
+        found = operator.usage_summary(filters)
+    if as_json:
+        print_json(found)
+        return
+    columns = {
+        "product": ("productCode", "PRODUCT"),
+        "customer": ("customerAWSAccountId", "CUSTOMER"),
+    }
+    shown = [columns[key] for key in found["groupBy"] if key in columns]
+    header = ("WINDOW (UTC)", *(title for _, title in shown), "DIMENSION", "QUANTITY", "RECORDS")
+    rows = [
+        (
+            r["windowStart"],
+            *(str(r[field]) for field, _ in shown),
+            r["dimension"],
+            plain(Decimal(str(r["quantity"]))),
+            str(r["records"]),
+        )
+        for r in found["rows"]
+    ]
+    more = " (more rows: raise --limit or narrow the filters)" if found["truncated"] else ""
+    click.echo(table(header, rows, "row", more))
+    for total in found["totals"]:
+        product_code = f"{total['productCode']} " if "productCode" in total else ""
+        quantity = plain(Decimal(str(total["quantity"])))
+        click.echo(
+            f"total {product_code}{total['dimension']}: {quantity} ({total['records']} record(s))"
+        )

@@ -2,10 +2,12 @@
 line, the pytest plugin through the admin API), built over one store and one clock.
 
 Its parts, one per subject: ``catalog`` (sellers, products, buyers, keys, a whole document),
-``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``,
-``exports`` (usage as CSV or JSON Lines), ``clock``, ``bench`` (fault rules, quotas, journal,
-reset, snapshots) and ``deliveries`` (the notification outbox per target). Each action answers
-a JSON-ready value or raises a ``Refusal``. A server builds it on its ``ServiceClock`` and its
+``lifecycle`` (agreements, transitions, the event log), ``tokens``, ``keys``, ``usage``
+(billed records), ``summaries`` (billed usage summed per window and group), ``exports`` (usage
+as CSV or JSON Lines), ``clock``, ``bench`` (fault rules, quotas, journal, reset, snapshots),
+``deliveries`` (the notification outbox per target) and ``overview`` (the server at a glance,
+for the dashboard). Each action answers a JSON-ready value or raises a ``Refusal``. A server
+builds it on its ``ServiceClock`` and its
 ``BenchControls``; the command line, working straight on a database (``--db``), builds one on
 the wall clock with a bench of its own (there is no server whose state it could change).
 
@@ -32,9 +34,11 @@ from marketmeter.operator.catalog import AccessKeyFactory, CatalogOperations, ra
 from marketmeter.operator.clock import ClockOperations
 from marketmeter.operator.deliveries import DeliveryOperations
 from marketmeter.operator.lifecycle import LifecycleService
+from marketmeter.operator.overview import OverviewOperations
 from marketmeter.operator.tokens import KeyOperations, TokenOperations
 from marketmeter.operator.usage import UsageOperations
 from marketmeter.operator.usage_export import UsageExports
+from marketmeter.operator.usage_summary import UsageSummaries
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls
 
@@ -51,10 +55,12 @@ class Operator:
     tokens: TokenOperations
     keys: KeyOperations
     usage: UsageOperations
+    summaries: UsageSummaries
     clock: ClockOperations
     bench: BenchOperations
     deliveries: DeliveryOperations
     exports: UsageExports
+    overview: OverviewOperations
 
     @classmethod
     def build(
@@ -74,6 +80,9 @@ class Operator:
         token_generator = tokens or RandomTokens()
         catalog = CatalogOperations(store, clock, token_generator, access_keys)
         key_ring = key_ring or KeyRing(store, clock, key_pairs)
+        summaries = UsageSummaries(store)
+        clock_operations = ClockOperations(clock)
+        bench_operations = BenchOperations(store, clock, bench or BenchControls())
         return cls(
             store=store,
             catalog=catalog,
@@ -88,10 +97,12 @@ class Operator:
             tokens=TokenOperations(store, clock, token_generator, token_ttl),
             keys=KeyOperations(key_ring),
             usage=UsageOperations(store),
-            clock=ClockOperations(clock),
-            bench=BenchOperations(store, clock, bench or BenchControls()),
+            summaries=summaries,
+            clock=clock_operations,
+            bench=bench_operations,
             deliveries=DeliveryOperations(store, catalog, SnsSigner(key_ring)),
             exports=UsageExports(store),
+            overview=OverviewOperations(summaries, clock_operations, bench_operations),
         )
 
     async def health(self) -> dict[str, Any]:
