@@ -1,4 +1,5 @@
-"""Write the benchmark catalog: one SaaS product with D dimensions and N subscribed buyers."""
+"""Write the benchmark catalog: one SaaS product with D dimensions and N subscribed buyers, and
+one AMI product with one entitled buyer (the MeterUsage load's)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import sys
 # The bench seller's key pair: the strict-auth contender signs with it (bench/signed_requests.py).
 BENCH_ACCESS_KEY = "AKIABENCHSELLER00001"
 BENCH_SECRET = "bench-seller-secret-not-for-production"
+# The MeterUsage load's buyer (bench/meter_usage_load.lua): an AMI product and its one buyer.
+BENCH_BUYER_ACCOUNT = "999900000001"
+BENCH_BUYER_KEY = "AKIABENCHBUYER000001"
 
 
 def main() -> None:
@@ -18,12 +22,18 @@ def main() -> None:
     out.write(f"secret_access_key: {BENCH_SECRET}}}\n")
     out.write('products:\n  - product_code: bench-saas\n    seller: "111122223333"\n')
     out.write(f"    kind: saas\n    dimensions: [{', '.join(f'd{d}' for d in range(dims))}]\n")
+    out.write('  - product_code: bench-ami\n    seller: "111122223333"\n')
+    out.write("    kind: ami\n    dimensions: [vcpu_hours]\n")
     out.write("buyers:\n")
     for i in range(buyers):
         out.write(f'  - {{account_id: "{100000000000 + i}", customer_identifier: c{i}}}\n')
+    out.write(f'  - account_id: "{BENCH_BUYER_ACCOUNT}"\n')
+    out.write(f"    access_keys:\n      - {{access_key_id: {BENCH_BUYER_KEY}, ")
+    out.write("secret_access_key: bench-buyer-secret-not-for-production}\n")
     out.write("agreements:\n")
     for i in range(buyers):
         out.write(f'  - {{buyer: "{100000000000 + i}", product: bench-saas}}\n')
+    out.write(f'  - {{buyer: "{BENCH_BUYER_ACCOUNT}", product: bench-ami}}\n')
 
 
 if __name__ == "__main__":
