@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bulk_ledger
+from bench.make_catalog import parts as make_catalog_parts
 from bench.processes import ROOT, probe, probe_meter_usage, run_command
 from bench.report import DIMENSIONS, say
 from bench.signed_requests import write_signed_requests
@@ -263,17 +264,21 @@ def template_ledger(cache: Path, buyers: int) -> Path:
     path = cache / f"template-b{buyers}-{_fingerprint(buyers, make_catalog)}.db"
     if path.exists():
         return path
-    catalog = cache / f"catalog-b{buyers}.yaml"
-    catalog.write_text(run_command([sys.executable, str(make_catalog), str(buyers + 1)]))
     building = path.with_suffix(".building")
     remove_ledger(building)
     started = time.monotonic()
-    run_command(
-        [
-            *(sys.executable, "-m", "marketmeter", "catalog", "apply"),
-            *("--db", str(building), str(catalog)),
-        ]
-    )
+    for first, end in make_catalog_parts(buyers + 1):  # a file holds at most 20,000 entries
+        catalog = cache / f"catalog-b{buyers}-{first}.yaml"
+        argv = [sys.executable, str(make_catalog), str(buyers + 1), str(DIMENSIONS)]
+        argv += [str(first), str(end)]
+        catalog.write_text(run_command(argv))
+        run_command(
+            [
+                *(sys.executable, "-m", "marketmeter", "catalog", "apply"),
+                *("--db", str(building), str(catalog)),
+            ]
+        )
+        catalog.unlink()
     building.rename(path)
     say(f"template ledger ({buyers + 1} buyers) built in {time.monotonic() - started:.1f} s")
     return path
