@@ -116,6 +116,11 @@ def test_clean_wrk_report_has_no_errors() -> None:
     assert report.describe_errors() == ""
 
 
+def test_percentiles_past_a_second_parse_despite_wrks_trailing_space() -> None:
+    slow = WRK_CLEAN.replace("     99%   30.66ms\n", "     99%    1.99s \n")
+    assert parse_wrk(slow).p99_ms == 1990.0
+
+
 def test_a_truncated_wrk_report_is_refused() -> None:
     truncated = WRK_CLEAN.split("  Latency Distribution")[0]
     with pytest.raises(ValueError, match="not a wrk --latency report"):
