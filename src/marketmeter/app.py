@@ -24,10 +24,12 @@ from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.registration_tokens import TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
+from marketmeter.metering.simple_batch import SimpleBatch
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
+from marketmeter.protocol.batch_lane import BatchLane
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
 from marketmeter.protocol.sigv4 import SigV4Verifier
@@ -63,8 +65,9 @@ class MarketmeterApp:
             startup_quota=QuotaProfile(settings.quota),
         )
         keys = KeyRing(store, clock, key_pairs)
+        batch_meter_usage = BatchMeterUsage(store, clock, record_ids, settings.usage_window)
         operations = Operations(
-            batch_meter_usage=BatchMeterUsage(store, clock, record_ids, settings.usage_window),
+            batch_meter_usage=batch_meter_usage,
             meter_usage=MeterUsage(
                 store,
                 clock,
@@ -83,6 +86,13 @@ class MarketmeterApp:
             self.bench.journal,
             clock,
             settings.limits.processing_timeout,
+            lanes={
+                "BatchMeterUsage": BatchLane(
+                    SimpleBatch(store, clock, record_ids, settings.usage_window),
+                    batch_meter_usage,
+                    self.bench,
+                )
+            },
         )
         self.operator = Operator.build(
             store,
