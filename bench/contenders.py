@@ -241,7 +241,7 @@ def copy_ledger(source: Path, target: Path) -> None:
 
 
 def remove_ledger(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-catalog"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 

@@ -1,6 +1,7 @@
 """The catalog's version, shared by every process of one SQLite ledger without a query.
 
-A small file next to the database (``<db>-catalog``, mode 0600) holds the version of the
+A small file next to the database (``<db>-catalog``, created with the database file's mode, as
+SQLite creates ``-wal`` and ``-shm``) holds the version of the
 committed catalog as 8 bytes, mapped into memory by every process that opens the ledger. A
 request reads it from memory (no SQL, no system call) and reloads its catalog snapshot only
 when it moved. Whoever commits a catalog change publishes the new version: the SQLite writer
@@ -16,6 +17,7 @@ reads the version with a query, as before.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mmap
 import os
@@ -38,9 +40,12 @@ def stamp_path(database: str) -> str | None:
 class CatalogStamp:
     """One process's mapping of the stamp file."""
 
-    def __init__(self, path: str) -> None:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE)
+    def __init__(self, path: str, mode: int = _PRIVATE) -> None:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, mode)
         try:
+            if os.fstat(descriptor).st_mode & 0o777 != mode & 0o777:
+                with contextlib.suppress(OSError):  # made now (umask), or someone else's
+                    os.fchmod(descriptor, mode)
             if os.fstat(descriptor).st_size < _FORMAT.size:
                 os.ftruncate(descriptor, _FORMAT.size)
             self._map = mmap.mmap(descriptor, _FORMAT.size)

@@ -27,6 +27,7 @@ import asyncio
 import functools
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -137,7 +138,9 @@ class SQLiteStore(SqlStore):
             migrate(bootstrap)
         bootstrap.close()
         stamp = stamp_path(self.path)
-        self._stamp = CatalogStamp(stamp) if stamp is not None else None
+        self._stamp = None
+        if stamp is not None:
+            self._stamp = CatalogStamp(stamp, stat.S_IMODE(os.stat(self.path).st_mode))
         self._writer = SQLiteWriter(
             lambda: _connect(self.path, synchronous),
             on_commit=self._publish_catalog_version if self._stamp is not None else None,
