@@ -59,7 +59,10 @@ class MarketmeterApp:
         event_ids: IdGenerator | None = None,
         delivery: DeliveryPolicy | None = None,
         access_keys: AccessKeyFactory = random_access_key,
+        lanes: bool = True,
     ) -> None:
+        """``lanes=False``: every request takes the general path (``protocol.batch_lane``'s
+        comparison tests and ``bench.hot_path`` measure the lane against it)."""
         self.bench = bench or BenchControls(
             journal=Journal(settings.journal_entries, settings.journal_bytes),
             startup_quota=QuotaProfile(settings.quota),
@@ -92,7 +95,9 @@ class MarketmeterApp:
                     batch_meter_usage,
                     self.bench,
                 )
-            },
+            }
+            if lanes
+            else None,
         )
         self.operator = Operator.build(
             store,

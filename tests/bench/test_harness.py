@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -19,7 +20,12 @@ from pathlib import Path
 
 import pytest
 from bench.bulk_ledger import RECENT_HOURS_LEFT_FREE, fill, filled_rows
-from bench.contenders import SQLiteContender, postgres_available, template_ledger
+from bench.contenders import (
+    SQLiteContender,
+    copy_ledger,
+    postgres_available,
+    template_ledger,
+)
 from bench.make_catalog import BENCH_ACCESS_KEY, BENCH_SECRET
 from bench.processes import ROOT, process_tree_cpu_seconds, stat_cpu_ticks
 from bench.profile import read_collapsed
@@ -36,6 +42,7 @@ from bench.run import measure
 from bench.signed_requests import write_signed_requests
 from bench.wrk_report import SocketErrors, WrkReport, parse_wrk, time_ms
 
+from bench import hot_path
 from marketmeter.metering.types import LedgerEntry, UsageRecord
 from marketmeter.protocol.auth import RawRequest
 from marketmeter.protocol.sigv4 import SigV4Verifier
@@ -503,6 +510,20 @@ class ServeWith(SQLiteContender):
 @pytest.fixture(scope="module")
 def bench_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return template_ledger(tmp_path_factory.mktemp("cache"), 50)
+
+
+def test_hot_path_reports_cpu_per_request_of_both_paths(
+    bench_template: Path, tmp_path: Path
+) -> None:
+    for lanes, name in ((True, "lane"), (False, "general path")):
+        ledger = tmp_path / f"{name}.db"
+        copy_ledger(bench_template, ledger)
+        line = hot_path.measure(ledger, lanes, requests=50, concurrency=8, buyers=50)
+        assert re.fullmatch(
+            rf"{name}: event loop [\d,]+ µs, writer [\d,]+ µs of CPU per request; "
+            r"[\d,]+ requests/s in process",
+            line,
+        ), line
 
 
 @pytest.mark.e2e

@@ -99,21 +99,24 @@ def _exchange(tmp_path: Path, name: str, body: str, lane: bool) -> tuple[Any, ..
     try:
         store.apply_catalog_now(load_catalog_file(CATALOG))
         app = MarketmeterApp(
-            Settings(), store, FixedClock(NOW), SequentialIds(), SequentialIds(start=1000)
+            Settings(),
+            store,
+            FixedClock(NOW),
+            SequentialIds(),
+            SequentialIds(start=1000),
+            lanes=lane,
         )
-        lanes = app.endpoint._lanes  # the test's switch: without it, the general path only
         handled: list[bool] = []
         if lane:
-            general = lanes["BatchMeterUsage"]
+            lanes = app.endpoint._lanes  # watched, to tell which requests the lane answered
+            taken = lanes["BatchMeterUsage"]
 
             async def watched(*args: Any) -> bytes | None:
-                answer = await general(*args)
+                answer = await taken(*args)
                 handled.append(answer is not None)
                 return answer
 
             lanes["BatchMeterUsage"] = watched
-        else:
-            lanes.clear()
 
         async def run() -> tuple[Any, ...]:
             transport = httpx.ASGITransport(app=app)
