@@ -120,6 +120,12 @@ def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+def _per_cpu_second(requests: int, cpu_seconds: float) -> str:
+    """Requests answered per second of the server's CPU: what a run shows of the server's cost
+    when other processes share the cores (its req/s then measures its share of them too)."""
+    return "–" if cpu_seconds <= 0 else f"{requests / cpu_seconds:,.0f}"
+
+
 def _times(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -143,6 +149,7 @@ TABLE_HEADERS = (
     "max ms",
     "server CPU s",
     "server CPU %",
+    "req/CPU s",
     "db CPU s",
     "peak RSS MiB",
     "wrk CPU s",
@@ -188,6 +195,7 @@ def format_table(results: Sequence[RunResult]) -> str:
                 _ms(report.max_ms),
                 f"{result.server_cpu_seconds:.2f}",
                 f"{result.server_cpu_percent:.0f}",
+                _per_cpu_second(report.requests, result.server_cpu_seconds),
                 "–"
                 if result.database_cpu_seconds is None
                 else f"{result.database_cpu_seconds:.2f}",
