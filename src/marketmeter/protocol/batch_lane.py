@@ -154,7 +154,7 @@ class BatchLane:
         request = batch_meter_usage_request(decode_and_validate(self._checker, body))
         general = await self._rules(request, caller, held)
         notes.verdicts = record_verdicts(general, held, len(request.records))
-        return self._encoder.encode(serialize.batch_meter_usage_result(general))
+        return serialize.success(serialize.batch_meter_usage_result(general)).body
 
     def _accept(
         self, body: bytes
