@@ -22,7 +22,7 @@ members in the general serializer's order).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -70,17 +70,22 @@ def _pattern(text: str | None) -> re.Pattern[str] | None:
     return re.compile(text)
 
 
-def _text_check(shape: Any) -> Callable[[str], bool]:
-    """The model's constraints on a string member, for the lane: non-empty, printable ASCII
-    (one UTF-16 unit a character), within the length bounds, matching the pattern."""
+def _text_check(shape: Any) -> Callable[[Sequence[str]], bool]:
+    """The model's constraints on a string member, for the lane, over all of a batch's values
+    at once: non-empty, printable ASCII (one UTF-16 unit a character), within the length
+    bounds, matching the pattern."""
     high = shape.metadata.get("max", 1 << 31)
     low = max(1, shape.metadata.get("min", 1))
     pattern = _pattern(shape.metadata.get("pattern"))
 
-    def check(value: str) -> bool:
-        if not (low <= len(value) <= high and value.isascii() and value.isprintable()):
+    def check(values: Sequence[str]) -> bool:
+        lengths = list(map(len, values))
+        if min(lengths) < low or max(lengths) > high:
             return False
-        return pattern is None or pattern.search(value) is not None
+        joined = "".join(values)  # both properties hold for a text if for each character
+        if not (joined.isascii() and joined.isprintable()):
+            return False
+        return pattern is None or all(pattern.search(value) for value in values)
 
     return check
 
@@ -167,17 +172,14 @@ class BatchLane:
         records = request.UsageRecords
         if not records or len(records) > self._max_records:
             return None  # an empty batch, or too many records: the general path's
-        if not self._product_ok(request.ProductCode):
+        if not self._product_ok((request.ProductCode,)):
             return None
         timestamps = [r.Timestamp for r in records]
         dimensions = [r.Dimension for r in records]
         customers = [r.CustomerIdentifier for r in records]
         quantities = [0 if r.Quantity is msgspec.UNSET else r.Quantity for r in records]
-        low, high = self._quantity_low, self._quantity_high
-        if not all(low <= q <= high for q in quantities):
+        if min(quantities) < self._quantity_low or max(quantities) > self._quantity_high:
             return None
-        if not all(map(self._dimension_ok, dimensions)):
-            return None
-        if not all(map(self._customer_ok, customers)):
+        if not (self._dimension_ok(dimensions) and self._customer_ok(customers)):
             return None
         return request.ProductCode, records, timestamps, dimensions, customers, quantities
