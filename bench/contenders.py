@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from bench import bulk_ledger
-from bench.processes import ROOT, run_command
+from bench.make_catalog import parts as make_catalog_parts
+from bench.processes import ROOT, probe, probe_meter_usage, run_command
 from bench.report import DIMENSIONS, say
 from bench.signed_requests import write_signed_requests
 
 BATCH_LOAD = ROOT / "bench" / "batch_load.lua"
 SIGNED_LOAD = ROOT / "bench" / "signed_load.lua"
+METER_USAGE_LOAD = ROOT / "bench" / "meter_usage_load.lua"
 # Requests signed ahead for a strict-auth run, per second of load (above any rate measured).
 SIGNED_PER_SECOND = 4000
 
 __all__ = [
     "Contender",
+    "MeterUsageContender",
     "MotoContender",
     "PostgresContender",
     "SQLiteContender",
@@ -43,9 +46,15 @@ class Contender:
     name = ""
     health_path = "/_marketmeter/health"
     load_script = BATCH_LOAD
+    records_per_request = 25  # what one 2xx answer bills
+    distinct_keys = False  # whether every request bills a new key, however long the run
 
     def prepare(self, port: int) -> list[str]:
         raise NotImplementedError
+
+    def probe(self, port: int, buyers: int) -> None:
+        """Bill one record the load never sends; ``RuntimeError`` unless it is billed."""
+        probe(port, f"c{buyers}", signed=self.signed)
 
     def load_env(self) -> dict[str, str]:
         """What the load script needs besides the key walk's settings."""
@@ -73,14 +82,19 @@ class Contender:
 
 
 class MotoContender(Contender):
-    name = "moto"
+    """moto's server as shipped (``moto``: a list scan per record) or with its subscription
+    lookup made a set (``moto-fair``, the peer the targets are measured against)."""
+
     health_path = "/moto-api/"
 
-    def __init__(self, customers: int) -> None:
+    def __init__(self, customers: int, fair: bool = False) -> None:
         self.customers = customers
+        self.fair = fair
+        self.name = "moto-fair" if fair else "moto"
 
     def prepare(self, port: int) -> list[str]:
-        return [sys.executable, "-m", "bench.moto_server", str(port), str(self.customers)]
+        argv = [sys.executable, "-m", "bench.moto_server", str(port), str(self.customers)]
+        return [*argv, "--fair"] if self.fair else argv
 
 
 class SQLiteContender(Contender):
@@ -149,6 +163,21 @@ class StrictSQLiteContender(SQLiteContender):
         self._signed_file.unlink(missing_ok=True)
 
 
+class MeterUsageContender(SQLiteContender):
+    """marketmeter on SQLite FULL answering MeterUsage (``bench/meter_usage_load.lua``): one
+    record per request, each from a new instance of the bench's AMI buyer."""
+
+    load_script = METER_USAGE_LOAD
+    records_per_request = 1
+    distinct_keys = True
+
+    def __init__(self, ledger: Path, work: Path) -> None:
+        super().__init__("sqlite-meter-usage", "full", ledger, work)
+
+    def probe(self, port: int, buyers: int) -> None:
+        probe_meter_usage(port)
+
+
 class PostgresContender(Contender):
     name = "postgresql"
 
@@ -212,7 +241,7 @@ def copy_ledger(source: Path, target: Path) -> None:
 
 
 def remove_ledger(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-catalog"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
@@ -235,17 +264,21 @@ def template_ledger(cache: Path, buyers: int) -> Path:
     path = cache / f"template-b{buyers}-{_fingerprint(buyers, make_catalog)}.db"
     if path.exists():
         return path
-    catalog = cache / f"catalog-b{buyers}.yaml"
-    catalog.write_text(run_command([sys.executable, str(make_catalog), str(buyers + 1)]))
     building = path.with_suffix(".building")
     remove_ledger(building)
     started = time.monotonic()
-    run_command(
-        [
-            *(sys.executable, "-m", "marketmeter", "catalog", "apply"),
-            *("--db", str(building), str(catalog)),
-        ]
-    )
+    for first, end in make_catalog_parts(buyers + 1):  # a file holds at most 20,000 entries
+        catalog = cache / f"catalog-b{buyers}-{first}.yaml"
+        argv = [sys.executable, str(make_catalog), str(buyers + 1), str(DIMENSIONS)]
+        argv += [str(first), str(end)]
+        catalog.write_text(run_command(argv))
+        run_command(
+            [
+                *(sys.executable, "-m", "marketmeter", "catalog", "apply"),
+                *("--db", str(building), str(catalog)),
+            ]
+        )
+        catalog.unlink()
     building.rename(path)
     say(f"template ledger ({buyers + 1} buyers) built in {time.monotonic() - started:.1f} s")
     return path

@@ -20,6 +20,7 @@ __all__ = [
     "machine_description",
     "peak_rss_mib",
     "probe",
+    "probe_meter_usage",
     "process_tree_cpu_seconds",
     "run_command",
     "stat_cpu_ticks",
@@ -141,6 +142,35 @@ def probe(port: int, customer: str, signed: bool = False) -> None:
         raise RuntimeError(f"probe: HTTP {error.code}: {error.read().decode()[:500]}") from None
     results = json.loads(text).get("Results", [])
     if len(results) != 1 or results[0].get("Status") != "Success":
+        raise RuntimeError(f"probe: the record was not billed: {text[:500]}")
+
+
+def probe_meter_usage(port: int) -> None:
+    """Bill one MeterUsage record of the bench's AMI buyer for an instance the load never
+    names; ``RuntimeError`` unless it answers a MeteringRecordId."""
+    body = {
+        "ProductCode": "bench-ami",
+        "Timestamp": int(time.time()) - 60,
+        "UsageDimension": "vcpu_hours",
+        "UsageQuantity": 1,
+    }
+    headers = {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AWSMPMeteringService.MeterUsage",
+        "X-Amz-Security-Token": "i-bench-probe",
+        "Authorization": (
+            "AWS4-HMAC-SHA256 Credential=AKIABENCHBUYER000001/20261123/us-east-1/"
+            "aws-marketplace/aws4_request, SignedHeaders=host;x-amz-date, Signature=0"
+        ),
+    }
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read().decode()
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"probe: HTTP {error.code}: {error.read().decode()[:500]}") from None
+    if not json.loads(text).get("MeteringRecordId"):
         raise RuntimeError(f"probe: the record was not billed: {text[:500]}")
 
 

@@ -13,6 +13,7 @@ from bench.wrk_report import RECORDS_PER_REQUEST, WrkReport
 __all__ = [
     "DIMENSIONS",
     "LOAD_HOURS",
+    "REFERENCES",
     "TABLE_HEADERS",
     "GrowthRow",
     "RunResult",
@@ -45,6 +46,14 @@ class RunResult:
     wrk_cpu_seconds: float = 0.0
     error: str | None = None
     note: str | None = None
+    records_per_request: int = RECORDS_PER_REQUEST
+
+    @property
+    def records_per_second(self) -> float:
+        """Records billed per second (2xx answers only)."""
+        return (
+            0.0 if self.wrk is None else self.wrk.ok_requests_per_second * self.records_per_request
+        )
 
     @property
     def failed(self) -> bool:
@@ -56,18 +65,21 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def check_billed(result: RunResult, billed: int | None, buyers: int) -> RunResult:
+def check_billed(
+    result: RunResult, billed: int | None, buyers: int, distinct_keys: bool = False
+) -> RunResult:
     """The run, failed if its ledger holds fewer of the load's rows than its 2xx answers
-    promised: 25 per answer, when no request of the run (those answered and the at most one per
-    connection left in flight) repeated a key. Fewer means records refused rather than billed,
-    e.g. buyers the catalog does not subscribe. Past the key space nothing is checked."""
+    promised: ``records_per_request`` per answer, when no request of the run (those answered
+    and the at most one per connection left in flight) repeated a key. Fewer means records
+    refused rather than billed, e.g. buyers the catalog does not subscribe. Past the key space
+    nothing is checked (``distinct_keys``: a load that never repeats a key has none)."""
     report = result.wrk
     if billed is None or report is None:
         return result
-    if report.requests + result.connections > key_space(buyers):
+    if not distinct_keys and report.requests + result.connections > key_space(buyers):
         return result
     ok = report.requests - report.non_2xx
-    expected = RECORDS_PER_REQUEST * ok
+    expected = result.records_per_request * ok
     if billed >= expected:
         return result
     return dataclasses.replace(
@@ -108,6 +120,12 @@ def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+def _per_cpu_second(requests: int, cpu_seconds: float) -> str:
+    """Requests answered per second of the server's CPU: what a run shows of the server's cost
+    when other processes share the cores (its req/s then measures its share of them too)."""
+    return "–" if cpu_seconds <= 0 else f"{requests / cpu_seconds:,.0f}"
+
+
 def _times(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -131,22 +149,31 @@ TABLE_HEADERS = (
     "max ms",
     "server CPU s",
     "server CPU %",
+    "req/CPU s",
     "db CPU s",
     "peak RSS MiB",
     "wrk CPU s",
     "ready s",
+    "× moto fair",
     "× moto",
 )
 
+# The peers each run is compared with, at the same connection count: moto's server with its
+# subscription lookup made a set (the fair one, the target's reference) and as shipped.
+REFERENCES = ("moto-fair", "moto")
+
 
 def format_table(results: Sequence[RunResult]) -> str:
-    """One markdown row per run; the last column is req/s over moto's at the same
-    connection count."""
-    moto = {
-        r.connections: r.wrk.requests_per_second
-        for r in results
-        if r.contender == "moto" and r.wrk is not None and not r.failed
-    }
+    """One markdown row per run; the last two columns are its req/s over moto-fair's and
+    moto's at the same connection count."""
+    references = [
+        {
+            r.connections: r.wrk.requests_per_second
+            for r in results
+            if r.contender == name and r.wrk is not None and not r.failed
+        }
+        for name in REFERENCES
+    ]
     rows = []
     for result in results:
         report = result.wrk
@@ -162,19 +189,20 @@ def format_table(results: Sequence[RunResult]) -> str:
                 result.contender + (" (errors)" if report.errors else ""),
                 str(result.connections),
                 f"{rate:,.0f}",
-                f"{report.records_per_second:,.0f}",
+                f"{result.records_per_second:,.0f}",
                 _ms(report.p50_ms),
                 _ms(report.p99_ms),
                 _ms(report.max_ms),
                 f"{result.server_cpu_seconds:.2f}",
                 f"{result.server_cpu_percent:.0f}",
+                _per_cpu_second(report.requests, result.server_cpu_seconds),
                 "–"
                 if result.database_cpu_seconds is None
                 else f"{result.database_cpu_seconds:.2f}",
                 f"{result.peak_rss_mib:.0f}",
                 f"{result.wrk_cpu_seconds:.2f}",
                 f"{result.ready_seconds:.2f}",
-                _times(ratio(rate, moto.get(result.connections))),
+                *(_times(ratio(rate, peer.get(result.connections))) for peer in references),
             ]
         )
     return _markdown(TABLE_HEADERS, rows)
@@ -219,5 +247,5 @@ def as_json(result: RunResult) -> dict[str, Any]:
     data = dataclasses.asdict(result)
     if result.wrk is not None:
         data["requests_per_second_2xx"] = result.wrk.ok_requests_per_second
-        data["records_per_second"] = result.wrk.records_per_second
+        data["records_per_second"] = result.records_per_second
     return data

@@ -13,7 +13,8 @@ RECORDS_PER_REQUEST = 25  # bench/batch_load.lua's batch size
 _TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 _TIME = re.compile(r"([\d.]+)(us|ms|s|m|h)")
 _LATENCY = re.compile(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)\s+\S+%$", re.MULTILINE)
-_PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+(\S+)$", re.MULTILINE)
+# wrk pads a percentile past a second with a trailing space ("99%    1.99s ")
+_PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", re.MULTILINE)
 _REQUESTS = re.compile(r"^\s+(\d+) requests in (\S+), ", re.MULTILINE)
 _SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")

@@ -31,10 +31,12 @@ from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_k
 from marketmeter.observe.calls import CallObservers
 from marketmeter.observe.logs import CallLogLine, RequestLogLine
 from marketmeter.observe.metrics import CONTENT_TYPE, Metrics
+from marketmeter.metering.simple_batch import SimpleBatch
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
+from marketmeter.protocol.batch_lane import BatchLane
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, dispatch_table
 from marketmeter.protocol.sigv4 import SigV4Verifier
@@ -77,7 +79,10 @@ class MarketmeterApp:
         event_ids: IdGenerator | None = None,
         delivery: DeliveryPolicy | None = None,
         access_keys: AccessKeyFactory = random_access_key,
+        lanes: bool = True,
     ) -> None:
+        """``lanes=False``: every request takes the general path (``protocol.batch_lane``'s
+        comparison tests and ``bench.hot_path`` measure the lane against it)."""
         self.bench = bench or BenchControls(
             journal=Journal(settings.journal_entries, settings.journal_bytes),
             startup_quota=QuotaProfile(settings.quota),
@@ -86,8 +91,9 @@ class MarketmeterApp:
         self.metrics = Metrics()
         store.observe_writes(self.metrics)
         keys = KeyRing(store, clock, key_pairs)
+        batch_meter_usage = BatchMeterUsage(store, clock, record_ids, settings.usage_window)
         operations = Operations(
-            batch_meter_usage=BatchMeterUsage(store, clock, record_ids, settings.usage_window),
+            batch_meter_usage=batch_meter_usage,
             meter_usage=MeterUsage(
                 store,
                 clock,
@@ -106,6 +112,15 @@ class MarketmeterApp:
             CallObservers(self.bench.journal, self.metrics, CallLogLine()),
             clock,
             settings.limits.processing_timeout,
+            lanes={
+                "BatchMeterUsage": BatchLane(
+                    SimpleBatch(store, clock, record_ids, settings.usage_window),
+                    batch_meter_usage,
+                    self.bench,
+                )
+            }
+            if lanes
+            else None,
         )
         self.operator = Operator.build(
             store,

@@ -151,6 +151,8 @@ def uvicorn_config(
         timeout_keep_alive=limits.idle_timeout,
         timeout_graceful_shutdown=limits.request_timeout + limits.processing_timeout,
         server_header=False,
+        # nothing reads the client's address or scheme: no X-Forwarded-* rewriting per request
+        proxy_headers=False,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -19,9 +20,15 @@ from pathlib import Path
 
 import pytest
 from bench.bulk_ledger import RECENT_HOURS_LEFT_FREE, fill, filled_rows
-from bench.contenders import SQLiteContender, postgres_available, template_ledger
+from bench.contenders import (
+    SQLiteContender,
+    copy_ledger,
+    postgres_available,
+    template_ledger,
+)
 from bench.make_catalog import BENCH_ACCESS_KEY, BENCH_SECRET
 from bench.processes import ROOT, process_tree_cpu_seconds, stat_cpu_ticks
+from bench.profile import read_collapsed
 from bench.report import (
     GrowthRow,
     RunResult,
@@ -35,6 +42,7 @@ from bench.run import measure
 from bench.signed_requests import write_signed_requests
 from bench.wrk_report import SocketErrors, WrkReport, parse_wrk, time_ms
 
+from bench import hot_path
 from marketmeter.metering.types import LedgerEntry, UsageRecord
 from marketmeter.protocol.auth import RawRequest
 from marketmeter.protocol.sigv4 import SigV4Verifier
@@ -115,6 +123,11 @@ def test_clean_wrk_report_has_no_errors() -> None:
     assert report.describe_errors() == ""
 
 
+def test_percentiles_past_a_second_parse_despite_wrks_trailing_space() -> None:
+    slow = WRK_CLEAN.replace("     99%   30.66ms\n", "     99%    1.99s \n")
+    assert parse_wrk(slow).p99_ms == 1990.0
+
+
 def test_a_truncated_wrk_report_is_refused() -> None:
     truncated = WRK_CLEAN.split("  Latency Distribution")[0]
     with pytest.raises(ValueError, match="not a wrk --latency report"):
@@ -169,34 +182,41 @@ def test_ratio_needs_a_positive_reference() -> None:
     assert ratio(1040.0, 0.0) is None
 
 
-def test_table_gives_each_run_its_ratio_to_moto_at_the_same_connections() -> None:
+def test_table_gives_each_run_its_ratios_to_both_motos_at_the_same_connections() -> None:
     results = [
         _run("moto", 1, 260.0, 8.0),
         _run("moto", 8, 250.0, 40.0),
-        _run("sqlite-full", 1, 1050.0, 2.5),
+        _run("moto-fair", 8, 500.0, 20.0),
+        _run("sqlite-full", 1, 1050.0, 2.5),  # moto-fair has no run at 1: no fair ratio
         _run("sqlite-full", 8, 1420.0, 23.456),
-        _run("sqlite-full", 64, 1320.0, 120.0),  # moto has no run at 64: no ratio
+        _run("sqlite-full", 64, 1320.0, 120.0),  # no moto run at 64: no ratio
         _run("postgresql", 8, 500.0, 36.0, database_cpu_seconds=1.25),
+        _run("sqlite-meter-usage", 8, 2000.0, 4.0, records_per_request=1),
         RunResult("sqlite-normal", 8, error="the server exited with status 1 at start"),
     ]
     assert format_table(results) == "\n".join(
         [
             "| contender | conns | req/s | records/s | p50 ms | p99 ms | max ms | server CPU s "
-            "| server CPU % | db CPU s | peak RSS MiB | wrk CPU s | ready s | × moto |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            "| moto | 1 | 260 | 6,500 | 2.00 | 8.00 | 16.0 | 1.50 | 75 | – | 90 | 0.12 | 0.50 "
-            "| 1.00 |",
-            "| moto | 8 | 250 | 6,250 | 10.0 | 40.0 | 80.0 | 1.50 | 75 | – | 90 | 0.12 | 0.50 "
-            "| 1.00 |",
-            "| sqlite-full | 1 | 1,050 | 26,250 | 0.62 | 2.50 | 5.00 | 1.50 | 75 | – | 90 | 0.12 "
-            "| 0.50 | 4.04 |",
-            "| sqlite-full | 8 | 1,420 | 35,500 | 5.86 | 23.5 | 46.9 | 1.50 | 75 | – | 90 | 0.12 "
-            "| 0.50 | 5.68 |",
-            "| sqlite-full | 64 | 1,320 | 33,000 | 30.0 | 120.0 | 240.0 | 1.50 | 75 | – | 90 "
-            "| 0.12 | 0.50 | – |",
-            "| postgresql | 8 | 500 | 12,500 | 9.00 | 36.0 | 72.0 | 1.50 | 75 | 1.25 | 90 | 0.12 "
-            "| 0.50 | 2.00 |",
-            "| sqlite-normal | 8 | FAILED | – | – | – | – | – | – | – | – | – | – | – |",
+            "| server CPU % | req/CPU s | db CPU s | peak RSS MiB | wrk CPU s | ready s "
+            "| × moto fair | × moto |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| moto | 1 | 260 | 6,500 | 2.00 | 8.00 | 16.0 | 1.50 | 75 | 667 | – | 90 | 0.12 "
+            "| 0.50 | – | 1.00 |",
+            "| moto | 8 | 250 | 6,250 | 10.0 | 40.0 | 80.0 | 1.50 | 75 | 667 | – | 90 | 0.12 "
+            "| 0.50 | 0.50 | 1.00 |",
+            "| moto-fair | 8 | 500 | 12,500 | 5.00 | 20.0 | 40.0 | 1.50 | 75 | 667 | – | 90 | 0.12 "
+            "| 0.50 | 1.00 | 2.00 |",
+            "| sqlite-full | 1 | 1,050 | 26,250 | 0.62 | 2.50 | 5.00 | 1.50 | 75 | 667 | – | 90 "
+            "| 0.12 | 0.50 | – | 4.04 |",
+            "| sqlite-full | 8 | 1,420 | 35,500 | 5.86 | 23.5 | 46.9 | 1.50 | 75 | 667 | – | 90 "
+            "| 0.12 | 0.50 | 2.84 | 5.68 |",
+            "| sqlite-full | 64 | 1,320 | 33,000 | 30.0 | 120.0 | 240.0 | 1.50 | 75 | 667 | – | 90 "
+            "| 0.12 | 0.50 | – | – |",
+            "| postgresql | 8 | 500 | 12,500 | 9.00 | 36.0 | 72.0 | 1.50 | 75 | 667 | 1.25 | 90 "
+            "| 0.12 | 0.50 | 1.00 | 2.00 |",
+            "| sqlite-meter-usage | 8 | 2,000 | 2,000 | 1.00 | 4.00 | 8.00 | 1.50 | 75 | 667 | – "
+            "| 90 | 0.12 | 0.50 | 4.00 | 8.00 |",
+            "| sqlite-normal | 8 | FAILED | – | – | – | – | – | – | – | – | – | – | – | – | – |",
         ]
     )
 
@@ -205,7 +225,7 @@ def test_a_moto_run_with_errors_is_no_reference_and_errors_are_marked() -> None:
     failed_moto = dataclasses.replace(_run("moto", 8, 250.0, 40.0), wrk=_report(250.0, 40.0, 3))
     table = format_table([failed_moto, _run("sqlite-full", 8, 1000.0, 20.0)]).splitlines()
     assert table[2].startswith("| moto (errors) | 8 | 250 | 6,231 |")  # 997 of 1000 were 2xx
-    assert table[3].endswith("| 0.50 | – |")
+    assert table[3].endswith("| 0.50 | – | – |")
 
 
 def test_growth_table_compares_each_size_with_the_empty_ledger() -> None:
@@ -243,6 +263,29 @@ def test_past_the_key_space_billed_rows_are_not_checked() -> None:
     assert check_billed(run, 24_999, buyers=525).error == (
         "24,999 records billed for 1,000 2xx answers (at least 25,000 expected)"
     )
+
+
+def test_a_load_of_distinct_keys_is_checked_at_one_row_per_meter_usage_answer() -> None:
+    run = _run("sqlite-meter-usage", 8, 500.0, 20.0, records_per_request=1)  # 1000 answers
+    assert check_billed(run, 1000, buyers=25, distinct_keys=True) == run  # past any key space
+    assert check_billed(run, 999, buyers=25, distinct_keys=True).error == (
+        "999 records billed for 1,000 2xx answers (at least 1,000 expected)"
+    )
+
+
+def test_profile_sums_collapsed_stacks_by_thread_leaf_and_function() -> None:
+    profile = read_collapsed(
+        "process 7:serve;thread (7): MainThread;run (a.py);parse (b.py) 30\n"
+        "process 7:serve;thread (7): MainThread;run (a.py) 10\n"
+        "process 7:serve;thread (9): writer;commit (c.py) 60\n"
+    )
+    assert profile.total == 100
+    assert profile.by_thread == {"thread (7): MainThread": 40, "thread (9): writer": 60}
+    assert profile.top(profile.self_samples, 2) == [
+        " 60.0 %  commit (c.py)",
+        " 30.0 %  parse (b.py)",
+    ]
+    assert profile.inclusive["run (a.py)"] == 40
 
 
 def test_stat_line_cpu_ticks_survive_a_name_with_parentheses() -> None:
@@ -469,6 +512,20 @@ def bench_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return template_ledger(tmp_path_factory.mktemp("cache"), 50)
 
 
+def test_hot_path_reports_cpu_per_request_of_both_paths(
+    bench_template: Path, tmp_path: Path
+) -> None:
+    for lanes, name in ((True, "lane"), (False, "general path")):
+        ledger = tmp_path / f"{name}.db"
+        copy_ledger(bench_template, ledger)
+        line = hot_path.measure(ledger, lanes, requests=50, concurrency=8, buyers=50)
+        assert re.fullmatch(
+            rf"{name}: event loop [\d,]+ µs, writer [\d,]+ µs of CPU per request; "
+            r"[\d,]+ requests/s in process",
+            line,
+        ), line
+
+
 @pytest.mark.e2e
 class _Recorder(BaseHTTPRequestHandler):
     """Answers every POST 200 and keeps its body (for wrk's load scripts)."""
@@ -565,7 +622,14 @@ def test_smoke_run_measures_every_contender(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    for contender in ("moto", "sqlite-full", "sqlite-normal", "sqlite-strict"):
+    for contender in (
+        "moto",
+        "moto-fair",
+        "sqlite-full",
+        "sqlite-normal",
+        "sqlite-strict",
+        "sqlite-meter-usage",
+    ):
         for connections in (1, 8):
             assert f"\n| {contender} | {connections} | " in out
     if postgres_available():
@@ -576,4 +640,4 @@ def test_smoke_run_measures_every_contender(tmp_path: Path) -> None:
     assert "\n| 10,000 | 8 | " in out
     assert "sqlite-strict: 8,000 requests signed in " in out  # 2 s, 4,000 a second
     assert "FAILED" not in out
-    assert elapsed < 120
+    assert elapsed < 150  # 14 runs of 2 s (moto-fair and sqlite-meter-usage added 4)

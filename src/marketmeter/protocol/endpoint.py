@@ -11,6 +11,10 @@ Every response carries a fresh ``x-amzn-RequestId``. Any exception that is not a
 ``AwsError`` is logged with the request id and answered as
 ``InternalServiceErrorException`` (500) — never a traceback on the wire.
 
+An operation may also have a *lane* (``protocol.batch_lane``): given the raw body first, it
+answers the common request in one pass or returns None, and the request then takes the path
+above as if there were no lane.
+
 Handlers fill a ``RequestNotes`` (the call's product, each record's verdict, an injected
 fault) which, with the bytes in and out, goes to the request journal before the answer is sent.
 """
@@ -22,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from marketmeter.config import DEFAULT_MAX_BODY_BYTES
 from marketmeter.errors import (
@@ -39,9 +43,10 @@ from marketmeter.protocol.auth import Authenticator, RawRequest
 from marketmeter.protocol.hooks import CallLog, JournalEntry
 from marketmeter.protocol.parse import RequestParser, decode_and_validate
 
-__all__ = ["AwsEndpoint", "Handler", "RequestNotes"]
+__all__ = ["AwsEndpoint", "Handler", "Lane", "RequestNotes"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # "BatchMeterUsage requests must be less than 1MB in size" (seed documents).
 
@@ -57,6 +62,8 @@ class RequestNotes:
 
 # An operation's handler: validated JSON params and the caller in, wire JSON out.
 Handler = Callable[[dict[str, Any], Caller, RequestNotes], Awaitable[dict[str, Any]]]
+# An operation's lane: the raw body in, the answer's bytes out, or None for the handler's path.
+Lane = Callable[[bytes, Caller, RequestNotes], Awaitable[bytes | None]]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -94,8 +101,10 @@ class AwsEndpoint:
         journal: CallLog | None = None,
         clock: Clock | None = None,
         processing_timeout: float | None = None,
+        lanes: Mapping[str, Lane] | None = None,
     ) -> None:
         self._handlers = dict(handlers)
+        self._lanes = dict(lanes or {})
         self._auth = authenticator
         self._request_ids = request_ids
         self._max_body = max_body_bytes
@@ -168,14 +177,23 @@ class AwsEndpoint:
         name, checker = self._parser.operation(exchange.target)
         exchange.operation = name
         self._auth.authorize(caller, name)
+        lane = self._lanes.get(name)
+        if lane is not None:
+            answer = await self._within_deadline(name, lane(body, caller, exchange.notes))
+            if answer is not None:
+                return serialize.WireResponse(200, answer)
         params = decode_and_validate(checker, body)
         handler = self._handlers.get(name)
         if handler is None:
             raise UnknownOperationException(f"marketmeter does not implement {name} yet")
+        result = await self._within_deadline(name, handler(params, caller, exchange.notes))
+        return serialize.success(result)
+
+    async def _within_deadline(self, name: str, work: Awaitable[T]) -> T:
         deadline = asyncio.timeout(self._processing_timeout)
         try:
             async with deadline:
-                result = await handler(params, caller, exchange.notes)
+                return await work
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -184,7 +202,6 @@ class AwsEndpoint:
                 f"The request was not processed within {self._processing_timeout:g} seconds. "
                 "Retry your request."
             ) from None
-        return serialize.success(result)
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> bytes:
         for key, value in headers:

@@ -30,7 +30,7 @@ from marketmeter.protocol.parse import (
     resolve_customer_request,
 )
 
-__all__ = ["UNPROCESSED", "Operations", "dispatch_table"]
+__all__ = ["UNPROCESSED", "Operations", "apply_decision", "dispatch_table", "record_verdicts"]
 
 # The journal's verdict for a record held back by a fault rule.
 UNPROCESSED = "Unprocessed"
@@ -46,7 +46,7 @@ class Operations:
     register_usage: RegisterUsage
 
 
-async def _apply(decision: FaultDecision | None, notes: RequestNotes) -> frozenset[int]:
+async def apply_decision(decision: FaultDecision | None, notes: RequestNotes) -> frozenset[int]:
     """Carry out the bench's decision: wait, then raise its error; returns the positions of
     records to hold back."""
     if decision is None:
@@ -59,7 +59,9 @@ async def _apply(decision: FaultDecision | None, notes: RequestNotes) -> frozens
     return decision.unprocessed
 
 
-def _verdicts(result: BatchMeterUsageResult, held: frozenset[int], size: int) -> tuple[str, ...]:
+def record_verdicts(
+    result: BatchMeterUsageResult, held: frozenset[int], size: int
+) -> tuple[str, ...]:
     """Each record's verdict in request order: its status, or unprocessed if held back."""
     processed = iter(result.results)
     return tuple(UNPROCESSED if i in held else next(processed).status.value for i in range(size))
@@ -83,15 +85,15 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
         decision = controls.check(
             "BatchMeterUsage", request.product_code, caller, len(request.records)
         )
-        held = await _apply(decision, notes)
+        held = await apply_decision(decision, notes)
         result = await operations.batch_meter_usage(request, caller, held)
-        notes.verdicts = _verdicts(result, held, len(request.records))
+        notes.verdicts = record_verdicts(result, held, len(request.records))
         return serialize.batch_meter_usage_result(result)
 
     async def meter(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
         request = meter_usage_request(params)
         notes.product_code = request.product_code
-        await _apply(controls.check("MeterUsage", request.product_code, caller), notes)
+        await apply_decision(controls.check("MeterUsage", request.product_code, caller), notes)
         result = await operations.meter_usage(request, caller)
         notes.verdicts = ("Success",)
         return serialize.meter_usage_result(result)
@@ -100,7 +102,7 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
         params: dict[str, Any], caller: Caller, notes: RequestNotes
     ) -> dict[str, Any]:
         request = resolve_customer_request(params)
-        await _apply(controls.check("ResolveCustomer", None, caller), notes)
+        await apply_decision(controls.check("ResolveCustomer", None, caller), notes)
         result = await operations.resolve_customer(request, caller)
         notes.product_code = result.product_code
         return serialize.resolve_customer_result(result)
@@ -110,7 +112,7 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
     ) -> dict[str, Any]:
         request = register_usage_request(params)
         notes.product_code = request.product_code
-        await _apply(controls.check("RegisterUsage", request.product_code, caller), notes)
+        await apply_decision(controls.check("RegisterUsage", request.product_code, caller), notes)
         result = await operations.register_usage(request, caller)
         return serialize.register_usage_result(result)
 

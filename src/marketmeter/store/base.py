@@ -26,6 +26,7 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
+from marketmeter.store.ledger_rows import LedgerRow
 
 __all__ = [
     "BilledRecord",
@@ -37,6 +38,7 @@ __all__ = [
     "DeliveryRecord",
     "DueDelivery",
     "EventQuery",
+    "LedgerRow",
     "LoggedEvent",
     "OperatorStore",
     "Outcome",
@@ -289,6 +291,12 @@ class Store(Protocol):
         Returns, in order, what the ledger holds for each entry's key afterwards. Nothing is
         returned before the transaction has committed.
         """
+        ...
+
+    async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
+        """``bill`` of rows already in the ledger's column order (``store.ledger_rows``), the
+        request path's form: None when every row was new (each billed under its own id, the
+        usual case), else what the ledger holds for each row's key, in order."""
         ...
 
     async def billed(self, entry: LedgerEntry) -> LedgerOutcome | None:

@@ -244,6 +244,11 @@ class PostgresStore(SqlStore):
         rows = [ledger_row(entry) for entry in entries]
         return await self._in_thread(self._write_now, lambda sql: _bill(sql, rows))
 
+    async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
+        if not rows:
+            return None
+        return await self._in_thread(self._write_now, lambda sql: _bill(sql, rows))
+
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         return await self._in_thread(self.usage_now, query)
 
@@ -262,7 +267,7 @@ class PostgresStore(SqlStore):
         self._threads.shutdown(wait=True)
 
 
-def _bill(sql: SqlConnection, rows: list[LedgerRow]) -> list[LedgerOutcome]:
+def _bill(sql: SqlConnection, rows: Sequence[LedgerRow]) -> list[LedgerOutcome]:
     columns = [list(column) for column in zip(*rows, strict=True)]
     found = sql.execute(_BILL, columns).fetchall()
     outcomes = []

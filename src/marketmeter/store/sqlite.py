@@ -7,7 +7,9 @@
 - MeterUsage of per-request products claims its ClientToken in ``request_claims`` with the same
   insert-first pattern, in the transaction that bills the record.
 - The catalog snapshot is cached and reloaded only when ``catalog_state.version`` moved (any
-  process may change it, e.g. ``marketmeter catalog apply`` next to a running server).
+  process may change it, e.g. ``marketmeter catalog apply`` next to a running server). The
+  version is read from the catalog stamp (``store.catalog_stamp``: shared memory, no query per
+  request), which the writer thread updates after any commit that moved it.
 - Point reads (a token, a key, a registration, a ledger key) run on one reader connection; WAL
   lets them proceed while the writer commits.
 - A new database file is created readable and writable by its owner only (0600): it holds
@@ -25,6 +27,7 @@ import asyncio
 import functools
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +38,7 @@ from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
 from marketmeter.store.base import BilledRecord, UsageQuery, WriteObserver
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
+from marketmeter.store.catalog_stamp import CatalogStamp, stamp_path
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
 from marketmeter.store.migrations import (
     SCHEMA_MIGRATIONS_TABLE,
@@ -133,13 +137,22 @@ class SQLiteStore(SqlStore):
         with _connect(self.path, synchronous) as bootstrap:
             migrate(bootstrap)
         bootstrap.close()
-        self._writer = SQLiteWriter(lambda: _connect(self.path, synchronous))
+        stamp = stamp_path(self.path)
+        self._stamp = None
+        if stamp is not None:
+            self._stamp = CatalogStamp(stamp, stat.S_IMODE(os.stat(self.path).st_mode))
+        self._writer = SQLiteWriter(
+            lambda: _connect(self.path, synchronous),
+            on_commit=self._publish_catalog_version if self._stamp is not None else None,
+        )
         self._watch = _connect(self.path, synchronous)
         self._watch_lock = threading.Lock()
         # long reads (lists, export pages, summaries) off the event loop, on their own
         # connection, so they never hold up the point reads of ``_watch``
         self._scanner = _connect(self.path, synchronous)
         self._scan_lock = threading.Lock()
+        if self._stamp is not None:
+            self._publish_catalog_version(self._watch)
         self._snapshot = CatalogSnapshot.empty()
         self._snapshot = self._load_snapshot()
 
@@ -155,9 +168,13 @@ class SQLiteStore(SqlStore):
         return self.catalog_snapshot_now()
 
     def catalog_snapshot_now(self) -> CatalogSnapshot:
-        """The snapshot, refreshed if the catalog changed. One indexed read when it did not."""
-        with self._watch_lock:
-            version = catalog_version(_Sql(self._watch))
+        """The snapshot, refreshed if the catalog changed: the stamp's version, read from
+        memory (without a stamp, one indexed read)."""
+        if self._stamp is not None:
+            version = self._stamp.read()
+        else:
+            with self._watch_lock:
+                version = catalog_version(_Sql(self._watch))
         if version != self._snapshot.version:
             self._snapshot = self._load_snapshot()
         return self._snapshot
@@ -171,6 +188,12 @@ class SQLiteStore(SqlStore):
             finally:
                 self._watch.execute("COMMIT")
         return CatalogSnapshot(version, catalog)
+
+    def _publish_catalog_version(self, connection: sqlite3.Connection) -> None:
+        """After a commit (writer thread) or at start: the stamp follows the committed
+        version."""
+        assert self._stamp is not None
+        self._stamp.publish(lambda: catalog_version(_Sql(connection)))
 
     # --- primitives (store.sql_store) -----------------------------------------------------
 
@@ -191,7 +214,7 @@ class SQLiteStore(SqlStore):
             return work(_Sql(self._scanner))
 
     async def _write(self, work: Callable[[SqlConnection], T]) -> T:
-        return await asyncio.wrap_future(self._writer.submit(lambda c: work(_Sql(c))))
+        return await self._writer.submit_async(lambda c: work(_Sql(c)))
 
     def _write_now(self, work: Callable[[SqlConnection], T]) -> T:
         return self._writer.submit(lambda c: work(_Sql(c))).result()
@@ -200,7 +223,15 @@ class SQLiteStore(SqlStore):
 
     async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
         rows = [ledger_row(entry) for entry in entries]
-        return await asyncio.wrap_future(self._writer.submit(lambda c: _bill(c, rows)))
+        outcomes = await self.bill_rows(rows)
+        if outcomes is None:
+            return [LedgerOutcome(row[5], row[4], inserted=True) for row in rows]
+        return outcomes
+
+    async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
+        # up to one INSERT statement: rolled back whole by SQLite if it fails, no savepoint
+        atomic = len(rows) <= _ROWS_PER_INSERT
+        return await self._writer.submit_async(lambda c: _bill(c, rows), atomic=atomic)
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         return await asyncio.to_thread(self.usage_now, query)
@@ -226,11 +257,14 @@ class SQLiteStore(SqlStore):
             self._watch.close()
         with self._scan_lock:
             self._scanner.close()
+        if self._stamp is not None:
+            self._stamp.close()
+            self._stamp = None
 
 
-def _bill(connection: sqlite3.Connection, rows: list[LedgerRow]) -> list[LedgerOutcome]:
+def _bill(connection: sqlite3.Connection, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
     """One statement per chunk inserts every new key. When it wrote every row (the usual
-    case) each entry is billed under its own id. Otherwise each key is read back: the rows a
+    case) each entry is billed under its own id: None. Otherwise each key is read back: the rows a
     statement wrote are the last ``rowcount`` sequence numbers it took (one writer, ``seq``
     the rowid), so a key whose row has one of them was written for the first entry of that
     key in the batch.
@@ -246,7 +280,7 @@ def _bill(connection: sqlite3.Connection, rows: list[LedgerRow]) -> list[LedgerO
         if cursor.rowcount > 0 and cursor.lastrowid is not None:
             written.append(range(cursor.lastrowid - cursor.rowcount + 1, cursor.lastrowid + 1))
     if sum(len(seqs) for seqs in written) == len(rows):
-        return [LedgerOutcome(row[5], row[4], inserted=True) for row in rows]
+        return None
     outcomes = []
     claimed: set[int] = set()  # a key twice in the batch: its row was written for the first
     for row in rows:
