@@ -16,6 +16,7 @@ from typing import Any
 from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, admin_app
 from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.config import Settings
+from marketmeter.entitlement.get_entitlements import GetEntitlements
 from marketmeter.lifecycle.webhooks import DeliveryPolicy, WebhookDeliverer
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
 from marketmeter.metering.clock import Clock
@@ -30,10 +31,11 @@ from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
+from marketmeter.protocol.entitlement_operations import entitlement_service
 from marketmeter.protocol.operations import Operations, metering_service
 from marketmeter.protocol.services import ServiceBinding
 from marketmeter.protocol.sigv4 import SigV4Verifier
-from marketmeter.servicemodel.spec import AGREEMENT, ENTITLEMENT, service_regions
+from marketmeter.servicemodel.spec import AGREEMENT, service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
@@ -79,7 +81,7 @@ class MarketmeterApp:
         )
         services = (
             metering_service(operations, self.bench),
-            ServiceBinding(ENTITLEMENT, {}),
+            entitlement_service(GetEntitlements(store, clock), self.bench),
             ServiceBinding(AGREEMENT, {}),
         )
         self.endpoint = AwsEndpoint(

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from marketmeter.entitlement.types import EntitlementFilter, GetEntitlementsRequest
 from marketmeter.errors import SerializationException, UnknownOperationException
 from marketmeter.metering.types import (
     BatchMeterUsageRequest,
@@ -39,6 +40,7 @@ __all__ = [
     "batch_meter_usage_request",
     "decode_and_validate",
     "decode_json",
+    "get_entitlements_request",
     "meter_usage_request",
     "register_usage_request",
     "resolve_customer_request",
@@ -200,4 +202,19 @@ def register_usage_request(params: dict[str, Any]) -> RegisterUsageRequest:
         product_code=params["ProductCode"],
         public_key_version=params["PublicKeyVersion"],
         nonce=params.get("Nonce"),
+    )
+
+
+def get_entitlements_request(params: dict[str, Any]) -> GetEntitlementsRequest:
+    """Typed GetEntitlements input from validated JSON (filter keys are the model's enum)."""
+    filters = {
+        EntitlementFilter(key): tuple(values)
+        for key, values in (params.get("Filter") or {}).items()
+        if values is not None
+    }
+    return GetEntitlementsRequest(
+        product_code=params["ProductCode"],
+        filters=filters,
+        next_token=params.get("NextToken"),
+        max_results=params.get("MaxResults"),
     )

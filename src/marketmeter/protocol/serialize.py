@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from marketmeter.entitlement.types import EntitlementRecord, GetEntitlementsResult
 from marketmeter.errors import AwsError
 from marketmeter.metering.types import (
     BatchMeterUsageResult,
@@ -29,6 +30,7 @@ __all__ = [
     "WireResponse",
     "batch_meter_usage_result",
     "error",
+    "get_entitlements_result",
     "headers",
     "meter_usage_result",
     "register_usage_result",
@@ -138,4 +140,40 @@ def register_usage_result(result: RegisterUsageResult) -> dict[str, Any]:
         stamp = result.public_key_rotation_timestamp
         wire["PublicKeyRotationTimestamp"] = int(stamp) if stamp.is_integer() else stamp
     wire["Signature"] = result.signature
+    return wire
+
+
+def _epoch(stamp: float) -> int | float:
+    return int(stamp) if stamp.is_integer() else stamp
+
+
+def _entitlement(record: EntitlementRecord) -> dict[str, Any]:
+    value = record.value
+    if isinstance(value, bool):
+        wire_value: dict[str, Any] = {"BooleanValue": value}
+    elif isinstance(value, int):
+        wire_value = {"IntegerValue": value}
+    elif isinstance(value, float):
+        wire_value = {"DoubleValue": value}
+    else:
+        wire_value = {"StringValue": value}
+    wire: dict[str, Any] = {"ProductCode": record.product_code, "Dimension": record.dimension}
+    if record.customer_identifier is not None:
+        wire["CustomerIdentifier"] = record.customer_identifier
+    wire["CustomerAWSAccountId"] = record.customer_aws_account_id
+    wire["LicenseArn"] = record.license_arn
+    wire["Value"] = wire_value
+    if record.expiration is not None:
+        wire["ExpirationDate"] = _epoch(record.expiration)
+    return wire
+
+
+def get_entitlements_result(result: GetEntitlementsResult) -> dict[str, Any]:
+    """``{}`` when there are none: AWS leaves ``Entitlements`` out rather than send ``[]``
+    (docs/entitlement-service.md)."""
+    wire: dict[str, Any] = {}
+    if result.entitlements:
+        wire["Entitlements"] = [_entitlement(record) for record in result.entitlements]
+    if result.next_token is not None:
+        wire["NextToken"] = result.next_token
     return wire

@@ -60,6 +60,7 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "name",
             "registration_url",
             "per_request_metering",
+            "pricing_model",
         ),
         "product_code",
     ),
@@ -79,6 +80,10 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "offer_id",
         ),
         "license_arn",
+    ),
+    "entitlements": (
+        ("license_arn", "dimension", "position", "value_type", "value", "expires_at"),
+        "license_arn, position",
     ),
 }
 # usage_records keeps its seq, so that the order records were billed in (the usage view's
@@ -108,6 +113,7 @@ _LOCK_ORDER = (
     "usage_records",
     "container_registrations",
     "signing_keys",
+    "entitlements",
     "agreements",
     "notification_urls",
     "dimensions",
