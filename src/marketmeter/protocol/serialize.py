@@ -144,7 +144,7 @@ def register_usage_result(result: RegisterUsageResult) -> dict[str, Any]:
 
 
 def _epoch(stamp: float) -> int | float:
-    return int(stamp) if stamp.is_integer() else stamp
+    return int(stamp) if float(stamp).is_integer() else stamp
 
 
 def _entitlement(record: EntitlementRecord) -> dict[str, Any]:
