@@ -76,7 +76,9 @@ class MarketmeterApp:
                 settings.meter_usage_window,
                 settings.dry_run_answer,
             ),
-            resolve_customer=ResolveCustomer(store, clock, settings.token_ttl),
+            resolve_customer=ResolveCustomer(
+                store, clock, settings.token_ttl, settings.token_reuse
+            ),
             register_usage=RegisterUsage(store, clock, keys),
         )
         services = (

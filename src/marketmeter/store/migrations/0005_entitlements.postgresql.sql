@@ -1,4 +1,5 @@
--- marketmeter schema, version 5 (PostgreSQL): pricing models and entitlements (docs/entitlement-service.md).
+-- marketmeter schema, version 5 (PostgreSQL): pricing models and entitlements (docs/entitlement-service.md),
+-- and registration tokens' first resolution.
 
 -- How a product is sold; every product stored before this version is sold by usage.
 ALTER TABLE products ADD COLUMN pricing_model TEXT NOT NULL DEFAULT 'usage'
@@ -16,3 +17,7 @@ CREATE TABLE entitlements (
     expires_at DOUBLE PRECISION,
     PRIMARY KEY (license_arn, dimension)
 );
+
+-- ResolveCustomer under --token-reuse single-use: when a token was first resolved
+-- (docs/saas-registration.md).
+ALTER TABLE registration_tokens ADD COLUMN resolved_at DOUBLE PRECISION;
