@@ -109,7 +109,7 @@ def entitlement_client(
         region_name=region,
         aws_access_key_id=key[0],
         aws_secret_access_key=key[1],
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
     )
 
 
@@ -539,3 +539,22 @@ def test_entitlements_a_product_cannot_have_are_refused(changing: ServerProcess)
     )
     assert (status, body["field"]) == (400, "entitlements[0]")
     assert body["error"] == "dimension nope is not a dimension of ent-contract"
+
+
+def test_a_fault_rule_throttles_get_entitlements(changing: ServerProcess) -> None:
+    rule = {"operation": "GetEntitlements", "times": 1, "error": {"code": "ThrottlingException"}}
+    status, body = admin(changing.url, "PATCH", "/_marketmeter/faults", rule)
+    assert status == 200, body
+    client = entitlement_client(changing.url)
+    assert refused(client, ProductCode="ent-usage") == (
+        400,
+        "ThrottlingException",
+        "Rate exceeded",
+    )
+    assert get(client, ProductCode="ent-usage") == {}
+    status, journal = admin(changing.url, "GET", "/_marketmeter/journal?operation=GetEntitlements")
+    assert status == 200, journal
+    assert [entry["errorType"] for entry in journal["entries"]][-2:] == [
+        "ThrottlingException",
+        None,
+    ]
