@@ -322,7 +322,13 @@ def test_the_entitlement_service_is_offered_in_us_east_1(
 # --- the AWS CLI -----------------------------------------------------------------------------
 
 
-def aws(url: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def aws(
+    url: str,
+    tmp_path: Path,
+    *args: str,
+    variable: str = "AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE",
+) -> subprocess.CompletedProcess[str]:
+    """``aws marketplace-entitlement ARGS`` finding the server by the endpoint ``variable``."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     environment.update(
         AWS_ACCESS_KEY_ID=SELLER_KEY[0],
@@ -330,9 +336,8 @@ def aws(url: str, tmp_path: Path, *args: str, **env: str) -> subprocess.Complete
         AWS_DEFAULT_REGION="us-east-1",
         AWS_CONFIG_FILE=str(tmp_path / "none"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-        AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE=url,
-        **env,
     )
+    environment[variable] = url
     return subprocess.run(
         [sys.executable, "-m", "awscli", "marketplace-entitlement", *args],
         env=environment,
@@ -343,7 +348,7 @@ def aws(url: str, tmp_path: Path, *args: str, **env: str) -> subprocess.Complete
     )
 
 
-def test_the_aws_cli_reads_entitlements_by_its_endpoint_variable(
+def test_the_aws_cli_reads_entitlements_by_the_endpoint_variables(
     shared: ServerProcess, tmp_path: Path
 ) -> None:
     done = aws(
@@ -368,6 +373,7 @@ def test_the_aws_cli_reads_entitlements_by_its_endpoint_variable(
         "ent-contract",
         "--filter",
         "DIMENSION=AdminUsers",
+        variable="AWS_ENDPOINT_URL",  # the global variable reaches every service
     )
     assert refusal.returncode == 255
     assert (
