@@ -12,6 +12,7 @@ from marketmeter.errors import (
     MODELLED_ERRORS,
     AccessDeniedException,
     InternalServiceErrorException,
+    InvalidParameterException,
     InvalidProductCodeException,
     ThrottlingException,
     ValidationException,
@@ -251,7 +252,9 @@ def test_every_modelled_and_framework_error_can_be_injected() -> None:
     assert "AwsError" not in ERROR_CLASSES
     assert ERROR_CLASSES["ServiceUnavailableException"].http_status == 503
     assert ERROR_CLASSES["RequestTimeoutException"].http_status == 408
-    assert len(ERROR_CLASSES) == len(MODELLED_ERRORS) + 13
+    assert ERROR_CLASSES["InvalidParameterException"] is InvalidParameterException
+    # the Entitlement Service's own error, besides the metering model's and the framework's
+    assert len(ERROR_CLASSES) == len(MODELLED_ERRORS) + 13 + 1
 
 
 # --- matching ----------------------------------------------------------------------------------
