@@ -343,9 +343,11 @@ def _entitlement_option(spec: str) -> dict[str, Any]:
     dimension, sep, rest = spec.partition("=")
     if not sep or not dimension:
         raise click.BadParameter(f"{spec!r}: use DIMENSION=VALUE[@EXPIRES]")
-    value, at, expires = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    value, at, expires = rest.rpartition("@")
+    if not at or not expires[:1].isdigit():  # no expiry: an "@" within the value stays
+        value, expires = rest, ""
     entry: dict[str, Any] = {"dimension": dimension, "value": _entitlement_value(value)}
-    if at:
+    if expires:
         entry["expiresAt"] = expires
     return entry
 
