@@ -116,6 +116,14 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.refusal",
         "marketmeter.store.base",
     },
+    "entitlement": {
+        "marketmeter.entitlement",
+        "marketmeter.catalog.model",
+        "marketmeter.errors",
+        "marketmeter.metering.clock",
+        "marketmeter.metering.types",
+        "marketmeter.store.base",
+    },
     "lifecycle": {
         "marketmeter",
         "marketmeter.lifecycle",
@@ -136,6 +144,7 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.protocol",
         "marketmeter.servicemodel",
         "marketmeter.metering",
+        "marketmeter.entitlement",
         "marketmeter.catalog.model",
         "marketmeter.config",
         "marketmeter.errors",

@@ -2,8 +2,9 @@
 generator and test bench, and routes between them by path (``/_marketmeter/...``, and
 LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API, but
 ``/_marketmeter/ui/...``, the dashboard (``ui.app``); every other path is the AWS endpoint,
-which AWS's JSON 1.1 services serve at ``POST /``), and ``GET /metrics`` (Prometheus,
-``observe.metrics``), which the admin API answers behind its guards.
+which AWS's JSON services serve at ``POST /``), and ``GET /metrics`` (Prometheus,
+``observe.metrics``), which the admin API answers behind its guards. The endpoint serves the
+Metering Service, the Entitlement Service and the Agreement API, one ``ServiceBinding`` each.
 
 The app's lifespan also runs the subscription lifecycle's background tasks: the unsubscribe
 ticker (``operator.ticker``) and the webhook deliverer (``lifecycle.webhooks``),
@@ -18,6 +19,7 @@ from typing import Any
 from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, METRICS_PATH, admin_app
 from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.config import Settings
+from marketmeter.entitlement.get_entitlements import GetEntitlements
 from marketmeter.lifecycle.sns_http import SnsHttp
 from marketmeter.lifecycle.webhooks import DeliveryPolicy, WebhookDeliverer
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
@@ -28,19 +30,21 @@ from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.registration_tokens import TokenGenerator
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_key_pair
+from marketmeter.metering.simple_batch import SimpleBatch
 from marketmeter.observe.calls import CallObservers
 from marketmeter.observe.logs import CallLogLine, RequestLogLine
 from marketmeter.observe.metrics import CONTENT_TYPE, Metrics
-from marketmeter.metering.simple_batch import SimpleBatch
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.batch_lane import BatchLane
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
-from marketmeter.protocol.operations import Operations, dispatch_table
+from marketmeter.protocol.entitlement_operations import entitlement_service
+from marketmeter.protocol.operations import Operations, metering_service
+from marketmeter.protocol.services import ServiceBinding
 from marketmeter.protocol.sigv4 import SigV4Verifier
-from marketmeter.servicemodel.spec import service_regions
+from marketmeter.servicemodel.spec import AGREEMENT, service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
@@ -101,11 +105,18 @@ class MarketmeterApp:
                 settings.meter_usage_window,
                 settings.dry_run_answer,
             ),
-            resolve_customer=ResolveCustomer(store, clock, settings.token_ttl),
+            resolve_customer=ResolveCustomer(
+                store, clock, settings.token_ttl, settings.token_reuse
+            ),
             register_usage=RegisterUsage(store, clock, keys),
         )
+        services = (
+            metering_service(operations, self.bench),
+            entitlement_service(GetEntitlements(store, clock), self.bench),
+            ServiceBinding(AGREEMENT, {}),
+        )
         self.endpoint = AwsEndpoint(
-            dispatch_table(operations, self.bench),
+            services,
             authenticator_for(settings, store),
             request_ids,
             settings.max_body_bytes,

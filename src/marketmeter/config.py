@@ -24,6 +24,7 @@ __all__ = [
     "ConnectionLimits",
     "DryRunAnswer",
     "Settings",
+    "TokenReuse",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -41,6 +42,16 @@ class DryRunAnswer(StrEnum):
 
     SUCCESS = "success"  # HTTP 200 {"MeteringRecordId": "DryRunOperation"}, as AWS answers
     ERROR = "error"  # 400 DryRunOperation "Request would have succeeded, ..." (EC2's pattern)
+
+
+class TokenReuse(StrEnum):
+    """How ResolveCustomer answers a registration token resolved before (``serve
+    --token-reuse``; docs/saas-registration.md)."""
+
+    # the same answer until the token expires, as AWS documents ("repeated calls with the same
+    # token return the same values" for its lifetime)
+    REUSABLE = "reusable"
+    SINGLE_USE = "single-use"  # a second resolution is ExpiredTokenException
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +123,7 @@ class Settings:
     meter_usage_max_age: timedelta = timedelta(hours=6)  # MeterUsage: "less than 6 hours"
     dry_run_answer: DryRunAnswer = DryRunAnswer.SUCCESS  # MeterUsage DryRun that would succeed
     token_ttl: timedelta = DEFAULT_TOKEN_TTL  # registration tokens expire after this
+    token_reuse: TokenReuse = TokenReuse.REUSABLE  # a token resolved again
     quota: Literal["off", "aws"] = "off"  # throttle per account at AWS's published rates
     journal_entries: int = DEFAULT_JOURNAL_ENTRIES  # request journal bounds (0: no journal)
     journal_bytes: int = DEFAULT_JOURNAL_BYTES

@@ -10,7 +10,8 @@ Exception tree::
     ├── modelled errors                   the error shapes of the botocore service model
     │   ├── InternalServiceErrorException     500, server fault
     │   ├── IdempotencyConflictException      409
-    │   └── (every other *Exception shape)    400
+    │   └── (every other *Exception shape)    400 (InvalidParameterException: the
+    │                                         Entitlement Service's, ENTITLEMENT_ERRORS)
     └── framework errors                  sent by AWS's JSON 1.1 front end, not in the model
         ├── ValidationException               400
         ├── SerializationException            400
@@ -34,6 +35,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 __all__ = [
+    "ENTITLEMENT_ERRORS",
     "MODELLED_ERRORS",
     "AccessDeniedException",
     "AwsError",
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidCustomerIdentifierException",
     "InvalidEndpointRegionException",
     "InvalidLicenseException",
+    "InvalidParameterException",
     "InvalidProductCodeException",
     "InvalidPublicKeyVersionException",
     "InvalidRegionException",
@@ -187,6 +190,22 @@ class ThrottlingException(AwsError):
 
 class TimestampOutOfBoundsException(AwsError):
     """A usage timestamp outside the accepted window; the whole batch is refused."""
+
+
+# --- modelled errors of the Entitlement Service (botocore marketplace-entitlement 2017-01-11) ---
+
+
+class InvalidParameterException(AwsError):
+    """GetEntitlements: a filter combination, NextToken or product the call may not use."""
+
+
+# The error shapes of GetEntitlements (ThrottlingException and InternalServiceErrorException
+# are the Metering Service's own, same names).
+ENTITLEMENT_ERRORS: tuple[type[AwsError], ...] = (
+    InternalServiceErrorException,
+    InvalidParameterException,
+    ThrottlingException,
+)
 
 
 MODELLED_ERRORS: tuple[type[AwsError], ...] = (

@@ -64,9 +64,9 @@ def test_demo_catalog_loads() -> None:
     catalog = load_catalog(DEMO_TEXT, source="demo catalog")
 
     assert len(catalog.sellers) == 2
-    assert len(catalog.products) == 5
+    assert len(catalog.products) == 7
     assert len(catalog.buyers) == 4
-    assert len(catalog.agreements) == 7
+    assert len(catalog.agreements) == 10
     assert catalog.sellers[0] == Seller(
         "111122223333",
         "Demo Seller",

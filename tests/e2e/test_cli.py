@@ -85,6 +85,7 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
         "per_request_metering": False,
         "notification_urls": [],
         "notification_targets": [],
+        "pricing_model": "usage",
     } in shown_first["products"]
     assert {
         "license_arn": FRANK_LICENSE,
@@ -96,6 +97,7 @@ def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
         "free_trial": False,
         "pending_since": None,
         "offer_id": None,
+        "entitlements": [],
     } in shown_first["agreements"]
 
 
@@ -202,8 +204,8 @@ def test_catalog_demo_prints_yaml_that_apply_accepts(tmp_path: Path) -> None:
 
     assert printed == DEMO_TEXT
     assert applied == (
-        f"applied {demo}: 2 seller(s), 5 product(s), 4 buyer(s), 7 agreement(s); "
-        "catalog version 1; 4 registration token(s) minted (marketmeter token list)\n"
+        f"applied {demo}: 2 seller(s), 7 product(s), 4 buyer(s), 10 agreement(s); "
+        "catalog version 1; 7 registration token(s) minted (marketmeter token list)\n"
     )
 
 

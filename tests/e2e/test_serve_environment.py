@@ -32,6 +32,7 @@ SERVE_ENVIRONMENT = {
     "meter_usage_window": "MARKETMETER_METER_USAGE_WINDOW",
     "dry_run_answer": "MARKETMETER_DRY_RUN_ANSWER",
     "token_ttl": "MARKETMETER_TOKEN_TTL",
+    "token_reuse": "MARKETMETER_TOKEN_REUSE",
     "synchronous": "MARKETMETER_SYNC",
     "quota": "MARKETMETER_QUOTA",
     "journal_size": "MARKETMETER_JOURNAL_SIZE",

@@ -349,6 +349,7 @@ def test_an_ami_subscription_has_no_token(server: ServerProcess, page: Registrat
         "free_trial": False,
         "pending_since": None,
         "offer_id": None,
+        "entitlements": [],
     }
     text = subscribe(server.db, "--product", "prod-ami", "--buyer", "141414141414")
     assert text.stdout.splitlines()[-1] == (

@@ -92,7 +92,13 @@ REQUEST_KEYS = {"headers", "body", "raw_body", "raw_body_size", "path", "method"
 JWT_PLACEHOLDER = "<jwt>"
 KEY_PAIRS = 2
 
-MINIMUMS = {"BatchMeterUsage": 55, "MeterUsage": 55, "ResolveCustomer": 14, "RegisterUsage": 18}
+MINIMUMS = {
+    "BatchMeterUsage": 55,
+    "MeterUsage": 55,
+    "ResolveCustomer": 14,
+    "RegisterUsage": 18,
+    "GetEntitlements": 15,
+}
 
 
 def _case_paths() -> list[Path]:

@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 
 from marketmeter import errors
 from marketmeter.catalog.model import agreement_id_for
-from marketmeter.errors import MODELLED_ERRORS, AwsError
+from marketmeter.errors import ENTITLEMENT_ERRORS, MODELLED_ERRORS, AwsError
 from marketmeter.metering.types import (
     BatchMeterUsageRequest,
     BatchMeterUsageResult,
@@ -47,7 +47,7 @@ from marketmeter.metering.types import (
 )
 from marketmeter.protocol import serialize
 from marketmeter.protocol.parse import RequestParser, batch_meter_usage_request
-from marketmeter.servicemodel.spec import service_model
+from marketmeter.servicemodel.spec import ENTITLEMENT, model_of, service_model
 from marketmeter.servicemodel.validation import compile_shape, validate
 
 OPERATIONS = ("BatchMeterUsage", "MeterUsage", "RegisterUsage", "ResolveCustomer")
@@ -651,4 +651,14 @@ def test_every_error_class_is_modelled_or_framework() -> None:
 
     defined = {cls for cls in subclasses(AwsError) if cls.__module__ == errors.__name__}
     assert not set(MODELLED_ERRORS) & set(FRAMEWORK_ERRORS)
-    assert defined == set(ALL_ERRORS)
+    assert defined == set(ALL_ERRORS) | set(ENTITLEMENT_ERRORS)
+
+
+def test_entitlement_errors_equal_the_entitlement_models_error_shapes() -> None:
+    model = model_of(ENTITLEMENT)
+    shapes = {
+        shape.name
+        for name in model.operation_names
+        for shape in model.operation_model(name).error_shapes
+    }
+    assert {cls.__name__ for cls in ENTITLEMENT_ERRORS} == shapes

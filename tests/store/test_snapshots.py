@@ -62,6 +62,7 @@ CATALOG_COUNTS = {
     "notification_urls": 0,
     "buyers": 7,
     "agreements": 16,
+    "entitlements": 0,
 }
 SEEDED_COUNTS = {
     **CATALOG_COUNTS,
@@ -260,6 +261,7 @@ def test_reset_dropping_the_catalog_keeps_only_the_signing_keys(store: OperatorS
         "container_registrations": 1,
         "registration_tokens": 2,
         "agreements": 16,
+        "entitlements": 0,
         "buyers": 7,
         "notification_urls": 0,
         "dimensions": 7,
@@ -449,7 +451,7 @@ def test_a_snapshot_of_another_schema_version_is_refused(store: OperatorStore) -
         asyncio.run(store.restore_snapshot("old"))
 
     assert str(raised.value) == (
-        "snapshot 'old' was taken under schema version 2; this database is at schema version 5"
+        "snapshot 'old' was taken under schema version 2; this database is at schema version 6"
     )
     assert count(store, "usage_records") == 5  # nothing was touched
     assert store.catalog_snapshot_now().version == 1

@@ -176,6 +176,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> 
             (3, "snapshots"),
             (4, "lifecycle"),
             (5, "delivery_targets"),
+            (6, "entitlements"),
         ]
         snapshot = store.catalog_snapshot_now()
         assert snapshot.version == 7

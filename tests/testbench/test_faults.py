@@ -12,12 +12,14 @@ from marketmeter.errors import (
     MODELLED_ERRORS,
     AccessDeniedException,
     InternalServiceErrorException,
+    InvalidParameterException,
     InvalidProductCodeException,
     ThrottlingException,
     ValidationException,
 )
 from marketmeter.protocol.serialize import error as serialize_error
 from marketmeter.refusal import Refusal
+from marketmeter.servicemodel.spec import served_operation_names
 from marketmeter.testbench.faults import (
     ERROR_CLASSES,
     FaultDecision,
@@ -142,7 +144,7 @@ def test_parse_rules_names_the_failing_rule() -> None:
         (
             {"operation": "PutObject"},
             "operation",
-            "must be one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
+            f"must be one of {', '.join(served_operation_names())}",
         ),
         ({"probability": 0}, "probability", "must be greater than 0 and at most 1"),
         ({"probability": 1.5}, "probability", "must be greater than 0 and at most 1"),
@@ -250,7 +252,9 @@ def test_every_modelled_and_framework_error_can_be_injected() -> None:
     assert "AwsError" not in ERROR_CLASSES
     assert ERROR_CLASSES["ServiceUnavailableException"].http_status == 503
     assert ERROR_CLASSES["RequestTimeoutException"].http_status == 408
-    assert len(ERROR_CLASSES) == len(MODELLED_ERRORS) + 13
+    assert ERROR_CLASSES["InvalidParameterException"] is InvalidParameterException
+    # the Entitlement Service's own error, besides the metering model's and the framework's
+    assert len(ERROR_CLASSES) == len(MODELLED_ERRORS) + 13 + 1
 
 
 # --- matching ----------------------------------------------------------------------------------

@@ -40,12 +40,22 @@ __all__ = [
     "AgreementView",
     "DeliveryAttemptView",
     "DeliveryView",
+    "EntitlementView",
     "EventList",
     "LifecycleEventView",
     "SubscriptionOutcome",
     "TransitionResult",
     "lifecycle_endpoints",
 ]
+
+
+class EntitlementView(BaseModel):
+    """What the agreement entitles its buyer to for one dimension, until ``expiresAt``
+    (``null``: no end)."""
+
+    dimension: str
+    value: bool | int | float | str
+    expiresAt: str | None
 
 
 class AgreementView(BaseModel):
@@ -63,6 +73,7 @@ class AgreementView(BaseModel):
     pendingSince: str | None
     freeTrial: bool
     offerId: str | None
+    entitlements: list[EntitlementView]
 
 
 class AgreementList(BaseModel):

@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
 
 from marketmeter.catalog.model import (
     LICENSE_ARN_FORMAT,
@@ -36,13 +44,16 @@ from marketmeter.catalog.model import (
     AgreementState,
     Buyer,
     Catalog,
+    Entitlement,
     Integration,
     NotificationKind,
     NotificationTarget,
+    PricingModel,
     Product,
     ProductKind,
     Seller,
     TargetKind,
+    entitlement_problems,
     legacy_license_arn_for,
     license_arn_for,
 )
@@ -55,6 +66,7 @@ __all__ = [
     "BuyerEntry",
     "CatalogEntry",
     "CatalogError",
+    "EntitlementEntry",
     "ProductEntry",
     "SellerEntry",
     "TargetEntry",
@@ -79,6 +91,7 @@ MAX_SECRET = 1_024  # characters of a secret access key
 MAX_URL = 2_048  # characters of a registration or notification URL
 MAX_IDENTIFIER = 1_024  # characters of a product code, dimension or CustomerIdentifier (the
 # service model's own limit, 255, is checked next, with its own message)
+MAX_ENTITLEMENTS = 1_000  # per agreement
 _MAX_NUL_PROBLEMS = 20
 
 Name = Annotated[str, Field(max_length=MAX_NAME)]
@@ -249,6 +262,7 @@ class ProductEntry(CatalogEntry):
     per_request_metering: bool = False
     notification_urls: list[Url] = Field(default=[], max_length=MAX_NOTIFICATION_URLS)
     notification_targets: list[TargetEntry] = Field(default=[], max_length=MAX_NOTIFICATION_URLS)
+    pricing_model: Literal["usage", "contract", "contract-with-consumption"] = "usage"
 
 
 class BuyerEntry(CatalogEntry):
@@ -258,6 +272,16 @@ class BuyerEntry(CatalogEntry):
     customer_identifier: Identifier | None = None
     name: Name = ""
     access_keys: list[AccessKeyEntry] = []
+
+
+class EntitlementEntry(CatalogEntry):
+    """What an agreement entitles its buyer to for one dimension (``entitlements:``): a
+    whole number (IntegerValue), a fraction (DoubleValue), true/false (BooleanValue) or text
+    (StringValue); ``expires`` defaults to the agreement's end."""
+
+    dimension: Identifier
+    value: StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max_length=MAX_NAME)]
+    expires: datetime | None = None
 
 
 class AgreementEntry(CatalogEntry):
@@ -270,6 +294,7 @@ class AgreementEntry(CatalogEntry):
     start: datetime | None = None
     end: datetime | None = None
     free_trial: bool = False
+    entitlements: list[EntitlementEntry] = Field(default=[], max_length=MAX_ENTITLEMENTS)
 
 
 class _File(CatalogEntry):
@@ -523,9 +548,12 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
                 per_request_metering=p.per_request_metering,
                 notification_urls=tuple(p.notification_urls),
                 notification_targets=_targets(p.notification_targets, where, problems),
+                pricing_model=PricingModel(p.pricing_model),
             )
         )
     product_codes |= seen
+    known_products = {p.product_code: p for p in existing.products}
+    known_products.update((p.product_code, p) for p in products)
 
     buyers = []
     seen = set()
@@ -572,7 +600,30 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         seen.add(arn)
         if start is not None and end is not None and end <= start:
             problems.append(f"{where}: end: must be after start")
+        entitlements = _entitlements(a, where, known_products.get(a.product), problems)
         agreements.append(
-            Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end, a.free_trial)
+            Agreement(
+                arn,
+                a.buyer,
+                a.product,
+                AgreementState(a.state),
+                start,
+                end,
+                a.free_trial,
+                entitlements=entitlements,
+            )
         )
     return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))
+
+
+def _entitlements(
+    entry: AgreementEntry, where: str, product: Product | None, problems: list[str]
+) -> tuple[Entitlement, ...]:
+    """The agreement's entitlements, checked (``entitlement_problems``)."""
+    found = tuple(
+        Entitlement(item.dimension, item.value, _epoch(item.expires)) for item in entry.entitlements
+    )
+    for index, problem in entitlement_problems(found, product):
+        at = "entitlements" if index is None else f"entitlements[{index}]"
+        problems.append(f"{where}: {at}: {problem}")
+    return found

@@ -21,16 +21,20 @@ __all__ = [
     "Buyer",
     "Catalog",
     "CatalogSnapshot",
+    "Entitlement",
+    "EntitlementValue",
     "Integration",
     "KeyOwner",
     "NotificationKind",
     "NotificationTarget",
+    "PricingModel",
     "Product",
     "ProductKind",
     "Seller",
     "TargetKind",
     "agreement_id_for",
     "customer_identifier_for",
+    "entitlement_problems",
     "legacy_license_arn_for",
     "license_arn_for",
     "product_id_for",
@@ -109,6 +113,75 @@ class Integration(StrEnum):
     CONCURRENT_AGREEMENTS = "concurrent-agreements"  # CustomerAWSAccountId + LicenseArn
 
 
+class PricingModel(StrEnum):
+    """How a product is sold (docs/entitlement-service.md): by usage alone (no entitlements),
+    by contract (entitlements only) or by contract with consumption (entitlements, and usage
+    beyond them metered)."""
+
+    USAGE = "usage"
+    CONTRACT = "contract"
+    CONTRACT_WITH_CONSUMPTION = "contract-with-consumption"
+
+    @property
+    def has_entitlements(self) -> bool:
+        return self is not PricingModel.USAGE
+
+
+# An entitlement's value: exactly one of GetEntitlements' IntegerValue, DoubleValue,
+# BooleanValue or StringValue, told apart by the Python type.
+EntitlementValue = bool | int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Entitlement:
+    """What an agreement entitles its buyer to for one dimension: ``value`` (a quantity, a
+    tier's flag, any value), until ``expires_at`` (epoch seconds; ``None``: the agreement's
+    end)."""
+
+    dimension: str
+    value: EntitlementValue
+    expires_at: float | None = None
+
+
+# IntegerValue is a 32-bit integer (botocore's ``Integer``; Java's int on AWS's side).
+INTEGER_VALUE_RANGE = (-(2**31), 2**31 - 1)
+
+
+def entitlement_problems(
+    entitlements: Iterable[Entitlement], product: Product | None
+) -> list[tuple[int | None, str]]:
+    """What is wrong with an agreement's entitlements for ``product`` (``None``: unknown, its
+    dimensions not checked), as (position or ``None`` for the whole list, problem): a product
+    priced by usage has none; each names a dimension of the product, once; an integer fits
+    IntegerValue; a fraction is finite."""
+    found: list[tuple[int | None, str]] = []
+    listed = list(entitlements)
+    if listed and product is not None and not product.pricing_model.has_entitlements:
+        found.append(
+            (
+                None,
+                f"product {product.product_code} is priced by usage (pricing_model: usage) "
+                "and has no entitlements",
+            )
+        )
+    seen: set[str] = set()
+    low, high = INTEGER_VALUE_RANGE
+    for index, item in enumerate(listed):
+        if product is not None and item.dimension not in product.dimensions:
+            found.append(
+                (index, f"dimension {item.dimension} is not a dimension of {product.product_code}")
+            )
+        if item.dimension in seen:
+            found.append((index, f"dimension {item.dimension} is listed twice"))
+        seen.add(item.dimension)
+        value = item.value
+        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+            found.append((index, f"value: a whole number must lie in [{low}, {high}]"))
+        if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
+            found.append((index, "value: must be a finite number"))
+    return found
+
+
 class AgreementState(StrEnum):
     SUBSCRIBED = "subscribed"
     UNSUBSCRIBE_PENDING = "unsubscribe-pending"
@@ -184,6 +257,7 @@ class Product:
     per_request_metering: bool = False
     notification_urls: tuple[str, ...] = ()  # where lifecycle notifications are POSTed
     notification_targets: tuple[NotificationTarget, ...] = ()  # SNS, SQS, EventBridge, HTTP
+    pricing_model: PricingModel = PricingModel.USAGE
 
     def target(self, name: str) -> NotificationTarget | None:
         """The target named ``name``, or a webhook URL of ``notification_urls`` as a plain
@@ -221,6 +295,7 @@ class Agreement:
     free_trial: bool = False
     pending_since: float | None = None  # when it became unsubscribe-pending
     offer_id: str | None = None  # the offer accepted, when known
+    entitlements: tuple[Entitlement, ...] = ()  # by dimension, as the catalog lists them
 
     @property
     def agreement_id(self) -> str:
@@ -237,6 +312,10 @@ class Agreement:
         """True if the stored state lets usage be metered (docs/catalog.md,
         docs/subscription-lifecycle.md)."""
         return self.state in (AgreementState.SUBSCRIBED, AgreementState.UNSUBSCRIBE_PENDING)
+
+    def expiration_of(self, entitlement: Entitlement) -> float | None:
+        """When ``entitlement`` expires: its own date, else the agreement's end."""
+        return entitlement.expires_at if entitlement.expires_at is not None else self.ends_at
 
     def effective_state(self, now: float) -> AgreementState:
         """The state at ``now``: an ``unsubscribe-pending`` agreement whose end has come is

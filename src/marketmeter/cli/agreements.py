@@ -13,6 +13,7 @@ it; on a database, on the wall clock, and a server sharing that database deliver
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -218,6 +219,9 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
     agreement = result["agreement"]
     if agreement is not None:
         click.echo(_agreement_line(agreement))
+        for item in agreement.get("entitlements") or ():
+            until = f" until {item['expiresAt']}" if item["expiresAt"] else ""
+            click.echo(f"  entitlement {item['dimension']} = {json.dumps(item['value'])}{until}")
     if result.get("token"):
         click.echo(f"registration token: {result['token']['token']}")
     if not result["events"]:
@@ -326,16 +330,60 @@ _transition_command(
 )
 
 
+def _entitlement_value(text: str) -> Any:
+    """A value as JSON when it reads as one (10, 2.5, true, "10"), else the text itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, bool | int | float | str) else text
+
+
+def _entitlement_option(spec: str) -> dict[str, Any]:
+    dimension, sep, rest = spec.partition("=")
+    if not sep or not dimension:
+        raise click.BadParameter(f"{spec!r}: use DIMENSION=VALUE[@EXPIRES]")
+    value, at, expires = rest.rpartition("@")
+    if not at or not expires[:1].isdigit():  # no expiry: an "@" within the value stays
+        value, expires = rest, ""
+    entry: dict[str, Any] = {"dimension": dimension, "value": _entitlement_value(value)}
+    if expires:
+        entry["expiresAt"] = expires
+    return entry
+
+
 @agreements.command("update")
 @click.argument("agreement")
 @click.option(
     "--free-trial/--paid", default=None, help="Turn it into a free trial, or a paid agreement."
 )
+@click.option(
+    "--entitlement",
+    "entitlements",
+    multiple=True,
+    metavar="DIMENSION=VALUE[@EXPIRES]",
+    help="The agreement's entitlements from now (repeat; they replace the old ones): VALUE "
+    "10 is IntegerValue, 2.5 DoubleValue, true BooleanValue, gold or '\"10\"' StringValue; "
+    "EXPIRES an ISO 8601 time (default: the agreement's end).",
+)
+@click.option("--no-entitlements", is_flag=True, help="Remove every entitlement.")
+@click.option("--ends-at", help="A new end of the agreement (a renewal), ISO 8601.")
 @json_option
 @target_options(default="endpoint")
-def agreements_update(agreement: str, free_trial: bool | None, as_json: bool) -> None:
-    """The buyer's entitlement changed (entitlement-updated)."""
-    body = {} if free_trial is None else {"freeTrial": free_trial}
+def agreements_update(
+    agreement: str,
+    free_trial: bool | None,
+    entitlements: tuple[str, ...],
+    no_entitlements: bool,
+    ends_at: str | None,
+    as_json: bool,
+) -> None:
+    """The buyer's entitlement changed: an upgrade, amendment or renewal (entitlement-updated)."""
+    body: dict[str, Any] = {} if free_trial is None else {"freeTrial": free_trial}
+    if entitlements or no_entitlements:
+        body["entitlements"] = [_entitlement_option(spec) for spec in entitlements]
+    if ends_at is not None:
+        body["endsAt"] = ends_at
     with service("endpoint") as operator:
         _report(operator.transition(agreement, "entitlement-update", body), as_json)
 

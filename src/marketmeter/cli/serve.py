@@ -23,6 +23,7 @@ from marketmeter.config import (
     ConnectionLimits,
     DryRunAnswer,
     Settings,
+    TokenReuse,
 )
 from marketmeter.metering.windows import WindowPolicy
 from marketmeter.observe.multiprocess import prepare as prepare_metrics
@@ -172,6 +173,17 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     "DryRunOperation error (docs/meter-usage.md).",
 )
 @click.option(
+    "--token-reuse",
+    envvar="MARKETMETER_TOKEN_REUSE",
+    show_envvar=True,
+    type=click.Choice([r.value for r in TokenReuse]),
+    default=_DEFAULTS.token_reuse.value,
+    show_default=True,
+    help="ResolveCustomer of a token resolved before: reusable answers the same until it "
+    "expires, as AWS documents; single-use answers ExpiredTokenException "
+    "(docs/saas-registration.md).",
+)
+@click.option(
     "--token-ttl",
     envvar="MARKETMETER_TOKEN_TTL",
     show_envvar=True,
@@ -288,6 +300,7 @@ def serve(
     meter_usage_window: int,
     dry_run_answer: str,
     token_ttl: int,
+    token_reuse: str,
     synchronous: str,
     quota: str,
     journal_size: int,
@@ -320,6 +333,7 @@ def serve(
         meter_usage_max_age=timedelta(seconds=meter_usage_window),
         dry_run_answer=DryRunAnswer(dry_run_answer),
         token_ttl=timedelta(seconds=token_ttl),
+        token_reuse=TokenReuse(token_reuse),
         synchronous="normal" if synchronous == "normal" else "full",
         quota="aws" if quota == "aws" else "off",
         journal_entries=journal_size,

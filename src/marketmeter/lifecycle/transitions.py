@@ -20,8 +20,9 @@ States and the transitions between them (the state an agreement has *at now*, se
 - ``suspend``: ``subscribed`` or ``unsubscribe-pending`` → ``suspended``;
 - ``resubscribe``: ``suspended``, ``unsubscribed`` or ``unsubscribe-pending`` → ``subscribed``
   (open-ended again);
-- ``update_entitlement``: ``subscribed`` or ``unsubscribe-pending`` stays, optionally turning a
-  free trial into a paid agreement or back (``entitlement-updated``).
+- ``update_entitlement``: ``subscribed`` or ``unsubscribe-pending`` stays, its entitlements
+  replaced (an upgrade, an amendment) and its end moved (a renewal), or a free trial turned
+  into a paid agreement or back (``entitlement-updated``).
 
 Any other move is refused (``Refusal``) with a message naming the state.
 """
@@ -37,8 +38,10 @@ from marketmeter.catalog.model import (
     Buyer,
     Catalog,
     CatalogSnapshot,
+    Entitlement,
     Integration,
     customer_identifier_for,
+    entitlement_problems,
 )
 from marketmeter.lifecycle.messages import MessageSubject, lifecycle_event
 from marketmeter.lifecycle.subscriptions import plan_subscription
@@ -320,9 +323,12 @@ def update_entitlement(
     now: float,
     ids: IdGenerator,
     free_trial: bool | None = None,
+    entitlements: tuple[Entitlement, ...] | None = None,
+    ends_at: float | None = None,
 ) -> Transition:
-    """The buyer's entitlement changed (``entitlement-updated``); ``free_trial`` converts the
-    agreement to or from a free trial."""
+    """The buyer's entitlement changed (``entitlement-updated``): ``entitlements`` replace the
+    agreement's (each checked against its product, ``entitlement_problems``), ``ends_at``
+    moves its end (after now), ``free_trial`` converts it to or from a free trial."""
     agreement = find_agreement(catalog, reference)
     state = agreement.effective_state(now)
     if state not in (AgreementState.SUBSCRIBED, AgreementState.UNSUBSCRIBE_PENDING):
@@ -332,4 +338,13 @@ def update_entitlement(
             "only a subscribed or unsubscribe-pending agreement has entitlements to update",
         )
     updated = agreement if free_trial is None else replace(agreement, free_trial=free_trial)
+    if entitlements is not None:
+        product = catalog.products.get(agreement.product_code)
+        for index, problem in entitlement_problems(entitlements, product):
+            raise Refusal("entitlements" if index is None else f"entitlements[{index}]", problem)
+        updated = replace(updated, entitlements=entitlements)
+    if ends_at is not None:
+        if ends_at <= now or (agreement.starts_at is not None and ends_at <= agreement.starts_at):
+            raise Refusal("endsAt", "must be after now and after the agreement's start")
+        updated = replace(updated, ends_at=ends_at)
     return _changed(catalog, LifecycleAction.ENTITLEMENT_UPDATED, agreement, updated, now, ids)

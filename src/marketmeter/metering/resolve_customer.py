@@ -3,9 +3,11 @@
 1. A token that is not of marketmeter's format, or was never issued, or (strict auth) belongs
    to another seller's product → ``InvalidTokenException``.
 2. A token issued ``token_ttl`` or longer ago on the service clock → ``ExpiredTokenException``.
-3. Otherwise the same token resolves to the same answer, as often as it is asked: ProductCode,
+3. Otherwise the same token resolves to the same answer, as often as it is asked until it
+   expires (AWS's documented behaviour; ``--token-reuse reusable``, the default): ProductCode,
    CustomerAWSAccountId, LicenseArn and the agreement id; CustomerIdentifier only for products
-   of the legacy integration.
+   of the legacy integration. With ``--token-reuse single-use``, a token resolved before →
+   ``ExpiredTokenException`` (AWS lists "a token the buyer submitted again" among its causes).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from marketmeter.catalog.model import Integration, agreement_id_for
+from marketmeter.config import TokenReuse
 from marketmeter.errors import ExpiredTokenException, InvalidTokenException
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.registration_tokens import TOKEN_FORMAT, expires_at
@@ -27,10 +30,17 @@ _INVALID = "The registration token is invalid."
 class ResolveCustomer:
     """The operation, wired to its store, clock and token lifetime."""
 
-    def __init__(self, store: Store, clock: Clock, token_ttl: timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        token_ttl: timedelta,
+        reuse: TokenReuse = TokenReuse.REUSABLE,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._ttl = token_ttl
+        self._reuse = reuse
 
     async def __call__(
         self, request: ResolveCustomerRequest, caller: Caller
@@ -48,9 +58,14 @@ class ResolveCustomer:
         ):
             raise InvalidTokenException(_INVALID)
         expiry = expires_at(token, self._ttl)
-        if self._clock.now().timestamp() >= expiry:
+        now = self._clock.now().timestamp()
+        if now >= expiry:
             moment = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             raise ExpiredTokenException(f"The registration token expired at {moment}.")
+        if self._reuse is TokenReuse.SINGLE_USE and not (
+            await self._store.claim_first_resolution(value, now)
+        ):
+            raise ExpiredTokenException("The registration token has already been used.")
         buyer = catalog.buyers.get(token.buyer_account_id)
         legacy = product.integration is Integration.LEGACY
         return ResolveCustomerResult(

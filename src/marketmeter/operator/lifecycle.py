@@ -15,11 +15,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
 
-from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot
+from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot, Entitlement
 from marketmeter.config import DEFAULT_TOKEN_TTL
 from marketmeter.lifecycle import transitions as lifecycle
 from marketmeter.lifecycle.types import LifecycleAction, LifecycleEvent, Transition
@@ -32,6 +40,7 @@ from marketmeter.refusal import Refusal
 from marketmeter.store.base import DeliveryRecord, EventQuery, LoggedEvent, Store
 
 __all__ = [
+    "EntitlementInput",
     "EntitlementUpdateRequest",
     "LifecycleService",
     "SubscribeFailRequest",
@@ -64,10 +73,24 @@ class SubscribeFailRequest(_Request):
     offerId: str | None = Field(default=None, min_length=1)
 
 
+class EntitlementInput(_Request):
+    """What the agreement entitles its buyer to for one dimension: a whole number
+    (IntegerValue), a fraction (DoubleValue), true/false (BooleanValue) or text
+    (StringValue), until ``expiresAt`` (ISO 8601; default: the agreement's end)."""
+
+    dimension: str = Field(min_length=1, max_length=1024)
+    value: StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max_length=1024)]
+    expiresAt: str | None = None
+
+
 class EntitlementUpdateRequest(_Request):
-    """An entitlement change; ``freeTrial`` converts the agreement to or from a free trial."""
+    """An entitlement change (upgrade, amendment, renewal): ``entitlements`` replace the
+    agreement's, ``endsAt`` (ISO 8601) moves its end, ``freeTrial`` converts it to or from a
+    free trial."""
 
     freeTrial: bool | None = None
+    entitlements: list[EntitlementInput] | None = Field(default=None, max_length=1000)
+    endsAt: str | None = None
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -92,6 +115,14 @@ def agreement_json(catalog: CatalogSnapshot, agreement: Agreement, now: float) -
         "pendingSince": _iso(agreement.pending_since),
         "freeTrial": agreement.free_trial,
         "offerId": agreement.offer_id,
+        "entitlements": [
+            {
+                "dimension": item.dimension,
+                "value": item.value,
+                "expiresAt": _iso(agreement.expiration_of(item)),
+            }
+            for item in agreement.entitlements
+        ],
     }
 
 
@@ -263,12 +294,16 @@ class LifecycleService:
         )
 
     async def update_entitlement(
-        self, reference: str, free_trial: bool | None = None
+        self,
+        reference: str,
+        free_trial: bool | None = None,
+        entitlements: tuple[Entitlement, ...] | None = None,
+        ends_at: float | None = None,
     ) -> Transition:
         now = self.now()
         return await self._run(
             lambda catalog: lifecycle.update_entitlement(
-                catalog, reference, now, self._ids, free_trial
+                catalog, reference, now, self._ids, free_trial, entitlements, ends_at
             )
         )
 
@@ -353,7 +388,22 @@ class LifecycleService:
             done = await self.resubscribe(reference)
         elif verb == "entitlement-update":
             update = _request(body, EntitlementUpdateRequest)
-            done = await self.update_entitlement(reference, update.freeTrial)
+            entitlements = (
+                None
+                if update.entitlements is None
+                else tuple(
+                    Entitlement(
+                        item.dimension,
+                        item.value,
+                        None
+                        if item.expiresAt is None
+                        else parse_time(f"entitlements[{i}].expiresAt", item.expiresAt),
+                    )
+                    for i, item in enumerate(update.entitlements)
+                )
+            )
+            ends_at = None if update.endsAt is None else parse_time("endsAt", update.endsAt)
+            done = await self.update_entitlement(reference, update.freeTrial, entitlements, ends_at)
         else:
             raise Refusal.not_found("action", f"no transition {verb!r}")
         return await self.result(done)

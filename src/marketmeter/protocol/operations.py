@@ -21,7 +21,6 @@ from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.types import BatchMeterUsageResult, Caller
 from marketmeter.protocol import serialize
-from marketmeter.protocol.endpoint import Handler, RequestNotes
 from marketmeter.protocol.hooks import CallChecks, FaultDecision
 from marketmeter.protocol.parse import (
     batch_meter_usage_request,
@@ -29,8 +28,18 @@ from marketmeter.protocol.parse import (
     register_usage_request,
     resolve_customer_request,
 )
+from marketmeter.protocol.services import Handler, RequestNotes, ServiceBinding
+from marketmeter.servicemodel.spec import METERING
 
-__all__ = ["UNPROCESSED", "Operations", "apply_decision", "dispatch_table", "record_verdicts"]
+__all__ = [
+    "UNPROCESSED",
+    "NoChecks",
+    "Operations",
+    "apply_decision",
+    "dispatch_table",
+    "metering_service",
+    "record_verdicts",
+]
 
 # The journal's verdict for a record held back by a fault rule.
 UNPROCESSED = "Unprocessed"
@@ -67,7 +76,7 @@ def record_verdicts(
     return tuple(UNPROCESSED if i in held else next(processed).status.value for i in range(size))
 
 
-class _NoChecks:
+class NoChecks:
     """No bench: every call goes straight to the rules."""
 
     def check(
@@ -77,7 +86,7 @@ class _NoChecks:
 
 
 def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> dict[str, Handler]:
-    controls = bench or _NoChecks()
+    controls = bench or NoChecks()
 
     async def batch(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
         request = batch_meter_usage_request(params)
@@ -122,3 +131,8 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
         "ResolveCustomer": resolve,
         "RegisterUsage": register,
     }
+
+
+def metering_service(operations: Operations, bench: CallChecks | None = None) -> ServiceBinding:
+    """The Metering Service on the endpoint: its model and the four handlers."""
+    return ServiceBinding(METERING, dispatch_table(operations, bench))

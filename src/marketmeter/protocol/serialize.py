@@ -1,8 +1,9 @@
-"""Responses out: the one place that turns results and errors into AWS JSON 1.1 bytes.
+"""Responses out: the one place that turns results and errors into AWS JSON bytes.
 
-Success: 200, ``application/x-amz-json-1.1``. Error: ``{"__type", "message"}`` body and the
-``x-amzn-ErrorType`` header (botocore reads the body, the JS and Go SDKs prefer the header),
-with the error's status. PascalCase member names are written here and nowhere else.
+Success: 200, ``application/x-amz-json-1.1`` (``-1.0`` for a JSON 1.0 service: each response
+carries its service's content type, ``protocol.services``). Error: ``{"__type", "message"}``
+body and the ``x-amzn-ErrorType`` header (botocore reads the body, the JS and Go SDKs prefer
+the header), with the error's status. PascalCase member names are written here and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from marketmeter.entitlement.types import EntitlementRecord, GetEntitlementsResult
 from marketmeter.errors import AwsError
 from marketmeter.metering.types import (
     BatchMeterUsageResult,
@@ -28,6 +30,7 @@ __all__ = [
     "WireResponse",
     "batch_meter_usage_result",
     "error",
+    "get_entitlements_result",
     "headers",
     "meter_usage_result",
     "register_usage_result",
@@ -43,22 +46,28 @@ class WireResponse:
     status: int
     body: bytes
     error_type: str | None = None
+    content_type: bytes = CONTENT_TYPE
 
 
-def success(payload: dict[str, Any]) -> WireResponse:
-    return WireResponse(200, orjson.dumps(payload))
+def success(payload: dict[str, Any], content_type: bytes = CONTENT_TYPE) -> WireResponse:
+    return WireResponse(200, orjson.dumps(payload), content_type=content_type)
 
 
-def error(failure: AwsError) -> WireResponse:
-    body = orjson.dumps({"__type": failure.code, "message": failure.message})
-    return WireResponse(failure.http_status, body, failure.code)
+def error(
+    failure: AwsError, content_type: bytes = CONTENT_TYPE, body: bytes | None = None
+) -> WireResponse:
+    """The error as AWS's JSON services send it; ``body`` replaces ``{"__type", "message"}``
+    for a service whose errors carry more members."""
+    if body is None:
+        body = orjson.dumps({"__type": failure.code, "message": failure.message})
+    return WireResponse(failure.http_status, body, failure.code, content_type)
 
 
 def headers(response: WireResponse, request_id: str) -> list[tuple[bytes, bytes]]:
     """The response's headers: content type and length, ``x-amzn-RequestId``, and for an error
     ``x-amzn-ErrorType``."""
     fields = [
-        (b"content-type", CONTENT_TYPE),
+        (b"content-type", response.content_type),
         (b"content-length", str(len(response.body)).encode()),
         (b"x-amzn-RequestId", request_id.encode()),
     ]
@@ -131,4 +140,40 @@ def register_usage_result(result: RegisterUsageResult) -> dict[str, Any]:
         stamp = result.public_key_rotation_timestamp
         wire["PublicKeyRotationTimestamp"] = int(stamp) if stamp.is_integer() else stamp
     wire["Signature"] = result.signature
+    return wire
+
+
+def _epoch(stamp: float) -> int | float:
+    return int(stamp) if float(stamp).is_integer() else stamp
+
+
+def _entitlement(record: EntitlementRecord) -> dict[str, Any]:
+    value = record.value
+    if isinstance(value, bool):
+        wire_value: dict[str, Any] = {"BooleanValue": value}
+    elif isinstance(value, int):
+        wire_value = {"IntegerValue": value}
+    elif isinstance(value, float):
+        wire_value = {"DoubleValue": value}
+    else:
+        wire_value = {"StringValue": value}
+    wire: dict[str, Any] = {"ProductCode": record.product_code, "Dimension": record.dimension}
+    if record.customer_identifier is not None:
+        wire["CustomerIdentifier"] = record.customer_identifier
+    wire["CustomerAWSAccountId"] = record.customer_aws_account_id
+    wire["LicenseArn"] = record.license_arn
+    wire["Value"] = wire_value
+    if record.expiration is not None:
+        wire["ExpirationDate"] = _epoch(record.expiration)
+    return wire
+
+
+def get_entitlements_result(result: GetEntitlementsResult) -> dict[str, Any]:
+    """``{}`` when there are none: AWS leaves ``Entitlements`` out rather than send ``[]``
+    (docs/entitlement-service.md)."""
+    wire: dict[str, Any] = {}
+    if result.entitlements:
+        wire["Entitlements"] = [_entitlement(record) for record in result.entitlements]
+    if result.next_token is not None:
+        wire["NextToken"] = result.next_token
     return wire

@@ -348,6 +348,11 @@ class Store(Protocol):
         """The registration token ``value``, if it was ever issued."""
         ...
 
+    async def claim_first_resolution(self, value: str, at: float) -> bool:
+        """Note that the registration token ``value`` is resolved at ``at``: True if this is
+        its first resolution."""
+        ...
+
     async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
         """Issued registration tokens matching ``query``, newest first."""
         ...

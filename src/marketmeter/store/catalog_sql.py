@@ -17,7 +17,10 @@ from marketmeter.catalog.model import (
     AgreementState,
     Buyer,
     Catalog,
+    Entitlement,
+    EntitlementValue,
     Integration,
+    PricingModel,
     Product,
     ProductKind,
     Seller,
@@ -143,13 +146,14 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
     for product in catalog.products:
         connection.execute(
             "INSERT INTO products (product_code, seller_account_id, kind, integration, name, "
-            "registration_url, per_request_metering, notification_targets) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "registration_url, per_request_metering, notification_targets, pricing_model) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (product_code) DO UPDATE SET seller_account_id = "
             "excluded.seller_account_id, kind = excluded.kind, integration = excluded.integration,"
             " name = excluded.name, registration_url = excluded.registration_url, "
             "per_request_metering = excluded.per_request_metering, "
-            "notification_targets = excluded.notification_targets",
+            "notification_targets = excluded.notification_targets, "
+            "pricing_model = excluded.pricing_model",
             (
                 product.product_code,
                 product.seller_account_id,
@@ -159,6 +163,7 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
                 product.registration_url,
                 int(product.per_request_metering),
                 orjson.dumps([target_entry(t) for t in product.notification_targets]).decode(),
+                product.pricing_model.value,
             ),
         )
         connection.execute("DELETE FROM dimensions WHERE product_code = ?", (product.product_code,))
@@ -203,8 +208,40 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
                 agreement.offer_id,
             ),
         )
+        connection.execute(
+            "DELETE FROM entitlements WHERE license_arn = ?", (agreement.license_arn,)
+        )
+        connection.executemany(
+            "INSERT INTO entitlements (license_arn, dimension, position, value_type, value, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (agreement.license_arn, e.dimension, i, *_stored_value(e.value), e.expires_at)
+                for i, e in enumerate(agreement.entitlements)
+            ],
+        )
     connection.execute("UPDATE catalog_state SET version = version + 1 WHERE id = 1")
     return catalog_version(connection)
+
+
+def _stored_value(value: EntitlementValue) -> tuple[str, str]:
+    """An entitlement's value as (value_type, text); ``bool`` before ``int``, its subclass."""
+    if isinstance(value, bool):
+        return "boolean", "true" if value else "false"
+    if isinstance(value, int):
+        return "integer", str(value)
+    if isinstance(value, float):
+        return "double", repr(value)
+    return "string", value
+
+
+def _read_value(value_type: str, text: str) -> EntitlementValue:
+    if value_type == "boolean":
+        return text == "true"
+    if value_type == "integer":
+        return int(text)
+    if value_type == "double":
+        return float(text)
+    return text
 
 
 def _write_keys(
@@ -255,10 +292,14 @@ def read_catalog(connection: SqlConnection) -> Catalog:
             per_request_metering=bool(per_request),
             notification_urls=tuple(notification_urls.get(code, ())),
             notification_targets=stored_targets(orjson.loads(targets)),
+            pricing_model=PricingModel(pricing),
         )
-        for code, seller, kind, integration, name, url, per_request, targets in connection.execute(
-            "SELECT product_code, seller_account_id, kind, integration, name, registration_url, "
-            "per_request_metering, notification_targets FROM products ORDER BY product_code"
+        for code, seller, kind, integration, name, url, per_request, targets, pricing in (
+            connection.execute(
+                "SELECT product_code, seller_account_id, kind, integration, name, "
+                "registration_url, per_request_metering, notification_targets, pricing_model "
+                "FROM products ORDER BY product_code"
+            )
         )
     )
     buyers = tuple(
@@ -267,6 +308,14 @@ def read_catalog(connection: SqlConnection) -> Catalog:
             "SELECT account_id, customer_identifier, name FROM buyers ORDER BY account_id"
         )
     )
+    entitlements: dict[str, list[Entitlement]] = {}
+    for arn, dimension, value_type, value, expires_at in connection.execute(
+        "SELECT license_arn, dimension, value_type, value, expires_at FROM entitlements "
+        "ORDER BY license_arn, position"
+    ):
+        entitlements.setdefault(arn, []).append(
+            Entitlement(dimension, _read_value(value_type, value), expires_at)
+        )
     agreements = tuple(
         Agreement(
             arn,
@@ -278,6 +327,7 @@ def read_catalog(connection: SqlConnection) -> Catalog:
             bool(trial),
             pending_since,
             offer_id,
+            tuple(entitlements.get(arn, ())),
         )
         for arn, buyer, product, state, starts_at, ends_at, trial, pending_since, offer_id in (
             connection.execute(

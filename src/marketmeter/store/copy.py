@@ -51,6 +51,7 @@ COPIED_TABLES: dict[str, tuple[str, ...]] = {
         "license_arn",
         "offer_type",
         "issued_at",
+        "resolved_at",
     ),
     "signing_keys": ("version", "private_key_pem", "public_key_pem", "created_at", "retired_at"),
     "container_registrations": ("product_code", "buyer_account_id", "task", "registered_at"),

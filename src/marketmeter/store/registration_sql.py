@@ -44,6 +44,17 @@ def registration_token(connection: SqlConnection, value: str) -> RegistrationTok
     return _token(row) if row is not None else None
 
 
+def claim_first_resolution(connection: SqlConnection, value: str, at: float) -> bool:
+    """Note that token ``value`` is resolved at ``at``; True if it had never been (one
+    statement, so two concurrent resolutions cannot both be first)."""
+    row = connection.execute(
+        "UPDATE registration_tokens SET resolved_at = ? WHERE token = ? AND resolved_at IS NULL "
+        "RETURNING token",
+        (at, value),
+    ).fetchone()
+    return row is not None
+
+
 def registration_tokens(connection: SqlConnection, query: TokenQuery) -> list[RegistrationToken]:
     clauses: list[str] = []
     params: list[object] = []

@@ -61,6 +61,7 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "registration_url",
             "per_request_metering",
             "notification_targets",
+            "pricing_model",
         ),
         "product_code",
     ),
@@ -80,6 +81,10 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "offer_id",
         ),
         "license_arn",
+    ),
+    "entitlements": (
+        ("license_arn", "dimension", "position", "value_type", "value", "expires_at"),
+        "license_arn, position",
     ),
 }
 # usage_records keeps its seq, so that the order records were billed in (the usage view's
@@ -109,6 +114,7 @@ _LOCK_ORDER = (
     "usage_records",
     "container_registrations",
     "signing_keys",
+    "entitlements",
     "agreements",
     "notification_urls",
     "dimensions",

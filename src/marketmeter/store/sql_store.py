@@ -150,6 +150,11 @@ class SqlStore(ABC):
     async def registration_token(self, value: str) -> RegistrationToken | None:
         return await self._read(lambda sql: registration_sql.registration_token(sql, value))
 
+    async def claim_first_resolution(self, value: str, at: float) -> bool:
+        return await self._write(
+            lambda sql: registration_sql.claim_first_resolution(sql, value, at)
+        )
+
     async def registration_tokens(self, query: TokenQuery) -> list[RegistrationToken]:
         return await self._read(lambda sql: registration_sql.registration_tokens(sql, query))
 
