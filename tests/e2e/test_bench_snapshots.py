@@ -30,6 +30,7 @@ CATALOG_COUNTS = {
     "notification_urls": 0,
     "buyers": 7,
     "agreements": 16,
+    "offers": 0,
 }
 
 

@@ -31,18 +31,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from marketmeter.catalog.model import (
     LICENSE_ARN_FORMAT,
     LICENSE_ISSUER_ACCOUNT,
+    AcceptedConfiguration,
     AccessKey,
     Agreement,
     AgreementState,
     Buyer,
     Catalog,
     Integration,
+    Offer,
     Product,
     ProductKind,
     Seller,
     legacy_license_arn_for,
     license_arn_for,
 )
+from marketmeter.catalog.offers import check_offer_terms
 from marketmeter.servicemodel.spec import service_model
 from marketmeter.servicemodel.validation import Violations, compile_shape
 
@@ -52,6 +55,8 @@ __all__ = [
     "BuyerEntry",
     "CatalogEntry",
     "CatalogError",
+    "ConfigurationEntry",
+    "OfferEntry",
     "ProductEntry",
     "SellerEntry",
     "load_catalog",
@@ -68,6 +73,8 @@ MAX_NODES = 500_000  # values in the document, each alias counted every time it 
 MAX_ENTRIES = 20_000  # entries of a file, all sections together
 MAX_DIMENSIONS = 1_000  # per product
 MAX_NOTIFICATION_URLS = 100  # per product
+MAX_OFFER_BUYERS = 1_000  # accounts a private offer is extended to
+MAX_TERMS = 50  # terms of an offer
 MAX_NAME = 1_024  # characters of a seller's, product's or buyer's name
 MAX_SECRET = 1_024  # characters of a secret access key
 MAX_URL = 2_048  # characters of a registration or notification URL
@@ -134,6 +141,28 @@ class BuyerEntry(CatalogEntry):
     access_keys: list[AccessKeyEntry] = []
 
 
+class OfferEntry(CatalogEntry):
+    """An offer of a product and its terms (``offers:``): public without ``buyers``, private
+    to the listed buyers' accounts otherwise. Each term is one mapping ``{<term>: {...}}`` in
+    the Agreement API's own shape (``usageBasedPricingTerm``, ``legalTerm``, ...; docs/catalog.md,
+    "Offers")."""
+
+    offer_id: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
+    product: str
+    name: Name = ""
+    buyers: list[AccountId] = Field(default=[], max_length=MAX_OFFER_BUYERS)
+    terms: list[dict[str, Any]] = Field(default=[], max_length=MAX_TERMS)
+
+
+class ConfigurationEntry(CatalogEntry):
+    """What the buyer chose on the offer's configurable terms (an agreement's
+    ``configuration:``): the contract duration, the quantity per dimension, auto-renewal."""
+
+    selector: str | None = Field(default=None, min_length=2, max_length=64, pattern=r"^P\w+$")
+    dimensions: dict[Identifier, int] = Field(default={}, max_length=MAX_DIMENSIONS)
+    auto_renew: bool | None = None
+
+
 class AgreementEntry(CatalogEntry):
     """A buyer's agreement for a product (``agreements:``)."""
 
@@ -144,11 +173,14 @@ class AgreementEntry(CatalogEntry):
     start: datetime | None = None
     end: datetime | None = None
     free_trial: bool = False
+    offer: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^\S+$")
+    configuration: ConfigurationEntry | None = None
 
 
 class _File(CatalogEntry):
     sellers: list[SellerEntry] = []
     products: list[ProductEntry] = []
+    offers: list[OfferEntry] = []
     buyers: list[BuyerEntry] = []
     agreements: list[AgreementEntry] = []
 
@@ -243,6 +275,7 @@ _SECTIONS: dict[str, type[CatalogEntry]] = {
     "products": ProductEntry,
     "buyers": BuyerEntry,
     "agreements": AgreementEntry,
+    "offers": OfferEntry,
 }
 
 
@@ -293,7 +326,7 @@ def _label(raw: dict[str, Any], section: str, index: int) -> str:
     entry = entries[index]
     if not isinstance(entry, dict):
         return ""
-    for key in ("product_code", "account_id", "license_arn"):
+    for key in ("product_code", "account_id", "license_arn", "offer_id"):
         if isinstance(entry.get(key), str | int):
             return f" ({entry[key]})"
     if "buyer" in entry and "product" in entry:
@@ -424,6 +457,9 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         buyers.append(Buyer(b.account_id, b.customer_identifier, b.name, _keys(b.access_keys)))
     buyer_ids |= seen
 
+    offers = _offers(parsed, existing, products, product_codes, buyer_ids, problems)
+    known_offers = {o.offer_id: o for o in existing.offers} | {o.offer_id: o for o in offers}
+
     agreements = []
     seen = set()
     existing_arns = {agreement.license_arn for agreement in existing.agreements}
@@ -445,7 +481,70 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         seen.add(arn)
         if start is not None and end is not None and end <= start:
             problems.append(f"{where}: end: must be after start")
+        if a.offer is not None:
+            _check_accepted_offer(known_offers.get(a.offer), a, where, problems)
         agreements.append(
-            Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end, a.free_trial)
+            Agreement(
+                arn,
+                a.buyer,
+                a.product,
+                AgreementState(a.state),
+                start,
+                end,
+                a.free_trial,
+                offer_id=a.offer,
+                configuration=_configuration(a.configuration),
+            )
         )
-    return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))
+    return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements), tuple(offers))
+
+
+def _offers(
+    parsed: _File,
+    existing: Catalog,
+    products: list[Product],
+    product_codes: set[str],
+    buyer_ids: set[str],
+    problems: list[str],
+) -> list[Offer]:
+    """The file's offers, each checked: its product and buyers exist, its terms have the
+    Agreement API's shapes (``catalog.offers``)."""
+    dimensions = {p.product_code: p.dimensions for p in existing.products}
+    dimensions |= {p.product_code: p.dimensions for p in products}
+    offers = []
+    seen: set[str] = set()
+    for i, o in enumerate(parsed.offers):
+        where = f"offers[{i}] ({o.offer_id})"
+        if o.offer_id in seen:
+            problems.append(f"{where}: offer_id: listed twice")
+        seen.add(o.offer_id)
+        if o.product not in product_codes:
+            problems.append(f"{where}: product: no product with product_code {o.product}")
+        for j, buyer in enumerate(o.buyers):
+            if buyer not in buyer_ids:
+                problems.append(f"{where}: buyers[{j}]: no buyer with account_id {buyer}")
+        if len(set(o.buyers)) != len(o.buyers):
+            problems.append(f"{where}: buyers: a buyer is listed twice")
+        terms = check_offer_terms(o.terms, dimensions.get(o.product, ()), where, problems)
+        offers.append(Offer(o.offer_id, o.product, o.name, tuple(o.buyers), terms))
+    return offers
+
+
+def _check_accepted_offer(
+    offer: Offer | None, entry: AgreementEntry, where: str, problems: list[str]
+) -> None:
+    if offer is None:
+        problems.append(f"{where}: offer: no offer with offer_id {entry.offer}")
+        return
+    if offer.product_code != entry.product:
+        problems.append(f"{where}: offer: {offer.offer_id} is an offer of {offer.product_code}")
+    if offer.private and entry.buyer not in offer.buyers:
+        problems.append(
+            f"{where}: offer: {offer.offer_id} is a private offer not extended to {entry.buyer}"
+        )
+
+
+def _configuration(entry: ConfigurationEntry | None) -> AcceptedConfiguration:
+    if entry is None:
+        return AcceptedConfiguration()
+    return AcceptedConfiguration(entry.selector, tuple(entry.dimensions.items()), entry.auto_renew)

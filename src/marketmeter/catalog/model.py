@@ -15,6 +15,7 @@ from enum import StrEnum
 __all__ = [
     "LICENSE_ARN_FORMAT",
     "LICENSE_ISSUER_ACCOUNT",
+    "AcceptedConfiguration",
     "AccessKey",
     "Agreement",
     "AgreementState",
@@ -23,14 +24,18 @@ __all__ = [
     "CatalogSnapshot",
     "Integration",
     "KeyOwner",
+    "Offer",
+    "OfferTerm",
     "Product",
     "ProductKind",
     "Seller",
     "agreement_id_for",
     "customer_identifier_for",
+    "default_offer_id_for",
     "legacy_license_arn_for",
     "license_arn_for",
     "product_id_for",
+    "term_id_for",
 ]
 
 # AWS Marketplace's license-issuing account: real LicenseArns (ResolveCustomer answers, the
@@ -77,6 +82,20 @@ def product_id_for(product_code: str) -> str:
     id): marketmeter's catalog has product codes only."""
     digest = int.from_bytes(hashlib.sha256(f"product|{product_code}".encode()).digest())
     return "prod-" + _base36(digest, 13)
+
+
+def default_offer_id_for(product_code: str) -> str:
+    """The id of the public offer a product without offers in the catalog is sold through
+    (``offer-`` and 13 lowercase alphanumerics, AWS's form), derived from the code; its terms
+    are derived too (docs/agreement-api.md, "Offers and terms")."""
+    digest = int.from_bytes(hashlib.sha256(f"offer|{product_code}".encode()).digest())
+    return "offer-" + _base36(digest, 13)
+
+
+def term_id_for(offer_id: str, position: int, term_type: str) -> str:
+    """A term's id as AWS shows it (``term-`` and 64 hex digits), stable per offer, position
+    and type: the same term has the same id in every agreement made on the offer."""
+    return "term-" + hashlib.sha256(f"term|{offer_id}|{position}|{term_type}".encode()).hexdigest()
 
 
 def customer_identifier_for(buyer_account_id: str) -> str:
@@ -148,6 +167,48 @@ class Buyer:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferTerm:
+    """One term of an offer, in the Agreement API's own shape: ``key`` is the member of
+    ``AcceptedTerm`` naming its type (``usageBasedPricingTerm``, ``legalTerm``, ...), ``body``
+    its members as JSON text (without ``type`` and ``id``, which are derived), checked against
+    botocore's ``marketplace-agreement`` model when the catalog is loaded."""
+
+    key: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An offer of a product, with its terms. ``buyers`` empty: a public offer, any buyer may
+    accept it; else a private offer, for those buyers' accounts only."""
+
+    offer_id: str
+    product_code: str
+    name: str = ""
+    buyers: tuple[str, ...] = ()
+    terms: tuple[OfferTerm, ...] = ()
+
+    @property
+    def private(self) -> bool:
+        return bool(self.buyers)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedConfiguration:
+    """What the buyer chose when accepting an offer's configurable terms: the contract's
+    duration (``selector``, e.g. ``P12M``), the quantity bought per dimension, and whether the
+    agreement renews automatically (``None``: as the offer's renewal term says)."""
+
+    selector: str | None = None
+    dimensions: tuple[tuple[str, int], ...] = ()
+    auto_renew: bool | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.selector is None and not self.dimensions and self.auto_renew is None
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
     """A buyer's subscription to a product. Times are epoch seconds; ``None`` is unbounded.
 
@@ -164,6 +225,7 @@ class Agreement:
     free_trial: bool = False
     pending_since: float | None = None  # when it became unsubscribe-pending
     offer_id: str | None = None  # the offer accepted, when known
+    configuration: AcceptedConfiguration = AcceptedConfiguration()  # the buyer's choices
 
     @property
     def agreement_id(self) -> str:
@@ -207,6 +269,7 @@ class Catalog:
     products: tuple[Product, ...] = ()
     buyers: tuple[Buyer, ...] = ()
     agreements: tuple[Agreement, ...] = ()
+    offers: tuple[Offer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +293,12 @@ class CatalogSnapshot:
     agreements_by_id: dict[str, Agreement] = field(init=False)
     agreements_by_buyer_product: dict[tuple[str, str], tuple[Agreement, ...]] = field(init=False)
     key_owners: dict[str, KeyOwner] = field(init=False)
+    offers: dict[str, Offer] = field(init=False)
 
     def __post_init__(self) -> None:
         catalog = self.catalog
         set_ = object.__setattr__
+        set_(self, "offers", {o.offer_id: o for o in catalog.offers})
         set_(self, "products", {p.product_code: p for p in catalog.products})
         set_(self, "buyers", {b.account_id: b for b in catalog.buyers})
         set_(

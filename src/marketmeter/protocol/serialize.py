@@ -50,7 +50,7 @@ def success(payload: dict[str, Any]) -> WireResponse:
 
 
 def error(failure: AwsError) -> WireResponse:
-    body = orjson.dumps({"__type": failure.code, "message": failure.message})
+    body = orjson.dumps({"__type": failure.code, "message": failure.message, **failure.members()})
     return WireResponse(failure.http_status, body, failure.code)
 
 

@@ -34,6 +34,7 @@ def edit_catalog(connection: SqlConnection, edit: CatalogEdit) -> int:
     for code in edit.delete_products:
         _refuse_if_referred(connection, f"product {code}", "product_code", code)
         connection.execute("DELETE FROM dimensions WHERE product_code = ?", (code,))
+        connection.execute("DELETE FROM offers WHERE product_code = ?", (code,))
         connection.execute("DELETE FROM products WHERE product_code = ?", (code,))
     for account in edit.delete_sellers:
         products = _column(

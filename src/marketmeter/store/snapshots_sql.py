@@ -77,9 +77,11 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "free_trial",
             "pending_since",
             "offer_id",
+            "configuration",
         ),
         "license_arn",
     ),
+    "offers": (("offer_id", "product_code", "name", "buyers", "terms"), "offer_id"),
 }
 # usage_records keeps its seq, so that the order records were billed in (the usage view's
 # tiebreak) survives a restore.
@@ -109,6 +111,7 @@ _LOCK_ORDER = (
     "container_registrations",
     "signing_keys",
     "agreements",
+    "offers",
     "notification_urls",
     "dimensions",
     "access_keys",
