@@ -1,7 +1,8 @@
 """Assembly only: builds the AWS endpoint and the admin API over one store, clock, id
 generator and test bench, and routes between them by path (``/_marketmeter/...``, and
 LocalStack's ``/_localstack/chaos/...`` fault routes, are the admin API; every other path is the
-AWS endpoint, which AWS's JSON 1.1 services serve at ``POST /``).
+AWS endpoint, which AWS's JSON services serve at ``POST /``). The endpoint serves the Metering
+Service, the Entitlement Service and the Agreement API, one ``ServiceBinding`` each.
 
 The app's lifespan also runs the subscription lifecycle's background tasks: the unsubscribe
 ticker (``operator.ticker``) and the webhook deliverer (``lifecycle.webhooks``),
@@ -29,9 +30,10 @@ from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
-from marketmeter.protocol.operations import Operations, dispatch_table
+from marketmeter.protocol.operations import Operations, metering_service
+from marketmeter.protocol.services import ServiceBinding
 from marketmeter.protocol.sigv4 import SigV4Verifier
-from marketmeter.servicemodel.spec import service_regions
+from marketmeter.servicemodel.spec import AGREEMENT, ENTITLEMENT, service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
@@ -75,8 +77,13 @@ class MarketmeterApp:
             resolve_customer=ResolveCustomer(store, clock, settings.token_ttl),
             register_usage=RegisterUsage(store, clock, keys),
         )
+        services = (
+            metering_service(operations, self.bench),
+            ServiceBinding(ENTITLEMENT, {}),
+            ServiceBinding(AGREEMENT, {}),
+        )
         self.endpoint = AwsEndpoint(
-            dispatch_table(operations, self.bench),
+            services,
             authenticator_for(settings, store),
             request_ids,
             settings.max_body_bytes,

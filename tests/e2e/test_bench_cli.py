@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from marketmeter.servicemodel.spec import served_operation_names
 from tests.e2e.bench_fixtures import metering_client
 from tests.e2e.buyers import ALICE_KEY, SELLER_KEY, admin
 from tests.e2e.cli_runner import mm
@@ -708,8 +709,7 @@ def test_journal_lines_json_and_filters(server: ServerProcess) -> None:
         "response": {"MeteringRecordId": metered["MeteringRecordId"]},
     }
     assert failed(results[8]) == (
-        "Error: 400: operation: must be one of BatchMeterUsage, MeterUsage, RegisterUsage, "
-        "ResolveCustomer\n"
+        f"Error: 400: operation: must be one of {', '.join(served_operation_names())}\n"
     )
 
 

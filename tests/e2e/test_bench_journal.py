@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from marketmeter.servicemodel.spec import served_operation_names
 from tests.e2e.bench_fixtures import Bench, metering_client, outcome, start_bench
 from tests.e2e.buyers import ALICE_KEY, SELLER_KEY, admin
 from tests.e2e.wire_records import record
@@ -292,7 +293,7 @@ def test_limit_takes_the_newest_and_after_pages_forward(bench: Bench, now: int) 
         (
             "operation=Nope",
             "operation",
-            "must be one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
+            f"must be one of {', '.join(served_operation_names())}",
         ),
         ("limit=0", "limit", "must be a whole number from 1 to 10000"),
         ("status=abc", "status", "must be a whole number from 100 to 599"),

@@ -18,6 +18,7 @@ from marketmeter.errors import (
 )
 from marketmeter.protocol.serialize import error as serialize_error
 from marketmeter.refusal import Refusal
+from marketmeter.servicemodel.spec import served_operation_names
 from marketmeter.testbench.faults import (
     ERROR_CLASSES,
     FaultDecision,
@@ -142,7 +143,7 @@ def test_parse_rules_names_the_failing_rule() -> None:
         (
             {"operation": "PutObject"},
             "operation",
-            "must be one of BatchMeterUsage, MeterUsage, RegisterUsage, ResolveCustomer",
+            f"must be one of {', '.join(served_operation_names())}",
         ),
         ({"probability": 0}, "probability", "must be greater than 0 and at most 1"),
         ({"probability": 1.5}, "probability", "must be greater than 0 and at most 1"),

@@ -15,7 +15,7 @@ import orjson
 
 from marketmeter.operator.inputs import iso, parse_count, parse_time
 from marketmeter.refusal import Refusal
-from marketmeter.servicemodel.spec import operation_names
+from marketmeter.servicemodel.spec import served_operation_names
 from marketmeter.testbench.journal import JournalEntry, JournalQuery
 
 __all__ = ["JOURNAL_FILTERS", "MAX_LIMIT", "entry_json", "journal_query"]
@@ -39,8 +39,8 @@ def journal_query(filters: Mapping[str, str]) -> JournalQuery:
         if name not in JOURNAL_FILTERS:
             raise Refusal(name, f"unknown filter; known: {', '.join(JOURNAL_FILTERS)}")
     operation = filters.get("operation") or None
-    if operation is not None and operation not in operation_names():
-        raise Refusal("operation", f"must be one of {', '.join(operation_names())}")
+    if operation is not None and operation not in served_operation_names():
+        raise Refusal("operation", f"must be one of {', '.join(served_operation_names())}")
     status = filters.get("status")
     since = filters.get("since")
     until = filters.get("until")

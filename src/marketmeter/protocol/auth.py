@@ -7,9 +7,12 @@ body) before anything else is looked at and answers a ``Caller`` or raises an au
 - ``OpenAuth`` (the default, for local testing) accepts every request, signed or not, and
   attributes no account, so no ownership rule applies.
 - ``StrictAuth`` (``serve --auth sigv4``) verifies the Signature Version 4 of every request
-  (``protocol.sigv4``) against the access keys of the catalog's sellers and buyers, and maps
-  the key to its account: sellers call BatchMeterUsage and ResolveCustomer, buyers MeterUsage
-  and RegisterUsage; a key of the other kind is ``AccessDeniedException`` (docs/wire-protocol.md).
+  (``protocol.sigv4``) against the access keys of the catalog's sellers and buyers, with a
+  credential scope naming a region the called service is offered in (botocore's endpoint
+  data, ``servicemodel.spec.regions_of``), and maps the key to its account: sellers call
+  BatchMeterUsage and ResolveCustomer and every operation of the read-side services
+  (Entitlement Service, Agreement API), buyers MeterUsage and RegisterUsage; a key of the
+  other kind is ``AccessDeniedException`` (docs/wire-protocol.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from marketmeter.errors import AccessDeniedException
 from marketmeter.metering.types import Caller
 from marketmeter.protocol.raw_request import RawRequest
 from marketmeter.protocol.sigv4 import SigV4Verifier
+from marketmeter.servicemodel.spec import AGREEMENT, ENTITLEMENT, operations_of, regions_of
 
 __all__ = [
     "BUYER_OPERATIONS",
@@ -33,9 +37,12 @@ __all__ = [
     "StrictAuth",
 ]
 
-# Who may call what (docs/wire-protocol.md): the seller meters SaaS usage and resolves its
-# customers; the buyer's instances, tasks and pods meter AMI and container usage and register.
-SELLER_OPERATIONS = frozenset({"BatchMeterUsage", "ResolveCustomer"})
+# Who may call what (docs/wire-protocol.md): the seller meters SaaS usage, resolves its
+# customers and reads its entitlements and agreements; the buyer's instances, tasks and pods
+# meter AMI and container usage and register.
+SELLER_OPERATIONS = frozenset(
+    {"BatchMeterUsage", "ResolveCustomer", *operations_of(ENTITLEMENT), *operations_of(AGREEMENT)}
+)
 BUYER_OPERATIONS = frozenset({"MeterUsage", "RegisterUsage"})
 
 # Credential=<access key id>/<date>/<region>/<service>/aws4_request
@@ -43,8 +50,9 @@ _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/(?:[^/,\s]*/([^/,\s]+)/)?")
 
 
 class Authenticator(Protocol):
-    async def authenticate(self, request: RawRequest) -> Caller:
-        """Who sent ``request``, or an auth error (``errors``)."""
+    async def authenticate(self, request: RawRequest, service: str | None = None) -> Caller:
+        """Who sent ``request`` to ``service`` (botocore's name; ``None`` when the target
+        names none), or an auth error (``errors``)."""
         ...
 
     def authorize(self, caller: Caller, operation: str) -> None:
@@ -57,7 +65,7 @@ class OpenAuth:
     the request names, since MeterUsage and RegisterUsage take the buyer and the instance from
     them (``metering.callers``) and fault rules may match on them."""
 
-    async def authenticate(self, request: RawRequest) -> Caller:
+    async def authenticate(self, request: RawRequest, service: str | None = None) -> Caller:
         authorization = request.header(b"authorization")
         match = _CREDENTIAL.search(authorization) if authorization else None
         if match is None:
@@ -81,7 +89,7 @@ class StrictAuth:
         self._secrets: dict[str, str] = {}
         self._secrets_version = -1
 
-    async def authenticate(self, request: RawRequest) -> Caller:
+    async def authenticate(self, request: RawRequest, service: str | None = None) -> Caller:
         snapshot = await self._catalog()
         if snapshot.version != self._secrets_version:
             catalog = snapshot.catalog
@@ -89,7 +97,8 @@ class StrictAuth:
             keys += [k for buyer in catalog.buyers for k in buyer.access_keys]
             self._secrets = {key.access_key_id: key.secret_access_key for key in keys}
             self._secrets_version = snapshot.version
-        verified = self._verifier.verify(request, self._secrets.get)
+        regions = regions_of(service) if service is not None else None
+        verified = self._verifier.verify(request, self._secrets.get, regions)
         owner = snapshot.key_owners[verified.access_key_id]
         kind: Literal["seller", "buyer"] = "seller" if owner.kind == "seller" else "buyer"
         return Caller(

@@ -1,8 +1,15 @@
-"""The AWS endpoint: the one ``POST /`` handler, as a plain ASGI callable.
+"""The AWS endpoint: the one ``POST /`` handler of every served service, as a plain ASGI
+callable.
 
-A request's life: body read (refused with 413 at 1 MB or more, before parsing) →
-authentication (the signature covers method, path and target, so it is checked first) →
-operation from ``X-Amz-Target`` → authorization (the caller's kind) → JSON parse and model
+Several services share it (``protocol.services.ServiceBinding``: a botocore model and its
+handlers), told apart by the prefix of ``X-Amz-Target``; each answers with its own content
+type (AWS JSON 1.1 or 1.0).
+
+A request's life: body read (refused with 413 at 1 MB or more, before parsing) → the
+service and operation ``X-Amz-Target`` names, noted for the journal (not yet acted on) →
+authentication (the signature covers method, path and target, so it is checked before the
+target is acted on; the credential scope's region must be one the named service is offered
+in) → an unknown target refused → authorization (the caller's kind) → JSON parse and model
 validation → the operation's handler (typed request → rules → wire result) → one serializer.
 A handler that has not answered within ``processing_timeout`` seconds is answered
 ``InternalServiceErrorException`` (500, which SDKs retry; a retry is answered with the ids of
@@ -20,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,34 +40,29 @@ from marketmeter.errors import (
 )
 from marketmeter.metering.clock import Clock, SystemClock
 from marketmeter.metering.ids import IdGenerator
-from marketmeter.metering.types import Caller
 from marketmeter.protocol import serialize
 from marketmeter.protocol.auth import Authenticator, RawRequest
 from marketmeter.protocol.hooks import CallLog, JournalEntry
-from marketmeter.protocol.parse import RequestParser, decode_and_validate
+from marketmeter.protocol.parse import RequestParser, decode_and_validate, unknown_operation
+from marketmeter.protocol.services import Handler, RequestNotes, ServiceBinding
 
-__all__ = ["AwsEndpoint", "Handler", "RequestNotes"]
+__all__ = ["AwsEndpoint", "Handler", "RequestNotes", "ServiceBinding"]
 
 log = logging.getLogger(__name__)
 
 # "BatchMeterUsage requests must be less than 1MB in size" (seed documents).
 
 
-@dataclass(slots=True)
-class RequestNotes:
-    """What a handler tells the journal about the call it answered."""
-
-    product_code: str | None = None
-    verdicts: tuple[str, ...] = ()
-    fault: str | None = None
-
-
-# An operation's handler: validated JSON params and the caller in, wire JSON out.
-Handler = Callable[[dict[str, Any], Caller, RequestNotes], Awaitable[dict[str, Any]]]
-
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 class _BodyTooLarge(Exception):
@@ -80,14 +82,15 @@ class _Exchange:
     operation: str | None = None
     target: str | None = None
     access_key_id: str | None = None
+    service: ServiceBinding | None = None
 
 
 class AwsEndpoint:
-    """ASGI app answering the four Metering Service operations."""
+    """ASGI app answering the operations of every service it is given."""
 
     def __init__(
         self,
-        handlers: Mapping[str, Handler],
+        services: Sequence[ServiceBinding],
         authenticator: Authenticator,
         request_ids: IdGenerator,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -95,11 +98,11 @@ class AwsEndpoint:
         clock: Clock | None = None,
         processing_timeout: float | None = None,
     ) -> None:
-        self._handlers = dict(handlers)
+        self._services = {binding.service: binding for binding in services}
         self._auth = authenticator
         self._request_ids = request_ids
         self._max_body = max_body_bytes
-        self._parser = RequestParser()
+        self._parser = RequestParser(self._services)
         self._journal = journal if journal is not None and journal.enabled else None
         self._clock = clock or SystemClock()
         self._processing_timeout = processing_timeout
@@ -113,12 +116,13 @@ class AwsEndpoint:
         except _ClientGone:
             return  # a truncated body is never acted on: nobody is left to answer
         except AwsError as failure:
-            response = serialize.error(failure)
+            response = self._error(failure, exchange.service, request_id)
         except Exception:
             log.exception("request %s failed", request_id)
-            response = serialize.error(
-                InternalServiceErrorException("An internal error has occurred. Retry your request.")
+            internal = InternalServiceErrorException(
+                "An internal error has occurred. Retry your request."
             )
+            response = self._error(internal, exchange.service, request_id)
         if self._journal is not None:
             self._journal.record(
                 JournalEntry(
@@ -146,6 +150,12 @@ class AwsEndpoint:
         self, scope: Scope, receive: Receive, exchange: _Exchange
     ) -> serialize.WireResponse:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
+        exchange.target = _header(headers, b"x-amz-target")
+        route = self._parser.route(exchange.target)
+        if route is not None:
+            # the journal names the operation even when the call is refused before it runs
+            exchange.operation = route.operation
+            exchange.service = self._services[route.service]
         try:
             body = exchange.body = await self._read_body(headers, receive)
         except _BodyTooLarge:
@@ -160,18 +170,21 @@ class AwsEndpoint:
             body=body,
             raw_path=scope.get("raw_path") or scope["path"].encode(),
         )
-        exchange.target = request.header(b"x-amz-target")
-        caller = await self._auth.authenticate(request)
+        caller = await self._auth.authenticate(
+            request, route.service if route is not None else None
+        )
         exchange.access_key_id = caller.access_key_id
         if request.method != "POST":
             raise UnknownOperationException(f"{request.method} is not supported: use POST /")
-        name, checker = self._parser.operation(exchange.target)
-        exchange.operation = name
+        binding = exchange.service
+        if route is None or binding is None:
+            raise unknown_operation(exchange.target)
+        name = route.operation
         self._auth.authorize(caller, name)
-        params = decode_and_validate(checker, body)
-        handler = self._handlers.get(name)
-        if handler is None:
-            raise UnknownOperationException(f"marketmeter does not implement {name} yet")
+        handler = binding.handlers.get(name)
+        if handler is None:  # in the model, not served
+            raise unknown_operation(exchange.target)
+        params = decode_and_validate(route.checker, body)
         deadline = asyncio.timeout(self._processing_timeout)
         try:
             async with deadline:
@@ -184,7 +197,18 @@ class AwsEndpoint:
                 f"The request was not processed within {self._processing_timeout:g} seconds. "
                 "Retry your request."
             ) from None
-        return serialize.success(result)
+        return serialize.success(result, binding.content_type)
+
+    @staticmethod
+    def _error(
+        failure: AwsError, service: ServiceBinding | None, request_id: str
+    ) -> serialize.WireResponse:
+        """The error in the named service's content type and error body (JSON 1.1 and
+        ``{"__type", "message"}`` when the target names no service)."""
+        if service is None:
+            return serialize.error(failure)
+        body = service.error_body(failure, request_id)
+        return serialize.error(failure, service.content_type, body)
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> bytes:
         for key, value in headers:

@@ -21,7 +21,6 @@ from marketmeter.metering.register_usage import RegisterUsage
 from marketmeter.metering.resolve_customer import ResolveCustomer
 from marketmeter.metering.types import BatchMeterUsageResult, Caller
 from marketmeter.protocol import serialize
-from marketmeter.protocol.endpoint import Handler, RequestNotes
 from marketmeter.protocol.hooks import CallChecks, FaultDecision
 from marketmeter.protocol.parse import (
     batch_meter_usage_request,
@@ -29,8 +28,17 @@ from marketmeter.protocol.parse import (
     register_usage_request,
     resolve_customer_request,
 )
+from marketmeter.protocol.services import Handler, RequestNotes, ServiceBinding
+from marketmeter.servicemodel.spec import METERING
 
-__all__ = ["UNPROCESSED", "Operations", "dispatch_table"]
+__all__ = [
+    "UNPROCESSED",
+    "NoChecks",
+    "Operations",
+    "apply_decision",
+    "dispatch_table",
+    "metering_service",
+]
 
 # The journal's verdict for a record held back by a fault rule.
 UNPROCESSED = "Unprocessed"
@@ -46,7 +54,7 @@ class Operations:
     register_usage: RegisterUsage
 
 
-async def _apply(decision: FaultDecision | None, notes: RequestNotes) -> frozenset[int]:
+async def apply_decision(decision: FaultDecision | None, notes: RequestNotes) -> frozenset[int]:
     """Carry out the bench's decision: wait, then raise its error; returns the positions of
     records to hold back."""
     if decision is None:
@@ -65,7 +73,7 @@ def _verdicts(result: BatchMeterUsageResult, held: frozenset[int], size: int) ->
     return tuple(UNPROCESSED if i in held else next(processed).status.value for i in range(size))
 
 
-class _NoChecks:
+class NoChecks:
     """No bench: every call goes straight to the rules."""
 
     def check(
@@ -75,7 +83,7 @@ class _NoChecks:
 
 
 def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> dict[str, Handler]:
-    controls = bench or _NoChecks()
+    controls = bench or NoChecks()
 
     async def batch(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
         request = batch_meter_usage_request(params)
@@ -83,7 +91,7 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
         decision = controls.check(
             "BatchMeterUsage", request.product_code, caller, len(request.records)
         )
-        held = await _apply(decision, notes)
+        held = await apply_decision(decision, notes)
         result = await operations.batch_meter_usage(request, caller, held)
         notes.verdicts = _verdicts(result, held, len(request.records))
         return serialize.batch_meter_usage_result(result)
@@ -91,7 +99,7 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
     async def meter(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
         request = meter_usage_request(params)
         notes.product_code = request.product_code
-        await _apply(controls.check("MeterUsage", request.product_code, caller), notes)
+        await apply_decision(controls.check("MeterUsage", request.product_code, caller), notes)
         result = await operations.meter_usage(request, caller)
         notes.verdicts = ("Success",)
         return serialize.meter_usage_result(result)
@@ -100,7 +108,7 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
         params: dict[str, Any], caller: Caller, notes: RequestNotes
     ) -> dict[str, Any]:
         request = resolve_customer_request(params)
-        await _apply(controls.check("ResolveCustomer", None, caller), notes)
+        await apply_decision(controls.check("ResolveCustomer", None, caller), notes)
         result = await operations.resolve_customer(request, caller)
         notes.product_code = result.product_code
         return serialize.resolve_customer_result(result)
@@ -110,7 +118,7 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
     ) -> dict[str, Any]:
         request = register_usage_request(params)
         notes.product_code = request.product_code
-        await _apply(controls.check("RegisterUsage", request.product_code, caller), notes)
+        await apply_decision(controls.check("RegisterUsage", request.product_code, caller), notes)
         result = await operations.register_usage(request, caller)
         return serialize.register_usage_result(result)
 
@@ -120,3 +128,8 @@ def dispatch_table(operations: Operations, bench: CallChecks | None = None) -> d
         "ResolveCustomer": resolve,
         "RegisterUsage": register,
     }
+
+
+def metering_service(operations: Operations, bench: CallChecks | None = None) -> ServiceBinding:
+    """The Metering Service on the endpoint: its model and the four handlers."""
+    return ServiceBinding(METERING, dispatch_table(operations, bench))

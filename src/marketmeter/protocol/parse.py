@@ -1,4 +1,5 @@
-"""Requests in: ``X-Amz-Target`` → operation; body → validated JSON → typed domain request.
+"""Requests in: ``X-Amz-Target`` → (service, operation); body → validated JSON → typed domain
+request.
 
 PascalCase member names are read here and nowhere else.
 """
@@ -6,6 +7,7 @@ PascalCase member names are read here and nowhere else.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +23,26 @@ from marketmeter.metering.types import (
     UsageAllocation,
     UsageRecord,
 )
-from marketmeter.servicemodel.spec import service_model, target_prefix
-from marketmeter.servicemodel.validation import BeyondFastJson, Checker, compile_shape, validate
+from marketmeter.servicemodel.spec import METERING, model_of, prefix_of
+from marketmeter.servicemodel.validation import (
+    BeyondFastJson,
+    Checker,
+    Violations,
+    compile_shape,
+    validate,
+)
 
 __all__ = [
     "ParsedRequest",
     "RequestParser",
+    "Route",
     "batch_meter_usage_request",
     "decode_and_validate",
     "decode_json",
     "meter_usage_request",
     "register_usage_request",
     "resolve_customer_request",
+    "unknown_operation",
 ]
 
 
@@ -42,31 +52,57 @@ class ParsedRequest:
     params: dict[str, Any]
 
 
-class RequestParser:
-    """Knows every operation of the model and holds its precompiled input checker."""
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where an ``X-Amz-Target`` leads: the service (botocore's name), the operation and its
+    precompiled input checker."""
 
-    def __init__(self) -> None:
-        model = service_model()
-        prefix = target_prefix()
-        self._checkers: dict[str, tuple[str, Checker]] = {
-            f"{prefix}.{name}": (name, compile_shape(model.operation_model(name).input_shape))
-            for name in model.operation_names
-        }
+    service: str
+    operation: str
+    checker: Checker
+
+
+class RequestParser:
+    """Knows every operation of the given services' models (by default the Metering Service's)
+    and holds each one's precompiled input checker."""
+
+    def __init__(self, services: Iterable[str] = (METERING,)) -> None:
+        self._routes: dict[str, Route] = {}
+        for service in services:
+            model = model_of(service)
+            prefix = prefix_of(service)
+            for name in model.operation_names:
+                shape = model.operation_model(name).input_shape
+                checker = compile_shape(shape) if shape is not None else _no_input
+                self._routes[f"{prefix}.{name}"] = Route(service, name, checker)
+
+    def route(self, target: str | None) -> Route | None:
+        """The service and operation ``X-Amz-Target`` names, if it names one."""
+        return self._routes.get(target) if target else None
 
     def operation(self, target: str | None) -> tuple[str, Checker]:
         """The operation named by ``X-Amz-Target``, or ``UnknownOperationException``."""
-        found = self._checkers.get(target) if target else None
+        found = self.route(target)
         if found is None:
-            raise UnknownOperationException(
-                "No operation named by the X-Amz-Target header"
-                if not target
-                else f"Unknown operation {target}"
-            )
-        return found
+            raise unknown_operation(target)
+        return found.operation, found.checker
 
     def parse(self, target: str | None, body: bytes) -> ParsedRequest:
         name, checker = self.operation(target)
         return ParsedRequest(name, decode_and_validate(checker, body))
+
+
+def unknown_operation(target: str | None) -> UnknownOperationException:
+    """What AWS answers a target that names no operation."""
+    return UnknownOperationException(
+        "No operation named by the X-Amz-Target header"
+        if not target
+        else f"Unknown operation {target}"
+    )
+
+
+def _no_input(value: Any, path: str, out: Violations) -> None:
+    """An operation without an input shape takes any JSON object."""
 
 
 def decode_json(body: bytes) -> dict[str, Any]:

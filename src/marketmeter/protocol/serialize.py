@@ -1,8 +1,9 @@
-"""Responses out: the one place that turns results and errors into AWS JSON 1.1 bytes.
+"""Responses out: the one place that turns results and errors into AWS JSON bytes.
 
-Success: 200, ``application/x-amz-json-1.1``. Error: ``{"__type", "message"}`` body and the
-``x-amzn-ErrorType`` header (botocore reads the body, the JS and Go SDKs prefer the header),
-with the error's status. PascalCase member names are written here and nowhere else.
+Success: 200, ``application/x-amz-json-1.1`` (``-1.0`` for a JSON 1.0 service: each response
+carries its service's content type, ``protocol.services``). Error: ``{"__type", "message"}``
+body and the ``x-amzn-ErrorType`` header (botocore reads the body, the JS and Go SDKs prefer
+the header), with the error's status. PascalCase member names are written here and nowhere else.
 """
 
 from __future__ import annotations
@@ -43,22 +44,28 @@ class WireResponse:
     status: int
     body: bytes
     error_type: str | None = None
+    content_type: bytes = CONTENT_TYPE
 
 
-def success(payload: dict[str, Any]) -> WireResponse:
-    return WireResponse(200, orjson.dumps(payload))
+def success(payload: dict[str, Any], content_type: bytes = CONTENT_TYPE) -> WireResponse:
+    return WireResponse(200, orjson.dumps(payload), content_type=content_type)
 
 
-def error(failure: AwsError) -> WireResponse:
-    body = orjson.dumps({"__type": failure.code, "message": failure.message, **failure.members()})
-    return WireResponse(failure.http_status, body, failure.code)
+def error(
+    failure: AwsError, content_type: bytes = CONTENT_TYPE, body: bytes | None = None
+) -> WireResponse:
+    """The error as AWS's JSON services send it; ``body`` replaces ``{"__type", "message"}``
+    for a service whose errors carry more members."""
+    if body is None:
+        body = orjson.dumps({"__type": failure.code, "message": failure.message})
+    return WireResponse(failure.http_status, body, failure.code, content_type)
 
 
 def headers(response: WireResponse, request_id: str) -> list[tuple[bytes, bytes]]:
     """The response's headers: content type and length, ``x-amzn-RequestId``, and for an error
     ``x-amzn-ErrorType``."""
     fields = [
-        (b"content-type", CONTENT_TYPE),
+        (b"content-type", response.content_type),
         (b"content-length", str(len(response.body)).encode()),
         (b"x-amzn-RequestId", request_id.encode()),
     ]

@@ -251,7 +251,14 @@ class SigV4Verifier:
         self._wall_clock = wall_clock
         self._keys: dict[tuple[str, str, str], bytes] = {}
 
-    def verify(self, request: RawRequest, lookup: SecretLookup) -> VerifiedSignature:
+    def verify(
+        self,
+        request: RawRequest,
+        lookup: SecretLookup,
+        regions: frozenset[str] | None = None,
+    ) -> VerifiedSignature:
+        """Who signed ``request``; ``regions`` (when given) replaces the verifier's own: the
+        regions of the service the request names."""
         authorization = request.header(b"authorization")
         if authorization is None:
             raise MissingAuthenticationTokenException("Missing Authentication Token")
@@ -267,7 +274,7 @@ class SigV4Verifier:
             raise UnrecognizedClientException(
                 "The security token included in the request is invalid."
             )
-        self._check_scope(claim, amz_date)
+        self._check_scope(claim, amz_date, regions if regions is not None else self._regions)
         for name in self._required:
             if name not in claim.signed_headers:
                 raise InvalidSignatureException(_unsigned_message(name))
@@ -294,12 +301,14 @@ class SigV4Verifier:
             )
         return VerifiedSignature(claim.access_key_id, claim.region)
 
-    def _check_scope(self, claim: SignatureClaim, amz_date: str) -> None:
+    def _check_scope(
+        self, claim: SignatureClaim, amz_date: str, regions: frozenset[str] | None
+    ) -> None:
         if claim.service != self._service:
             raise InvalidSignatureException(
                 f"Credential should be scoped to correct service: '{self._service}'. "
             )
-        if self._regions is not None and claim.region not in self._regions:
+        if regions is not None and claim.region not in regions:
             raise InvalidSignatureException(_INVALID_REGION)
         if claim.terminator != _TERMINATOR:
             raise InvalidSignatureException(

@@ -86,6 +86,8 @@ def compile_shape(shape: Any) -> Checker:
         return _structure(shape)
     if kind == "list":
         return _list(shape)
+    if kind == "map":
+        return _map(shape)
     if kind == "string":
         return _string(shape)
     if kind in ("integer", "long"):
@@ -94,7 +96,9 @@ def compile_shape(shape: Any) -> Checker:
         return _timestamp
     if kind == "boolean":
         return _boolean
-    raise NotImplementedError(f"shape type {kind!r} is not used by this service")
+    if kind in ("double", "float"):
+        return _double
+    raise NotImplementedError(f"shape type {kind!r} is not used by the served services")
 
 
 def _camel(name: str) -> str:
@@ -149,6 +153,33 @@ def _structure(shape: Any) -> Checker:
                     )
                 continue
             checker(item, member_path, out)
+
+    return check
+
+
+def _map(shape: Any) -> Checker:
+    # A map's entries are checked as members named by their key (``filter.DIMENSION``); a key
+    # outside the key shape's constraints is reported at the map's own path.
+    low, high = _length_checks(shape.metadata)
+    key_checker = compile_shape(shape.key)
+    value_checker = compile_shape(shape.value)
+
+    def check(value: Any, path: str, out: Violations) -> None:
+        if not isinstance(value, dict):
+            raise _wrong_type(path, "a JSON object")
+        size = len(value)
+        if high is not None and size > high:
+            out.append(
+                _violation(value, path, f"Member must have length less than or equal to {high}")
+            )
+        if low is not None and size < low:
+            out.append(
+                _violation(value, path, f"Member must have length greater than or equal to {low}")
+            )
+        for key, item in value.items():
+            key_checker(key, path, out)
+            if item is not None:
+                value_checker(item, _join(path, key), out)
 
     return check
 
@@ -267,6 +298,13 @@ def _timestamp(value: Any, path: str, out: Violations) -> None:
         raise _wrong_type(path, "a timestamp in epoch seconds")
     if isinstance(value, float) and not math.isfinite(value):
         raise _wrong_type(path, "a finite timestamp in epoch seconds")
+
+
+def _double(value: Any, path: str, out: Violations) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong_type(path, "a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _wrong_type(path, "a finite number")
 
 
 def _boolean(value: Any, path: str, out: Violations) -> None:

@@ -22,7 +22,7 @@ from marketmeter import errors
 from marketmeter.errors import AwsError, InternalServiceErrorException, ThrottlingException
 from marketmeter.protocol.hooks import FaultDecision
 from marketmeter.refusal import Refusal
-from marketmeter.servicemodel.spec import operation_names
+from marketmeter.servicemodel.spec import SERVED, served_operation_names, service_names
 
 __all__ = [
     "ERROR_CLASSES",
@@ -39,9 +39,11 @@ __all__ = [
     "parse_rules",
 ]
 
-OPERATIONS: tuple[str, ...] = operation_names()
+OPERATIONS: tuple[str, ...] = served_operation_names()
 # botocore's service name, the endpoint prefix, and the SigV4 signing name.
-OUR_SERVICE_NAMES = frozenset({"meteringmarketplace", "marketplace-metering", "aws-marketplace"})
+OUR_SERVICE_NAMES = frozenset(
+    {"aws-marketplace", *(name for service in SERVED for name in service_names(service))}
+)
 MAX_LATENCY_MS = 60_000
 # Every error we can answer with, by its wire code: the modelled errors and the framework errors.
 ERROR_CLASSES: Mapping[str, type[AwsError]] = {
