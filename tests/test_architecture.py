@@ -142,6 +142,7 @@ LAYER_MAP: dict[str, set[str]] = {
     },
     "protocol": {
         "marketmeter",
+        "marketmeter.agreements",
         "marketmeter.protocol",
         "marketmeter.servicemodel",
         "marketmeter.metering",

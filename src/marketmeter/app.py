@@ -15,6 +15,7 @@ from typing import Any
 
 from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, admin_app
 from marketmeter.admin.browser_guard import HostPolicy
+from marketmeter.agreements.service import AgreementApi
 from marketmeter.config import Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy, WebhookDeliverer
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
@@ -28,12 +29,13 @@ from marketmeter.metering.signing_keys import KeyPairFactory, KeyRing, new_rsa_k
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
+from marketmeter.protocol.agreement_service import agreement_service
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.operations import Operations, metering_service
 from marketmeter.protocol.services import ServiceBinding
 from marketmeter.protocol.sigv4 import SigV4Verifier
-from marketmeter.servicemodel.spec import AGREEMENT, ENTITLEMENT, service_regions
+from marketmeter.servicemodel.spec import ENTITLEMENT, service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
@@ -80,7 +82,7 @@ class MarketmeterApp:
         services = (
             metering_service(operations, self.bench),
             ServiceBinding(ENTITLEMENT, {}),
-            ServiceBinding(AGREEMENT, {}),
+            agreement_service(AgreementApi(store, clock)),
         )
         self.endpoint = AwsEndpoint(
             services,

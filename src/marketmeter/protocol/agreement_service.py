@@ -1,0 +1,62 @@
+"""The Agreement API on the endpoint (``marketplace-agreement``, AWS JSON 1.0,
+``AWSMPCommerceService_v20200301``): the operations a seller calls, each a handler over
+``agreements.service.AgreementApi`` (docs/agreement-api.md).
+
+Errors carry the model's members beyond ``message`` (``reason``, ``resourceId``,
+``resourceType``), written by ``error_body``. The journal notes each call's product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from marketmeter.agreements.service import AgreementApi
+from marketmeter.errors import AwsError
+from marketmeter.metering.types import Caller
+from marketmeter.protocol.services import Handler, RequestNotes, ServiceBinding
+from marketmeter.servicemodel.spec import AGREEMENT
+
+__all__ = ["SERVED_OPERATIONS", "agreement_service", "error_body"]
+
+Operation = Callable[[dict[str, Any], Caller], Awaitable[dict[str, Any]]]
+
+
+def error_body(failure: AwsError, request_id: str) -> bytes:
+    """``{"__type", "message", ...}`` with the error shape's other members."""
+    return orjson.dumps({"__type": failure.code, "message": failure.message, **failure.members()})
+
+
+def _handler(operation: Operation) -> Handler:
+    async def handle(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
+        return await operation(params, caller)
+
+    return handle
+
+
+def _handlers(api: AgreementApi) -> dict[str, Handler]:
+    return {
+        "DescribeAgreement": _handler(api.describe_agreement),
+        "GetAgreementTerms": _handler(api.get_agreement_terms),
+        "SearchAgreements": _handler(api.search_agreements),
+        "GetAgreementEntitlements": _handler(api.get_agreement_entitlements),
+        "GetAgreementContacts": _handler(api.get_agreement_contacts),
+    }
+
+
+# The operations served; the model's others are answered UnknownOperationException
+# (docs/agreement-api.md, "What is served").
+SERVED_OPERATIONS = (
+    "DescribeAgreement",
+    "GetAgreementTerms",
+    "SearchAgreements",
+    "GetAgreementEntitlements",
+    "GetAgreementContacts",
+)
+
+
+def agreement_service(api: AgreementApi) -> ServiceBinding:
+    """The Agreement API's binding: its model, the handlers, its errors' body."""
+    return ServiceBinding(AGREEMENT, _handlers(api), error_body)
