@@ -102,7 +102,8 @@ def test_the_public_offers_free_trial_gives_the_trial_end() -> None:
     described = call("describe_agreement", {"agreementId": BOB_CA})
     assert described["freeTrialSummary"] == {"trialEndTime": 1579046400}  # 2020-01-15
     assert described["estimatedCharges"] == {"currencyCode": "USD", "agreementValue": "0"}
-    assert "endTime" not in described and "endTimeBehavior" not in described
+    assert "endTime" not in described
+    assert "endTimeBehavior" not in described
 
 
 @pytest.mark.parametrize(
@@ -320,7 +321,7 @@ def test_search_pages_continue_after_the_last_agreement_served() -> None:
     seen: list[str] = []
     token = None
     while True:
-        more = {"nextToken": token} if token else {}
+        more: dict[str, Any] = {"nextToken": token} if token else {}
         page = search(maxResults=4, **more)
         seen += ids(page)
         token = page.get("nextToken")
@@ -330,7 +331,7 @@ def test_search_pages_continue_after_the_last_agreement_served() -> None:
     error = refused(
         "search_agreements",
         {
-            "filters": PROPOSER + [{"name": "Status", "values": ["ACTIVE"]}],
+            "filters": [*PROPOSER, {"name": "Status", "values": ["ACTIVE"]}],
             "nextToken": search(maxResults=4)["nextToken"],
         },
     )
