@@ -75,7 +75,8 @@ offers:
     terms:
       - pricingTerm: {}
       - legalTerm: {documents: [{type: StandardEula}], id: term-1}
-      - usageBasedPricingTerm: {currencyCode: usd, rateCards: [{rateCard: [{dimensionKey: x, price: "1"}]}]}
+      - usageBasedPricingTerm:
+          {currencyCode: usd, rateCards: [{rateCard: [{dimensionKey: x, price: "1"}]}]}
       - validityTerm: {agreementDuration: 12}
 """
     ) == [
