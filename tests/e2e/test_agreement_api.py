@@ -23,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from marketmeter.catalog.model import agreement_id_for
+from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import CATALOG, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -372,3 +373,50 @@ def test_the_js_sdk_calls_every_served_operation(server: ServerProcess) -> None:
             "resourceId": None,
         },
     ]
+
+
+# --- offers through the CLI, seen by the Agreement API --------------------------------------------
+
+
+def test_offers_edited_with_the_cli_are_the_terms_the_api_answers(server: ServerProcess) -> None:
+    env = {"MARKETMETER_ADMIN_TOKEN": ADMIN_TOKEN}
+    target = ("--endpoint", server.url)
+    listed = mm("offers", "list", "--json", *target, cwd=server.db.parent, env=env)
+    assert [o["offer_id"] for o in json.loads(listed.stdout)] == [
+        "offer-testcontract1",
+        "offer-testpublic001",
+    ]
+    public = json.loads(
+        mm(
+            "offers",
+            "show",
+            "offer-testpublic001",
+            "--json",
+            *target,
+            cwd=server.db.parent,
+            env=env,
+        ).stdout
+    )
+    public["terms"][1] = {"supportTerm": {"refundPolicy": "Refunds within 30 days."}}
+    put = mm(
+        "offers",
+        "put",
+        "offer-testpublic001",
+        "--entry",
+        json.dumps(public),
+        *target,
+        cwd=server.db.parent,
+        env=env,
+    )
+    assert put.returncode == 0, put.stderr
+    bob = agreement_id_for(
+        "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002"
+    )
+    terms = client(server).get_agreement_terms(agreementId=bob)["acceptedTerms"]
+    assert terms[1]["supportTerm"]["refundPolicy"] == "Refunds within 30 days."
+    refused = mm("offers", "remove", "offer-testpublic001", *target, cwd=server.db.parent, env=env)
+    assert (refused.returncode, refused.stderr.strip()) == (
+        1,
+        "Error: 409: offerId: offer offer-testpublic001 has agreements: "
+        "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002",
+    )
