@@ -247,7 +247,17 @@ class CatalogOperations:
         """The stored catalog and its version (secret access keys included: the operator's
         own file, as ``catalog apply`` took it)."""
         snapshot = await self.snapshot()
-        return {"version": snapshot.version, **asdict(snapshot.catalog)}
+        shown = {"version": snapshot.version, **asdict(snapshot.catalog)}
+        # offers and the buyers' choices only where the catalog has them (docs/catalog.md)
+        offers = shown.pop("offers")
+        for shown_agreement, agreement in zip(
+            shown["agreements"], snapshot.catalog.agreements, strict=True
+        ):
+            if agreement.configuration.empty:
+                del shown_agreement["configuration"]
+        if offers:
+            shown["offers"] = [offer_json(offer) for offer in snapshot.catalog.offers]
+        return shown
 
     async def apply(self, text: str, source: str) -> dict[str, Any]:
         """Validate the catalog document ``text`` (YAML or JSON) and upsert it, all or
