@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -13,8 +14,9 @@ from typing import Any, cast
 import pytest
 
 from marketmeter.agreements.service import AgreementApi
+from marketmeter.agreements.status import agreement_status, entitlement_status
 from marketmeter.catalog.loader import load_catalog_file
-from marketmeter.catalog.model import CatalogSnapshot, agreement_id_for
+from marketmeter.catalog.model import AgreementState, CatalogSnapshot, agreement_id_for
 from marketmeter.errors import (
     AgreementAccessDeniedException,
     AgreementValidationException,
@@ -422,3 +424,15 @@ def test_search_refuses_another_catalog_a_sort_key_and_a_buyers_key() -> None:
         refused("search_agreements", {"filters": PROPOSER}, BUYER), AgreementAccessDeniedException
     )
     assert call("search_agreements", {"filters": acceptor}) == {"agreementViewSummaries": []}
+
+
+def test_an_unsubscribe_pending_agreement_is_cancelled_and_its_license_deprovisioned() -> None:
+    snapshot = CatalogSnapshot(1, load_catalog_file(CATALOG))
+    alice = snapshot.agreements_by_id[ALICE_CA]
+    pending = dataclasses.replace(
+        alice, state=AgreementState.UNSUBSCRIBE_PENDING, pending_since=NOW.timestamp() - 60
+    )
+    now = NOW.timestamp()
+    assert agreement_status(pending, now) == "CANCELLED"
+    assert entitlement_status(pending, now) == ("DEPROVISIONED", "AGREEMENT_INACTIVE")
+    assert entitlement_status(alice, now) == ("PROVISIONED", "AGREEMENT_ACTIVE")

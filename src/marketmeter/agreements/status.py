@@ -26,12 +26,14 @@ def agreement_status(agreement: Agreement, now: float) -> str:
 
 
 def entitlement_status(agreement: Agreement, now: float) -> tuple[str, str]:
-    """The agreement's entitlement: ``(status, statusReasonCode)``: scheduled before its
-    start date, provisioned while the buyer may use the product (metering's rule,
-    ``Agreement.bills_at``: through an unsubscribe's final hour, when the license is
-    deprovisioned), deprovisioned after."""
-    if not agreement.bills_at(now) or (agreement.ends_at is not None and now >= agreement.ends_at):
-        return "DEPROVISIONED", "AGREEMENT_INACTIVE"
-    if agreement.starts_at is not None and now < agreement.starts_at:
+    """The agreement's entitlement: ``(status, statusReasonCode)``. Provisioned exactly while
+    the Entitlement Service's GetEntitlements answers the agreement's entitlements (it is
+    subscribed and started at ``now``, before its end: docs/entitlement-service.md); scheduled
+    while subscribed before its start date; deprovisioned otherwise (unsubscribe-pending
+    included: the license goes with the agreement's end, as GetEntitlements' entries do)."""
+    subscribed = agreement.effective_state(now) is AgreementState.SUBSCRIBED
+    if subscribed and agreement.covers(now):
+        return "PROVISIONED", "AGREEMENT_ACTIVE"
+    if subscribed and agreement.starts_at is not None and now < agreement.starts_at:
         return "SCHEDULED", "FUTURE_START_DATE"
-    return "PROVISIONED", "AGREEMENT_ACTIVE"
+    return "DEPROVISIONED", "AGREEMENT_INACTIVE"
