@@ -82,7 +82,7 @@ class MarketmeterApp:
         services = (
             metering_service(operations, self.bench),
             ServiceBinding(ENTITLEMENT, {}),
-            agreement_service(AgreementApi(store, clock)),
+            agreement_service(AgreementApi(store, clock), self.bench),
         )
         self.endpoint = AwsEndpoint(
             services,

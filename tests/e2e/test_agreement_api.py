@@ -147,7 +147,7 @@ def client(server: ServerProcess, key: tuple[str, str] = SELLER) -> Any:
         endpoint_url=server.url,
         aws_access_key_id=key[0],
         aws_secret_access_key=key[1],
-        config=botocore.config.Config(retries={"max_attempts": 1}),
+        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}),
     )
 
 
@@ -238,6 +238,25 @@ def test_strict_auth_lets_a_seller_read_its_own_agreements_only(server: ServerPr
     assert [summary["agreementId"] for summary in found] == [OTHER]
     buyer = error_of(client(server, BUYER).get_agreement_entitlements, agreementId=ALICE_CA)
     assert (buyer["status"], buyer["Error"]["Code"]) == (403, "AccessDeniedException")
+
+
+def test_a_fault_rule_throttles_an_agreement_operation(server: ServerProcess) -> None:
+    rule = {"operation": "GetAgreementTerms", "times": 1}
+    rule["error"] = {"code": "ThrottlingException", "statusCode": 429}
+    answer = httpx.patch(
+        f"{server.url}/_marketmeter/faults",
+        json=rule,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    agreements = client(server)
+    assert error_of(agreements.get_agreement_terms, agreementId=ALICE_CA) == {
+        "status": 429,
+        "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+        "message": "Rate exceeded",
+    }
+    assert len(agreements.get_agreement_terms(agreementId=ALICE_CA)["acceptedTerms"]) == 6
 
 
 # --- the AWS CLI ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``agreements.service.AgreementApi`` (docs/agreement-api.md).
 
 Errors carry the model's members beyond ``message`` (``reason``, ``resourceId``,
-``resourceType``), written by ``error_body``. The journal notes each call's product.
+``resourceType``), written by ``error_body``. Fault rules and quotas of the test bench apply
+by operation name, before the rules run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import orjson
 from marketmeter.agreements.service import AgreementApi
 from marketmeter.errors import AwsError
 from marketmeter.metering.types import Caller
+from marketmeter.protocol.hooks import CallChecks
+from marketmeter.protocol.operations import NoChecks, apply_decision
 from marketmeter.protocol.services import Handler, RequestNotes, ServiceBinding
 from marketmeter.servicemodel.spec import AGREEMENT
 
@@ -29,21 +32,25 @@ def error_body(failure: AwsError, request_id: str) -> bytes:
     return orjson.dumps({"__type": failure.code, "message": failure.message, **failure.members()})
 
 
-def _handler(operation: Operation) -> Handler:
+def _handler(name: str, operation: Operation, controls: CallChecks) -> Handler:
+    """The operation behind the test bench (fault rules and quotas by operation name)."""
+
     async def handle(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
+        await apply_decision(controls.check(name, None, caller), notes)
         return await operation(params, caller)
 
     return handle
 
 
-def _handlers(api: AgreementApi) -> dict[str, Handler]:
-    return {
-        "DescribeAgreement": _handler(api.describe_agreement),
-        "GetAgreementTerms": _handler(api.get_agreement_terms),
-        "SearchAgreements": _handler(api.search_agreements),
-        "GetAgreementEntitlements": _handler(api.get_agreement_entitlements),
-        "GetAgreementContacts": _handler(api.get_agreement_contacts),
+def _handlers(api: AgreementApi, controls: CallChecks) -> dict[str, Handler]:
+    operations: dict[str, Operation] = {
+        "DescribeAgreement": api.describe_agreement,
+        "GetAgreementTerms": api.get_agreement_terms,
+        "SearchAgreements": api.search_agreements,
+        "GetAgreementEntitlements": api.get_agreement_entitlements,
+        "GetAgreementContacts": api.get_agreement_contacts,
     }
+    return {name: _handler(name, operation, controls) for name, operation in operations.items()}
 
 
 # The operations served; the model's others are answered UnknownOperationException
@@ -57,6 +64,7 @@ SERVED_OPERATIONS = (
 )
 
 
-def agreement_service(api: AgreementApi) -> ServiceBinding:
-    """The Agreement API's binding: its model, the handlers, its errors' body."""
-    return ServiceBinding(AGREEMENT, _handlers(api), error_body)
+def agreement_service(api: AgreementApi, bench: CallChecks | None = None) -> ServiceBinding:
+    """The Agreement API's binding: its model, the handlers (behind ``bench``), its errors'
+    body."""
+    return ServiceBinding(AGREEMENT, _handlers(api, bench or NoChecks()), error_body)
