@@ -23,8 +23,12 @@ from marketmeter.errors import (
     AwsError,
     ResourceNotFoundException,
 )
+from marketmeter.lifecycle import transitions
 from marketmeter.metering.clock import FixedClock
+from marketmeter.metering.ids import SequentialIds
+from marketmeter.metering.registration_tokens import SequentialTokens
 from marketmeter.metering.types import Caller
+from marketmeter.refusal import Refusal
 from marketmeter.store.base import Store
 
 CATALOG = Path(__file__).parent.parent / "data" / "catalog_offers.yaml"
@@ -436,3 +440,27 @@ def test_an_unsubscribe_pending_agreement_is_cancelled_and_its_license_deprovisi
     assert agreement_status(pending, now) == "CANCELLED"
     assert entitlement_status(pending, now) == ("DEPROVISIONED", "AGREEMENT_INACTIVE")
     assert entitlement_status(alice, now) == ("PROVISIONED", "AGREEMENT_ACTIVE")
+
+
+def test_subscribing_on_an_offer_follows_the_offers_product_and_buyers() -> None:
+    snapshot = CatalogSnapshot(1, load_catalog_file(CATALOG))
+    now = NOW.timestamp()
+
+    def subscribe(product: str, buyer: str, offer: str) -> Any:
+        return transitions.subscribe(
+            snapshot, product, buyer, now, SequentialTokens(), SequentialIds(), False, offer
+        )
+
+    dave = "555566667777"
+    with pytest.raises(Refusal) as private:
+        subscribe("prod-ca", dave, "offer-testcontract1")
+    assert (private.value.field, private.value.message) == (
+        "offerId",
+        "offer-testcontract1 is a private offer not extended to 555566667777",
+    )
+    with pytest.raises(Refusal) as other:
+        subscribe("prod-legacy", dave, "offer-testpublic001")
+    assert other.value.message == "offer-testpublic001 is an offer of prod-ca"
+    made = subscribe("prod-ca", dave, "offer-testpublic001").agreement
+    assert made.offer_id == "offer-testpublic001"
+    assert subscribe("prod-ca", dave, "offer-elsewhere").agreement.offer_id == "offer-elsewhere"

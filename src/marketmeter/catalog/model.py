@@ -336,6 +336,19 @@ class CatalogSnapshot:
     def agreements_of(self, buyer_account_id: str, product_code: str) -> Iterable[Agreement]:
         return self.agreements_by_buyer_product.get((buyer_account_id, product_code), ())
 
+    def offer_refusal(self, offer_id: str, product_code: str, buyer_account_id: str) -> str | None:
+        """Why the buyer cannot accept this offer of the catalog (another product's, or a
+        private offer not extended to the buyer); ``None`` if it can, or if the catalog does
+        not hold the offer (its terms are then derived: docs/catalog.md, "Offers")."""
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            return None
+        if offer.product_code != product_code:
+            return f"{offer_id} is an offer of {offer.product_code}"
+        if offer.private and buyer_account_id not in offer.buyers:
+            return f"{offer_id} is a private offer not extended to {buyer_account_id}"
+        return None
+
     def agreement(self, reference: str) -> Agreement | None:
         """The agreement with this agreement id (``agmt-...``) or LicenseArn, if any."""
         return self.agreements_by_id.get(reference) or self.agreements_by_license.get(reference)
