@@ -15,6 +15,7 @@ import pytest
 
 from marketmeter.agreements.service import AgreementApi
 from marketmeter.agreements.status import agreement_status, entitlement_status
+from marketmeter.agreements.timing import add_duration
 from marketmeter.catalog.loader import load_catalog_file
 from marketmeter.catalog.model import AgreementState, CatalogSnapshot, agreement_id_for
 from marketmeter.errors import (
@@ -464,3 +465,15 @@ def test_subscribing_on_an_offer_follows_the_offers_product_and_buyers() -> None
     made = subscribe("prod-ca", dave, "offer-testpublic001").agreement
     assert made.offer_id == "offer-testpublic001"
     assert subscribe("prod-ca", dave, "offer-elsewhere").agreement.offer_id == "offer-elsewhere"
+
+
+def test_a_token_nested_past_the_parsers_depth_is_refused_not_a_crash() -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 6000).decode()
+    error = refused("get_agreement_terms", {"agreementId": ALICE_CA, "nextToken": deep})
+    assert error.members() == {"reason": "INVALID_NEXT_TOKEN"}
+
+
+def test_durations_past_the_year_9999_show_no_date() -> None:
+    assert add_duration(0.0, "P99999999Y") is None
+    assert add_duration(0.0, "P1M") == 2678400.0
+    assert add_duration(1580428800.0, "P1M") == 1582934400.0  # Jan 31 + 1 month: Feb 29

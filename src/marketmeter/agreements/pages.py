@@ -47,7 +47,7 @@ def read_token(token: str | None, binding: str) -> Any:
         return None
     try:
         raw = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raw = None
     if not isinstance(raw, dict) or raw.get("b") != binding or "p" not in raw:
         raise AgreementValidationException(INVALID_NEXT_TOKEN, "INVALID_NEXT_TOKEN")

@@ -157,10 +157,12 @@ def _card_for(cards: list[dict[str, Any]], selector: str) -> dict[str, Any]:
 
 
 def _decimal(text: Any) -> Decimal:
+    """A price or amount as a decimal; one that is not a finite number counts as 0."""
     try:
-        return Decimal(str(text))
+        value = Decimal(str(text))
     except InvalidOperation:
         return Decimal(0)
+    return value if value.is_finite() else Decimal(0)
 
 
 def estimated_charges(terms: list[dict[str, Any]]) -> dict[str, str]:

@@ -23,16 +23,19 @@ def days_between(start: float, end: float) -> int:
 
 def add_duration(start: float, duration: str) -> float | None:
     """``start`` plus an ISO-8601 duration of years, months and days; ``None`` if it is not
-    one."""
+    one, or if the sum lies past the year 9999."""
     match = _DURATION.fullmatch(duration)
     if match is None or not any(match.groups()):
         return None
     years, months, days = (int(part or 0) for part in match.groups())
-    moment = datetime.fromtimestamp(start, UTC)
-    month_index = moment.month - 1 + months + 12 * years
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, _days_in(year, month))
-    moved = moment.replace(year=year, month=month, day=day) + timedelta(days=days)
+    try:
+        moment = datetime.fromtimestamp(start, UTC)
+        month_index = moment.month - 1 + months + 12 * years
+        year, month = moment.year + month_index // 12, month_index % 12 + 1
+        day = min(moment.day, _days_in(year, month))
+        moved = moment.replace(year=year, month=month, day=day) + timedelta(days=days)
+    except (ValueError, OverflowError):  # beyond the year 9999: no date to show
+        return None
     return moved.timestamp()
 
 
