@@ -236,6 +236,9 @@ class RemoteService:
         shown["products"] = self.products()
         shown["buyers"] = self.accounts("buyer")
         shown["agreements"] = self.agreements({})["agreements"]
+        offers = self.offers()
+        if offers:  # as the in-process answer: only where the catalog has them
+            shown["offers"] = offers
         return shown
 
     def _accounts(self, kind: str, *parts: str) -> str:
