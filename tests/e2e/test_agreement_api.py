@@ -257,6 +257,15 @@ def test_a_fault_rule_throttles_an_agreement_operation(server: ServerProcess) ->
         "message": "Rate exceeded",
     }
     assert len(agreements.get_agreement_terms(agreementId=ALICE_CA)["acceptedTerms"]) == 6
+    journal = httpx.get(
+        f"{server.url}/_marketmeter/journal",
+        params={"operation": "GetAgreementTerms", "status": "429"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    ).json()["entries"]
+    assert [(e["productCode"], e["fault"]) for e in journal] == [
+        ("prod-ca", "fault rule 1: ThrottlingException")
+    ]
 
 
 # --- the AWS CLI ---------------------------------------------------------------------------------

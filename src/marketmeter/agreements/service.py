@@ -65,6 +65,11 @@ class AgreementApi:
             raise _denied(caller, operation, f"agreement {agreement_id}")
         return snapshot, agreement
 
+    async def product_of(self, agreement_id: str) -> str | None:
+        """The product code of the agreement ``agreement_id`` names, if any (the journal's)."""
+        agreement = (await self._store.catalog_snapshot()).agreements_by_id.get(agreement_id)
+        return agreement.product_code if agreement is not None else None
+
     async def describe_agreement(self, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
         snapshot, agreement = await self._agreement(params, caller, "DescribeAgreement")
         return describe(snapshot, agreement, self._now())

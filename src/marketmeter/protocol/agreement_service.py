@@ -4,7 +4,8 @@
 
 Errors carry the model's members beyond ``message`` (``reason``, ``resourceId``,
 ``resourceType``), written by ``error_body``. Fault rules and quotas of the test bench apply
-by operation name, before the rules run.
+by operation name (and product), before the rules run; the journal notes the product of a
+call naming an agreement.
 """
 
 from __future__ import annotations
@@ -32,11 +33,15 @@ def error_body(failure: AwsError, request_id: str) -> bytes:
     return orjson.dumps({"__type": failure.code, "message": failure.message, **failure.members()})
 
 
-def _handler(name: str, operation: Operation, controls: CallChecks) -> Handler:
-    """The operation behind the test bench (fault rules and quotas by operation name)."""
+def _handler(name: str, operation: Operation, api: AgreementApi, controls: CallChecks) -> Handler:
+    """The operation behind the test bench (fault rules and quotas by operation name and,
+    for a call naming an agreement, its product, which the journal notes too)."""
 
     async def handle(params: dict[str, Any], caller: Caller, notes: RequestNotes) -> dict[str, Any]:
-        await apply_decision(controls.check(name, None, caller), notes)
+        agreement_id = params.get("agreementId")
+        if isinstance(agreement_id, str):
+            notes.product_code = await api.product_of(agreement_id)
+        await apply_decision(controls.check(name, notes.product_code, caller), notes)
         return await operation(params, caller)
 
     return handle
@@ -50,7 +55,9 @@ def _handlers(api: AgreementApi, controls: CallChecks) -> dict[str, Handler]:
         "GetAgreementEntitlements": api.get_agreement_entitlements,
         "GetAgreementContacts": api.get_agreement_contacts,
     }
-    return {name: _handler(name, operation, controls) for name, operation in operations.items()}
+    return {
+        name: _handler(name, operation, api, controls) for name, operation in operations.items()
+    }
 
 
 # The operations served; the model's others are answered UnknownOperationException
