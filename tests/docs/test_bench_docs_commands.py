@@ -49,7 +49,7 @@ BLOCKS = dict(shell_blocks())
 
 
 def test_the_docs_have_their_blocks() -> None:
-    assert len(BLOCKS) == 12
+    assert len(BLOCKS) == 13
     assert all("marketmeter" in block or "curl" in block for block in BLOCKS.values())
 
 
