@@ -107,7 +107,16 @@ LEAVES = {
 LAYER_MAP: dict[str, set[str]] = {
     "config": {"marketmeter.metering.windows"},
     "servicemodel": {"marketmeter.servicemodel", "marketmeter.errors"},
-    "catalog": {"marketmeter.catalog", "marketmeter.servicemodel"},
+    "catalog": {"marketmeter.catalog", "marketmeter.servicemodel", "marketmeter.errors"},
+    # the Agreement API's rules: no HTTP, no SQL
+    "agreements": {
+        "marketmeter.agreements",
+        "marketmeter.catalog.model",
+        "marketmeter.errors",
+        "marketmeter.metering.clock",
+        "marketmeter.metering.types",
+        "marketmeter.store.base",
+    },
     "metering": {
         "marketmeter.metering",
         "marketmeter.catalog.model",
@@ -141,6 +150,7 @@ LAYER_MAP: dict[str, set[str]] = {
     },
     "protocol": {
         "marketmeter",
+        "marketmeter.agreements",
         "marketmeter.protocol",
         "marketmeter.servicemodel",
         "marketmeter.metering",

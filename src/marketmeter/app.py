@@ -18,6 +18,7 @@ from typing import Any
 
 from marketmeter.admin.api import ADMIN_PREFIX, CHAOS_PREFIX, METRICS_PATH, admin_app
 from marketmeter.admin.browser_guard import HostPolicy
+from marketmeter.agreements.service import AgreementApi
 from marketmeter.config import Settings
 from marketmeter.entitlement.get_entitlements import GetEntitlements
 from marketmeter.lifecycle.sns_http import SnsHttp
@@ -37,14 +38,14 @@ from marketmeter.observe.metrics import CONTENT_TYPE, Metrics
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
 from marketmeter.operator.ticker import UnsubscribeTicker
+from marketmeter.protocol.agreement_service import agreement_service
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.batch_lane import BatchLane
 from marketmeter.protocol.endpoint import AwsEndpoint, Receive, Scope, Send
 from marketmeter.protocol.entitlement_operations import entitlement_service
 from marketmeter.protocol.operations import Operations, metering_service
-from marketmeter.protocol.services import ServiceBinding
 from marketmeter.protocol.sigv4 import SigV4Verifier
-from marketmeter.servicemodel.spec import AGREEMENT, service_regions
+from marketmeter.servicemodel.spec import service_regions
 from marketmeter.store.base import Store
 from marketmeter.testbench.controls import BenchControls, QuotaProfile
 from marketmeter.testbench.journal import Journal
@@ -113,7 +114,7 @@ class MarketmeterApp:
         services = (
             metering_service(operations, self.bench),
             entitlement_service(GetEntitlements(store, clock), self.bench),
-            ServiceBinding(AGREEMENT, {}),
+            agreement_service(AgreementApi(store, clock), self.bench),
         )
         self.endpoint = AwsEndpoint(
             services,

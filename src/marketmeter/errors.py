@@ -32,12 +32,16 @@ never drift apart.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 __all__ = [
+    "AGREEMENT_ERRORS",
     "ENTITLEMENT_ERRORS",
     "MODELLED_ERRORS",
     "AccessDeniedException",
+    "AgreementAccessDeniedException",
+    "AgreementThrottlingException",
+    "AgreementValidationException",
     "AwsError",
     "CustomerNotEntitledException",
     "DisabledApiException",
@@ -46,6 +50,7 @@ __all__ = [
     "ExpiredTokenException",
     "IdempotencyConflictException",
     "IncompleteSignatureException",
+    "InternalServerException",
     "InternalServiceErrorException",
     "InvalidCustomerIdentifierException",
     "InvalidEndpointRegionException",
@@ -64,6 +69,7 @@ __all__ = [
     "RequestEntityTooLargeException",
     "RequestHeaderFieldsTooLargeException",
     "RequestTimeoutException",
+    "ResourceNotFoundException",
     "SerializationException",
     "ServiceUnavailableException",
     "ThrottlingException",
@@ -95,9 +101,14 @@ class AwsError(Exception):
         super().__init__(message)
         self.message = message
 
+    def members(self) -> dict[str, Any]:
+        """The error shape's members beyond ``message`` (the Agreement API's ``reason``,
+        ``resourceId``, ...), as the wire writes them."""
+        return {}
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        cls.code = cls.__name__
+        cls.code = str(cls.__dict__.get("code", cls.__name__))
         if cls.throttling or cls.http_status in _TRANSIENT_STATUSES:
             cls.retryable = True
 
@@ -303,3 +314,74 @@ class AccessDeniedException(AwsError):
 class DryRunOperation(AwsError):
     """MeterUsage with DryRun: the call would have succeeded (``--dry-run-answer error`` only;
     by default such a dry run answers 200 ``{"MeteringRecordId": "DryRunOperation"}``)."""
+
+
+# --- the Agreement API's modelled errors (botocore marketplace-agreement 2020-03-01) ----------
+# Statuses and members as the model gives them (docs/agreement-api.md); the class names that
+# the Metering Service's errors already use carry an ``Agreement`` prefix, the wire code not.
+
+
+class AgreementValidationException(AwsError):
+    """A request the Agreement API refuses: ``reason`` one of the model's
+    ``ValidationExceptionReason`` values."""
+
+    code = "ValidationException"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def members(self) -> dict[str, Any]:
+        return {} if self.reason is None else {"reason": self.reason}
+
+
+class AgreementAccessDeniedException(AwsError):
+    """The caller may not read this agreement (another seller's, or a buyer's key)."""
+
+    code = "AccessDeniedException"
+    http_status = 403
+
+    def __init__(self, message: str, reason: str = "INVALID_ACCESS") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def members(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+class ResourceNotFoundException(AwsError):
+    """No agreement (or other resource) with this id."""
+
+    http_status = 404
+
+    def __init__(self, message: str, resource_id: str, resource_type: str = "Agreement") -> None:
+        super().__init__(message)
+        self.resource_id = resource_id
+        self.resource_type = resource_type
+
+    def members(self) -> dict[str, Any]:
+        return {"resourceId": self.resource_id, "resourceType": self.resource_type}
+
+
+class AgreementThrottlingException(AwsError):
+    """Too many Agreement API calls (the model's status, 429)."""
+
+    code = "ThrottlingException"
+    http_status = 429
+    throttling = True
+
+
+class InternalServerException(AwsError):
+    """The Agreement API's server fault (500)."""
+
+    http_status = 500
+    fault = "server"
+
+
+AGREEMENT_ERRORS: tuple[type[AwsError], ...] = (
+    AgreementAccessDeniedException,
+    AgreementThrottlingException,
+    AgreementValidationException,
+    InternalServerException,
+    ResourceNotFoundException,
+)

@@ -215,7 +215,7 @@ def test_typo_of_a_required_field_reports_both_sides() -> None:
 
 def test_unknown_top_level_section_is_named() -> None:
     assert problems_of("selers: []\n") == [
-        "selers: unknown section; known: sellers, products, buyers, agreements"
+        "selers: unknown section; known: sellers, products, buyers, agreements, offers"
     ]
 
 

@@ -1,5 +1,5 @@
-"""The shell blocks of docs/test-bench.md, docs/service-clock.md and
-docs/subscription-lifecycle.md work when pasted: each block
+"""The shell blocks of docs/test-bench.md, docs/service-clock.md,
+docs/subscription-lifecycle.md and docs/agreement-api.md work when pasted: each block
 runs through bash against a fresh server with the demo catalog (only the endpoint is changed);
 every ``curl`` must get a 2xx and every ``marketmeter`` command must exit 0."""
 
@@ -22,7 +22,12 @@ _DEFAULT_ENDPOINT = "http://127.0.0.1:8686"
 
 
 def shell_blocks() -> Iterator[tuple[str, str]]:
-    for name in ("test-bench.md", "service-clock.md", "subscription-lifecycle.md"):
+    for name in (
+        "test-bench.md",
+        "service-clock.md",
+        "subscription-lifecycle.md",
+        "agreement-api.md",
+    ):
         for number, block in enumerate(_SH_BLOCK.findall((DOCS / name).read_text()), start=1):
             yield f"{name}#{number}", block
 
@@ -35,6 +40,8 @@ def runnable(block: str, endpoint: str) -> str:
     script = script.replace("curl -s ", "curl -sSf -o /dev/null ")
     marketmeter = str(Path(sys.executable).parent / "marketmeter")
     script = re.sub(r"^marketmeter ", f"{marketmeter} ", script, flags=re.MULTILINE)
+    # the AWS CLI of the test environment (awscli v1, the dev extra's)
+    script = re.sub(r"^aws ", f"{sys.executable} -m awscli ", script, flags=re.MULTILINE)
     return "set -euo pipefail\n" + script + "\n"
 
 
@@ -42,7 +49,7 @@ BLOCKS = dict(shell_blocks())
 
 
 def test_the_docs_have_their_blocks() -> None:
-    assert len(BLOCKS) == 12
+    assert len(BLOCKS) == 14
     assert all("marketmeter" in block or "curl" in block for block in BLOCKS.values())
 
 

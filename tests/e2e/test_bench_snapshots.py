@@ -31,6 +31,7 @@ CATALOG_COUNTS = {
     "buyers": 7,
     "agreements": 16,
     "entitlements": 0,
+    "offers": 0,
 }
 
 

@@ -45,6 +45,7 @@ def test_retryable_is_what_botocore_retries(error: type[errors.AwsError]) -> Non
 
 def test_the_retryable_errors() -> None:
     assert {e.code for e in ERRORS if e.retryable} == {
+        "InternalServerException",  # the Agreement API's 500
         "InternalServiceErrorException",
         "RequestTimeoutException",
         "ServiceUnavailableException",

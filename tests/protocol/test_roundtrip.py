@@ -651,7 +651,7 @@ def test_every_error_class_is_modelled_or_framework() -> None:
 
     defined = {cls for cls in subclasses(AwsError) if cls.__module__ == errors.__name__}
     assert not set(MODELLED_ERRORS) & set(FRAMEWORK_ERRORS)
-    assert defined == set(ALL_ERRORS) | set(ENTITLEMENT_ERRORS)
+    assert defined == set(ALL_ERRORS) | set(ENTITLEMENT_ERRORS) | set(errors.AGREEMENT_ERRORS)
 
 
 def test_entitlement_errors_equal_the_entitlement_models_error_shapes() -> None:

@@ -4,6 +4,7 @@ their access keys, and a whole catalog document, under ``/_marketmeter/``.
 - ``GET|POST /sellers``, ``GET|PUT|DELETE /sellers/{accountId}``,
   ``POST /sellers/{accountId}/keys``, ``DELETE /sellers/{accountId}/keys/{accessKeyId}``;
 - ``GET|POST /products``, ``GET|PUT|DELETE /products/{productCode}``;
+- ``GET|POST /offers``, ``GET|PUT|DELETE /offers/{offerId}`` (an offer and its terms);
 - ``GET|POST /buyers``, ``GET|PUT|DELETE /buyers/{accountId}``, and buyer keys as seller keys;
 - ``POST /catalog``: a whole catalog document, as ``marketmeter catalog apply`` applies a file.
 
@@ -22,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from marketmeter.admin.routing import Endpoint, Handler, answer, body, entry, no_content
-from marketmeter.catalog.loader import AccessKeyEntry, BuyerEntry, ProductEntry, SellerEntry
+from marketmeter.catalog.loader import (
+    AccessKeyEntry,
+    BuyerEntry,
+    OfferEntry,
+    ProductEntry,
+    SellerEntry,
+)
 from marketmeter.operator.catalog import BUYERS, SELLERS, AccountKind, CatalogOperations
 from marketmeter.operator.inputs import check_known, strict_object
 from marketmeter.refusal import Refusal
@@ -34,6 +41,7 @@ __all__ = [
     "BuyerView",
     "CatalogApplied",
     "CatalogDocument",
+    "OfferList",
     "ProductList",
     "SellerList",
     "SellerView",
@@ -70,6 +78,10 @@ class SellerList(BaseModel):
 
 class ProductList(BaseModel):
     products: list[ProductEntry]
+
+
+class OfferList(BaseModel):
+    offers: list[OfferEntry]
 
 
 class BuyerList(BaseModel):
@@ -122,6 +134,8 @@ CATALOG_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     BuyerEntry,
     BuyerList,
     BuyerView,
+    OfferEntry,
+    OfferList,
     ProductEntry,
     ProductList,
     SellerEntry,
@@ -381,6 +395,79 @@ def catalog_endpoints(catalog: CatalogOperations) -> list[Endpoint]:
         await catalog.remove_product(request.path_params["productCode"])
         return no_content()
 
+    async def list_offers(request: Request) -> Response:
+        """List the offers.
+        ---
+        summary: List the offers with their terms (docs/catalog.md, "Offers")
+        tags: [catalog]
+        responses:
+          "200":
+            description: Every offer, by offer id
+            content: {application/json: {schema: {$ref: "#/components/schemas/OfferList"}}}
+        """
+        return answer(await catalog.offers())
+
+    async def create_offer(request: Request) -> Response:
+        """Add an offer.
+        ---
+        summary: Add an offer (a catalog file's offer entry, its terms included)
+        tags: [catalog]
+        requestBody:
+          required: true
+          content: {application/json: {schema: {$ref: "#/components/schemas/OfferEntry"}}}
+        responses:
+          "201":
+            description: The new offer
+            content: {application/json: {schema: {$ref: "#/components/schemas/OfferEntry"}}}
+          "400": {$ref: "#/components/responses/BadInput"}
+          "409": {$ref: "#/components/responses/Conflict"}
+        """
+        return answer(await catalog.add_offer(await entry(request, "offer")), 201)
+
+    async def read_offer(request: Request) -> Response:
+        """Show an offer.
+        ---
+        summary: Show an offer and its terms
+        tags: [catalog]
+        responses:
+          "200":
+            description: The offer
+            content: {application/json: {schema: {$ref: "#/components/schemas/OfferEntry"}}}
+          "404": {$ref: "#/components/responses/NotFound"}
+        """
+        return answer(await catalog.offer(request.path_params["offerId"]))
+
+    async def replace_offer(request: Request) -> Response:
+        """Replace an offer.
+        ---
+        summary: Replace an offer's entry, its terms included
+        tags: [catalog]
+        requestBody:
+          required: true
+          content: {application/json: {schema: {$ref: "#/components/schemas/OfferEntry"}}}
+        responses:
+          "200":
+            description: The offer as it is now
+            content: {application/json: {schema: {$ref: "#/components/schemas/OfferEntry"}}}
+          "400": {$ref: "#/components/responses/BadInput"}
+          "404": {$ref: "#/components/responses/NotFound"}
+        """
+        offer_id = request.path_params["offerId"]
+        return answer(await catalog.replace_offer(offer_id, await entry(request, "offer")))
+
+    async def delete_offer(request: Request) -> Response:
+        """Delete an offer.
+        ---
+        summary: Delete an offer (not while agreements were made on it)
+        tags: [catalog]
+        responses:
+          "204": {description: Deleted}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "409": {$ref: "#/components/responses/Conflict"}
+        """
+        await catalog.remove_offer(request.path_params["offerId"])
+        return no_content()
+
     return [
         *account_endpoints(SELLERS),
         Endpoint("/products", "GET", list_products),
@@ -389,5 +476,10 @@ def catalog_endpoints(catalog: CatalogOperations) -> list[Endpoint]:
         Endpoint("/products/{productCode}", "PUT", replace_product),
         Endpoint("/products/{productCode}", "DELETE", delete_product),
         *account_endpoints(BUYERS),
+        Endpoint("/offers", "GET", list_offers),
+        Endpoint("/offers", "POST", create_offer),
+        Endpoint("/offers/{offerId}", "GET", read_offer),
+        Endpoint("/offers/{offerId}", "PUT", replace_offer),
+        Endpoint("/offers/{offerId}", "DELETE", delete_offer),
         Endpoint("/catalog", "POST", apply_document),
     ]

@@ -39,6 +39,7 @@ from pydantic import (
 from marketmeter.catalog.model import (
     LICENSE_ARN_FORMAT,
     LICENSE_ISSUER_ACCOUNT,
+    AcceptedConfiguration,
     AccessKey,
     Agreement,
     AgreementState,
@@ -48,6 +49,7 @@ from marketmeter.catalog.model import (
     Integration,
     NotificationKind,
     NotificationTarget,
+    Offer,
     PricingModel,
     Product,
     ProductKind,
@@ -57,6 +59,7 @@ from marketmeter.catalog.model import (
     legacy_license_arn_for,
     license_arn_for,
 )
+from marketmeter.catalog.offers import check_offer_terms
 from marketmeter.servicemodel.spec import service_model
 from marketmeter.servicemodel.validation import Violations, compile_shape
 
@@ -66,7 +69,9 @@ __all__ = [
     "BuyerEntry",
     "CatalogEntry",
     "CatalogError",
+    "ConfigurationEntry",
     "EntitlementEntry",
+    "OfferEntry",
     "ProductEntry",
     "SellerEntry",
     "TargetEntry",
@@ -86,6 +91,8 @@ MAX_NODES = 500_000  # values in the document, each alias counted every time it 
 MAX_ENTRIES = 20_000  # entries of a file, all sections together
 MAX_DIMENSIONS = 1_000  # per product
 MAX_NOTIFICATION_URLS = 100  # per product
+MAX_OFFER_BUYERS = 1_000  # accounts a private offer is extended to
+MAX_TERMS = 50  # terms of an offer
 MAX_NAME = 1_024  # characters of a seller's, product's or buyer's name
 MAX_SECRET = 1_024  # characters of a secret access key
 MAX_URL = 2_048  # characters of a registration or notification URL
@@ -284,6 +291,28 @@ class EntitlementEntry(CatalogEntry):
     expires: datetime | None = None
 
 
+class OfferEntry(CatalogEntry):
+    """An offer of a product and its terms (``offers:``): public without ``buyers``, private
+    to the listed buyers' accounts otherwise. Each term is one mapping ``{<term>: {...}}`` in
+    the Agreement API's own shape (``usageBasedPricingTerm``, ``legalTerm``, ...; docs/catalog.md,
+    "Offers")."""
+
+    offer_id: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
+    product: str
+    name: Name = ""
+    buyers: list[AccountId] = Field(default=[], max_length=MAX_OFFER_BUYERS)
+    terms: list[dict[str, Any]] = Field(default=[], max_length=MAX_TERMS)
+
+
+class ConfigurationEntry(CatalogEntry):
+    """What the buyer chose on the offer's configurable terms (an agreement's
+    ``configuration:``): the contract duration, the quantity per dimension, auto-renewal."""
+
+    selector: str | None = Field(default=None, min_length=2, max_length=64, pattern=r"^P\w+$")
+    dimensions: dict[Identifier, int] = Field(default={}, max_length=MAX_DIMENSIONS)
+    auto_renew: bool | None = None
+
+
 class AgreementEntry(CatalogEntry):
     """A buyer's agreement for a product (``agreements:``)."""
 
@@ -295,11 +324,14 @@ class AgreementEntry(CatalogEntry):
     end: datetime | None = None
     free_trial: bool = False
     entitlements: list[EntitlementEntry] = Field(default=[], max_length=MAX_ENTITLEMENTS)
+    offer: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^\S+$")
+    configuration: ConfigurationEntry | None = None
 
 
 class _File(CatalogEntry):
     sellers: list[SellerEntry] = []
     products: list[ProductEntry] = []
+    offers: list[OfferEntry] = []
     buyers: list[BuyerEntry] = []
     agreements: list[AgreementEntry] = []
 
@@ -394,6 +426,7 @@ _SECTIONS: dict[str, type[CatalogEntry]] = {
     "products": ProductEntry,
     "buyers": BuyerEntry,
     "agreements": AgreementEntry,
+    "offers": OfferEntry,
 }
 
 
@@ -444,7 +477,7 @@ def _label(raw: dict[str, Any], section: str, index: int) -> str:
     entry = entries[index]
     if not isinstance(entry, dict):
         return ""
-    for key in ("product_code", "account_id", "license_arn"):
+    for key in ("product_code", "account_id", "license_arn", "offer_id"):
         if isinstance(entry.get(key), str | int):
             return f" ({entry[key]})"
     if "buyer" in entry and "product" in entry:
@@ -579,6 +612,9 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         buyers.append(Buyer(b.account_id, b.customer_identifier, b.name, _keys(b.access_keys)))
     buyer_ids |= seen
 
+    offers = _offers(parsed, existing, products, product_codes, buyer_ids, problems)
+    known_offers = {o.offer_id: o for o in existing.offers} | {o.offer_id: o for o in offers}
+
     agreements = []
     seen = set()
     existing_arns = {agreement.license_arn for agreement in existing.agreements}
@@ -601,6 +637,8 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
         if start is not None and end is not None and end <= start:
             problems.append(f"{where}: end: must be after start")
         entitlements = _entitlements(a, where, known_products.get(a.product), problems)
+        if a.offer is not None:
+            _check_accepted_offer(known_offers.get(a.offer), a, where, problems)
         agreements.append(
             Agreement(
                 arn,
@@ -611,9 +649,11 @@ def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
                 end,
                 a.free_trial,
                 entitlements=entitlements,
+                offer_id=a.offer,
+                configuration=_configuration(a.configuration),
             )
         )
-    return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))
+    return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements), tuple(offers))
 
 
 def _entitlements(
@@ -627,3 +667,54 @@ def _entitlements(
         at = "entitlements" if index is None else f"entitlements[{index}]"
         problems.append(f"{where}: {at}: {problem}")
     return found
+
+
+def _offers(
+    parsed: _File,
+    existing: Catalog,
+    products: list[Product],
+    product_codes: set[str],
+    buyer_ids: set[str],
+    problems: list[str],
+) -> list[Offer]:
+    """The file's offers, each checked: its product and buyers exist, its terms have the
+    Agreement API's shapes (``catalog.offers``)."""
+    dimensions = {p.product_code: p.dimensions for p in existing.products}
+    dimensions |= {p.product_code: p.dimensions for p in products}
+    offers = []
+    seen: set[str] = set()
+    for i, o in enumerate(parsed.offers):
+        where = f"offers[{i}] ({o.offer_id})"
+        if o.offer_id in seen:
+            problems.append(f"{where}: offer_id: listed twice")
+        seen.add(o.offer_id)
+        if o.product not in product_codes:
+            problems.append(f"{where}: product: no product with product_code {o.product}")
+        for j, buyer in enumerate(o.buyers):
+            if buyer not in buyer_ids:
+                problems.append(f"{where}: buyers[{j}]: no buyer with account_id {buyer}")
+        if len(set(o.buyers)) != len(o.buyers):
+            problems.append(f"{where}: buyers: a buyer is listed twice")
+        terms = check_offer_terms(o.terms, dimensions.get(o.product, ()), where, problems)
+        offers.append(Offer(o.offer_id, o.product, o.name, tuple(o.buyers), terms))
+    return offers
+
+
+def _check_accepted_offer(
+    offer: Offer | None, entry: AgreementEntry, where: str, problems: list[str]
+) -> None:
+    if offer is None:
+        problems.append(f"{where}: offer: no offer with offer_id {entry.offer}")
+        return
+    if offer.product_code != entry.product:
+        problems.append(f"{where}: offer: {offer.offer_id} is an offer of {offer.product_code}")
+    if offer.private and entry.buyer not in offer.buyers:
+        problems.append(
+            f"{where}: offer: {offer.offer_id} is a private offer not extended to {entry.buyer}"
+        )
+
+
+def _configuration(entry: ConfigurationEntry | None) -> AcceptedConfiguration:
+    if entry is None:
+        return AcceptedConfiguration()
+    return AcceptedConfiguration(entry.selector, tuple(entry.dimensions.items()), entry.auto_renew)

@@ -15,6 +15,7 @@ from enum import StrEnum
 __all__ = [
     "LICENSE_ARN_FORMAT",
     "LICENSE_ISSUER_ACCOUNT",
+    "AcceptedConfiguration",
     "AccessKey",
     "Agreement",
     "AgreementState",
@@ -27,6 +28,8 @@ __all__ = [
     "KeyOwner",
     "NotificationKind",
     "NotificationTarget",
+    "Offer",
+    "OfferTerm",
     "PricingModel",
     "Product",
     "ProductKind",
@@ -34,10 +37,12 @@ __all__ = [
     "TargetKind",
     "agreement_id_for",
     "customer_identifier_for",
+    "default_offer_id_for",
     "entitlement_problems",
     "legacy_license_arn_for",
     "license_arn_for",
     "product_id_for",
+    "term_id_for",
 ]
 
 # AWS Marketplace's license-issuing account: real LicenseArns (ResolveCustomer answers, the
@@ -84,6 +89,20 @@ def product_id_for(product_code: str) -> str:
     id): marketmeter's catalog has product codes only."""
     digest = int.from_bytes(hashlib.sha256(f"product|{product_code}".encode()).digest())
     return "prod-" + _base36(digest, 13)
+
+
+def default_offer_id_for(product_code: str) -> str:
+    """The id of the public offer a product without offers in the catalog is sold through
+    (``offer-`` and 13 lowercase alphanumerics, AWS's form), derived from the code; its terms
+    are derived too (docs/agreement-api.md, "Offers and terms")."""
+    digest = int.from_bytes(hashlib.sha256(f"offer|{product_code}".encode()).digest())
+    return "offer-" + _base36(digest, 13)
+
+
+def term_id_for(offer_id: str, position: int, term_type: str) -> str:
+    """A term's id as AWS shows it (``term-`` and 64 hex digits), stable per offer, position
+    and type: the same term has the same id in every agreement made on the offer."""
+    return "term-" + hashlib.sha256(f"term|{offer_id}|{position}|{term_type}".encode()).hexdigest()
 
 
 def customer_identifier_for(buyer_account_id: str) -> str:
@@ -279,6 +298,48 @@ class Buyer:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferTerm:
+    """One term of an offer, in the Agreement API's own shape: ``key`` is the member of
+    ``AcceptedTerm`` naming its type (``usageBasedPricingTerm``, ``legalTerm``, ...), ``body``
+    its members as JSON text (without ``type`` and ``id``, which are derived), checked against
+    botocore's ``marketplace-agreement`` model when the catalog is loaded."""
+
+    key: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An offer of a product, with its terms. ``buyers`` empty: a public offer, any buyer may
+    accept it; else a private offer, for those buyers' accounts only."""
+
+    offer_id: str
+    product_code: str
+    name: str = ""
+    buyers: tuple[str, ...] = ()
+    terms: tuple[OfferTerm, ...] = ()
+
+    @property
+    def private(self) -> bool:
+        return bool(self.buyers)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedConfiguration:
+    """What the buyer chose when accepting an offer's configurable terms: the contract's
+    duration (``selector``, e.g. ``P12M``), the quantity bought per dimension, and whether the
+    agreement renews automatically (``None``: as the offer's renewal term says)."""
+
+    selector: str | None = None
+    dimensions: tuple[tuple[str, int], ...] = ()
+    auto_renew: bool | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.selector is None and not self.dimensions and self.auto_renew is None
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
     """A buyer's subscription to a product. Times are epoch seconds; ``None`` is unbounded.
 
@@ -296,6 +357,7 @@ class Agreement:
     pending_since: float | None = None  # when it became unsubscribe-pending
     offer_id: str | None = None  # the offer accepted, when known
     entitlements: tuple[Entitlement, ...] = ()  # by dimension, as the catalog lists them
+    configuration: AcceptedConfiguration = AcceptedConfiguration()  # the buyer's choices
 
     @property
     def agreement_id(self) -> str:
@@ -343,6 +405,7 @@ class Catalog:
     products: tuple[Product, ...] = ()
     buyers: tuple[Buyer, ...] = ()
     agreements: tuple[Agreement, ...] = ()
+    offers: tuple[Offer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,10 +429,12 @@ class CatalogSnapshot:
     agreements_by_id: dict[str, Agreement] = field(init=False)
     agreements_by_buyer_product: dict[tuple[str, str], tuple[Agreement, ...]] = field(init=False)
     key_owners: dict[str, KeyOwner] = field(init=False)
+    offers: dict[str, Offer] = field(init=False)
 
     def __post_init__(self) -> None:
         catalog = self.catalog
         set_ = object.__setattr__
+        set_(self, "offers", {o.offer_id: o for o in catalog.offers})
         set_(self, "products", {p.product_code: p for p in catalog.products})
         set_(self, "buyers", {b.account_id: b for b in catalog.buyers})
         set_(
@@ -406,6 +471,19 @@ class CatalogSnapshot:
 
     def agreements_of(self, buyer_account_id: str, product_code: str) -> Iterable[Agreement]:
         return self.agreements_by_buyer_product.get((buyer_account_id, product_code), ())
+
+    def offer_refusal(self, offer_id: str, product_code: str, buyer_account_id: str) -> str | None:
+        """Why the buyer cannot accept this offer of the catalog (another product's, or a
+        private offer not extended to the buyer); ``None`` if it can, or if the catalog does
+        not hold the offer (its terms are then derived: docs/catalog.md, "Offers")."""
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            return None
+        if offer.product_code != product_code:
+            return f"{offer_id} is an offer of {offer.product_code}"
+        if offer.private and buyer_account_id not in offer.buyers:
+            return f"{offer_id} is a private offer not extended to {buyer_account_id}"
+        return None
 
     def agreement(self, reference: str) -> Agreement | None:
         """The agreement with this agreement id (``agmt-...``) or LicenseArn, if any."""

@@ -1,5 +1,5 @@
 """The ``marketmeter`` command, one module per subject: ``serve``; ``catalog``, ``sellers``,
-``products``, ``buyers`` (``cli.catalog``); ``subscribe``, ``agreements``, ``events``
+``products``, ``offers``, ``buyers`` (``cli.catalog``); ``subscribe``, ``agreements``, ``events``
 (``cli.agreements``); ``deliveries`` (``cli.deliveries``); ``token``, ``keys``
 (``cli.tokens``); ``usage`` (``cli.usage``);
 ``clock``, ``faults``, ``journal``, ``reset``, ``snapshot`` (``cli.bench``); ``db``

@@ -1,5 +1,5 @@
 """The catalog commands: ``marketmeter catalog apply|show|demo`` (a whole catalog file) and
-``marketmeter sellers|products|buyers ...`` (entry by entry).
+``marketmeter sellers|products|offers|buyers ...`` (entry by entry).
 
 ``catalog apply`` and ``catalog show`` work on the database by default (``--db``), the entry
 commands on a running server (``--endpoint``, so a change reaches every node at once); each
@@ -355,4 +355,83 @@ def products_remove(product_code: str) -> None:
     click.echo(f"removed product {product_code}")
 
 
-CATALOG_COMMANDS: tuple[click.Command, ...] = (catalog, sellers, products, buyers)
+# --- offers ---------------------------------------------------------------------------------------
+
+
+@click.group()
+@target_options(default="endpoint")
+def offers() -> None:
+    """Offers of the catalog's products, with their terms (docs/catalog.md, "Offers")."""
+
+
+@offers.command("list")
+@_json_option
+@target_options(default="endpoint")
+def offers_list(as_json: bool) -> None:
+    """List the offers."""
+    with service("endpoint") as operator:
+        found = operator.offers()
+    if as_json:
+        print_json(found)
+        return
+    header = ("OFFER ID", "PRODUCT", "BUYERS", "TERMS")
+    rows = [
+        (
+            o["offer_id"],
+            o["product"],
+            cell(o["buyers"]) if o["buyers"] else "(public)",
+            cell([next(iter(term)) for term in o["terms"]]),
+        )
+        for o in found
+    ]
+    click.echo(table(header, rows, "offer"))
+
+
+@offers.command("show")
+@click.argument("offer_id")
+@_json_option
+@target_options(default="endpoint")
+def offers_show(offer_id: str, as_json: bool) -> None:
+    """Show OFFER_ID and its terms."""
+    with service("endpoint") as operator:
+        _show(operator.offer(offer_id), as_json)
+
+
+@offers.command("put")
+@click.argument("offer_id")
+@click.option("--product", help="The product the offer sells.")
+@click.option("--buyer", "buyers", multiple=True, help="A buyer of a private offer (repeat).")
+@click.option("--name", help="The offer's name.")
+@_entry_option("offer")
+@_json_option
+@target_options(default="endpoint")
+def offers_put(
+    offer_id: str,
+    product: str | None,
+    buyers: tuple[str, ...],
+    name: str | None,
+    entry_json: str | None,
+    as_json: bool,
+) -> None:
+    """Add OFFER_ID, or replace it if it exists (its terms: --entry '{"terms": [...]}')."""
+    changes = _given(product=product, buyers=list(buyers), name=name)
+    entry = {**_entry(entry_json), "offer_id": offer_id, **changes}
+    with service("endpoint") as operator:
+        known = {o["offer_id"] for o in operator.offers()}
+        if offer_id in known:
+            _show(operator.replace_offer(offer_id, entry), as_json)
+        else:
+            _show(operator.add_offer(entry), as_json)
+
+
+@offers.command("remove")
+@click.argument("offer_id")
+@target_options(default="endpoint")
+def offers_remove(offer_id: str) -> None:
+    """Delete OFFER_ID (not while agreements were made on it)."""
+    with service("endpoint") as operator:
+        operator.remove_offer(offer_id)
+    click.echo(f"removed offer {offer_id}")
+
+
+CATALOG_COMMANDS: tuple[click.Command, ...] = (catalog, sellers, products, offers, buyers)

@@ -45,6 +45,11 @@ class Service(Protocol):
     def add_product(self, entry: dict[str, Any]) -> dict[str, Any]: ...
     def replace_product(self, code: str, entry: dict[str, Any]) -> dict[str, Any]: ...
     def remove_product(self, code: str) -> None: ...
+    def offers(self) -> list[dict[str, Any]]: ...
+    def offer(self, offer_id: str) -> dict[str, Any]: ...
+    def add_offer(self, entry: dict[str, Any]) -> dict[str, Any]: ...
+    def replace_offer(self, offer_id: str, entry: dict[str, Any]) -> dict[str, Any]: ...
+    def remove_offer(self, offer_id: str) -> None: ...
     def agreements(self, params: Params) -> dict[str, Any]: ...
     def agreement(self, reference: str) -> dict[str, Any]: ...
     def subscribe(self, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -154,6 +159,21 @@ class LocalService:
 
     def remove_product(self, code: str) -> None:
         self._run(self.operator.catalog.remove_product(code))
+
+    def offers(self) -> list[dict[str, Any]]:
+        return list(self._run(self.operator.catalog.offers())["offers"])
+
+    def offer(self, offer_id: str) -> dict[str, Any]:
+        return dict(self._run(self.operator.catalog.offer(offer_id)))
+
+    def add_offer(self, entry: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._run(self.operator.catalog.add_offer(entry)))
+
+    def replace_offer(self, offer_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._run(self.operator.catalog.replace_offer(offer_id, entry)))
+
+    def remove_offer(self, offer_id: str) -> None:
+        self._run(self.operator.catalog.remove_offer(offer_id))
 
     def agreements(self, params: Params) -> dict[str, Any]:
         return dict(self._run(self.operator.lifecycle.agreements(dict(params))))
@@ -279,6 +299,9 @@ class RemoteService:
         shown["products"] = self.products()
         shown["buyers"] = self.accounts("buyer")
         shown["agreements"] = self.agreements({})["agreements"]
+        offers = self.offers()
+        if offers:  # as the in-process answer: only where the catalog has them
+            shown["offers"] = offers
         return shown
 
     def _accounts(self, kind: str, *parts: str) -> str:
@@ -316,6 +339,21 @@ class RemoteService:
 
     def remove_product(self, code: str) -> None:
         self._call("DELETE", f"/products/{quote(code, safe='')}")
+
+    def offers(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/offers")["offers"])
+
+    def offer(self, offer_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/offers/{quote(offer_id, safe='')}"))
+
+    def add_offer(self, entry: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "/offers", entry))
+
+    def replace_offer(self, offer_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/offers/{quote(offer_id, safe='')}", entry))
+
+    def remove_offer(self, offer_id: str) -> None:
+        self._call("DELETE", f"/offers/{quote(offer_id, safe='')}")
 
     def agreements(self, params: Params) -> dict[str, Any]:
         return dict(self._call("GET", "/agreements", params=params))

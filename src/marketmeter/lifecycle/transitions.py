@@ -154,6 +154,9 @@ def subscribe(
         plan = plan_subscription(catalog, product_code, buyer_account_id, now, tokens, free_trial)
     except Refusal as error:
         raise _refused(error) from None
+    refusal = catalog.offer_refusal(offer_id, product_code, buyer_account_id) if offer_id else None
+    if refusal is not None:
+        raise Refusal("offerId", refusal)
     agreement = plan.agreement
     if not plan.created_agreement:
         state = agreement.effective_state(now)

@@ -13,6 +13,7 @@ Sellers and buyers share one set of actions (``AccountKind`` says what differs).
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 from collections.abc import Callable, Sequence
@@ -26,7 +27,15 @@ from marketmeter.catalog.loader import (
     load_catalog_data,
     target_entry,
 )
-from marketmeter.catalog.model import AccessKey, Buyer, Catalog, CatalogSnapshot, Product, Seller
+from marketmeter.catalog.model import (
+    AccessKey,
+    Buyer,
+    Catalog,
+    CatalogSnapshot,
+    Offer,
+    Product,
+    Seller,
+)
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.registration_tokens import TokenGenerator, tokens_for_new_agreements
 from marketmeter.refusal import Refusal
@@ -102,6 +111,17 @@ def product_json(product: Product) -> dict[str, Any]:
     return {**entry, "notification_targets": targets}  # each target's own fields only
 
 
+def offer_json(offer: Offer) -> dict[str, Any]:
+    """The offer as its catalog entry (``OfferEntry``: terms in the Agreement API's shape)."""
+    return {
+        "offer_id": offer.offer_id,
+        "product": offer.product_code,
+        "name": offer.name,
+        "buyers": list(offer.buyers),
+        "terms": [{term.key: json.loads(term.body)} for term in offer.terms],
+    }
+
+
 _AccountT = TypeVar("_AccountT", Seller, Buyer)
 
 
@@ -159,7 +179,7 @@ def _problem(section: str, entry: dict[str, Any], problems: list[str]) -> Refusa
     """A 400 naming the field of the loader's first problem (``products[0] (code): field:
     message``); every problem is in the message."""
     label = ""
-    for key in ("product_code", "account_id"):
+    for key in ("product_code", "account_id", "offer_id"):
         if isinstance(entry.get(key), str | int):
             label = f" ({entry[key]})"
             break
@@ -236,7 +256,17 @@ class CatalogOperations:
         """The stored catalog and its version (secret access keys included: the operator's
         own file, as ``catalog apply`` took it)."""
         snapshot = await self.snapshot()
-        return {"version": snapshot.version, **asdict(snapshot.catalog)}
+        shown = {"version": snapshot.version, **asdict(snapshot.catalog)}
+        # offers and the buyers' choices only where the catalog has them (docs/catalog.md)
+        offers = shown.pop("offers")
+        for shown_agreement, agreement in zip(
+            shown["agreements"], snapshot.catalog.agreements, strict=True
+        ):
+            if agreement.configuration.empty:
+                del shown_agreement["configuration"]
+        if offers:
+            shown["offers"] = [offer_json(offer) for offer in snapshot.catalog.offers]
+        return shown
 
     async def apply(self, text: str, source: str) -> dict[str, Any]:
         """Validate the catalog document ``text`` (YAML or JSON) and upsert it, all or
@@ -399,3 +429,39 @@ class CatalogOperations:
     async def remove_product(self, code: str) -> None:
         product = self._product_of(await self.snapshot(), code)
         await self._edit(CatalogEdit(delete_products=(product.product_code,)), "productCode")
+
+    # --- offers ---------------------------------------------------------------------------
+
+    def _offer_of(self, snapshot: CatalogSnapshot, offer_id: str) -> Offer:
+        offer = snapshot.offers.get(offer_id)
+        if offer is None:
+            raise Refusal.not_found("offerId", f"no offer with offer_id {offer_id}")
+        return offer
+
+    async def offers(self) -> dict[str, Any]:
+        snapshot = await self.snapshot()
+        return {"offers": [offer_json(o) for o in snapshot.catalog.offers]}
+
+    async def offer(self, offer_id: str) -> dict[str, Any]:
+        return offer_json(self._offer_of(await self.snapshot(), offer_id))
+
+    async def add_offer(self, entry: dict[str, Any]) -> dict[str, Any]:
+        snapshot = await self.snapshot()
+        offer_id = entry.get("offer_id")
+        if isinstance(offer_id, str) and offer_id in snapshot.offers:
+            raise Refusal.conflict("offer_id", f"offer {offer_id} already exists")
+        checked = _checked("offers", entry, snapshot.catalog)
+        created = checked.offers[0].offer_id
+        await self._edit(CatalogEdit(upserts=checked, expect_new=(("offers", created),)))
+        return offer_json(checked.offers[0])
+
+    async def replace_offer(self, offer_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        snapshot = await self.snapshot()
+        self._offer_of(snapshot, offer_id)
+        checked = _checked("offers", _keyed(entry, "offer_id", offer_id), snapshot.catalog)
+        await self._edit(CatalogEdit(upserts=checked, expect_existing=(("offers", offer_id),)))
+        return offer_json(checked.offers[0])
+
+    async def remove_offer(self, offer_id: str) -> None:
+        offer = self._offer_of(await self.snapshot(), offer_id)
+        await self._edit(CatalogEdit(delete_offers=(offer.offer_id,)), "offerId")

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 from marketmeter.catalog.model import CatalogSnapshot
-from marketmeter.errors import AccessDeniedException
+from marketmeter.errors import AccessDeniedException, AgreementAccessDeniedException
 from marketmeter.metering.types import Caller
 from marketmeter.protocol.raw_request import RawRequest
 from marketmeter.protocol.sigv4 import SigV4Verifier
@@ -115,7 +115,13 @@ class StrictAuth:
             return
         role = "a seller's" if caller.kind == "seller" else "a buyer's"
         callers = "buyer's" if caller.kind == "seller" else "seller's"
-        raise AccessDeniedException(
+        # the Agreement API's AccessDeniedException is its model's: 403, with a reason
+        denied = (
+            AgreementAccessDeniedException
+            if operation in operations_of(AGREEMENT)
+            else AccessDeniedException
+        )
+        raise denied(
             f"User: arn:aws:iam::{caller.account_id}:root is not authorized to perform: "
             f"aws-marketplace:{operation} with {role} access key {caller.access_key_id}; "
             f"{operation} is called with a {callers} credentials"

@@ -94,9 +94,10 @@ class CatalogEdit:
     delete_products: tuple[str, ...] = ()  # product codes
     delete_sellers: tuple[str, ...] = ()  # account ids
     delete_buyers: tuple[str, ...] = ()  # account ids
+    delete_offers: tuple[str, ...] = ()  # offer ids
     # checked first, inside the transaction: entries that must exist (a replacement, a new
     # key) and entries that must not (a creation), as (table, key): ("sellers", account id),
-    # ("buyers", account id), ("products", product code)
+    # ("buyers", account id), ("products", product code), ("offers", offer id)
     expect_existing: tuple[tuple[str, str], ...] = ()
     expect_new: tuple[tuple[str, str], ...] = ()
 

@@ -31,9 +31,19 @@ def edit_catalog(connection: SqlConnection, edit: CatalogEdit) -> int:
     connection.executemany(
         "DELETE FROM access_keys WHERE access_key_id = ?", [(k,) for k in edit.delete_access_keys]
     )
+    for offer in edit.delete_offers:
+        accepted = _column(
+            connection,
+            "SELECT license_arn FROM agreements WHERE offer_id = ? ORDER BY license_arn",
+            offer,
+        )
+        if accepted:
+            raise CatalogReferenceError(f"offer {offer} has agreements: {_names(accepted)}")
+        connection.execute("DELETE FROM offers WHERE offer_id = ?", (offer,))
     for code in edit.delete_products:
         _refuse_if_referred(connection, f"product {code}", "product_code", code)
         connection.execute("DELETE FROM dimensions WHERE product_code = ?", (code,))
+        connection.execute("DELETE FROM offers WHERE product_code = ?", (code,))
         connection.execute("DELETE FROM products WHERE product_code = ?", (code,))
     for account in edit.delete_sellers:
         products = _column(
@@ -55,6 +65,7 @@ _ENTRIES = {
     "sellers": ("account_id", "seller", "account_id"),
     "buyers": ("account_id", "buyer", "account_id"),
     "products": ("product_code", "product", "product_code"),
+    "offers": ("offer_id", "offer", "offer_id"),
 }
 
 

@@ -6,12 +6,14 @@ the common ground of SQLite and PostgreSQL (``INSERT ... ON CONFLICT``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import orjson
 
 from marketmeter.catalog.loader import stored_targets, target_entry
 from marketmeter.catalog.model import (
+    AcceptedConfiguration,
     AccessKey,
     Agreement,
     AgreementState,
@@ -20,6 +22,8 @@ from marketmeter.catalog.model import (
     Entitlement,
     EntitlementValue,
     Integration,
+    Offer,
+    OfferTerm,
     PricingModel,
     Product,
     ProductKind,
@@ -178,6 +182,7 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
             "INSERT INTO notification_urls (product_code, position, url) VALUES (?, ?, ?)",
             [(product.product_code, i, url) for i, url in enumerate(product.notification_urls)],
         )
+    _write_offers(connection, catalog.offers)
     for buyer in catalog.buyers:
         connection.execute(
             "INSERT INTO buyers (account_id, customer_identifier, name) VALUES (?, ?, ?) "
@@ -189,13 +194,13 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
     for agreement in catalog.agreements:
         connection.execute(
             "INSERT INTO agreements (license_arn, buyer_account_id, product_code, state, "
-            "starts_at, ends_at, free_trial, pending_since, offer_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "starts_at, ends_at, free_trial, pending_since, offer_id, configuration) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (license_arn) DO UPDATE SET buyer_account_id = excluded.buyer_account_id,"
             " product_code = excluded.product_code, state = excluded.state, "
             "starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
             "free_trial = excluded.free_trial, pending_since = excluded.pending_since, "
-            "offer_id = excluded.offer_id",
+            "offer_id = excluded.offer_id, configuration = excluded.configuration",
             (
                 agreement.license_arn,
                 agreement.buyer_account_id,
@@ -206,6 +211,7 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
                 int(agreement.free_trial),
                 agreement.pending_since,
                 agreement.offer_id,
+                _configuration_json(agreement.configuration),
             ),
         )
         connection.execute(
@@ -242,6 +248,48 @@ def _read_value(value_type: str, text: str) -> EntitlementValue:
     if value_type == "double":
         return float(text)
     return text
+
+
+def _write_offers(connection: SqlConnection, offers: Sequence[Offer]) -> None:
+    """Upsert offers (after their products); an offer's buyers and terms are JSON columns."""
+    connection.executemany(
+        "INSERT INTO offers (offer_id, product_code, name, buyers, terms) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (offer_id) DO UPDATE SET product_code = excluded.product_code, "
+        "name = excluded.name, buyers = excluded.buyers, terms = excluded.terms",
+        [
+            (
+                offer.offer_id,
+                offer.product_code,
+                offer.name,
+                json.dumps(list(offer.buyers)),
+                json.dumps([[term.key, term.body] for term in offer.terms]),
+            )
+            for offer in offers
+        ],
+    )
+
+
+def _configuration_json(configuration: AcceptedConfiguration) -> str | None:
+    if configuration.empty:
+        return None
+    return json.dumps(
+        {
+            "selector": configuration.selector,
+            "dimensions": [list(item) for item in configuration.dimensions],
+            "autoRenew": configuration.auto_renew,
+        }
+    )
+
+
+def _configuration(text: str | None) -> AcceptedConfiguration:
+    if not text:
+        return AcceptedConfiguration()
+    raw = json.loads(text)
+    return AcceptedConfiguration(
+        raw.get("selector"),
+        tuple((str(key), int(value)) for key, value in raw.get("dimensions", ())),
+        raw.get("autoRenew"),
+    )
 
 
 def _write_keys(
@@ -328,12 +376,35 @@ def read_catalog(connection: SqlConnection) -> Catalog:
             pending_since,
             offer_id,
             tuple(entitlements.get(arn, ())),
+            _configuration(configuration),
         )
-        for arn, buyer, product, state, starts_at, ends_at, trial, pending_since, offer_id in (
-            connection.execute(
-                "SELECT license_arn, buyer_account_id, product_code, state, starts_at, ends_at, "
-                "free_trial, pending_since, offer_id FROM agreements ORDER BY license_arn"
-            )
+        for (
+            arn,
+            buyer,
+            product,
+            state,
+            starts_at,
+            ends_at,
+            trial,
+            pending_since,
+            offer_id,
+            configuration,
+        ) in connection.execute(
+            "SELECT license_arn, buyer_account_id, product_code, state, starts_at, ends_at, "
+            "free_trial, pending_since, offer_id, configuration FROM agreements "
+            "ORDER BY license_arn"
         )
     )
-    return Catalog(sellers, products, buyers, agreements)
+    offers = tuple(
+        Offer(
+            offer_id,
+            product,
+            name,
+            tuple(json.loads(buyers)),
+            tuple(OfferTerm(key, body) for key, body in json.loads(terms)),
+        )
+        for offer_id, product, name, buyers, terms in connection.execute(
+            "SELECT offer_id, product_code, name, buyers, terms FROM offers ORDER BY offer_id"
+        )
+    )
+    return Catalog(sellers, products, buyers, agreements, offers)

@@ -79,6 +79,7 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "free_trial",
             "pending_since",
             "offer_id",
+            "configuration",
         ),
         "license_arn",
     ),
@@ -86,6 +87,7 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         ("license_arn", "dimension", "position", "value_type", "value", "expires_at"),
         "license_arn, position",
     ),
+    "offers": (("offer_id", "product_code", "name", "buyers", "terms"), "offer_id"),
 }
 # usage_records keeps its seq, so that the order records were billed in (the usage view's
 # tiebreak) survives a restore.
@@ -116,6 +118,7 @@ _LOCK_ORDER = (
     "signing_keys",
     "entitlements",
     "agreements",
+    "offers",
     "notification_urls",
     "dimensions",
     "access_keys",

@@ -53,7 +53,10 @@ MAX_LATENCY_MS = 60_000
 ERROR_CLASSES: Mapping[str, type[AwsError]] = {
     cls.code: cls
     for cls in (getattr(errors, name) for name in errors.__all__)
-    if isinstance(cls, type) and issubclass(cls, AwsError) and cls is not AwsError
+    if isinstance(cls, type)
+    and issubclass(cls, AwsError)
+    and cls is not AwsError
+    and cls not in errors.AGREEMENT_ERRORS  # the Agreement API's, with codes of their own
 }
 _DEFAULT_MESSAGES = {
     ThrottlingException.code: "Rate exceeded",
