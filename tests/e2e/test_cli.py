@@ -21,7 +21,7 @@ DEMO_TEXT = resources.files("marketmeter.catalog").joinpath("demo.yaml").read_te
 FRANK_LICENSE = "arn:aws:license-manager::666677778888:license:l-f0000000000000000000000000000001"
 SUMMARY = "2 seller(s), 6 product(s), 7 buyer(s), 16 agreement(s)"
 NO_MYSQL = (
-    "Error: database scheme 'mysql' is not supported by this marketmeter "
+    "Error: --db mysql://x: database scheme 'mysql' is not supported by this marketmeter "
     "(use a SQLite path, sqlite:///path or postgresql://...)\n"
 )
 
@@ -43,8 +43,18 @@ def show(db: Path) -> dict[str, Any]:
 
 def test_catalog_show_of_an_empty_database(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
+    missing = mm("catalog", "show", "--db", str(db), cwd=tmp_path)
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        f"Error: --db {db}: no ledger there: check the path, run the command where "
+        "`marketmeter serve` keeps its marketmeter.db, or give --endpoint URL\n",
+    )
+    assert not db.exists()  # a command that only reads creates nothing
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("sellers: []\n")
+    ok("catalog", "apply", str(empty), "--db", str(db), cwd=tmp_path)
 
-    assert show(db) == {"version": 0, "sellers": [], "products": [], "buyers": [], "agreements": []}
+    assert show(db) == {"version": 1, "sellers": [], "products": [], "buyers": [], "agreements": []}
 
 
 def test_catalog_apply_prints_summary_and_is_idempotent(tmp_path: Path) -> None:
@@ -175,7 +185,7 @@ def test_catalog_with_unknown_field_is_refused(tmp_path: Path) -> None:
         f"Error: {bad}: 1 problem(s), nothing applied:\n"
         "  - products[0] (p1): dimensons: unknown field\n"
     )
-    assert show(db)["version"] == 0
+    assert not db.exists()  # the failed command created nothing
 
 
 def test_catalog_apply_of_a_missing_file(tmp_path: Path) -> None:
@@ -455,7 +465,7 @@ def test_serve_with_a_bad_catalog_exits_with_the_problems(tmp_path: Path) -> Non
         "  - products[0] (p1): kind: Input should be 'saas', 'ami' or 'container'\n"
     )
     assert "AWS Marketplace Metering Service at" not in result.stdout
-    assert show(db)["version"] == 0  # neither the file nor the demo catalog was applied
+    assert not db.exists()  # neither the file nor the demo catalog was applied
 
 
 def test_serve_refuses_an_unsupported_database(tmp_path: Path) -> None:

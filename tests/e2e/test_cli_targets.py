@@ -153,7 +153,7 @@ def test_catalog_apply_through_the_server_refuses_the_whole_document(
 
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.startswith(
-        f"Error: 400: catalog: {catalog}: 1 problem(s), nothing applied:\n"
+        f"Error: catalog: {catalog}: 1 problem(s), nothing applied:\n"
         "  - buyers[0] (12): account_id: String should match pattern '^[0-9]{12}$'"
     ), result.stderr
 

@@ -105,7 +105,8 @@ def test_serve_reads_the_admin_token_from_a_file(tmp_path: Path, token_file: Pat
         without = mm("sellers", "list", "--endpoint", server.url, cwd=tmp_path)
         assert (without.returncode, without.stderr.splitlines()[-1]) == (
             1,
-            f"Error: 401: Authorization: {MISSING_TOKEN}",
+            f"Error: the server at {server.url} requires its admin token: set "
+            "MARKETMETER_ADMIN_TOKEN or give --admin-token-file FILE",
         )
     finally:
         server.stop()

@@ -61,7 +61,9 @@ agreements:
 
 
 def test_every_serve_option_has_one_environment_variable_shown_in_its_help() -> None:
-    serve = main.commands["serve"] if isinstance(main, click.Group) else None
+    serve = (
+        main.get_command(click.Context(main), "serve") if isinstance(main, click.Group) else None
+    )
     assert serve is not None
     options = [p for p in serve.params if isinstance(p, click.Option)]
 

@@ -247,7 +247,7 @@ def agreements_list(
 ) -> None:
     """List agreements (their state as of the service clock's now)."""
     params = {k: v for k, v in {"product": product, "buyer": buyer, "state": state}.items() if v}
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.agreements(params)
     lines(found, found["agreements"], _agreement_line, "no agreements", as_json)
 
@@ -258,7 +258,7 @@ def agreements_list(
 @target_options(default="endpoint")
 def agreements_show(agreement: str, as_json: bool) -> None:
     """Show one agreement (AGREEMENT: its id agmt-... or its LicenseArn)."""
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.agreement(agreement)
     if as_json:
         print_json(found)
@@ -371,6 +371,6 @@ def events(
         "limit": limit,
     }
     params = {k: str(v) for k, v in given.items() if v is not None}
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.events(params)
     lines(found, found["events"], _event_line, "no events", as_json)

@@ -327,7 +327,7 @@ def snapshot_restore(name: str) -> None:
 @target_options(default="endpoint")
 def snapshot_list() -> None:
     """List the snapshots."""
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.snapshots()
     lines(found, found, _snapshot_line, "no snapshots", as_json=False)
 

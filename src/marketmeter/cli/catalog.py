@@ -96,7 +96,7 @@ def catalog_apply(file: Path) -> None:
 @target_options()
 def catalog_show() -> None:
     """Print the stored catalog as JSON (from a server: without secrets)."""
-    with service() as operator:
+    with service(reads=True) as operator:
         shown = operator.catalog_show()
     click.echo(json.dumps(shown, indent=2, default=str))
 
@@ -141,7 +141,7 @@ def _accounts(group: click.Group, accounts: _Accounts) -> None:
     @_json_option
     @target_options(default="endpoint")
     def list_accounts(as_json: bool) -> None:
-        with service("endpoint") as operator:
+        with service("endpoint", reads=True) as operator:
             found = operator.accounts(kind)
         if as_json:
             print_json(found)
@@ -197,7 +197,7 @@ def _accounts(group: click.Group, accounts: _Accounts) -> None:
     @target_options(default="endpoint")
     def show(account_id: str, as_json: bool) -> None:
         """Show ACCOUNT_ID (access key ids, never secrets)."""
-        with service("endpoint") as operator:
+        with service("endpoint", reads=True) as operator:
             _show(operator.account(kind, account_id), as_json)
 
 
@@ -298,7 +298,7 @@ def products() -> None:
 @target_options(default="endpoint")
 def products_list(as_json: bool) -> None:
     """List the products."""
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.products()
     if as_json:
         print_json(found)
@@ -317,7 +317,7 @@ def products_list(as_json: bool) -> None:
 @target_options(default="endpoint")
 def products_show(product_code: str, as_json: bool) -> None:
     """Show PRODUCT_CODE."""
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         _show(operator.product(product_code), as_json)
 
 

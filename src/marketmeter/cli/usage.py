@@ -53,7 +53,7 @@ def usage_list(
         usage_query(filters)  # refused before anything is opened
     except Refusal as error:
         raise refusal_line(error, {}) from None
-    with service() as operator:
+    with service(reads=True) as operator:
         found = operator.usage(filters)
     if as_json:
         print_json(found)
