@@ -14,6 +14,7 @@ a command's module is imported only when that command runs, so ``marketmeter --h
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
@@ -44,8 +45,40 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+class UsageLine(click.ClickException):
+    """A usage error as one line, with where to read the command's help (exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        hint = ""
+        if error.ctx is not None:
+            help_option = min(error.ctx.help_option_names, key=len, default="--help")
+            hint = f" (see '{error.ctx.command_path} {help_option}')"
+        super().__init__(f"{error.format_message()}{hint}")
+
+
 class LazyGroup(click.Group):
-    """A group whose commands are imported from ``COMMANDS`` when one is asked for."""
+    """A group whose commands are imported from ``COMMANDS`` when one is asked for, and
+    whose usage errors (and its subcommands') print as one line."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            raise UsageLine(error) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            raise UsageLine(error) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *super().list_commands(ctx)})

@@ -93,12 +93,26 @@ def catalog_apply(file: Path) -> None:
 
 
 @catalog.command("show")
+@click.option("--show-secrets", is_flag=True, help="Print secret access keys (masked otherwise).")
 @target_options()
-def catalog_show() -> None:
-    """Print the stored catalog as JSON (from a server: without secrets)."""
+def catalog_show(show_secrets: bool) -> None:
+    """Print the stored catalog as JSON; secret access keys are masked unless --show-secrets
+    (from a server they are never sent)."""
     with service(reads=True) as operator:
         shown = operator.catalog_show()
-    click.echo(json.dumps(shown, indent=2, default=str))
+    click.echo(json.dumps(shown if show_secrets else masked(shown), indent=2, default=str))
+
+
+MASK = "****"
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every ``secret_access_key`` replaced by ``****``."""
+    if isinstance(value, dict):
+        return {k: MASK if k == "secret_access_key" and v else masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(item) for item in value]
+    return value
 
 
 @catalog.command("demo")

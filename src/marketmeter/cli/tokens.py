@@ -128,9 +128,12 @@ def keys_list(as_json: bool) -> None:
     if as_json:
         print_json(found)
         return
-    for key in found["keys"]:
-        retired = f"retired {key['retiredAt']}" if key["retiredAt"] else "current"
-        click.echo(f"version {key['version']}  created {key['createdAt']}  {retired}")
+    header = ("VERSION", "CREATED (UTC)", "RETIRED (UTC)")
+    rows = [
+        (str(key["version"]), key["createdAt"], key["retiredAt"] or "- (current)")
+        for key in found["keys"]
+    ]
+    click.echo(table(header, rows, "key version"))
 
 
 @keys.command("rotate")

@@ -72,5 +72,16 @@ def usage_list(
         )
         for r, quantity in zip(records, quantities, strict=True)
     ]
-    total = plain(sum(quantities, Decimal(0)))
-    click.echo(table(header, rows, "record", f", total quantity {total}"))
+    totals: dict[tuple[str, str], Decimal] = {}
+    for r, quantity in zip(records, quantities, strict=True):
+        key = (r["productCode"], r["dimension"])
+        totals[key] = totals.get(key, Decimal(0)) + quantity
+    click.echo(table(header, rows, "record"))
+    if totals:  # one total per dimension of a product: never across dimensions
+        click.echo(
+            table(
+                ("PRODUCT", "DIMENSION", "TOTAL QUANTITY"),
+                [(p, d, plain(total)) for (p, d), total in sorted(totals.items())],
+                "dimension",
+            )
+        )
