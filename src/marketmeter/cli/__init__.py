@@ -14,6 +14,7 @@ a command's module is imported only when that command runs, so ``marketmeter --h
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import click
@@ -21,6 +22,10 @@ import click
 from marketmeter import __version__
 
 __all__ = ["COMMANDS", "main"]
+
+# httpx imports its own command line (rich, pygments: 0.15 s) whenever they are installed, as
+# in a development environment; no marketmeter command runs it
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 #: name -> (module under marketmeter.cli, attribute, the line ``marketmeter --help`` shows).
 #: tests/cli/test_conventions.py checks that each resolves to its command.
@@ -55,7 +60,7 @@ class UsageLine(click.ClickException):
         if error.ctx is not None:
             help_option = min(error.ctx.help_option_names, key=len, default="--help")
             hint = f" (see '{error.ctx.command_path} {help_option}')"
-        super().__init__(f"{error.format_message()}{hint}")
+        super().__init__(f"{error.format_message().rstrip('.')}{hint}")
 
 
 class LazyGroup(click.Group):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -61,6 +61,7 @@ class _Target:
     endpoint: str | None = None
     db: str | None = None
     admin_token: str | None = None
+    given: set[str] = field(default_factory=set)  # named on the command line, not the env
 
 
 def _target() -> _Target:
@@ -86,6 +87,8 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, str | None
             raise click.UsageError(_TOKEN_OPTIONS)
         if given or getattr(target, name) is None:  # the environment never overrides an option
             setattr(target, name, value)
+        if given:
+            target.given.add(name)
 
     return store
 
@@ -237,7 +240,12 @@ def service(
     and then fails removes a database file it created."""
     target = _target()
     if target.endpoint is not None and target.db is not None:
-        raise click.UsageError("give --endpoint or --db, not both")
+        if {"endpoint", "db"} <= target.given:
+            raise click.UsageError("give --endpoint or --db, not both")
+        if "endpoint" in target.given:  # an option wins over the other's environment variable
+            target.db = None
+        elif "db" in target.given:
+            target.endpoint = None
     mode: Mode = "endpoint" if target.endpoint else "db" if target.db else default
     if mode == "endpoint":
         import httpx
