@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the table: one case, its exact line, per entry)
 """Every mistake a clear line (issue 23): the ``marketmeter`` command driven through a table of
 bad inputs, in-process with click's CliRunner. Each case asserts the exact line on stderr, the
 exit code (2: the command line is wrong; 1: what it names cannot be used), that no traceback

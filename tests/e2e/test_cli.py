@@ -34,7 +34,9 @@ def ok(*args: str, cwd: Path) -> str:
 
 
 def show(db: Path) -> dict[str, Any]:
-    shown: dict[str, Any] = json.loads(ok("catalog", "show", "--show-secrets", "--db", ledger_url(db), cwd=db.parent))
+    shown: dict[str, Any] = json.loads(
+        ok("catalog", "show", "--show-secrets", "--db", ledger_url(db), cwd=db.parent)
+    )
     return shown
 
 
@@ -377,7 +379,7 @@ def test_usage_list_bad_input_is_a_usage_error(
 
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.splitlines()[-1] == message
+    assert result.stderr == f"{message} (see 'marketmeter usage list -h')\n"
 
 
 @pytest.mark.parametrize(

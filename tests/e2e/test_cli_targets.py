@@ -169,7 +169,7 @@ def test_endpoint_and_db_together_are_refused(server: ServerProcess) -> None:
     )
 
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr.splitlines()[-1] == "Error: give --endpoint or --db, not both"
+    assert result.stderr.startswith("Error: give --endpoint or --db, not both (see 'marketmeter ")
 
 
 def _epoch(iso: str) -> float:

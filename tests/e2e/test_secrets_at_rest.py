@@ -118,20 +118,21 @@ def test_a_missing_or_empty_token_file_is_one_clear_line(tmp_path: Path) -> None
     assert (missing.returncode, missing.stderr.splitlines()[-1]) == (
         2,
         "Error: Invalid value for '--admin-token-file': cannot read nope: "
-        "No such file or directory",
+        "No such file or directory (see 'marketmeter serve -h')",
     )
     (tmp_path / "empty").write_text("\n  \n")
     empty = mm("serve", "--db", db, "--admin-token-file", "empty", cwd=tmp_path)
     assert (empty.returncode, empty.stderr.splitlines()[-1]) == (
         2,
-        "Error: Invalid value for '--admin-token-file': empty holds no token",
+        "Error: Invalid value for '--admin-token-file': empty holds no token (see 'marketmeter "
+        "serve -h')",
     )
     both = mm(
         *("serve", "--db", db, "--admin-token", "x", "--admin-token-file", "empty"), cwd=tmp_path
     )
     assert (both.returncode, both.stderr.splitlines()[-1]) == (
         2,
-        "Error: give --admin-token or --admin-token-file, not both",
+        "Error: give --admin-token or --admin-token-file, not both (see 'marketmeter serve -h')",
     )
     assert not (tmp_path / "never.db").exists()
 

@@ -169,9 +169,9 @@ def test_a_bad_value_in_the_environment_is_one_error_naming_the_variable(tmp_pat
     )
 
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == (
+    assert result.stderr == (
         "Error: Invalid value for '--auth' (env var: 'MARKETMETER_AUTH'): 'none' is not one "
-        "of 'open', 'sigv4'."
+        "of 'open', 'sigv4' (see 'marketmeter serve -h')\n"
     )
 
 
