@@ -9,7 +9,7 @@ Commands: ``marketmeter --help``, ``marketmeter --version``, and ``marketmeter c
 the server over HTTP: one admin API call). The peers: ``python -c pass`` (the interpreter
 starting and stopping) and ``python -c "import click"`` (the command-line library). Prints
 median, p90 and min seconds per command and the median over the interpreter's; the targets
-of issue 23 are ``--help``/``--version`` <= 0.2 s and a server command <= 0.35 s. Exits 1 if a
+are ``--help``/``--version`` <= 0.2 s and a server command <= 0.35 s. Exits 1 if a
 command fails.
 """
 
