@@ -89,7 +89,7 @@ def ok(result: Run) -> str:
 
 def snapshot_row(line: str) -> str:
     """The ``snapshot list`` row of a ``snapshot save`` line (widths of the test's names)."""
-    name, _, taken, records, _, agreements, _, size, _ = line.split()
+    name, _, taken, records, _, _, agreements, _, size, _ = line.split()
     return f"{name:<7}  {taken:<21}  {records:<14}  {agreements:<10}  {size}"
 
 
