@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,9 @@ from marketmeter.testing import MarketmeterServer
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 RUN = {"sh", "bash", "shell"}
-_FENCE = re.compile(r"^```([\w-]*)[ \t]*([^\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(  # also a block indented under a list item
+    r"^([ \t]*)```([\w-]*)[ \t]*([^\n]*)\n(.*?)^\1```[ \t]*$", re.MULTILINE | re.DOTALL
+)
 _SERVE_OPTIONS = re.compile(r"<!--\s*docs-test serve:\s*(.*?)\s*-->")
 _STARTS_A_SERVER = re.compile(r"^\s*(scripts/serve|\.venv/bin/marketmeter serve)\b")
 _BARE = re.compile(r"(^|[;&|(]\s*|\$\()\s*marketmeter\s", re.MULTILINE)
@@ -67,8 +70,9 @@ def blocks(page: Path) -> list[Block]:
     text = page.read_text("utf-8")
     found: list[Block] = []
     for match in _FENCE.finditer(text):
-        language, info, body = match.groups()
+        _indent, language, info, body = match.groups()
         if language in RUN:
+            body = textwrap.dedent(body)
             line = text.count("\n", 0, match.start()) + 1
             name = str(page.relative_to(ROOT))
             found.append(Block(name, len(found) + 1, line, info.strip(), body))
