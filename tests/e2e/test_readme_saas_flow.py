@@ -30,7 +30,7 @@ PAGE = ROOT / "docs" / "examples" / "registration_page.py"
 def readme_block() -> str:
     text = README.read_text(encoding="utf-8")
     found = re.search(
-        r"<!-- saas-flow:start -->\n```sh\n(.*?)```\n<!-- saas-flow:end -->", text, re.S
+        r"<!-- saas-flow:start -->\n```sh[^\n]*\n(.*?)```\n<!-- saas-flow:end -->", text, re.S
     )
     assert found is not None, "README lost its saas-flow block"
     return found.group(1)
