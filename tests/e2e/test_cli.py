@@ -54,7 +54,7 @@ def test_catalog_show_of_an_empty_database(tmp_path: Path) -> None:
     assert not db.exists()  # a command that only reads creates nothing
     empty = tmp_path / "empty.yaml"
     empty.write_text("sellers: []\n")
-    ok("catalog", "apply", str(empty), "--db", str(db), cwd=tmp_path)
+    ok("catalog", "apply", str(empty), "--db", ledger_url(db), cwd=tmp_path)
 
     assert show(db) == {"version": 1, "sellers": [], "products": [], "buyers": [], "agreements": []}
 
