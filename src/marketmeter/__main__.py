@@ -2,4 +2,4 @@
 
 from marketmeter.cli import main
 
-main()
+main(prog_name="marketmeter")

@@ -1,37 +1,32 @@
-"""The shell blocks of docs/entitlement-service.md work when pasted: each runs through bash
-against a fresh server with the demo catalog (only the endpoint changed) and must exit 0; the
-upgrade it shows is what GetEntitlements answers next."""
+"""The shell blocks of docs/entitlement-service.md, run as tests/docs/test_shell_blocks.py runs
+them (against a fresh server with the demo catalog), do what the page says: the upgrade it
+shows is what GetEntitlements answers next."""
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 
 import boto3
 
 from marketmeter.testing import MarketmeterServer
-from tests.docs.test_bench_docs_commands import DOCS, runnable
+from tests.docs.test_shell_blocks import BLOCKS, environment, script
 
-_SH_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
+PAGE = "docs/entitlement-service.md"
 ALICE_CONTRACT = "arn:aws:license-manager::294406891311:license:l-a11ce000000000000000000000000005"
 
 
 def test_the_pages_commands_run_as_written() -> None:
-    blocks = _SH_BLOCK.findall((DOCS / "entitlement-service.md").read_text())
-    assert len(blocks) == 2
+    assert len([block for block in BLOCKS[PAGE] if block.runs]) == 2
     with MarketmeterServer() as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        for block in blocks:
-            run = subprocess.run(
-                ["bash", "-c", runnable(block, server.endpoint)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert run.returncode == 0, f"{block}\n{run.stdout}\n{run.stderr}"
+        run = subprocess.run(
+            ["bash", "-c", script(PAGE, server.endpoint)],
+            env=environment(server),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
         client = boto3.client(
             "marketplace-entitlement",
             endpoint_url=server.endpoint,

@@ -104,7 +104,7 @@ def test_seller_lifecycle_and_keys(server: ServerProcess) -> None:
     )
     assert ok(server, "sellers", "remove", "123412341234") == "removed seller 123412341234\n"
     assert fails(server, "sellers", "show", "123412341234") == (
-        "Error: 404: accountId: no seller with account_id 123412341234\n"
+        "Error: accountId: no seller with account_id 123412341234\n"
     )
 
 
@@ -139,7 +139,7 @@ def test_products(server: ServerProcess) -> None:
     assert "seller                999988887777\n" in updated
     assert ok(server, "products", "remove", "prod-new") == "removed product prod-new\n"
     assert fails(server, "products", "remove", "prod-other") == (
-        "Error: 409: productCode: product prod-other has agreements: "
+        "Error: productCode: product prod-other has agreements: "
         "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000009\n"
     )
     assert (
@@ -155,7 +155,7 @@ def test_products(server: ServerProcess) -> None:
             "--dimension",
             "u",
         )
-        == "Error: 400: seller: no seller with account_id 123412341234\n"
+        == "Error: seller: no seller with account_id 123412341234\n"
     )
 
 
@@ -183,26 +183,28 @@ def test_buyers(server: ServerProcess) -> None:
     )
     assert ok(server, "buyers", "remove", "121212121212") == "removed buyer 121212121212\n"
     assert fails(server, "buyers", "remove", "888899990000") == (
-        "Error: 409: accountId: buyer 888899990000 has agreements: "
+        "Error: accountId: buyer 888899990000 has agreements: "
         "arn:aws:license-manager::888899990000:license:l-90000000000000000000000000000001\n"
     )
 
 
 def test_the_admin_token(server: ServerProcess) -> None:
     assert fails(server, "sellers", "list", token=None) == (
-        "Error: 401: Authorization: the admin API requires Authorization: Bearer <admin token>\n"
+        f"Error: the server at {server.url} requires its admin token: set "
+        "MARKETMETER_ADMIN_TOKEN or give --admin-token-file FILE\n"
     )
     assert fails(server, "sellers", "list", token="wrong") == (
-        "Error: 403: Authorization: the admin token is wrong\n"
+        f"Error: the server at {server.url} refused the admin token given: give the one it was "
+        "started with\n"
     )
     done = run(server, "sellers", "--admin-token", TOKEN, "list", token=None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("2 seller(s)\n")
     # the bench and lifecycle commands send it too
-    assert fails(server, "journal", token=None).startswith("Error: 401: Authorization: ")
+    assert fails(server, "journal", token=None).startswith("Error: the server at ")
     assert run(server, "journal").returncode == 0
     for command in (("agreements", "list"), ("events",)):
-        assert fails(server, *command, token=None).startswith("Error: 401: Authorization: ")
+        assert fails(server, *command, token=None).startswith("Error: the server at ")
         assert run(server, *command).returncode == 0
     given = run(server, "agreements", "--admin-token", TOKEN, "list", "--json", token=None)
     assert given.returncode == 0, given.stderr

@@ -7,6 +7,7 @@ the target a database of the shared test PostgreSQL server."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,14 @@ def test_migrate_a_fresh_postgresql_database(postgres: PostgresServer, tmp_path:
 
 def test_migrate_a_sqlite_file(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
+    missing = mm("db", "migrate", "--db", str(db), cwd=tmp_path)
+    assert (missing.returncode, missing.stderr.split(": ", 2)[2]) == (
+        1,
+        "no ledger there: check the path, run the command where `marketmeter serve` keeps its "
+        "marketmeter.db, or give --endpoint URL\n",
+    )
+    assert not db.exists()  # migrate never creates a ledger
+    sqlite3.connect(db).close()  # an empty file: migrating makes it a ledger
 
     result = mm("db", "migrate", "--db", str(db), cwd=tmp_path)
 
@@ -82,9 +91,9 @@ def test_migrate_an_unreachable_postgresql_fails_at_once(tmp_path: Path) -> None
 
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
-        "Error: cannot connect to PostgreSQL: connection failed: connection to server at "
-        f'"127.0.0.1", port {port} failed: Connection refused\n'
-        "\tIs the server running on that host and accepting TCP/IP connections?\n"
+        f"Error: --db {url}: cannot connect to PostgreSQL: connection failed: connection to "
+        f'server at "127.0.0.1", port {port} failed: Connection refused '
+        "Is the server running on that host and accepting TCP/IP connections?\n"
     )
     # Refused at once, not retried until the 10-second connect timeout.
     assert elapsed < 10, f"took {elapsed:.1f}s"

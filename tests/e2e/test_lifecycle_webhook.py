@@ -220,7 +220,7 @@ def test_suspend_and_resubscribe_stop_and_restart_billing(
     )  # fmt: skip
     assert refused.returncode == 1
     assert (
-        f"409: agreement: agreement {agreement['agreementId']} is suspended; only a subscribed "
+        f"Error: agreement: agreement {agreement['agreementId']} is suspended; only a subscribed "
         "agreement can be unsubscribed"
     ) in refused.stderr
     cli(served, "agreements", "resubscribe", agreement["agreementId"])

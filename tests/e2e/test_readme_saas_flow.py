@@ -30,7 +30,7 @@ PAGE = ROOT / "docs" / "examples" / "registration_page.py"
 def readme_block() -> str:
     text = README.read_text(encoding="utf-8")
     found = re.search(
-        r"<!-- saas-flow:start -->\n```sh\n(.*?)```\n<!-- saas-flow:end -->", text, re.S
+        r"<!-- saas-flow:start -->\n```sh[^\n]*\n(.*?)```\n<!-- saas-flow:end -->", text, re.S
     )
     assert found is not None, "README lost its saas-flow block"
     return found.group(1)
@@ -101,6 +101,6 @@ def test_readme_saas_flow_runs_as_written(tmp_path: Path) -> None:
     assert "  -> 200 OK\n" in out
     assert "     CustomerIdentifier=dave-cust-0004\n" in out
     assert '"Status": "Success"' in out
-    assert out.rstrip().endswith("1 record(s), total quantity 3")
+    assert out.rstrip().endswith("demo-saas-legacy  users      3\n1 dimension(s)")
     assert "Welcome! Your subscription is set up.\nProductCode=demo-saas-legacy\n" in page_output
     assert "CustomerAWSAccountId=555566667777\n" in page_output

@@ -33,11 +33,13 @@ def ok(db: Path, *args: str) -> str:
 
 
 def usage_error(db: Path, *args: str) -> str:
-    """The last stderr line of a command that must exit 2 and print nothing on stdout."""
+    """The one stderr line of a command that must exit 2 and print nothing on stdout, without
+    its pointer to the command's help (checked here)."""
     result = mm(*args, "--db", ledger_url(db), cwd=db.parent)
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
-    last: str = result.stderr.splitlines()[-1]
-    return last
+    line, hint = result.stderr.removesuffix("\n").rsplit(" (see ", 1)
+    assert hint == f"'marketmeter {' '.join(args[:2])} -h')", hint
+    return line
 
 
 def listed(db: Path, *filters: str) -> list[dict[str, Any]]:
@@ -223,7 +225,11 @@ def test_keys_show_list_rotate(tmp_path: Path) -> None:
     assert loaded.key_size == 2048
     [v1] = listing["keys"]
     assert v1 == {"version": 1, "createdAt": v1["createdAt"], "retiredAt": None, "publicKey": first}
-    assert ok(db, "keys", "list") == f"version 1  created {v1['createdAt']}  current\n"
+    assert ok(db, "keys", "list").splitlines() == [
+        "VERSION  CREATED (UTC)                RETIRED (UTC)",
+        f"1        {v1['createdAt']}  - (current)",
+        "1 key version(s)",
+    ]
 
     assert ok(db, "keys", "rotate") == "version 2 created; older versions retired\n"
 
@@ -238,12 +244,14 @@ def test_keys_show_list_rotate(tmp_path: Path) -> None:
         {"version": 2, "createdAt": retired_at, "retiredAt": None, "publicKey": second},
     ]
     assert ok(db, "keys", "list").splitlines() == [
-        f"version 1  created {v1['createdAt']}  retired {retired_at}",
-        f"version 2  created {retired_at}  current",
+        "VERSION  CREATED (UTC)                RETIRED (UTC)",
+        f"1        {v1['createdAt']}  {retired_at}",
+        f"2        {retired_at}  - (current)",
+        "2 key version(s)",
     ]
     assert usage_error(db, "keys", "show", "--version", "3") == (
         "Error: Invalid value for --version: no public key version 3"
     )
-    assert usage_error(db, "keys", "show", "--version", "0").startswith(
-        "Error: Invalid value for '--version': 0 is not in the range x>=1."
+    assert usage_error(db, "keys", "show", "--version", "0") == (
+        "Error: Invalid value for '--version': 0 is not in the range x>=1"
     )

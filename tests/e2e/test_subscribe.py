@@ -391,7 +391,7 @@ def test_bad_input_is_a_usage_error(catalog_db: Path, args: tuple[str, ...], mes
     result = subscribe(catalog_db, *args)
 
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr.splitlines()[-1] == message
+    assert result.stderr == f"{message} (see 'marketmeter subscribe -h')\n"
     store = open_store(ledger_url(catalog_db))
     try:
         snapshot = store.catalog_snapshot_now()

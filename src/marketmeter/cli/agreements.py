@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from marketmeter.cli.connection import service, target_options
-from marketmeter.cli.output import json_option, lines, print_json
+from marketmeter.cli.output import cell, json_option, print_json, table
 from marketmeter.cli.service import Service
 from marketmeter.cli.tokens import token_ttl_option
 from marketmeter.lifecycle.registration_page import Delivery, deliver
@@ -251,9 +251,24 @@ def agreements_list(
 ) -> None:
     """List agreements (their state as of the service clock's now)."""
     params = {k: v for k, v in {"product": product, "buyer": buyer, "state": state}.items() if v}
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.agreements(params)
-    lines(found, found["agreements"], _agreement_line, "no agreements", as_json)
+    if as_json:
+        print_json(found)
+        return
+    header = ("AGREEMENT", "PRODUCT", "BUYER", "STATE", "ENDS (UTC)", "FREE TRIAL")
+    rows = [
+        (
+            a["agreementId"],
+            a["productCode"],
+            a["buyerAccountId"],
+            a["state"],
+            cell(a["endsAt"]),
+            "yes" if a["freeTrial"] else "no",
+        )
+        for a in found["agreements"]
+    ]
+    click.echo(table(header, rows, "agreement"))
 
 
 @agreements.command("show")
@@ -262,7 +277,7 @@ def agreements_list(
 @target_options(default="endpoint")
 def agreements_show(agreement: str, as_json: bool) -> None:
     """Show one agreement (AGREEMENT: its id agmt-... or its LicenseArn)."""
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.agreement(agreement)
     if as_json:
         print_json(found)
@@ -419,6 +434,22 @@ def events(
         "limit": limit,
     }
     params = {k: str(v) for k, v in given.items() if v is not None}
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.events(params)
-    lines(found, found["events"], _event_line, "no events", as_json)
+    if as_json:
+        print_json(found)
+        return
+    header = ("SEQ", "TIME (service clock)", "ACTION", "PRODUCT", "BUYER", "CHANNEL", "DELIVERIES")
+    rows = [
+        (
+            str(e["seq"]),
+            e["occurredAt"],
+            e["action"],
+            e["productCode"],
+            e["buyerAccountId"],
+            e["channel"],
+            cell([f"{d['url']} {d['status']} ({d['attempts']})" for d in e["deliveries"]]),
+        )
+        for e in found["events"]
+    ]
+    click.echo(table(header, rows, "event"))

@@ -16,7 +16,7 @@ import click
 import orjson
 
 from marketmeter.cli.connection import server, service, target_options
-from marketmeter.cli.output import lines, print_json
+from marketmeter.cli.output import cell, json_option, print_json, table
 from marketmeter.operator.inputs import parse_duration
 from marketmeter.refusal import Refusal
 from marketmeter.testing.admin_client import MarketmeterAdmin
@@ -35,11 +35,18 @@ def _seconds(option: str, text: str) -> float:
 
 # --- clock ----------------------------------------------------------------------------------
 
-# "-6h" is a duration, not options: no "-h" for help on these commands (``--help`` still works).
-_NEGATIVE_ARGUMENT: dict[str, Any] = {
-    "ignore_unknown_options": True,
-    "help_option_names": ["--help"],
-}
+
+class _DurationCommand(click.Command):
+    """A command whose argument may start with "-" ("-6h" is a duration, not options): only
+    "--help" and a lone "-h" ask for help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = kwargs.setdefault("context_settings", {})
+        settings.update(ignore_unknown_options=True, help_option_names=["--help"])
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, ["--help" if arg == "-h" else arg for arg in args])
 
 
 def _clock_line(state: dict[str, Any]) -> str:
@@ -78,7 +85,7 @@ def clock_freeze() -> None:
     _on_clock(lambda admin: admin.clock.freeze())
 
 
-@clock.command("offset", context_settings=_NEGATIVE_ARGUMENT)
+@clock.command("offset", cls=_DurationCommand)
 @_server_options
 @click.argument("duration")
 def clock_offset(duration: str) -> None:
@@ -87,7 +94,7 @@ def clock_offset(duration: str) -> None:
     _on_clock(lambda admin: admin.clock.offset(seconds))
 
 
-@clock.command("advance", context_settings=_NEGATIVE_ARGUMENT)
+@clock.command("advance", cls=_DurationCommand)
 @_server_options
 @click.argument("duration")
 def clock_advance(duration: str) -> None:
@@ -114,10 +121,29 @@ def faults() -> None:
 
 @faults.command("list")
 @_server_options
-def faults_list() -> None:
-    """Print the rules (JSON, with ids and counters)."""
+@json_option
+def faults_list(as_json: bool) -> None:
+    """List the rules with their counters (--json: LocalStack's shape, with ids)."""
     with server() as admin:
-        print_json(admin.faults.rules())
+        rules = admin.faults.rules()
+    if as_json:
+        print_json(rules)
+        return
+    header = ("ID", "OPERATION", "PRODUCT", "ANSWER", "MATCHED", "APPLIED", "RULE")
+    known = {"id", "operation", "productCode", "error", "matched", "applied"}
+    rows = [
+        (
+            str(rule["id"]),
+            cell(rule.get("operation")),
+            cell(rule.get("productCode")),
+            cell((rule.get("error") or {}).get("code")),
+            str(rule["matched"]),
+            str(rule["applied"]),
+            cell({k: v for k, v in rule.items() if k not in known} or None),
+        )
+        for rule in rules
+    ]
+    click.echo(table(header, rows, "fault rule"))
 
 
 @faults.command("add")
@@ -333,11 +359,26 @@ def snapshot_restore(name: str) -> None:
 
 @snapshot.command("list")
 @target_options(default="endpoint")
-def snapshot_list() -> None:
-    """List the snapshots."""
-    with service("endpoint") as operator:
+@json_option
+def snapshot_list(as_json: bool) -> None:
+    """List the snapshots, newest first."""
+    with service("endpoint", reads=True) as operator:
         found = operator.snapshots()
-    lines(found, found, _snapshot_line, "no snapshots", as_json=False)
+    if as_json:
+        print_json(found)
+        return
+    header = ("NAME", "TAKEN (service clock)", "BILLED RECORDS", "AGREEMENTS", "BYTES")
+    rows = [
+        (
+            info["name"],
+            info["createdAt"],
+            str(info["counts"].get("usage_records", 0)),
+            str(info["counts"].get("agreements", 0)),
+            str(info["sizeBytes"]),
+        )
+        for info in found
+    ]
+    click.echo(table(header, rows, "snapshot"))
 
 
 @snapshot.command("delete")

@@ -93,12 +93,26 @@ def catalog_apply(file: Path) -> None:
 
 
 @catalog.command("show")
+@click.option("--show-secrets", is_flag=True, help="Print secret access keys (masked otherwise).")
 @target_options()
-def catalog_show() -> None:
-    """Print the stored catalog as JSON (from a server: without secrets)."""
-    with service() as operator:
+def catalog_show(show_secrets: bool) -> None:
+    """Print the stored catalog as JSON; secret access keys are masked unless --show-secrets
+    (from a server they are never sent)."""
+    with service(reads=True) as operator:
         shown = operator.catalog_show()
-    click.echo(json.dumps(shown, indent=2, default=str))
+    click.echo(json.dumps(shown if show_secrets else masked(shown), indent=2, default=str))
+
+
+MASK = "****"
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every ``secret_access_key`` replaced by ``****``."""
+    if isinstance(value, dict):
+        return {k: MASK if k == "secret_access_key" and v else masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(item) for item in value]
+    return value
 
 
 @catalog.command("demo")
@@ -141,7 +155,7 @@ def _accounts(group: click.Group, accounts: _Accounts) -> None:
     @_json_option
     @target_options(default="endpoint")
     def list_accounts(as_json: bool) -> None:
-        with service("endpoint") as operator:
+        with service("endpoint", reads=True) as operator:
             found = operator.accounts(kind)
         if as_json:
             print_json(found)
@@ -197,7 +211,7 @@ def _accounts(group: click.Group, accounts: _Accounts) -> None:
     @target_options(default="endpoint")
     def show(account_id: str, as_json: bool) -> None:
         """Show ACCOUNT_ID (access key ids, never secrets)."""
-        with service("endpoint") as operator:
+        with service("endpoint", reads=True) as operator:
             _show(operator.account(kind, account_id), as_json)
 
 
@@ -298,7 +312,7 @@ def products() -> None:
 @target_options(default="endpoint")
 def products_list(as_json: bool) -> None:
     """List the products."""
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         found = operator.products()
     if as_json:
         print_json(found)
@@ -317,7 +331,7 @@ def products_list(as_json: bool) -> None:
 @target_options(default="endpoint")
 def products_show(product_code: str, as_json: bool) -> None:
     """Show PRODUCT_CODE."""
-    with service("endpoint") as operator:
+    with service("endpoint", reads=True) as operator:
         _show(operator.product(product_code), as_json)
 
 

@@ -15,21 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
-import httpx
 from click.core import ParameterSource
 
-from marketmeter.cli.service import LocalService, RemoteService, Service
+from marketmeter.cli.ledger_file import LedgerFile
 from marketmeter.config import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TOKEN_TTL
 from marketmeter.refusal import Refusal
-from marketmeter.store.base import OperatorStore, SchemaError
-from marketmeter.store.open import UnsupportedDatabase, open_store
-from marketmeter.testing.admin_client import ADMIN_TOKEN_ENV, AdminError, MarketmeterAdmin
+
+if TYPE_CHECKING:  # imported where a command uses them: --help and --db commands skip httpx
+    from marketmeter.cli.service import Service
+    from marketmeter.store.base import OperatorStore
+    from marketmeter.testing.admin_client import AdminError, MarketmeterAdmin
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+ADMIN_TOKEN_ENV = "MARKETMETER_ADMIN_TOKEN"  # testing.admin_client reads the same variable
 Mode = Literal["db", "endpoint"]
 DEFAULT_ENDPOINT = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 ADMIN_TOKEN_FILE_ENV = "MARKETMETER_ADMIN_TOKEN_FILE"
@@ -59,6 +61,7 @@ class _Target:
     endpoint: str | None = None
     db: str | None = None
     admin_token: str | None = None
+    given: set[str] = field(default_factory=set)  # named on the command line, not the env
 
 
 def _target() -> _Target:
@@ -84,6 +87,8 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, str | None
             raise click.UsageError(_TOKEN_OPTIONS)
         if given or getattr(target, name) is None:  # the environment never overrides an option
             setattr(target, name, value)
+        if given:
+            target.given.add(name)
 
     return store
 
@@ -184,12 +189,10 @@ def target_options(
     return decorate
 
 
-def open_database(db: str) -> OperatorStore:
-    """The store at ``db``, or a clean CLI error saying why it cannot be used."""
-    try:
-        return open_store(db)
-    except (UnsupportedDatabase, SchemaError) as error:
-        raise click.ClickException(str(error)) from None
+def open_database(db: str, *, option: str = "--db", reads: bool = False) -> OperatorStore:
+    """The store at ``db``, or one line saying why it cannot be used. ``reads``: the command
+    only reads, so a database that is not there is an error, never created."""
+    return LedgerFile(db, option).open(reads=reads)
 
 
 db_option = click.option(
@@ -215,6 +218,8 @@ def refusal_line(error: Refusal, options: Mapping[str, str] | None = None) -> cl
 def server() -> Iterator[MarketmeterAdmin]:
     """The admin client of the running server (``--endpoint``), for its own state (clock,
     fault rules, journal)."""
+    from marketmeter.cli.service import RemoteService
+
     with service("endpoint") as operator:
         assert isinstance(operator, RemoteService)
         yield operator.admin
@@ -226,34 +231,76 @@ def service(
     *,
     token_ttl: timedelta = DEFAULT_TOKEN_TTL,
     options: Mapping[str, str] | None = None,
+    reads: bool = False,
 ) -> Iterator[Service]:
     """The operator where the command acts (``default`` unless an option says otherwise).
     Refusals (``options`` maps their fields to this command's options), admin API errors and
-    an unreachable server become the CLI's errors."""
+    an unreachable server become the CLI's errors. ``reads``: the command only reads, so on
+    ``--db`` a database that is not there is an error, never created; a command that writes
+    and then fails removes a database file it created."""
     target = _target()
     if target.endpoint is not None and target.db is not None:
-        raise click.UsageError("give --endpoint or --db, not both")
+        if {"endpoint", "db"} <= target.given:
+            raise click.UsageError("give --endpoint or --db, not both")
+        if "endpoint" in target.given:  # an option wins over the other's environment variable
+            target.db = None
+        elif "db" in target.given:
+            target.endpoint = None
     mode: Mode = "endpoint" if target.endpoint else "db" if target.db else default
     if mode == "endpoint":
+        import httpx
+
+        from marketmeter.cli.service import RemoteService
+        from marketmeter.testing.admin_client import AdminError
+
         endpoint = target.endpoint or DEFAULT_ENDPOINT
+        if not endpoint.startswith(("http://", "https://")):
+            raise click.BadParameter(
+                f"{endpoint!r} is not a URL: give one like {DEFAULT_ENDPOINT}",
+                param_hint="'--endpoint'",
+            )
         remote = RemoteService(endpoint, target.admin_token)
         try:
             yield remote
         except AdminError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(admin_line(error, endpoint)) from None
         except httpx.TransportError as error:
             raise click.ClickException(
-                f"cannot reach marketmeter at {endpoint} ({error}); is `marketmeter serve` running?"
+                f"cannot reach marketmeter at {endpoint} ({error or type(error).__name__}): "
+                "start it with `marketmeter serve`, or give --endpoint URL"
             ) from None
         finally:
             remote.close()
     else:
-        store = open_database(target.db or DEFAULT_DB)
+        from marketmeter.cli.service import LocalService
+
+        ledger = LedgerFile(target.db or DEFAULT_DB, "--db")
+        store = ledger.open(reads=reads)
         local = LocalService(store, token_ttl)
+        failed = True
         try:
             yield local
+            failed = False
         except Refusal as error:
             raise refusal_line(error, options) from None
         finally:
             local.close()
             store.close_now()
+            if failed:
+                ledger.remove_if_created()
+
+
+def admin_line(error: AdminError, endpoint: str) -> str:
+    """An admin API refusal as one line: what is wrong, and for the admin token what to do
+    (never the HTTP status)."""
+    if error.status == 401:
+        return (
+            f"the server at {endpoint} requires its admin token: set {ADMIN_TOKEN_ENV} or give "
+            "--admin-token-file FILE"
+        )
+    if error.status == 403 and error.field == "Authorization":
+        return (
+            f"the server at {endpoint} refused the admin token given: give the one it was "
+            "started with"
+        )
+    return f"{error.field}: {error.message}" if error.field else error.message

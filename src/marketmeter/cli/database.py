@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import click
 
-from marketmeter.cli.connection import db_option, open_database
+from marketmeter.cli.connection import db_option
+from marketmeter.cli.ledger_file import LedgerFile
 from marketmeter.cli.progress import progress
-from marketmeter.store.copy import CopyRefused, copy_ledger, copy_size
 
 __all__ = ["db"]
 
@@ -21,7 +21,7 @@ def db() -> None:
 @db_option
 def db_migrate(db: str) -> None:
     """Bring the database's schema up to this marketmeter's (refuses a newer schema)."""
-    store = open_database(db)  # opening migrates
+    store = LedgerFile(db, "--db").open(reads=True)  # opening migrates; never creates a file
     try:
         version = store.schema_version()
     finally:
@@ -37,16 +37,23 @@ def db_copy(source_url: str, target_url: str) -> None:
 
     Rows go over in batches, read page by page (constant memory); a progress bar runs on
     stderr when it is a terminal."""
-    source = open_database(source_url)
+    from marketmeter.store.copy import CopyRefused, copy_ledger, copy_size
+
+    if source_url == target_url:
+        raise click.BadParameter("is the ledger of --from: give another", param_hint="'--to'")
+    source_file, target_file = LedgerFile(source_url, "--from"), LedgerFile(target_url, "--to")
+    target_file.check(reads=False)  # both refused before either is opened
+    source = source_file.open(reads=True)
     try:
-        target = open_database(target_url)
+        target = target_file.open()
         try:
             with progress(copy_size(source), "copying") as bar:
                 report = copy_ledger(source, target, bar.update)
         except CopyRefused as error:
-            raise click.ClickException(str(error)) from None
-        finally:
             target.close_now()
+            target_file.remove_if_created()
+            raise click.ClickException(str(error)) from None
+        target.close_now()
     finally:
         source.close_now()
     click.echo(f"{report.describe()}\n  from {source.describe()}\n  to   {target.describe()}")

@@ -1,7 +1,9 @@
 """How every command prints: one JSON printer, one table printer, one ``field  value`` listing.
 
 Tables are aligned columns under a header row and end with a count line (``3 seller(s)``);
-``--json`` prints the operator's JSON value instead, indented.
+``--json`` prints the operator's JSON value instead, indented. Every list is a ``table`` (with
+``json_option``); ``lines`` is for a command's report of what it did, never for a list
+(docs/architecture.md, "CLI conventions").
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], noun: str, foote
 def lines(
     value: Any, items: Sequence[Any], line: Callable[[Any], str], none: str, as_json: bool
 ) -> None:
-    """``value`` as JSON, or one ``line`` per item of ``items`` (``none`` if there are none)."""
+    """``value`` as JSON, or one ``line`` per item of ``items`` (``none`` if there are none):
+    a report of what a command did. A list is a ``table``."""
     if as_json:
         print_json(value)
         return

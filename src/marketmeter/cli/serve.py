@@ -4,7 +4,9 @@ from it."""
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import timedelta
@@ -19,6 +21,7 @@ from marketmeter.cli.connection import (
     db_option,
     resolve_admin_token,
 )
+from marketmeter.cli.ledger_file import LedgerFile
 from marketmeter.config import (
     ConnectionLimits,
     DryRunAnswer,
@@ -27,8 +30,6 @@ from marketmeter.config import (
 )
 from marketmeter.metering.windows import WindowPolicy
 from marketmeter.observe.multiprocess import prepare as prepare_metrics
-from marketmeter.store.base import SchemaError
-from marketmeter.store.open import UnsupportedDatabase
 
 __all__ = ["serve"]
 
@@ -112,8 +113,8 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     show_envvar=True,
     default=_DEFAULTS.port,
     show_default=True,
-    type=int,
-    help="TCP port.",
+    type=click.IntRange(0, 65535),
+    help="TCP port (0: any free port, printed at start).",
 )
 @db_option
 @click.option(
@@ -317,6 +318,14 @@ def serve(
     prepare_metrics()  # before prometheus-client is imported (with the server, below)
     from marketmeter.server import serve as run
 
+    if admin_token is not None and not admin_token.strip():
+        raise click.BadParameter(
+            "is empty, which would refuse every admin call: give a token, or leave it out",
+            param_hint="'--admin-token'",
+        )
+    ledger = LedgerFile(db, "--db")
+    ledger.check(reads=False)
+    _check_port(host, port)
     try:
         limits = ConnectionLimits(**limit_values)
     except ValueError as error:
@@ -347,9 +356,42 @@ def serve(
     )
     from marketmeter.catalog.loader import CatalogError
 
+    ledger.prepare()
     try:
         run(settings)
     except CatalogError as error:
+        ledger.remove_if_created()
         raise click.ClickException(str(error)) from None
-    except (UnsupportedDatabase, SchemaError) as error:
-        raise click.ClickException(str(error)) from None
+    except Exception as error:
+        line = ledger.failure(error)
+        if line is None:
+            raise
+        ledger.remove_if_created()
+        raise line from None
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, before the ledger is opened, a port that is taken or a host not of here."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as error:
+        raise click.BadParameter(
+            f"{host!r} is not an address of this machine ({error}): give e.g. 127.0.0.1",
+            param_hint="'--host'",
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"--port {port}: {host}:{port} is in use: stop what listens there, or give "
+                    "another --port (0: any free port)"
+                ) from None
+            raise click.ClickException(
+                f"--host {host} --port {port}: cannot listen there ({error.strerror}): give "
+                "another address or a port above 1023"
+            ) from None

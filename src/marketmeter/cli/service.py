@@ -9,7 +9,6 @@ journal) is reached through ``RemoteService.admin``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -105,6 +104,8 @@ class LocalService:
     """The operator in this process, over ``store`` and the wall clock."""
 
     def __init__(self, store: OperatorStore, token_ttl: timedelta) -> None:
+        import asyncio
+
         from marketmeter.metering.clock import SystemClock
         from marketmeter.operator.service import Operator
 

@@ -83,7 +83,7 @@ def token_list(
         params["product"] = product_code
     if buyer_account_id is not None:
         params["buyer"] = buyer_account_id
-    with service(token_ttl=timedelta(seconds=token_ttl)) as operator:
+    with service(token_ttl=timedelta(seconds=token_ttl), reads=True) as operator:
         found = operator.tokens(params)
     if as_json:
         print_json(found)
@@ -123,14 +123,17 @@ def keys_show(version: int) -> None:
 @target_options()
 def keys_list(as_json: bool) -> None:
     """List the key versions and when they were created and retired."""
-    with service() as operator:
+    with service(reads=True) as operator:
         found = operator.keys()
     if as_json:
         print_json(found)
         return
-    for key in found["keys"]:
-        retired = f"retired {key['retiredAt']}" if key["retiredAt"] else "current"
-        click.echo(f"version {key['version']}  created {key['createdAt']}  {retired}")
+    header = ("VERSION", "CREATED (UTC)", "RETIRED (UTC)")
+    rows = [
+        (str(key["version"]), key["createdAt"], key["retiredAt"] or "- (current)")
+        for key in found["keys"]
+    ]
+    click.echo(table(header, rows, "key version"))
 
 
 @keys.command("rotate")

@@ -63,7 +63,7 @@ def usage_list(
         usage_query(filters)  # refused before anything is opened
     except Refusal as error:
         raise refusal_line(error, {}) from None
-    with service() as operator:
+    with service(reads=True) as operator:
         found = operator.usage(filters)
     if as_json:
         print_json(found)
@@ -82,8 +82,19 @@ def usage_list(
         )
         for r, quantity in zip(records, quantities, strict=True)
     ]
-    total = plain(sum(quantities, Decimal(0)))
-    click.echo(table(header, rows, "record", f", total quantity {total}"))
+    totals: dict[tuple[str, str], Decimal] = {}
+    for r, quantity in zip(records, quantities, strict=True):
+        key = (r["productCode"], r["dimension"])
+        totals[key] = totals.get(key, Decimal(0)) + quantity
+    click.echo(table(header, rows, "record"))
+    if totals:  # one total per dimension of a product: never across dimensions
+        click.echo(
+            table(
+                ("PRODUCT", "DIMENSION", "TOTAL QUANTITY"),
+                [(p, d, plain(total)) for (p, d), total in sorted(totals.items())],
+                "dimension",
+            )
+        )
 
 
 @usage.command("export")
@@ -153,7 +164,7 @@ def usage_export(
         export_request(filters)  # refused before anything is opened
     except Refusal as error:
         raise refusal_line(error, {"from": "'--from'", "to": "'--to'"}) from None
-    with service() as where, where.export(filters) as exported:
+    with service(reads=True) as where, where.export(filters) as exported:
         if output is None:
             _write(exported.size, exported.chunks, sys.stdout.buffer)
         else:
@@ -222,7 +233,7 @@ def usage_summary(
         summary_query(filters)  # refused before anything is opened
     except Refusal as error:
         raise refusal_line(error, {}) from None
-    with service() as operator:
+    with service(reads=True) as operator:
         found = operator.usage_summary(filters)
     if as_json:
         print_json(found)
