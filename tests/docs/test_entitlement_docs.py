@@ -4,12 +4,10 @@ shows is what GetEntitlements answers next."""
 
 from __future__ import annotations
 
-import subprocess
-
 import boto3
 
 from marketmeter.testing import MarketmeterServer
-from tests.docs.test_shell_blocks import BLOCKS, environment, script
+from tests.docs.test_shell_blocks import BLOCKS, run_page
 
 PAGE = "docs/entitlement-service.md"
 ALICE_CONTRACT = "arn:aws:license-manager::294406891311:license:l-a11ce000000000000000000000000005"
@@ -18,14 +16,7 @@ ALICE_CONTRACT = "arn:aws:license-manager::294406891311:license:l-a11ce000000000
 def test_the_pages_commands_run_as_written() -> None:
     assert len([block for block in BLOCKS[PAGE] if block.runs]) == 2
     with MarketmeterServer() as server:
-        run = subprocess.run(
-            ["bash", "-c", script(PAGE, server.endpoint)],
-            env=environment(server),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        run = run_page(PAGE, server)
         assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
         client = boto3.client(
             "marketplace-entitlement",

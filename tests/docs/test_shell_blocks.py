@@ -26,8 +26,10 @@ A failure names the page and the block (its number and first line) and shows its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import textwrap
 from dataclasses import dataclass
@@ -156,6 +158,25 @@ def environment(server: MarketmeterServer) -> dict[str, str]:
     }
 
 
+def run_page(page: str, server: MarketmeterServer) -> subprocess.CompletedProcess[str]:
+    """Run the page's blocks in a session of their own, and end whatever they left running
+    in the background (a page's emulator, say) when they are done, passed or failed."""
+    with subprocess.Popen(
+        ["bash", "-c", script(page, server.endpoint)],
+        env=environment(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=300)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("page", RUNNABLE)
 def test_the_shell_blocks_of_a_page_run_as_written(page: str) -> None:
@@ -168,13 +189,6 @@ def test_the_shell_blocks_of_a_page_run_as_written(page: str) -> None:
         else MarketmeterServer()
     )
     with server:
-        run = subprocess.run(
-            ["bash", "-c", script(page, server.endpoint)],
-            env=environment(server),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        run = run_page(page, server)
     assert run.returncode == 0, f"{page}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     assert _leftovers() == before, f"{page} left files in the checkout"

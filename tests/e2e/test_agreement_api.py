@@ -445,6 +445,6 @@ def test_offers_edited_with_the_cli_are_the_terms_the_api_answers(server: Server
     refused = mm("offers", "remove", "offer-testpublic001", *target, cwd=server.db.parent, env=env)
     assert (refused.returncode, refused.stderr.strip()) == (
         1,
-        "Error: 409: offerId: offer offer-testpublic001 has agreements: "
+        "Error: offerId: offer offer-testpublic001 has agreements: "
         "arn:aws:license-manager::777788889999:license:l-b0000000000000000000000000000002",
     )

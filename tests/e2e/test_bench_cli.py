@@ -199,9 +199,9 @@ def test_help_lists_the_bench_commands_and_serve_options(tmp_path: Path) -> None
 
     commands = top.split("\nCommands:\n")[1].splitlines()
     assert [line.split()[0] for line in commands] == [
-        *("agreements", "buyers", "catalog", "clock", "db", "events", "faults", "journal"),
-        *("keys", "products", "reset", "sellers", "serve", "snapshot", "subscribe", "token"),
-        "usage",
+        *("agreements", "buyers", "catalog", "clock", "db", "deliveries", "events", "faults"),
+        *("journal", "keys", "offers", "products", "reset", "sellers", "serve", "snapshot"),
+        *("subscribe", "token", "usage"),
     ]
     for line in (
         "  clock       The service clock of a running server.",

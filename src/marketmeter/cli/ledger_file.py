@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LedgerFile", "hide_password"]
 
-_SIDE_FILES = ("-wal", "-shm", "-journal")
+# SQLite's journal files, and the catalog version stamp beside the ledger (store/catalog_stamp.py)
+_SIDE_FILES = ("-wal", "-shm", "-journal", "-catalog")
 
 
 def hide_password(url: str) -> str:
