@@ -28,7 +28,7 @@ from marketmeter.observe.metrics import outcome_of
 from tests.e2e.conftest import make_client
 from tests.e2e.server_process import CATALOG, ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 
 ADMIN_TOKEN = "admin-token-Zq8dTT1x0bS3cr3t"
 BAD_REGISTRATION_TOKEN = "regtoken-NOT-ISSUED-kj2h3k4j"
