@@ -6,7 +6,7 @@ per window) streamed with a progress bar on stderr."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
@@ -50,19 +50,16 @@ def usage_list(
     as_json: bool,
 ) -> None:
     """List billed usage records, oldest usage first."""
-    given = {
-        "product": product,
-        "customer": customer,
-        "dimension": dimension,
-        "from": start,
-        "to": end,
-        "limit": limit,
-    }
-    filters = {k: v for k, v in given.items() if v is not None}
-    try:
-        usage_query(filters)  # refused before anything is opened
-    except Refusal as error:
-        raise refusal_line(error, {}) from None
+    filters = _checked(
+        usage_query,
+        {},
+        product=product,
+        customer=customer,
+        dimension=dimension,
+        start=start,
+        end=end,
+        limit=limit,
+    )
     with service(reads=True) as operator:
         found = operator.usage(filters)
     if as_json:
@@ -149,21 +146,18 @@ def usage_export(
     """
     if group and not window:
         raise click.BadParameter("needs --window", param_hint="'--group'")
-    given = {
-        "format": fmt,
-        "product": product,
-        "customer": customer,
-        "dimension": dimension,
-        "from": start,
-        "to": end,
-        "window": window,
-        "group": ",".join(group) or None,
-    }
-    filters = {k: v for k, v in given.items() if v is not None}
-    try:
-        export_request(filters)  # refused before anything is opened
-    except Refusal as error:
-        raise refusal_line(error, {"from": "'--from'", "to": "'--to'"}) from None
+    filters = _checked(
+        export_request,
+        {"from": "'--from'", "to": "'--to'"},
+        format=fmt,
+        product=product,
+        customer=customer,
+        dimension=dimension,
+        start=start,
+        end=end,
+        window=window,
+        group=",".join(group) or None,
+    )
     with service(reads=True) as where, where.export(filters) as exported:
         if output is None:
             _write(exported.size, exported.chunks, sys.stdout.buffer)
@@ -218,21 +212,18 @@ def usage_summary(
     as_json: bool,
 ) -> None:
     """Billed quantities summed per window and group, then a total per dimension."""
-    given = {
-        "groupBy": ",".join(group_by) or None,
-        "window": window,
-        "product": product,
-        "customer": customer,
-        "dimension": dimension,
-        "from": start,
-        "to": end,
-        "limit": limit,
-    }
-    filters = {k: v for k, v in given.items() if v is not None}
-    try:
-        summary_query(filters)  # refused before anything is opened
-    except Refusal as error:
-        raise refusal_line(error, {}) from None
+    filters = _checked(
+        summary_query,
+        {},
+        groupBy=",".join(group_by) or None,
+        window=window,
+        product=product,
+        customer=customer,
+        dimension=dimension,
+        start=start,
+        end=end,
+        limit=limit,
+    )
     with service(reads=True) as operator:
         found = operator.usage_summary(filters)
     if as_json:
@@ -262,3 +253,17 @@ def usage_summary(
         click.echo(
             f"total {product_code}{total['dimension']}: {quantity} ({total['records']} record(s))"
         )
+
+
+def _checked(
+    check: Callable[[dict[str, str]], object], hints: dict[str, str], **given: str | None
+) -> dict[str, str]:
+    """The options given (``start`` and ``end`` as the filters ``from`` and ``to``), checked by
+    ``check`` before anything is opened: a refusal is one line."""
+    renamed = {"start": "from", "end": "to"}
+    filters = {renamed.get(k, k): v for k, v in given.items() if v is not None}
+    try:
+        check(filters)
+    except Refusal as error:
+        raise refusal_line(error, hints) from None
+    return filters
