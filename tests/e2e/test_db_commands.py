@@ -48,7 +48,7 @@ def test_migrate_a_fresh_postgresql_database(postgres: PostgresServer, tmp_path:
     first = mm("db", "migrate", "--db", url, cwd=tmp_path)
     again = mm("db", "migrate", "--db", url, cwd=tmp_path)
 
-    line = f"PostgreSQL {where(url)} (synchronous_commit=on): schema version 4\n"
+    line = f"PostgreSQL {where(url)} (synchronous_commit=on): schema version 5\n"
     assert (first.returncode, first.stdout, first.stderr) == (0, line, "")
     assert (again.returncode, again.stdout, again.stderr) == (0, line, "")
     assert where(url).startswith(f"127.0.0.1:{postgres.port}/t_")
@@ -65,7 +65,7 @@ def test_migrate_a_sqlite_file(tmp_path: Path) -> None:
     result = mm("db", "migrate", "--db", str(db), cwd=tmp_path)
 
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == f"SQLite {db} (WAL, synchronous=FULL): schema version 4\n"
+    assert result.stdout == f"SQLite {db} (WAL, synchronous=FULL): schema version 5\n"
     assert db.exists()
 
 

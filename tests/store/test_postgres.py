@@ -156,6 +156,7 @@ def test_a_fresh_database_gets_the_newest_schema_and_reopening_applies_nothing(
         (2, "registration"),
         (3, "snapshots"),
         (4, "lifecycle"),
+        (5, "catalog_digest"),
     ]
     assert [v for v, _, _ in first] == [m.version for m in migrations_for("postgresql")]
     open_test_store(store_url).close_now()
@@ -171,7 +172,7 @@ def test_a_newer_schema_is_refused_and_its_connections_closed(
     with pytest.raises(SchemaError) as raised:
         open_test_store(store_url)
     assert str(raised.value) == (
-        "the database is at schema version 999, newer than this marketmeter (knows up to 4); "
+        "the database is at schema version 999, newer than this marketmeter (knows up to 5); "
         "upgrade marketmeter"
     )
     name = psycopg.conninfo.conninfo_to_dict(store_url)["dbname"]
@@ -201,6 +202,7 @@ def test_nodes_starting_together_apply_the_migrations_once(
         (2, "registration"),
         (3, "snapshots"),
         (4, "lifecycle"),
+        (5, "catalog_digest"),
     ]
     billed = [
         asyncio.run(store.bill([entry(1, record_id=f"n{i}")])) for i, store in enumerate(stores)
@@ -245,6 +247,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
         (2, "registration"),
         (3, "snapshots"),
         (4, "lifecycle"),
+        (5, "catalog_digest"),
     ]
     snapshot = store.catalog_snapshot_now()
     assert snapshot.version == 7

@@ -448,7 +448,7 @@ def test_a_snapshot_of_another_schema_version_is_refused(store: OperatorStore) -
         asyncio.run(store.restore_snapshot("old"))
 
     assert str(raised.value) == (
-        "snapshot 'old' was taken under schema version 2; this database is at schema version 4"
+        "snapshot 'old' was taken under schema version 2; this database is at schema version 5"
     )
     assert count(store, "usage_records") == 5  # nothing was touched
     assert store.catalog_snapshot_now().version == 1

@@ -42,7 +42,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError) as raised:
         SQLiteStore(tmp_path / "l.db")
     assert str(raised.value) == (
-        "the database is at schema version 999, newer than this marketmeter (knows up to 4); "
+        "the database is at schema version 999, newer than this marketmeter (knows up to 5); "
         "upgrade marketmeter"
     )
 
@@ -175,6 +175,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> 
             (2, "registration"),
             (3, "snapshots"),
             (4, "lifecycle"),
+            (5, "catalog_digest"),
         ]
         snapshot = store.catalog_snapshot_now()
         assert snapshot.version == 7
@@ -200,5 +201,5 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> 
 
     SQLiteStore(path).close_now()  # opening again applies nothing more
     with sqlite3.connect(path) as check:
-        assert check.execute("SELECT count(*) FROM schema_migrations").fetchone() == (4,)
+        assert check.execute("SELECT count(*) FROM schema_migrations").fetchone() == (5,)
     check.close()

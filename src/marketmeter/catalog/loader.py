@@ -20,31 +20,30 @@ text may hold a NUL (U+0000), which SQLite would store and PostgreSQL cannot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import IO, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from marketmeter.catalog.model import (
-    LICENSE_ARN_FORMAT,
-    LICENSE_ISSUER_ACCOUNT,
-    AccessKey,
-    Agreement,
-    AgreementState,
-    Buyer,
-    Catalog,
-    Integration,
-    Product,
-    ProductKind,
-    Seller,
-    legacy_license_arn_for,
-    license_arn_for,
+from marketmeter.catalog.checks import CatalogChecker, Entry, KnownKeys
+from marketmeter.catalog.entries import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_CHARS,
+    MAX_ENTRIES,
+    MAX_NODES,
+    MAX_NUL_PROBLEMS,
+    MAX_STREAM_ENTRIES,
+    AccessKeyEntry,
+    AgreementEntry,
+    BuyerEntry,
+    CatalogEntry,
+    CatalogError,
+    ProductEntry,
+    SellerEntry,
 )
-from marketmeter.servicemodel.spec import service_model
-from marketmeter.servicemodel.validation import Violations, compile_shape
+from marketmeter.catalog.model import Agreement, Buyer, Catalog, Product, Seller
+from marketmeter.catalog.stream import LOADER, NotAMapping, TooDeep, catalog_entries
 
 __all__ = [
     "AccessKeyEntry",
@@ -52,105 +51,16 @@ __all__ = [
     "BuyerEntry",
     "CatalogEntry",
     "CatalogError",
+    "KnownKeys",
     "ProductEntry",
     "SellerEntry",
+    "as_catalog",
     "load_catalog",
     "load_catalog_data",
     "load_catalog_file",
     "read_catalog_text",
+    "stream_catalog",
 ]
-
-AccountId = str
-
-MAX_DOCUMENT_CHARS = 4 * 1024 * 1024  # a catalog document, in characters
-MAX_DEPTH = 16  # nesting levels (a catalog file needs 5: file, section, entry, keys, key)
-MAX_NODES = 500_000  # values in the document, each alias counted every time it is used
-MAX_ENTRIES = 20_000  # entries of a file, all sections together
-MAX_DIMENSIONS = 1_000  # per product
-MAX_NOTIFICATION_URLS = 100  # per product
-MAX_NAME = 1_024  # characters of a seller's, product's or buyer's name
-MAX_SECRET = 1_024  # characters of a secret access key
-MAX_URL = 2_048  # characters of a registration or notification URL
-MAX_IDENTIFIER = 1_024  # characters of a product code, dimension or CustomerIdentifier (the
-# service model's own limit, 255, is checked next, with its own message)
-_MAX_NUL_PROBLEMS = 20
-
-Name = Annotated[str, Field(max_length=MAX_NAME)]
-Url = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://")]
-Identifier = Annotated[str, Field(max_length=MAX_IDENTIFIER)]
-
-
-class CatalogError(Exception):
-    """A catalog file that cannot be applied; ``problems`` name entry and field each."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s), nothing applied:\n{lines}")
-
-
-class CatalogEntry(BaseModel):
-    """An entry of a catalog file; unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AccessKeyEntry(CatalogEntry):
-    """An access key pair of a seller or a buyer."""
-
-    access_key_id: str = Field(min_length=16, max_length=128, pattern=r"^[A-Z0-9]+$")
-    secret_access_key: str = Field(min_length=1, max_length=MAX_SECRET)
-
-
-class SellerEntry(CatalogEntry):
-    """A seller account (``sellers:``)."""
-
-    account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
-    name: Name = ""
-    access_keys: list[AccessKeyEntry] = []
-
-
-class ProductEntry(CatalogEntry):
-    """A product and its dimensions (``products:``)."""
-
-    product_code: Identifier
-    seller: AccountId
-    kind: Literal["saas", "ami", "container"]
-    dimensions: list[Identifier] = Field(min_length=1, max_length=MAX_DIMENSIONS)
-    integration: Literal["legacy", "concurrent-agreements"] = "legacy"
-    name: Name = ""
-    registration_url: Url | None = None
-    per_request_metering: bool = False
-    notification_urls: list[Url] = Field(default=[], max_length=MAX_NOTIFICATION_URLS)
-
-
-class BuyerEntry(CatalogEntry):
-    """A buyer account (``buyers:``)."""
-
-    account_id: AccountId = Field(pattern=r"^[0-9]{12}$")
-    customer_identifier: Identifier | None = None
-    name: Name = ""
-    access_keys: list[AccessKeyEntry] = []
-
-
-class AgreementEntry(CatalogEntry):
-    """A buyer's agreement for a product (``agreements:``)."""
-
-    buyer: AccountId
-    product: str
-    license_arn: str | None = None
-    state: Literal["subscribed", "unsubscribe-pending", "unsubscribed", "suspended"] = "subscribed"
-    start: datetime | None = None
-    end: datetime | None = None
-    free_trial: bool = False
-
-
-class _File(CatalogEntry):
-    sellers: list[SellerEntry] = []
-    products: list[ProductEntry] = []
-    buyers: list[BuyerEntry] = []
-    agreements: list[AgreementEntry] = []
 
 
 def read_catalog_text(path: str | Path) -> str:
@@ -162,16 +72,40 @@ def read_catalog_text(path: str | Path) -> str:
 
 
 def load_catalog_file(path: str | Path, existing: Catalog | None = None) -> Catalog:
-    """Read and validate a catalog file; raise ``CatalogError`` listing every problem."""
-    return load_catalog(read_catalog_text(path), existing, source=str(path))
+    """Read and validate a catalog file, entry by entry (``stream_catalog``); raise
+    ``CatalogError`` listing every problem."""
+    try:
+        with Path(path).open("rb") as stream:
+            return as_catalog(
+                stream_catalog(stream, KnownKeys.of(existing or Catalog()), str(path))
+            )
+    except OSError as error:
+        raise CatalogError(str(path), [f"cannot read the file: {error.strerror}"]) from error
+
+
+def as_catalog(entries: Iterable[Entry]) -> Catalog:
+    """The entries as one ``Catalog``."""
+    sellers, products, buyers, agreements = [], [], [], []
+    for entry in entries:
+        if isinstance(entry, Seller):
+            sellers.append(entry)
+        elif isinstance(entry, Product):
+            products.append(entry)
+        elif isinstance(entry, Buyer):
+            buyers.append(entry)
+        else:
+            assert isinstance(entry, Agreement)
+            agreements.append(entry)
+    return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))
 
 
 def load_catalog(text: str, existing: Catalog | None = None, source: str = "catalog") -> Catalog:
-    """Validate catalog YAML ``text``; references may point into ``existing``."""
+    """Validate catalog YAML ``text``, held at once (at most ``MAX_DOCUMENT_CHARS``);
+    references may point into ``existing``."""
     if len(text) > MAX_DOCUMENT_CHARS:
         raise CatalogError(source, [f"the document is longer than {MAX_DOCUMENT_CHARS} characters"])
     try:
-        raw = yaml.load(text, Loader=_LOADER)  # a safe loader
+        raw = yaml.load(text, Loader=LOADER)  # a safe loader
     except yaml.YAMLError as error:
         raise CatalogError(source, [f"not valid YAML: {error}"]) from error
     except RecursionError:
@@ -179,34 +113,32 @@ def load_catalog(text: str, existing: Catalog | None = None, source: str = "cata
     return load_catalog_data(raw, existing, source)
 
 
-# libyaml's parser when PyYAML has it (ten times faster on a large file), the same safe types
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _too_deep() -> str:
     return f"the document nests deeper than {MAX_DEPTH} levels"
 
 
-def _document_problems(raw: Any) -> list[str]:
-    """The document's shape against the bounds: depth, node count, NUL characters; walked
-    without recursion, stopping at the first bound exceeded."""
+def _document_problems(
+    raw: Any, depth: int = 1, path: str = "", nodes: int = MAX_NODES
+) -> list[str]:
+    """The value's shape against the bounds: depth (``raw`` at ``depth``), count of values,
+    NUL characters; walked without recursion, stopping at the first bound exceeded."""
     problems: list[str] = []
-    nodes = 0
-    stack: list[tuple[Any, int, str]] = [(raw, 1, "")]
+    count = 0
+    stack: list[tuple[Any, int, str]] = [(raw, depth, path)]
     while stack:
         value, depth, path = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            return [f"the document has more than {MAX_NODES} values"]
+        count += 1
+        if count > nodes:
+            return [f"the document has more than {nodes} values"]
         if depth > MAX_DEPTH:
             return [_too_deep()]
         if isinstance(value, str):
-            if "\x00" in value and len(problems) < _MAX_NUL_PROBLEMS:
+            if "\x00" in value and len(problems) < MAX_NUL_PROBLEMS:
                 problems.append(f"{path or 'the document'}: must not contain NUL (U+0000)")
         elif isinstance(value, dict):
             for key, item in value.items():
                 name = str(key)
-                if "\x00" in name and len(problems) < _MAX_NUL_PROBLEMS:
+                if "\x00" in name and len(problems) < MAX_NUL_PROBLEMS:
                     problems.append(f"{path or 'the document'}: a key must not contain NUL")
                     name = name.replace("\x00", "\\0")
                 stack.append((item, depth + 1, f"{path}.{name[:64]}" if path else name[:64]))
@@ -219,233 +151,94 @@ def load_catalog_data(
     raw: Any, existing: Catalog | None = None, source: str = "catalog"
 ) -> Catalog:
     """Validate a catalog already read into Python values (YAML or JSON: a mapping of
-    sections to lists of entries); references may point into ``existing``. The admin API
-    checks one entry at a time this way (``{"products": [entry]}``)."""
+    sections to lists of entries, at most ``MAX_ENTRIES``); references may point into
+    ``existing``. The admin API checks one entry at a time this way
+    (``{"products": [entry]}``)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise CatalogError(source, ["the file must be a mapping with sellers, products, ..."])
+        raise CatalogError(source, [_NOT_A_MAPPING])
     problems = _document_problems(raw)
     if problems:
         raise CatalogError(source, problems)
     entries = sum(len(v) for v in raw.values() if isinstance(v, list))
     if entries > MAX_ENTRIES:
         raise CatalogError(source, [f"the file has {entries} entries, more than {MAX_ENTRIES}"])
-    parsed = _parse_entries(raw, problems)
-    catalog = _build(parsed, existing or Catalog(), problems)
+    checker = CatalogChecker(KnownKeys.of(existing or Catalog()))
+    checked: list[Entry] = []
+    for section, value in raw.items():
+        name = str(section)
+        if not isinstance(value, list):
+            checker.section(name, value, is_list=False)
+            continue
+        if checker.section(name):
+            for index, entry in enumerate(value):
+                ready = checker.entry(name, index, entry)
+                if ready is not None:
+                    checked.append(ready)
+        checker.close(name)
+    problems, held = checker.finish()
     if problems:
         raise CatalogError(source, problems)
-    return catalog
+    return as_catalog([*checked, *held])
 
 
-_SECTIONS: dict[str, type[CatalogEntry]] = {
-    "sellers": SellerEntry,
-    "products": ProductEntry,
-    "buyers": BuyerEntry,
-    "agreements": AgreementEntry,
-}
+_NOT_A_MAPPING = "the file must be a mapping with sellers, products, ..."
 
 
-def _parse_entries(raw: dict[str, Any], problems: list[str]) -> _File:
-    """Check each entry on its own, so that one bad entry hides no problem of another."""
-    for key in raw:
-        if key not in _SECTIONS:
-            problems.append(f"{key}: unknown section; known: {', '.join(_SECTIONS)}")
-    sections: dict[str, list[Any]] = {}
-    for section, model in _SECTIONS.items():
-        entries = raw.get(section) or []
-        if not isinstance(entries, list):
-            problems.append(f"{section}: must be a list")
-            continue
-        parsed = []
-        for index, entry in enumerate(entries):
-            try:
-                parsed.append(model.model_validate(entry))
-            except ValidationError as error:
-                for detail in error.errors():
-                    detail["loc"] = (section, index, *detail["loc"])
-                    problems.append(_describe(raw, detail))
-        sections[section] = parsed
-    return _File.model_validate(sections)
-
-
-def _describe(raw: dict[str, Any], error: Any) -> str:
-    location = list(error["loc"])
-    where = ""
-    if len(location) >= 2 and isinstance(location[1], int):
-        section, index = location[0], location[1]
-        where = f"{section}[{index}]{_label(raw, section, index)}"
-        rest = location[2:]
-    else:
-        rest = location
-    field = ".".join(str(part) for part in rest)
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = "unknown field"
-    parts = [part for part in (where, field) if part]
-    return f"{': '.join(parts)}: {message}" if parts else message
-
-
-def _label(raw: dict[str, Any], section: str, index: int) -> str:
-    entries = raw.get(section)
-    if not isinstance(entries, list) or index >= len(entries):
-        return ""
-    entry = entries[index]
-    if not isinstance(entry, dict):
-        return ""
-    for key in ("product_code", "account_id", "license_arn"):
-        if isinstance(entry.get(key), str | int):
-            return f" ({entry[key]})"
-    if "buyer" in entry and "product" in entry:
-        return f" ({entry['buyer']} × {entry['product']})"
-    return ""
-
-
-def _wire_check(shape_name: str, value: str, where: str, problems: list[str]) -> None:
-    """Check an identifier with the service model's own constraints for that shape."""
-    violations = Violations()
-    compile_shape(service_model().shape_for(shape_name))(value, where, violations)
-    problems.extend(
-        v.replace("Member must", "must")
-        .replace(f" at '{where}'", "")
-        .replace("Value", f"{where}:", 1)
-        for v in violations
-    )
-
-
-def _derived_license_arn(
-    buyer: str, product: str, start: float | None, existing_arns: set[str]
-) -> str:
-    """The LicenseArn of an agreement the catalog gives none: AWS's form, unless the ledger
-    already holds this agreement under the ARN earlier versions derived (buyer's account)."""
-    legacy = legacy_license_arn_for(buyer, product, str(start))
-    if legacy in existing_arns:
-        return legacy
-    return license_arn_for(buyer, product, str(start))
-
-
-def _epoch(moment: datetime | None) -> float | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _keys(entries: Iterable[AccessKeyEntry]) -> tuple[AccessKey, ...]:
-    return tuple(AccessKey(k.access_key_id, k.secret_access_key) for k in entries)
-
-
-def _build(parsed: _File, existing: Catalog, problems: list[str]) -> Catalog:
-    seller_ids = {s.account_id for s in existing.sellers}
-    product_codes = {p.product_code for p in existing.products}
-    buyer_ids = {b.account_id for b in existing.buyers}
-    key_owner: dict[str, str] = {}
-    owners: list[Seller | Buyer] = [*existing.sellers, *existing.buyers]
-    for owner in owners:
-        for key in owner.access_keys:
-            key_owner[key.access_key_id] = owner.account_id
-    identifier_owner = {
-        b.customer_identifier: b.account_id for b in existing.buyers if b.customer_identifier
-    }
-
-    def claim_keys(where: str, account: str, keys: list[AccessKeyEntry]) -> None:
-        for i, key in enumerate(keys):
-            owner = key_owner.setdefault(key.access_key_id, account)
-            if owner != account:
-                problems.append(
-                    f"{where}: access_keys[{i}].access_key_id: {key.access_key_id} already "
-                    f"belongs to account {owner}"
-                )
-
-    sellers = []
-    seen: set[str] = set()
-    for i, s in enumerate(parsed.sellers):
-        where = f"sellers[{i}] ({s.account_id})"
-        if s.account_id in seen:
-            problems.append(f"{where}: account_id: listed twice")
-        seen.add(s.account_id)
-        claim_keys(where, s.account_id, s.access_keys)
-        sellers.append(Seller(s.account_id, s.name, _keys(s.access_keys)))
-    seller_ids |= seen
-
-    products = []
-    seen = set()
-    for i, p in enumerate(parsed.products):
-        where = f"products[{i}] ({p.product_code})"
-        _wire_check("ProductCode", p.product_code, f"{where}: product_code", problems)
-        if not p.product_code:
-            problems.append(f"{where}: product_code: must not be empty")
-        if p.product_code in seen:
-            problems.append(f"{where}: product_code: listed twice")
-        seen.add(p.product_code)
-        if p.seller not in seller_ids:
-            problems.append(f"{where}: seller: no seller with account_id {p.seller}")
-        if len(set(p.dimensions)) != len(p.dimensions):
-            problems.append(f"{where}: dimensions: a dimension is listed twice")
-        for j, dimension in enumerate(p.dimensions):
-            _wire_check("UsageDimension", dimension, f"{where}: dimensions[{j}]", problems)
-        products.append(
-            Product(
-                product_code=p.product_code,
-                seller_account_id=p.seller,
-                kind=ProductKind(p.kind),
-                dimensions=tuple(p.dimensions),
-                integration=Integration(p.integration),
-                name=p.name,
-                registration_url=p.registration_url,
-                per_request_metering=p.per_request_metering,
-                notification_urls=tuple(p.notification_urls),
-            )
-        )
-    product_codes |= seen
-
-    buyers = []
-    seen = set()
-    for i, b in enumerate(parsed.buyers):
-        where = f"buyers[{i}] ({b.account_id})"
-        if b.account_id in seen or b.account_id in seller_ids:
-            problems.append(f"{where}: account_id: listed twice (buyers and sellers included)")
-        seen.add(b.account_id)
-        if b.customer_identifier is not None:
-            _wire_check(
-                "CustomerIdentifier",
-                b.customer_identifier,
-                f"{where}: customer_identifier",
-                problems,
-            )
-            holder = identifier_owner.setdefault(b.customer_identifier, b.account_id)
-            if holder != b.account_id or not b.customer_identifier:
-                problems.append(
-                    f"{where}: customer_identifier: {b.customer_identifier!r} is empty or "
-                    f"already used by buyer {holder}"
-                )
-        claim_keys(where, b.account_id, b.access_keys)
-        buyers.append(Buyer(b.account_id, b.customer_identifier, b.name, _keys(b.access_keys)))
-    buyer_ids |= seen
-
-    agreements = []
-    seen = set()
-    existing_arns = {agreement.license_arn for agreement in existing.agreements}
-    for i, a in enumerate(parsed.agreements):
-        start, end = _epoch(a.start), _epoch(a.end)
-        arn = a.license_arn or _derived_license_arn(a.buyer, a.product, start, existing_arns)
-        where = f"agreements[{i}] ({a.buyer} × {a.product})"
-        if a.buyer not in buyer_ids:
-            problems.append(f"{where}: buyer: no buyer with account_id {a.buyer}")
-        if a.product not in product_codes:
-            problems.append(f"{where}: product: no product with product_code {a.product}")
-        if LICENSE_ARN_FORMAT.fullmatch(arn) is None:
-            problems.append(
-                f"{where}: license_arn: must look like "
-                f"arn:aws:license-manager::{LICENSE_ISSUER_ACCOUNT}:license:l-<32 hex digits>"
-            )
-        if arn in seen:
-            problems.append(f"{where}: license_arn: listed twice")
-        seen.add(arn)
-        if start is not None and end is not None and end <= start:
-            problems.append(f"{where}: end: must be after start")
-        agreements.append(
-            Agreement(arn, a.buyer, a.product, AgreementState(a.state), start, end, a.free_trial)
-        )
-    return Catalog(tuple(sellers), tuple(products), tuple(buyers), tuple(agreements))
+def stream_catalog(
+    stream: str | bytes | IO[str] | IO[bytes],
+    known: KnownKeys,
+    source: str = "catalog",
+    checker: CatalogChecker | None = None,
+) -> Iterator[Entry]:
+    """Validate the catalog document ``stream`` entry by entry (``catalog.stream``; at most
+    ``MAX_STREAM_ENTRIES``, each entry's values bounded as a whole document's are) against
+    ``known``, the ledger's keys: yields each entry as soon as it can be written (see
+    ``catalog.checks``), and after the last one raises ``CatalogError`` listing every problem
+    if there is any, so that a caller writing what it yields inside one transaction rolls it
+    all back. ``checker``, when given, is the one used (its product kinds tell the caller
+    which agreements are for SaaS products)."""
+    checker = checker or CatalogChecker(known)
+    nul: list[str] = []
+    count = 0
+    section = None
+    try:
+        for name, index, value in catalog_entries(stream, MAX_DEPTH):
+            if name != section and section is not None:
+                checker.close(section)
+                section = None
+            if index is None:
+                checker.section(name, value, is_list=False)
+                continue
+            if index < 0:
+                section = name if checker.section(name) else None
+                continue
+            count += 1
+            if count > MAX_STREAM_ENTRIES:
+                raise CatalogError(source, [f"the file has more than {MAX_STREAM_ENTRIES} entries"])
+            found = _document_problems(value, 3, f"{name}[{index}]")
+            if found:
+                if not found[0].endswith("(U+0000)") and "a key must not" not in found[0]:
+                    raise CatalogError(source, found)
+                nul.extend(found[: MAX_NUL_PROBLEMS - len(nul)])
+                continue
+            if section is None or nul:
+                continue
+            ready = checker.entry(name, index, value)
+            if ready is not None:
+                yield ready
+    except yaml.YAMLError as error:
+        raise CatalogError(source, [f"not valid YAML: {error}"]) from error
+    except NotAMapping:
+        raise CatalogError(source, [_NOT_A_MAPPING]) from None
+    except TooDeep:
+        raise CatalogError(source, [_too_deep()]) from None
+    if section is not None:
+        checker.close(section)
+    if nul:
+        raise CatalogError(source, nul)
+    problems, held = checker.finish()
+    if problems:
+        raise CatalogError(source, problems)
+    yield from held

@@ -19,9 +19,10 @@ a batch, the cached catalog, the usage view, migrations, ``describe`` and ``clos
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from marketmeter.catalog.checks import KnownKeys
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.lifecycle.types import Transition
 from marketmeter.metering.types import (
@@ -44,7 +45,12 @@ from marketmeter.store.base import (
     TokenQuery,
 )
 from marketmeter.store.catalog_edits_sql import edit_catalog
-from marketmeter.store.catalog_sql import apply_catalog
+from marketmeter.store.catalog_sql import (
+    apply_catalog,
+    apply_catalog_chunks,
+    catalog_digest,
+    catalog_keys,
+)
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import BILLED, ledger_row
 from marketmeter.store.migrations import current_version
@@ -96,6 +102,30 @@ class SqlStore(ABC):
     def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
         """Blocking form of ``apply_catalog``, for the CLI."""
         return self._write_now(lambda sql: apply_catalog(sql, catalog, tokens))
+
+    async def apply_catalog_chunks(
+        self,
+        chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
+        digest: str | None = None,
+    ) -> int:
+        return await self._write(lambda sql: apply_catalog_chunks(sql, chunks, digest))
+
+    def apply_catalog_chunks_now(
+        self,
+        chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
+        digest: str | None = None,
+    ) -> int:
+        """Blocking form of ``apply_catalog_chunks``, for the CLI."""
+        return self._write_now(lambda sql: apply_catalog_chunks(sql, chunks, digest))
+
+    async def catalog_keys(self) -> KnownKeys:
+        return await self._scan(catalog_keys)
+
+    def catalog_keys_now(self) -> KnownKeys:
+        return self._read_now(catalog_keys)
+
+    def catalog_digest_now(self) -> str | None:
+        return self._read_now(catalog_digest)
 
     async def edit_catalog(self, edit: CatalogEdit) -> int:
         return await self._write(lambda sql: edit_catalog(sql, edit))

@@ -1,0 +1,227 @@
+"""Reading a catalog YAML (or JSON) document entry by entry, never all of it at once.
+
+``catalog_entries`` walks LibYAML's event stream (PyYAML's ``CSafeLoader``, the pure-Python
+one where LibYAML is missing) and builds one top-level list entry at a time as plain Python
+values, the same values ``yaml.safe_load`` would build (tags resolved by the safe loader's
+resolver and constructed by its constructors, anchors and aliases, ``<<`` merge keys), so a
+200,000-entry file costs the memory of one entry plus what the caller keeps. It yields
+``(section, -1, None)`` where a list section starts, ``(section, index, value)`` for each of
+its entries and ``(section, None, value)`` for a section whose value is not a list (the caller
+reports it).
+
+Bounds (``catalog.loader``'s, docs/catalog.md): a value nested deeper than ``max_depth`` stops
+the read (``TooDeep``); the caller checks each entry's values (count, NUL) on its own. A
+collection with an explicit tag other than a plain mapping or list (``!!set``, ``!!omap``,
+``!!python/...``) is a YAML error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+__all__ = ["LOADER", "NotAMapping", "TooDeep", "catalog_entries"]
+
+# libyaml's parser when PyYAML has it (ten times faster on a large file), the same safe types
+LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MERGE = object()  # a ``<<`` key
+
+
+class TooDeep(Exception):
+    """The document nests deeper than the bound."""
+
+
+class NotAMapping(Exception):
+    """The document is not a mapping of sections."""
+
+
+class _Collection:
+    """A mapping or list being built, with its pending key (mappings)."""
+
+    __slots__ = ("depth", "key", "key_set", "merges", "value")
+
+    def __init__(self, value: Any, depth: int) -> None:
+        self.value = value
+        self.depth = depth
+        self.key: Any = None
+        self.key_set = False
+        self.merges: list[Any] = []
+
+
+def catalog_entries(
+    stream: str | bytes | IO[str] | IO[bytes], max_depth: int
+) -> Iterator[tuple[str, int | None, Any]]:
+    """The entries of the catalog document ``stream`` (see the module's docstring). Raises
+    ``yaml.YAMLError`` for a document that is not YAML, ``NotAMapping``, ``TooDeep``."""
+    loader = LOADER(stream)  # type: ignore[arg-type]
+    try:
+        yield from _entries(loader, max_depth)
+    finally:
+        loader.dispose()
+
+
+def _entries(loader: Any, max_depth: int) -> Iterator[tuple[str, int | None, Any]]:
+    anchors: dict[str, Any] = {}
+    loader.get_event()  # StreamStart
+    if loader.check_event(yaml.StreamEndEvent):
+        return
+    first = loader.get_event()  # DocumentStart
+    event = loader.get_event()
+    if isinstance(event, yaml.ScalarEvent) and _scalar(loader, event) is None:
+        pass  # an empty document: no sections
+    elif not isinstance(event, yaml.MappingStartEvent):
+        raise NotAMapping
+    else:
+        _remember(anchors, event, {})
+        while not loader.check_event(yaml.MappingEndEvent):
+            key = str(_value(loader, loader.get_event(), anchors, 2, max_depth))
+            event = loader.get_event()
+            if isinstance(event, yaml.SequenceStartEvent) and event.tag in (None, "!", _SEQ):
+                _remember(anchors, event, [])
+                yield key, -1, None
+                index = 0
+                while not loader.check_event(yaml.SequenceEndEvent):
+                    yield key, index, _value(loader, loader.get_event(), anchors, 3, max_depth)
+                    index += 1
+                loader.get_event()
+            else:
+                yield key, None, _value(loader, event, anchors, 2, max_depth)
+        loader.get_event()
+    loader.get_event()  # DocumentEnd
+    if not loader.check_event(yaml.StreamEndEvent):
+        event = loader.get_event()
+        raise ComposerError(
+            "expected a single document in the stream",
+            first.start_mark,
+            "but found another document",
+            event.start_mark,
+        )
+
+
+def _remember(anchors: dict[str, Any], event: Any, value: Any) -> None:
+    if event.anchor is not None:
+        anchors[event.anchor] = value
+
+
+def _scalar(loader: Any, event: Any) -> Any:
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(ScalarNode, event.value, event.implicit)
+    if tag == _STR:
+        return event.value
+    if tag == _MERGE_TAG:
+        return _MERGE
+    node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+    value = loader.construct_object(node, deep=True)
+    loader.constructed_objects.clear()
+    return value
+
+
+def _collection_tag(loader: Any, event: Any, kind: type[Any], default: str) -> None:
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(kind, None, event.implicit)
+    if tag != default:
+        raise ConstructorError(
+            None,
+            None,
+            f"could not determine a constructor for the tag {tag!r}",
+            event.start_mark,
+        )
+
+
+def _value(loader: Any, event: Any, anchors: dict[str, Any], depth: int, max_depth: int) -> Any:
+    """The value that starts with ``event`` (at ``depth``: the document is 1), built without
+    recursion."""
+    stack: list[_Collection] = []
+    while True:
+        if depth + len(stack) > max_depth:
+            raise TooDeep
+        if isinstance(event, yaml.ScalarEvent):
+            value = _scalar(loader, event)
+            _remember(anchors, event, value)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise ComposerError(
+                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
+                )
+            value = anchors[event.anchor]
+        elif isinstance(event, yaml.SequenceStartEvent):
+            _collection_tag(loader, event, SequenceNode, _SEQ)
+            stack.append(_Collection([], depth + len(stack)))
+            _remember(anchors, event, stack[-1].value)
+            event = loader.get_event()
+            continue
+        elif isinstance(event, yaml.MappingStartEvent):
+            _collection_tag(loader, event, MappingNode, _MAP)
+            stack.append(_Collection({}, depth + len(stack)))
+            _remember(anchors, event, stack[-1].value)
+            event = loader.get_event()
+            continue
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            value = _finished(stack.pop())
+        else:  # pragma: no cover - the parser yields no other event inside a document
+            raise ComposerError(None, None, f"unexpected {event}", event.start_mark)
+        if not stack:
+            return value
+        _add(stack[-1], value, event)
+        event = loader.get_event()
+
+
+def _add(parent: _Collection, value: Any, event: Any) -> None:
+    if isinstance(parent.value, list):
+        parent.value.append(value)
+        return
+    if not parent.key_set:
+        if value is _MERGE:
+            parent.key = _MERGE
+        else:
+            try:
+                hash(value)
+            except TypeError:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    None,
+                    "found unhashable key",
+                    event.start_mark,
+                ) from None
+            parent.key = value
+        parent.key_set = True
+        return
+    if parent.key is _MERGE:
+        parent.merges.append(value)
+    else:
+        parent.value[parent.key] = value
+    parent.key_set = False
+
+
+def _finished(collection: _Collection) -> Any:
+    """A mapping with its ``<<`` merges applied (the safe loader's rule: explicit keys win,
+    then the merged mappings in order)."""
+    if not collection.merges:
+        return collection.value
+    merged: dict[Any, Any] = {}
+    for value in collection.merges:
+        for part in reversed(value) if isinstance(value, list) else [value]:
+            if not isinstance(part, dict):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    None,
+                    "expected a mapping or list of mappings for merging",
+                    None,
+                )
+            merged.update(part)
+    merged.update(collection.value)
+    collection.value.clear()
+    collection.value.update(merged)
+    return collection.value
