@@ -100,18 +100,20 @@ class _Reference:
 
 
 class CatalogChecker:
-    """Checks entries one by one against ``known`` (see the module's docstring)."""
+    """Checks entries one by one against ``known`` (see the module's docstring), which it
+    grows with the catalog's own keys (its ``license_arns`` stay the ledger's)."""
 
     def __init__(self, known: KnownKeys) -> None:
         self._known = known
         self._problems: list[tuple[_Key, str]] = []
         self._closed: set[str] = set()
         self._seen_sections: set[str] = set()
-        self._sellers = set(known.sellers)
-        self._products = dict(known.products)
-        self._buyers = set(known.buyers)
-        self._key_owners = dict(known.key_owners)
-        self._identifier_owners = dict(known.identifier_owners)
+        # grown in place: the known keys and the catalog's so far
+        self._sellers = known.sellers
+        self._products = known.products
+        self._buyers = known.buyers
+        self._key_owners = known.key_owners
+        self._identifier_owners = known.identifier_owners
         self._file_sellers: set[str] = set()
         self._file_products: set[str] = set()
         self._file_buyers: dict[str, int] = {}  # account id: index of its first entry

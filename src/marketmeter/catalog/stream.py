@@ -63,7 +63,7 @@ def catalog_entries(
 ) -> Iterator[tuple[str, int | None, Any]]:
     """The entries of the catalog document ``stream`` (see the module's docstring). Raises
     ``yaml.YAMLError`` for a document that is not YAML, ``NotAMapping``, ``TooDeep``."""
-    loader = LOADER(stream)  # type: ignore[arg-type]
+    loader: Any = LOADER(stream)
     try:
         yield from _entries(loader, max_depth)
     finally:
@@ -152,9 +152,8 @@ def _value(loader: Any, event: Any, anchors: dict[str, Any], depth: int, max_dep
             _remember(anchors, event, value)
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in anchors:
-                raise ComposerError(
-                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
-                )
+                mark: Any = event.start_mark
+                raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
             value = anchors[event.anchor]
         elif isinstance(event, yaml.SequenceStartEvent):
             _collection_tag(loader, event, SequenceNode, _SEQ)

@@ -310,15 +310,15 @@ def check_catalog(connection: SqlConnection, catalog: Catalog) -> None:
         ("buyer", b.account_id, b.access_keys) for b in catalog.buyers
     ]
     wanted = {key.access_key_id: (kind, account) for kind, account, keys in owners for key in keys}
-    for key_id, kind, account in _rows_where(
+    for key_id, owner_kind, owner in _rows_where(
         connection,
         "SELECT access_key_id, owner_kind, account_id FROM access_keys",
         "access_key_id",
         wanted,
     ):
-        if (kind, account) != wanted[str(key_id)]:
+        if (owner_kind, owner) != wanted[str(key_id)]:
             raise CatalogConflictError(
-                "access_key_id", f"{key_id} already belongs to account {account}"
+                "access_key_id", f"{key_id} already belongs to account {owner}"
             )
     missing = _missing(
         connection,
