@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 # The bench seller's key pair: the strict-auth contender signs with it (bench/signed_requests.py).
 BENCH_ACCESS_KEY = "AKIABENCHSELLER00001"
@@ -12,7 +13,11 @@ BENCH_SECRET = "bench-seller-secret-not-for-production"
 def main() -> None:
     buyers = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     dims = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-    out = sys.stdout
+    write_catalog(sys.stdout, buyers, dims)
+
+
+def write_catalog(out: TextIO, buyers: int, dims: int = 10) -> None:
+    """The bench catalog: one seller, one SaaS product, ``buyers`` buyers and their agreements."""
     out.write('sellers:\n  - account_id: "111122223333"\n')
     out.write(f"    access_keys:\n      - {{access_key_id: {BENCH_ACCESS_KEY}, ")
     out.write(f"secret_access_key: {BENCH_SECRET}}}\n")

@@ -10,7 +10,7 @@ journal) is reached through ``RemoteService.admin``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -38,6 +38,10 @@ class _Counted:
         data = self._stream.read(size)
         self._progress(len(data))
         return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.read(64 * 1024):
+            yield data
 
 
 class Service(Protocol):
@@ -236,8 +240,9 @@ class RemoteService:
     def catalog_apply(
         self, path: Path, progress: Callable[[int], None] | None = None
     ) -> dict[str, Any]:
-        text = path.read_text(encoding="utf-8")
-        return dict(self._call("POST", "/catalog", {"document": text, "source": str(path)}))
+        with path.open("rb") as stream:
+            reader: Any = _Counted(stream, progress or (lambda _: None))
+            return self.admin.apply_catalog(reader, str(path))
 
     def catalog_show(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"sellers": self.accounts("seller")}

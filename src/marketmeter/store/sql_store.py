@@ -36,6 +36,7 @@ from marketmeter.metering.types import (
 )
 from marketmeter.store import events_sql, registration_sql, snapshots_sql
 from marketmeter.store.base import (
+    CatalogConflictError,
     CatalogEdit,
     DueDelivery,
     EventQuery,
@@ -59,6 +60,25 @@ from marketmeter.store.sql_connection import SqlConnection
 __all__ = ["SqlStore"]
 
 T = TypeVar("T")
+
+
+def _once(
+    chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]], digest: str | None
+) -> Callable[[SqlConnection], int]:
+    """The write of a streamed catalog, which cannot be retried (its chunks are read once):
+    a transaction PostgreSQL aborted is a conflict to apply again, never a silent half."""
+    tried = False
+
+    def work(sql: SqlConnection) -> int:
+        nonlocal tried
+        if tried:
+            raise CatalogConflictError(
+                "catalog", "the catalog changed while this one was applied; apply it again"
+            )
+        tried = True
+        return apply_catalog_chunks(sql, chunks, digest)
+
+    return work
 
 
 class SqlStore(ABC):
@@ -108,7 +128,7 @@ class SqlStore(ABC):
         chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
         digest: str | None = None,
     ) -> int:
-        return await self._write(lambda sql: apply_catalog_chunks(sql, chunks, digest))
+        return await self._write(_once(chunks, digest))
 
     def apply_catalog_chunks_now(
         self,
@@ -116,7 +136,7 @@ class SqlStore(ABC):
         digest: str | None = None,
     ) -> int:
         """Blocking form of ``apply_catalog_chunks``, for the CLI."""
-        return self._write_now(lambda sql: apply_catalog_chunks(sql, chunks, digest))
+        return self._write_now(_once(chunks, digest))
 
     async def catalog_keys(self) -> KnownKeys:
         return await self._scan(catalog_keys)
