@@ -47,8 +47,7 @@ from marketmeter.catalog.model import (
     Product,
     ProductKind,
     Seller,
-    legacy_license_arn_for,
-    license_arn_for,
+    license_arn_forms,
 )
 from marketmeter.servicemodel.spec import service_model
 from marketmeter.servicemodel.validation import Checker, Violations, compile_shape
@@ -188,6 +187,8 @@ class CatalogChecker:
     def _decide(
         self, order: int, index: int, value: Entry, problems: list[str | _Reference]
     ) -> Entry | None:
+        if not problems:
+            return None if self._problems else value
         waiting: list[tuple[_Key, _Reference]] = []
         for seq, problem in enumerate(problems):
             key = (2, order, index, seq)
@@ -309,14 +310,18 @@ class CatalogChecker:
             a.buyer, a.product, start, self._known.license_arns
         )
         where = f"agreements[{i}] ({a.buyer} × {a.product})"
-        problems.append(
-            _Reference("buyers", a.buyer, f"{where}: buyer: no buyer with account_id {a.buyer}")
-        )
-        problems.append(
-            _Reference(
-                "products", a.product, f"{where}: product: no product with product_code {a.product}"
+        if a.buyer not in self._buyers:
+            problems.append(
+                _Reference("buyers", a.buyer, f"{where}: buyer: no buyer with account_id {a.buyer}")
             )
-        )
+        if a.product not in self._products:
+            problems.append(
+                _Reference(
+                    "products",
+                    a.product,
+                    f"{where}: product: no product with product_code {a.product}",
+                )
+            )
         if LICENSE_ARN_FORMAT.fullmatch(arn) is None:
             problems.append(
                 f"{where}: license_arn: must look like "
@@ -387,10 +392,8 @@ def _derived_license_arn(
 ) -> str:
     """The LicenseArn of an agreement the catalog gives none: AWS's form, unless the ledger
     already holds this agreement under the ARN earlier versions derived (buyer's account)."""
-    legacy = legacy_license_arn_for(buyer, product, str(start))
-    if legacy in existing_arns:
-        return legacy
-    return license_arn_for(buyer, product, str(start))
+    arn, legacy = license_arn_forms(buyer, product, str(start))
+    return legacy if legacy in existing_arns else arn
 
 
 def _epoch(moment: datetime | None) -> float | None:

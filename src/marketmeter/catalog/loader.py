@@ -34,6 +34,7 @@ from marketmeter.catalog.entries import (
     MAX_NODES,
     MAX_NUL_PROBLEMS,
     MAX_STREAM_ENTRIES,
+    SECTIONS,
     AccessKeyEntry,
     AgreementEntry,
     BuyerEntry,
@@ -43,7 +44,7 @@ from marketmeter.catalog.entries import (
     SellerEntry,
 )
 from marketmeter.catalog.model import Agreement, Buyer, Catalog, Product, Seller
-from marketmeter.catalog.stream import LOADER, NotAMapping, TooDeep, catalog_entries
+from marketmeter.catalog.stream import LOADER, NotAMapping, Reading, TooDeep, catalog_entries
 
 __all__ = [
     "AccessKeyEntry",
@@ -186,6 +187,13 @@ def load_catalog_data(
 _NOT_A_MAPPING = "the file must be a mapping with sellers, products, ..."
 
 
+def _bounded(found: list[str], nul: list[str], source: str) -> None:
+    """A bound passed (raised at once) or NUL characters (kept: listed at the end)."""
+    if not found[0].endswith("(U+0000)") and "a key must not" not in found[0]:
+        raise CatalogError(source, found)
+    nul.extend(found[: MAX_NUL_PROBLEMS - len(nul)])
+
+
 def stream_catalog(
     stream: str | bytes | IO[str] | IO[bytes],
     known: KnownKeys,
@@ -200,15 +208,20 @@ def stream_catalog(
     all back. ``checker``, when given, is the one used (its product kinds tell the caller
     which agreements are for SaaS products)."""
     checker = checker or CatalogChecker(known)
+    reading = Reading(MAX_NODES)
     nul: list[str] = []
     count = 0
     section = None
     try:
-        for name, index, value in catalog_entries(stream, MAX_DEPTH):
+        for name, index, value in catalog_entries(stream, SECTIONS, MAX_DEPTH, reading):
             if name != section and section is not None:
                 checker.close(section)
                 section = None
             if index is None:
+                found = _document_problems(value, 2, name) if reading.suspect else []
+                if found:
+                    _bounded(found, nul, source)
+                    continue
                 checker.section(name, value, is_list=False)
                 continue
             if index < 0:
@@ -217,11 +230,10 @@ def stream_catalog(
             count += 1
             if count > MAX_STREAM_ENTRIES:
                 raise CatalogError(source, [f"the file has more than {MAX_STREAM_ENTRIES} entries"])
-            found = _document_problems(value, 3, f"{name}[{index}]")
+            # walked whole against the bounds only if building it met an alias or a NUL
+            found = _document_problems(value, 3, f"{name}[{index}]") if reading.suspect else []
             if found:
-                if not found[0].endswith("(U+0000)") and "a key must not" not in found[0]:
-                    raise CatalogError(source, found)
-                nul.extend(found[: MAX_NUL_PROBLEMS - len(nul)])
+                _bounded(found, nul, source)
                 continue
             if section is None or nul:
                 continue

@@ -30,6 +30,7 @@ __all__ = [
     "customer_identifier_for",
     "legacy_license_arn_for",
     "license_arn_for",
+    "license_arn_forms",
     "product_id_for",
 ]
 
@@ -58,6 +59,15 @@ def legacy_license_arn_for(buyer_account_id: str, *seed: str) -> str:
     that holds it keeps that agreement instead of adding a second one."""
     license_id = _license_id(buyer_account_id, *seed)
     return f"arn:aws:license-manager::{buyer_account_id}:license:l-{license_id}"
+
+
+def license_arn_forms(buyer_account_id: str, *seed: str) -> tuple[str, str]:
+    """``license_arn_for`` and ``legacy_license_arn_for`` at once (one digest)."""
+    license_id = _license_id(buyer_account_id, *seed)
+    return (
+        f"arn:aws:license-manager::{LICENSE_ISSUER_ACCOUNT}:license:l-{license_id}",
+        f"arn:aws:license-manager::{buyer_account_id}:license:l-{license_id}",
+    )
 
 
 def _license_id(buyer_account_id: str, *seed: str) -> str:

@@ -12,20 +12,29 @@ reports it).
 Bounds (``catalog.loader``'s, docs/catalog.md): a value nested deeper than ``max_depth`` stops
 the read (``TooDeep``); the caller checks each entry's values (count, NUL) on its own. A
 collection with an explicit tag other than a plain mapping or list (``!!set``, ``!!omap``,
-``!!python/...``) is a YAML error.
+``!!python/...``) is a YAML error, and so is an alias to the whole document or a whole section
+(neither is ever held).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import IO, Any
 
 import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-__all__ = ["LOADER", "NotAMapping", "TooDeep", "catalog_entries"]
+__all__ = ["LOADER", "NotAMapping", "Reading", "TooDeep", "catalog_entries"]
 
 # libyaml's parser when PyYAML has it (ten times faster on a large file), the same safe types
 LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -35,6 +44,7 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MERGE = object()  # a ``<<`` key
+_WHOLE = object()  # the anchor of the document or a whole section (never held)
 
 
 class TooDeep(Exception):
@@ -59,18 +69,25 @@ class _Collection:
 
 
 def catalog_entries(
-    stream: str | bytes | IO[str] | IO[bytes], max_depth: int
+    stream: str | bytes | IO[str] | IO[bytes],
+    sections: Container[str],
+    max_depth: int,
+    reading: Reading | None = None,
 ) -> Iterator[tuple[str, int | None, Any]]:
-    """The entries of the catalog document ``stream`` (see the module's docstring). Raises
-    ``yaml.YAMLError`` for a document that is not YAML, ``NotAMapping``, ``TooDeep``."""
+    """The entries of the catalog document ``stream`` (see the module's docstring): the lists
+    of ``sections`` entry by entry, any other key's value whole; after each, ``reading`` tells
+    what building it met. Raises ``yaml.YAMLError`` for a document that is not YAML,
+    ``NotAMapping``, ``TooDeep``."""
     loader: Any = LOADER(stream)
     try:
-        yield from _entries(loader, max_depth)
+        yield from _entries(loader, sections, max_depth, reading)
     finally:
         loader.dispose()
 
 
-def _entries(loader: Any, max_depth: int) -> Iterator[tuple[str, int | None, Any]]:
+def _entries(
+    loader: Any, sections: Container[str], max_depth: int, reading: Reading | None
+) -> Iterator[tuple[str, int | None, Any]]:
     anchors: dict[str, Any] = {}
     loader.get_event()  # StreamStart
     if loader.check_event(yaml.StreamEndEvent):
@@ -82,20 +99,25 @@ def _entries(loader: Any, max_depth: int) -> Iterator[tuple[str, int | None, Any
     elif not isinstance(event, yaml.MappingStartEvent):
         raise NotAMapping
     else:
-        _remember(anchors, event, {})
+        _remember(anchors, event, _WHOLE)
         while not loader.check_event(yaml.MappingEndEvent):
             key = str(_value(loader, loader.get_event(), anchors, 2, max_depth))
             event = loader.get_event()
-            if isinstance(event, yaml.SequenceStartEvent) and event.tag in (None, "!", _SEQ):
-                _remember(anchors, event, [])
+            if (
+                key in sections
+                and isinstance(event, yaml.SequenceStartEvent)
+                and event.tag in (None, "!", _SEQ)
+            ):
+                _remember(anchors, event, _WHOLE)
                 yield key, -1, None
                 index = 0
                 while not loader.check_event(yaml.SequenceEndEvent):
-                    yield key, index, _value(loader, loader.get_event(), anchors, 3, max_depth)
+                    event = loader.get_event()
+                    yield key, index, _value(loader, event, anchors, 3, max_depth, reading)
                     index += 1
                 loader.get_event()
             else:
-                yield key, None, _value(loader, event, anchors, 2, max_depth)
+                yield key, None, _value(loader, event, anchors, 2, max_depth, reading)
         loader.get_event()
     loader.get_event()  # DocumentEnd
     if not loader.check_event(yaml.StreamEndEvent):
@@ -115,16 +137,21 @@ def _remember(anchors: dict[str, Any], event: Any, value: Any) -> None:
 
 def _scalar(loader: Any, event: Any) -> Any:
     tag = event.tag
+    value = event.value
     if tag is None or tag == "!":
-        tag = loader.resolve(ScalarNode, event.value, event.implicit)
+        if not event.implicit[0]:
+            return value  # quoted: a string
+        if value and value[0] not in loader.yaml_implicit_resolvers:
+            return value  # plain, and no implicit type starts with its first character
+        tag = loader.resolve(ScalarNode, value, event.implicit)
     if tag == _STR:
-        return event.value
+        return value
     if tag == _MERGE_TAG:
         return _MERGE
-    node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
-    value = loader.construct_object(node, deep=True)
+    node = ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
+    constructed = loader.construct_object(node, deep=True)
     loader.constructed_objects.clear()
-    return value
+    return constructed
 
 
 def _collection_tag(loader: Any, event: Any, kind: type[Any], default: str) -> None:
@@ -140,41 +167,91 @@ def _collection_tag(loader: Any, event: Any, kind: type[Any], default: str) -> N
         )
 
 
-def _value(loader: Any, event: Any, anchors: dict[str, Any], depth: int, max_depth: int) -> Any:
+class Reading:
+    """What building one value met: ``values`` built, and whether it is ``suspect`` (an alias
+    was used, a NUL was read, or the count passed the bound), when the caller walks it whole
+    against the bounds."""
+
+    __slots__ = ("max_values", "suspect", "values")
+
+    def __init__(self, max_values: int) -> None:
+        self.max_values = max_values
+        self.values = 0
+        self.suspect = False
+
+
+def _value(
+    loader: Any,
+    event: Any,
+    anchors: dict[str, Any],
+    depth: int,
+    max_depth: int,
+    reading: Reading | None = None,
+) -> Any:
     """The value that starts with ``event`` (at ``depth``: the document is 1), built without
     recursion."""
     stack: list[_Collection] = []
+    values = 0
+    suspect = False
+    get_event = loader.get_event
     while True:
-        if depth + len(stack) > max_depth:
-            raise TooDeep
-        if isinstance(event, yaml.ScalarEvent):
+        values += 1
+        kind = type(event)
+        if kind is ScalarEvent:
+            if depth + len(stack) > max_depth:
+                raise TooDeep
             value = _scalar(loader, event)
-            _remember(anchors, event, value)
-        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor is not None:
+                anchors[event.anchor] = value
+            if type(value) is str and "\x00" in value:
+                suspect = True
+        elif kind is MappingStartEvent or kind is SequenceStartEvent:
+            if depth + len(stack) > max_depth:
+                raise TooDeep
+            if kind is MappingStartEvent:
+                _collection_tag(loader, event, MappingNode, _MAP)
+                collection = _Collection({}, depth + len(stack))
+            else:
+                _collection_tag(loader, event, SequenceNode, _SEQ)
+                collection = _Collection([], depth + len(stack))
+            stack.append(collection)
+            if event.anchor is not None:
+                anchors[event.anchor] = collection.value
+            event = get_event()
+            continue
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            values -= 1
+            value = _finished(stack.pop())
+        elif kind is AliasEvent:
             if event.anchor not in anchors:
                 mark: Any = event.start_mark
                 raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
             value = anchors[event.anchor]
-        elif isinstance(event, yaml.SequenceStartEvent):
-            _collection_tag(loader, event, SequenceNode, _SEQ)
-            stack.append(_Collection([], depth + len(stack)))
-            _remember(anchors, event, stack[-1].value)
-            event = loader.get_event()
-            continue
-        elif isinstance(event, yaml.MappingStartEvent):
-            _collection_tag(loader, event, MappingNode, _MAP)
-            stack.append(_Collection({}, depth + len(stack)))
-            _remember(anchors, event, stack[-1].value)
-            event = loader.get_event()
-            continue
-        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
-            value = _finished(stack.pop())
+            if value is _WHOLE:
+                mark = event.start_mark
+                raise ComposerError(
+                    None, None, f"an alias to a whole section ({event.anchor!r}) is refused", mark
+                )
+            suspect = True
         else:  # pragma: no cover - the parser yields no other event inside a document
             raise ComposerError(None, None, f"unexpected {event}", event.start_mark)
         if not stack:
+            if reading is not None:
+                reading.values = values
+                reading.suspect = suspect or values > reading.max_values
             return value
-        _add(stack[-1], value, event)
-        event = loader.get_event()
+        parent = stack[-1]
+        if type(parent.value) is list:
+            parent.value.append(value)
+        elif parent.key_set and parent.key is not _MERGE:
+            parent.value[parent.key] = value
+            parent.key_set = False
+        elif not parent.key_set and type(value) is str:
+            parent.key = value
+            parent.key_set = True
+        else:
+            _add(parent, value, event)
+        event = get_event()
 
 
 def _add(parent: _Collection, value: Any, event: Any) -> None:
