@@ -163,8 +163,9 @@ def main() -> None:
             peer = _peer(catalog)
             mib = catalog.stat().st_size / 2**20
             print(
-                f"\n{size} buyers + {size} agreements ({mib:.1f} MiB); peer: yaml.load with "
-                f"CSafeLoader {peer:.2f} s"
+                f"\n{size} buyers + {size} agreements ({mib:.1f} MiB); peer, yaml.load with "
+                f"CSafeLoader: {peer.seconds:.2f} s, {peer.cpu:.2f} s CPU, "
+                f"peak RSS {peer.rss_mib:.1f} MiB"
             )
             for backend in options.backends:
                 if backend == "postgresql":

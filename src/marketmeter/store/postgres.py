@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
 from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
@@ -168,8 +168,9 @@ class PostgresStore(SqlStore):
             self._pool.close()
             raise SchemaError(f"cannot connect to PostgreSQL: {error}") from None
         self._snapshot_lock = threading.Lock()
-        self._snapshot = CatalogSnapshot.empty()
-        self._snapshot = self._load_snapshot()
+        # loaded on first use: a command that never reads the catalog (catalog apply) never
+        # holds it
+        self._snapshot = CatalogSnapshot(-1, Catalog())
 
     def describe(self) -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.url)

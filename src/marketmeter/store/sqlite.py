@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
 from marketmeter.store.base import BilledRecord, UsageQuery
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
@@ -136,8 +136,9 @@ class SQLiteStore(SqlStore):
         self._writer = SQLiteWriter(lambda: _connect(self.path, synchronous))
         self._watch = _connect(self.path, synchronous)
         self._watch_lock = threading.Lock()
-        self._snapshot = CatalogSnapshot.empty()
-        self._snapshot = self._load_snapshot()
+        # loaded on first use: a command that never reads the catalog (catalog apply) never
+        # holds it
+        self._snapshot = CatalogSnapshot(-1, Catalog())
 
     def describe(self) -> str:
         return f"SQLite {self.path} (WAL, synchronous={self.synchronous.upper()})"

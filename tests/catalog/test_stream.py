@@ -1,0 +1,71 @@
+"""A catalog read entry by entry (``stream_catalog``: files, the admin API's bulk form) is
+checked exactly as one held at once (``load_catalog``): the same catalog, the same problems in
+the same order, whatever order its sections come in."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketmeter.catalog.checks import KnownKeys
+from marketmeter.catalog.loader import CatalogError, as_catalog, load_catalog, stream_catalog
+from marketmeter.catalog.model import Catalog
+
+SELLERS = 'sellers:\n  - {account_id: "111122223333"}\n'
+PRODUCTS = (
+    'products:\n  - {product_code: p1, seller: "111122223333", kind: saas, dimensions: [u]}\n'
+)
+BUYERS = 'buyers:\n  - {account_id: "444455556666", customer_identifier: c1}\n'
+AGREEMENTS = 'agreements:\n  - {buyer: "444455556666", product: p1}\n'
+
+
+def streamed(text: str, existing: Catalog | None = None) -> Catalog:
+    return as_catalog(stream_catalog(text, KnownKeys.of(existing or Catalog()), "cat.yaml"))
+
+
+def problems(load: object, text: str) -> list[str]:
+    assert callable(load)
+    with pytest.raises(CatalogError) as caught:
+        load(text)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SELLERS + PRODUCTS + BUYERS + AGREEMENTS,
+        AGREEMENTS + BUYERS + PRODUCTS + SELLERS,  # every reference points forward
+        BUYERS + AGREEMENTS + SELLERS + PRODUCTS,
+    ],
+)
+def test_sections_in_any_order_make_the_same_catalog(text: str) -> None:
+    assert (
+        streamed(text)
+        == load_catalog(text)
+        == load_catalog(SELLERS + PRODUCTS + BUYERS + AGREEMENTS)
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        AGREEMENTS.replace("p1", "p2") + SELLERS + PRODUCTS + BUYERS,
+        BUYERS.replace("444455556666", "111122223333") + SELLERS,  # a buyer that is a seller
+        SELLERS + SELLERS.replace("sellers:\n", "") + PRODUCTS.replace("saas", "sas"),
+        PRODUCTS + BUYERS + AGREEMENTS.replace("product: p1", "product: p1, colour: red"),
+        "nonsense: [1]\n" + SELLERS + "products: {a: 1}\n",
+        SELLERS
+        + 'buyers:\n  - {account_id: "1"}\n  - {account_id: "444455556666", name: "a\\0b"}\n',
+    ],
+)
+def test_a_bad_catalog_streamed_has_the_problems_it_has_held(text: str) -> None:
+    held = problems(lambda t: load_catalog(t, source="cat.yaml"), text)
+    assert problems(streamed, text) == held
+
+
+def test_what_only_a_streamed_catalog_refuses() -> None:
+    assert problems(streamed, SELLERS + SELLERS) == [
+        "sellers: listed twice",
+        "sellers[0] (111122223333): account_id: listed twice",
+    ]
+    aliased = problems(streamed, "sellers: &all\n  - {account_id: '111122223333'}\nx: *all\n")
+    assert aliased[0].startswith("not valid YAML: an alias to a whole section ('all') is refused")
