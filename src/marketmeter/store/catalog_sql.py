@@ -32,6 +32,7 @@ from marketmeter.catalog.model import (
 )
 from marketmeter.metering.types import RegistrationToken
 from marketmeter.store.base import CatalogConflictError
+from marketmeter.store.bulk_sql import insert_rows
 from marketmeter.store.registration_sql import insert_tokens
 from marketmeter.store.sql_connection import SqlConnection
 
@@ -64,18 +65,17 @@ class UpsertTable:
 
     def write(self, connection: SqlConnection, catalog: Catalog) -> None:
         rows = list(self.rows(catalog))
-        if not rows:
-            return
         key, rest = self.columns[: self.key], self.columns[self.key :]
         differs = " IS DISTINCT FROM " if connection.dialect == "postgresql" else " IS NOT "
-        connection.executemany(
-            f"INSERT INTO {self.name} ({', '.join(self.columns)}) "
-            f"VALUES ({', '.join('?' for _ in self.columns)}) "
+        insert_rows(
+            connection,
+            f"INSERT INTO {self.name} ({', '.join(self.columns)})",
+            rows,
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in rest)
             + " WHERE "
             + " OR ".join(f"{self.name}.{c}{differs}excluded.{c}" for c in rest),
-            rows,
+            key=self.key,
         )
 
 
@@ -94,9 +94,9 @@ class ChildTable:
         if not parents:
             return
         connection.executemany(f"DELETE FROM {self.name} WHERE {self.parent} = ?", parents)
-        connection.executemany(
-            f"INSERT INTO {self.name} ({', '.join(self.columns)}) "
-            f"VALUES ({', '.join('?' for _ in self.columns)})",
+        insert_rows(
+            connection,
+            f"INSERT INTO {self.name} ({', '.join(self.columns)})",
             list(self.rows(catalog)),
         )
 

@@ -1,0 +1,45 @@
+"""Writing many rows with one statement, on every backend.
+
+SQLite runs ``executemany`` in C, a row a step of one prepared statement: as fast as it gets.
+PostgreSQL would pay a round trip and a statement per row, so it gets multi-row ``INSERT ...
+VALUES (...), (...)`` statements of up to ``ROWS_PER_STATEMENT`` rows instead. A multi-row
+upsert may not touch one key twice, so rows with a key already seen in their statement keep
+the last one (what row-by-row upserts would leave).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from marketmeter.store.sql_connection import SqlConnection
+
+__all__ = ["ROWS_PER_STATEMENT", "insert_rows"]
+
+ROWS_PER_STATEMENT = 1_000
+
+
+def insert_rows(
+    connection: SqlConnection,
+    head: str,
+    rows: Sequence[Sequence[object]],
+    tail: str = "",
+    key: int = 0,
+) -> None:
+    """``{head} VALUES (?, ...) {tail}`` for every row (``head``: ``INSERT INTO t (a, b)``;
+    ``tail``: an ``ON CONFLICT`` clause); ``key``: how many leading columns are the conflict
+    key (0: none)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    one = f"({', '.join('?' for _ in range(width))})"
+    if connection.dialect != "postgresql":
+        connection.executemany(f"{head} VALUES {one} {tail}", rows)
+        return
+    if key:
+        rows = list({tuple(row[:key]): row for row in rows}.values())
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        part = rows[start : start + ROWS_PER_STATEMENT]
+        values = ", ".join(one for _ in part)
+        connection.execute(
+            f"{head} VALUES {values} {tail}", [value for row in part for value in row]
+        )
