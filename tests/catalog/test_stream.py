@@ -69,3 +69,9 @@ def test_what_only_a_streamed_catalog_refuses() -> None:
     ]
     aliased = problems(streamed, "sellers: &all\n  - {account_id: '111122223333'}\nx: *all\n")
     assert aliased[0].startswith("not valid YAML: an alias to a whole section ('all') is refused")
+
+
+@pytest.mark.parametrize("text", ["sellers: [{account_id: 2001-13-45}]", "sellers: [!!int x]"])
+def test_a_scalar_its_tag_cannot_hold_is_a_problem_not_a_crash(text: str) -> None:
+    held = problems(lambda t: load_catalog(t, source="cat.yaml"), text)
+    assert [p.split(":")[0] for p in (*held, *problems(streamed, text))] == ["not valid YAML"] * 2

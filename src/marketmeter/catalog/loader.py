@@ -111,6 +111,8 @@ def load_catalog(text: str, existing: Catalog | None = None, source: str = "cata
         raise CatalogError(source, [f"not valid YAML: {error}"]) from error
     except RecursionError:
         raise CatalogError(source, [_too_deep()]) from None
+    except (ValueError, TypeError, OverflowError) as error:  # a scalar its tag cannot hold
+        raise CatalogError(source, [f"not valid YAML: {error}"]) from None
     return load_catalog_data(raw, existing, source)
 
 

@@ -149,7 +149,12 @@ def _scalar(loader: Any, event: Any) -> Any:
     if tag == _MERGE_TAG:
         return _MERGE
     node = ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
-    constructed = loader.construct_object(node, deep=True)
+    try:
+        constructed = loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, OverflowError) as error:  # e.g. a 13th month, !!int x
+        raise ConstructorError(
+            None, None, f"cannot read {value!r} as {tag}: {error}", event.start_mark
+        ) from None
     loader.constructed_objects.clear()
     return constructed
 
