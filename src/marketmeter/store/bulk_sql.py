@@ -15,7 +15,7 @@ from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = ["ROWS_PER_STATEMENT", "insert_rows"]
 
-ROWS_PER_STATEMENT = 1_000
+ROWS_PER_STATEMENT = 5_000  # 45,000 parameters at 9 columns (PostgreSQL takes 65,535)
 
 
 def insert_rows(

@@ -262,24 +262,25 @@ def _existing(
     connection: SqlConnection, table: str, column: str, values: Iterable[str]
 ) -> set[str]:
     """Which of ``values`` the table's ``column`` holds."""
-    wanted = list(dict.fromkeys(values))
-    found: set[str] = set()
-    for start in range(0, len(wanted), _IN_CHUNK):
-        part = wanted[start : start + _IN_CHUNK]
-        found.update(
-            row[0]
-            for row in connection.execute(
-                f"SELECT {column} FROM {table} WHERE {column} IN ({', '.join('?' for _ in part)})",
-                part,
-            )
-        )
-    return found
+    return {
+        str(row[0])
+        for row in _rows_where(connection, f"SELECT {column} FROM {table}", column, values)
+    }
 
 
 def _rows_where(
     connection: SqlConnection, select: str, column: str, values: Iterable[str]
 ) -> list[tuple[object, ...]]:
+    """``select`` restricted to the rows whose ``column`` is one of ``values``: one query on
+    PostgreSQL (``= ANY`` an array: a round trip costs more than the list), lists of
+    ``_IN_CHUNK`` on SQLite (in the process: its lists stay short)."""
     wanted = list(dict.fromkeys(values))
+    if not wanted:
+        return []
+    if connection.dialect == "postgresql":
+        return [
+            tuple(row) for row in connection.execute(f"{select} WHERE {column} = ANY(?)", (wanted,))
+        ]
     rows: list[tuple[object, ...]] = []
     for start in range(0, len(wanted), _IN_CHUNK):
         part = wanted[start : start + _IN_CHUNK]
