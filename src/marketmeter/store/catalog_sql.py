@@ -65,6 +65,8 @@ class UpsertTable:
 
     def write(self, connection: SqlConnection, catalog: Catalog) -> None:
         rows = list(self.rows(catalog))
+        if connection.dialect == "postgresql" and self.key == 1:
+            rows = self._changed(connection, rows)
         key, rest = self.columns[: self.key], self.columns[self.key :]
         differs = " IS DISTINCT FROM " if connection.dialect == "postgresql" else " IS NOT "
         insert_rows(
@@ -77,6 +79,20 @@ class UpsertTable:
             + " OR ".join(f"{self.name}.{c}{differs}excluded.{c}" for c in rest),
             key=self.key,
         )
+
+    def _changed(self, connection: SqlConnection, rows: list[Row]) -> list[Row]:
+        """The rows not stored as they are. PostgreSQL locks (and logs) every row an upsert
+        meets, even one its ``WHERE`` leaves alone, so unchanged rows are left out before."""
+        stored = {
+            row[0]: row
+            for row in _rows_where(
+                connection,
+                f"SELECT {', '.join(self.columns)} FROM {self.name}",
+                self.columns[0],
+                [str(row[0]) for row in rows],
+            )
+        }
+        return [row for row in rows if stored.get(row[0]) != tuple(row)]
 
 
 @dataclass(frozen=True)
