@@ -56,7 +56,7 @@ def test_migrate_a_fresh_postgresql_database(postgres: PostgresServer, tmp_path:
         applied = connection.execute(
             "SELECT version, name FROM schema_migrations ORDER BY version"
         ).fetchall()
-    assert [version for version, _ in applied] == [1, 2, 3, 4]
+    assert [version for version, _ in applied] == [1, 2, 3, 4, 5]
 
 
 def test_migrate_a_sqlite_file(tmp_path: Path) -> None:
