@@ -7,10 +7,13 @@ table by table, one ``executemany`` per table and chunk, in the order of ``CATAL
 (what an entry refers to first); an upsert whose row is already stored as is writes nothing
 (the ``DO UPDATE ... WHERE`` of each table), so a catalog applied again costs reads only.
 
-Adding a catalog field or table is one declared entry: a column (and its value in ``rows``)
-of the ``UpsertTable`` of its entry, or a new ``UpsertTable`` (a row per entry, keyed) or
-``ChildTable`` (an entry's list, replaced whole: deleted by its parent key, inserted again)
-placed after the tables it refers to; ``read_catalog`` reads it back.
+Adding a catalog field or table is one declared entry here: a column (and its value in
+``rows``) of the ``UpsertTable`` of its entry, or a new ``UpsertTable`` (a row per entry,
+keyed by its first column) or ``ChildTable`` (an entry's list, replaced whole: deleted by its
+parent key, inserted again) placed in ``CATALOG_TABLES`` after the tables it refers to;
+``read_catalog`` reads it back. The rest of its way: the field of the entry's pydantic model
+(``catalog/entries.py``), the domain value (``catalog/model.py``), built from the entry in
+``catalog/checks.py`` (where checks across entries go), and a migration.
 """
 
 from __future__ import annotations
