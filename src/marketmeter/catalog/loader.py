@@ -1,6 +1,9 @@
-"""Reading a catalog file (YAML) into a validated ``Catalog``.
+"""Reading a catalog document (YAML or JSON) into validated entries: held at once
+(``load_catalog``, ``load_catalog_data``: an admin API body) or entry by entry
+(``stream_catalog``, ``load_catalog_file``: a file, the admin API's bulk form; see
+``catalog.stream``), both checked by ``catalog.checks`` with the same problems.
 
-Fields are checked by pydantic models (unknown fields refused, so typos surface); identifiers
+Fields are checked by pydantic models (``catalog.entries``) (unknown fields refused, so typos surface); identifiers
 that reach the wire (product codes, dimensions, customer identifiers) are checked against the
 service model's own constraints; references (a product's seller, an agreement's buyer and
 product) are resolved against the file plus the catalog already stored. Every problem is
@@ -12,8 +15,9 @@ A file with any problem is not applied at all.
 
 Sizes are bounded, far beyond any real catalog, so that a hostile or broken file is a problem
 list rather than a traceback, a stalled server or a value PostgreSQL cannot store (the bounds
-below; docs/catalog.md lists them): the document's size, its nesting depth and node count
-(aliases counted each time they are used), the entries of a file, the dimensions and
+of ``catalog.entries``; docs/catalog.md lists them): the size of a document held at once, the
+nesting depth and node count (of the document held at once, of each entry streamed; aliases
+counted each time they are used), the entries of a document, the dimensions and
 notification URLs of a product, the length of every name, secret, URL and identifier; and no
 text may hold a NUL (U+0000), which SQLite would store and PostgreSQL cannot.
 """
