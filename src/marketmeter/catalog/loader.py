@@ -3,8 +3,8 @@
 (``stream_catalog``, ``load_catalog_file``: a file, the admin API's bulk form; see
 ``catalog.stream``), both checked by ``catalog.checks`` with the same problems.
 
-Fields are checked by pydantic models (``catalog.entries``) (unknown fields refused, so typos surface); identifiers
-that reach the wire (product codes, dimensions, customer identifiers) are checked against the
+Fields are checked by pydantic models (``catalog.entries``; unknown fields refused, so typos
+surface); identifiers that reach the wire (product codes, dimensions, customer identifiers) are checked against the
 service model's own constraints; references (a product's seller, an agreement's buyer and
 product) are resolved against the file plus the catalog already stored. Every problem is
 reported at once, each naming its entry and field, e.g.::
