@@ -4,10 +4,10 @@
 ``catalog.stream``), both checked by ``catalog.checks`` with the same problems.
 
 Fields are checked by pydantic models (``catalog.entries``; unknown fields refused, so typos
-surface); identifiers that reach the wire (product codes, dimensions, customer identifiers)
-are checked against the service model's own constraints; references (a product's seller, an agreement's buyer and
-product) are resolved against the file plus the catalog already stored. Every problem is
-reported at once, each naming its entry and field, e.g.::
+surface); identifiers that reach the wire (product codes, dimensions, customer identifiers) are
+checked against the service model's own constraints; references (a product's seller, an
+agreement's buyer and product) are resolved against the file plus the catalog already stored.
+Every problem is reported at once, each naming its entry and field, e.g.::
 
     products[1] (demo-saas): kind: Input should be 'saas', 'ami' or 'container'
 
