@@ -119,6 +119,16 @@ class _Sql:
         with self._connection.cursor() as cursor:
             cursor.executemany(sql.replace("?", "%s"), list(rows))
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY table (columns) FROM STDIN`` with ``rows``: bulk writes
+        (``store.bulk_sql``)."""
+        with (
+            self._connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
 
 def migrate(connection: psycopg.Connection[Any]) -> int:
     """Apply the missing migrations in one transaction, under an advisory lock."""
