@@ -96,7 +96,16 @@ def test_the_wheel_and_sdist_hold_every_file_of_the_package(dist: Path) -> None:
     expected = _package_files()
     migrations = [
         f"{n}.{backend}.sql"
-        for n in ("0001_initial", "0002_registration", "0003_snapshots", "0004_lifecycle")
+        for n in (
+            "0001_initial",
+            "0002_registration",
+            "0003_snapshots",
+            "0004_lifecycle",
+            "0005_delivery_targets",
+            "0006_entitlements",
+            "0007_offers",
+            "0008_catalog_digest",
+        )
         for backend in ("postgresql", "sqlite")
     ]
     assert {name for name in expected if not name.endswith(".py")} == {
