@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LedgerFile", "hide_password"]
 
-_SIDE_FILES = ("-wal", "-shm", "-journal")
+_SIDE_FILES = ("-wal", "-shm", "-journal", "-catalog")  # "-catalog": its catalog stamp
 
 
 def hide_password(url: str) -> str:
