@@ -4,6 +4,7 @@ one AMI product with one entitled buyer (the MeterUsage load's)."""
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 # The bench seller's key pair: the strict-auth contender signs with it (bench/signed_requests.py).
 BENCH_ACCESS_KEY = "AKIABENCHSELLER00001"
@@ -31,25 +32,41 @@ def main() -> None:
     dims = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     first = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     end = int(sys.argv[4]) if len(sys.argv) > 4 else buyers
-    out = sys.stdout
+    write_catalog(sys.stdout, buyers, dims, first=first, end=end, ami=True)
+
+
+def write_catalog(
+    out: TextIO,
+    buyers: int,
+    dims: int = 10,
+    *,
+    first: int = 0,
+    end: int | None = None,
+    ami: bool = False,
+) -> None:
+    """The bench catalog: one seller, one SaaS product, buyers ``first``..``end``-1 (all
+    ``buyers`` by default) and their agreements; with ``ami``, the AMI product too and, in the
+    part starting at 0, its one entitled buyer (the MeterUsage load's)."""
+    end = buyers if end is None else end
     out.write('sellers:\n  - account_id: "111122223333"\n')
     out.write(f"    access_keys:\n      - {{access_key_id: {BENCH_ACCESS_KEY}, ")
     out.write(f"secret_access_key: {BENCH_SECRET}}}\n")
     out.write('products:\n  - product_code: bench-saas\n    seller: "111122223333"\n')
     out.write(f"    kind: saas\n    dimensions: [{', '.join(f'd{d}' for d in range(dims))}]\n")
-    out.write('  - product_code: bench-ami\n    seller: "111122223333"\n')
-    out.write("    kind: ami\n    dimensions: [vcpu_hours]\n")
+    if ami:
+        out.write('  - product_code: bench-ami\n    seller: "111122223333"\n')
+        out.write("    kind: ami\n    dimensions: [vcpu_hours]\n")
     out.write("buyers:\n")
     for i in range(first, end):
         out.write(f'  - {{account_id: "{100000000000 + i}", customer_identifier: c{i}}}\n')
-    if first == 0:
+    if ami and first == 0:
         out.write(f'  - account_id: "{BENCH_BUYER_ACCOUNT}"\n')
         out.write(f"    access_keys:\n      - {{access_key_id: {BENCH_BUYER_KEY}, ")
         out.write("secret_access_key: bench-buyer-secret-not-for-production}\n")
     out.write("agreements:\n")
     for i in range(first, end):
         out.write(f'  - {{buyer: "{100000000000 + i}", product: bench-saas}}\n')
-    if first == 0:
+    if ami and first == 0:
         out.write(f'  - {{buyer: "{BENCH_BUYER_ACCOUNT}", product: bench-ami}}\n')
 
 

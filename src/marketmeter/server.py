@@ -26,7 +26,7 @@ import uvicorn
 from marketmeter import __version__
 from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.app import MarketmeterApp
-from marketmeter.catalog.directory import load_startup_files
+from marketmeter.catalog.directory import catalog_files, load_startup_files
 from marketmeter.catalog.loader import load_catalog
 from marketmeter.config import ConnectionLimits, DryRunAnswer, Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy
@@ -34,6 +34,7 @@ from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.observe.logs import configure as configure_logging
+from marketmeter.operator.catalog import document_digest
 from marketmeter.protocol.guarded_http import guarded_protocol
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
@@ -63,10 +64,22 @@ def load_startup_catalog(
 ) -> str:
     """Apply ``catalog`` and the files of ``catalog_dir`` (``catalog.directory``), or the demo
     catalog when there are none and the store has no catalog yet; every new SaaS agreement gets
-    a registration token (``marketmeter token list``).
+    a registration token (``marketmeter token list``). Files whose digest is the one the
+    last apply recorded, with the catalog unchanged since, are recognised and not applied again.
 
     Returns a line describing what the service meters against.
     """
+    paths = [catalog] if catalog is not None else []
+    if catalog_dir is not None:
+        paths.extend(catalog_files(catalog_dir))
+    try:
+        digest = document_digest(paths) if paths else None
+    except OSError:
+        digest = None  # load_startup_files names the problem
+    if digest is not None and store.catalog_digest_now() == digest:
+        version = store.catalog_snapshot_now().version
+        described = _described(catalog, catalog_dir, paths)
+        return f"{described}, unchanged since catalog version {version}: {_counts(store)}"
     current = store.catalog_snapshot_now()
     loaded = load_startup_files(catalog, catalog_dir, current.catalog)
     if loaded is not None:
@@ -74,16 +87,29 @@ def load_startup_catalog(
     elif current.version == 0:
         parsed = load_catalog(demo_catalog_text(), source="demo catalog")
         source = "bundled demo catalog (marketmeter catalog demo prints it)"
+        digest = None
     else:
         parsed = None
         source = "catalog already in the database"
     if parsed is not None:
         tokens = tokens_for_new_agreements(current, parsed, clock.now().timestamp(), RandomTokens())
-        store.apply_catalog_now(parsed, tokens)
-    snapshot = store.catalog_snapshot_now()
-    c = snapshot.catalog
+        store.apply_catalog_chunks_now([(parsed, tokens)], digest)
+    return f"{source}: {_counts(store)}"
+
+
+def _described(catalog: Path | None, catalog_dir: Path | None, paths: list[Path]) -> str:
+    """Where the start-up catalog comes from, as ``load_startup_files`` says it."""
+    if catalog_dir is None or paths == [catalog]:
+        return str(catalog)
+    files = len(paths) - (catalog is not None)
+    described = f"{catalog_dir} ({files} file{'' if files == 1 else 's'})"
+    return f"{catalog} and {described}" if catalog is not None else described
+
+
+def _counts(store: OperatorStore) -> str:
+    c = store.catalog_snapshot_now().catalog
     return (
-        f"{source}: {len(c.sellers)} seller(s), {len(c.products)} product(s), "
+        f"{len(c.sellers)} seller(s), {len(c.products)} product(s), "
         f"{len(c.buyers)} buyer(s), {len(c.agreements)} agreement(s)"
     )
 

@@ -104,6 +104,7 @@ def test_the_wheel_and_sdist_hold_every_file_of_the_package(dist: Path) -> None:
             "0005_delivery_targets",
             "0006_entitlements",
             "0007_offers",
+            "0008_catalog_digest",
         )
         for backend in ("postgresql", "sqlite")
     ]

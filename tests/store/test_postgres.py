@@ -159,6 +159,7 @@ def test_a_fresh_database_gets_the_newest_schema_and_reopening_applies_nothing(
         (5, "delivery_targets"),
         (6, "entitlements"),
         (7, "offers"),
+        (8, "catalog_digest"),
     ]
     assert [v for v, _, _ in first] == [m.version for m in migrations_for("postgresql")]
     open_test_store(store_url).close_now()
@@ -208,6 +209,7 @@ def test_nodes_starting_together_apply_the_migrations_once(
         (5, "delivery_targets"),
         (6, "entitlements"),
         (7, "offers"),
+        (8, "catalog_digest"),
     ]
     billed = [
         asyncio.run(store.bill([entry(1, record_id=f"n{i}")])) for i, store in enumerate(stores)
@@ -255,6 +257,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
         (5, "delivery_targets"),
         (6, "entitlements"),
         (7, "offers"),
+        (8, "catalog_digest"),
     ]
     snapshot = store.catalog_snapshot_now()
     assert snapshot.version == 7

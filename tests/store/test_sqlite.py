@@ -179,6 +179,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> 
             (5, "delivery_targets"),
             (6, "entitlements"),
             (7, "offers"),
+            (8, "catalog_digest"),
         ]
         snapshot = store.catalog_snapshot_now()
         assert snapshot.version == 7

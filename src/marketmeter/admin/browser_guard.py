@@ -14,8 +14,9 @@ to the server. Three checks stand in front of the admin app, before the admin to
   that is not the server's own (the ``Host`` the request was sent to, scheme http or https) is
   a 403, field ``Origin``. Tools (SDKs, curl, httpx, the CLI) send none and pass.
 - ``Content-Type``: an admin write (POST, PUT, PATCH, DELETE) with a body must say
-  ``application/json`` (parameters allowed): a browser cannot send that cross-site without a
-  CORS preflight, which is never answered. Else a 415, field ``Content-Type``. Writes without
+  ``application/json`` (parameters allowed), or a YAML type for a catalog document streamed
+  to ``POST /catalog``: a browser cannot send those cross-site without a CORS preflight, which
+  is never answered. Else a 415, field ``Content-Type``. Writes without
   a body are covered by the two checks above.
 
 The AWS endpoint (``POST /``) is not behind this guard: SDKs send
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from marketmeter.admin.admin_token import Asgi, Message, Receive, Scope, Send
+from marketmeter.admin.text_guard import streamed_catalog
 
 __all__ = [
     "FOREIGN_HOST",
@@ -147,10 +149,12 @@ class BrowserGuard:
         if origin is not None and not _same_origin(origin, host):
             await _refuse(send, 403, "Origin", FOREIGN_ORIGIN)
             return
+        content_type = headers.get(b"content-type", "")
         if (
             self.json_writes
             and scope["method"] in _WRITES
-            and not _is_json(headers.get(b"content-type", ""))
+            and not _is_json(content_type)
+            and not (scope["path"].endswith("/catalog") and streamed_catalog(content_type))
         ):
             has_body, receive = await _peek_body(headers, receive)
             if has_body:

@@ -16,6 +16,7 @@ share one set of handlers (``AccountKind`` says what differs).
 from __future__ import annotations
 
 import string
+import tempfile
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from marketmeter.admin.routing import Endpoint, Handler, answer, body, entry, no_content
+from marketmeter.admin.text_guard import MAX_STREAMED_CATALOG_BYTES, streamed_catalog
 from marketmeter.catalog.loader import (
     AccessKeyEntry,
     BuyerEntry,
@@ -103,6 +105,9 @@ HOSTILE_DOCUMENT_EXAMPLES = [
     + "]}\n",
     "sellers: !!python/object/apply:os.system [echo]\n",
 ]
+
+
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024  # bytes of a streamed catalog kept in memory; the rest on disk
 
 
 class CatalogDocument(BaseModel):
@@ -242,6 +247,25 @@ def _fill(kind: AccountKind[Any], template: str) -> str:
     )
 
 
+async def _apply_streamed(catalog: CatalogOperations, request: Request) -> dict[str, Any]:
+    """The body is the document: spooled (to disk past ``_SPOOL_IN_MEMORY``), then applied
+    entry by entry (``CatalogOperations.apply_stream``)."""
+    source = request.query_params.get("source", "catalog")
+    if not 0 < len(source) <= 1024:
+        raise Refusal("source", "must be a name of 1 to 1024 characters")
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_STREAMED_CATALOG_BYTES:
+                raise Refusal(
+                    "body", f"must be at most {MAX_STREAMED_CATALOG_BYTES} bytes", status=413
+                )
+            spool.write(chunk)
+        spool.seek(0)
+        return await catalog.apply_stream(spool, source)
+
+
 def catalog_endpoints(catalog: CatalogOperations) -> list[Endpoint]:
     """The catalog's endpoints over ``catalog``."""
 
@@ -252,16 +276,30 @@ def catalog_endpoints(catalog: CatalogOperations) -> list[Endpoint]:
         description: >-
           What `marketmeter catalog apply` does with a file; every new SaaS agreement gets a
           registration token. A document with problems is refused with the whole problem list.
+          As a JSON object (`document`, `source`) the document is held at once (at most 4 MiB,
+          20,000 entries); sent as the body itself (`application/yaml`; a JSON catalog is YAML)
+          it is streamed: read, checked and written entry by entry in one transaction, of any
+          size up to 1 GiB and 2,000,000 entries (the bulk form; `source` in the query).
         tags: [catalog]
+        parameters:
+          - name: source
+            in: query
+            required: false
+            description: A name for the document in messages (the bulk form).
+            schema: {type: string, minLength: 1, maxLength: 1024}
         requestBody:
           required: true
-          content: {application/json: {schema: {$ref: "#/components/schemas/CatalogDocument"}}}
+          content:
+            application/json: {schema: {$ref: "#/components/schemas/CatalogDocument"}}
+            application/yaml: {schema: {type: string, format: binary}}
         responses:
           "200":
             description: What was applied
             content: {application/json: {schema: {$ref: "#/components/schemas/CatalogApplied"}}}
           "400": {$ref: "#/components/responses/BadInput"}
         """
+        if streamed_catalog(request.headers.get("content-type")):
+            return answer(await _apply_streamed(catalog, request))
         document = strict_object(await body(request, {}))
         check_known(document, ("document", "source"))
         text, source = document.get("document"), document.get("source", "catalog")

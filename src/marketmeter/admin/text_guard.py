@@ -4,7 +4,9 @@ PostgreSQL cannot store U+0000 in text and SQLite cuts strings at it in places, 
 query parameter or anywhere in a JSON body (``\\u0000``) is refused up front with a 400
 ``{"error", "field"}`` naming the parameter (or ``body``), before any route sees it. Bodies are
 read whole, up to ``MAX_ADMIN_BODY_BYTES`` (a longer one is refused with a 413 as soon as its
-declared length or its bytes pass the bound), and handed on unchanged.
+declared length or its bytes pass the bound), and handed on unchanged; a catalog document sent
+as the body of ``POST /catalog`` (``streamed_catalog``) is not read here but streamed by its
+route, whose loader refuses a NUL with its problem list.
 """
 
 from __future__ import annotations
@@ -16,13 +18,38 @@ import orjson
 
 from marketmeter.admin.admin_token import Asgi, Message, Receive, Scope, Send
 
-__all__ = ["MAX_ADMIN_BODY_BYTES", "NUL_MESSAGE", "NulTextGuard"]
+__all__ = [
+    "MAX_ADMIN_BODY_BYTES",
+    "MAX_STREAMED_CATALOG_BYTES",
+    "NUL_MESSAGE",
+    "NulTextGuard",
+    "streamed_catalog",
+]
 
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 # An admin body (a catalog entry, fault rules, a clock move) is small; a whole catalog of
 # thousands of buyers is a few MiB.
 MAX_ADMIN_BODY_BYTES = 16 * 1024 * 1024
 _TOO_LARGE = f"must be at most {MAX_ADMIN_BODY_BYTES} bytes"
+# A catalog document sent as the body of POST /catalog (the bulk form) is not held: the route
+# streams it to a spool file and the loader reads it entry by entry, refusing NUL itself.
+MAX_STREAMED_CATALOG_BYTES = 1024 * 1024 * 1024
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+def streamed_catalog(content_type: str | None) -> bool:
+    """True for a body that is a catalog document itself (a YAML media type)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media in _YAML_TYPES
+
+
+def _streamed(scope: Scope) -> bool:
+    if scope.get("method") != "POST" or not scope.get("path", "").endswith("/catalog"):
+        return False
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return streamed_catalog(value.decode("latin-1"))
+    return False
 
 
 class NulTextGuard:
@@ -41,6 +68,9 @@ class NulTextGuard:
                 if "\x00" in name or "\x00" in value:
                     await _refuse(send, name.replace("\x00", "") or "query")
                     return
+        if _streamed(scope):
+            await self.app(scope, receive, send)
+            return
         for key, value in scope["headers"]:
             if key == b"content-length" and value.isdigit() and int(value) > MAX_ADMIN_BODY_BYTES:
                 await _refuse(send, "body", _TOO_LARGE, 413)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 __all__ = [
     "LICENSE_ARN_FORMAT",
@@ -41,6 +42,7 @@ __all__ = [
     "entitlement_problems",
     "legacy_license_arn_for",
     "license_arn_for",
+    "license_arn_forms",
     "product_id_for",
     "term_id_for",
 ]
@@ -70,6 +72,15 @@ def legacy_license_arn_for(buyer_account_id: str, *seed: str) -> str:
     that holds it keeps that agreement instead of adding a second one."""
     license_id = _license_id(buyer_account_id, *seed)
     return f"arn:aws:license-manager::{buyer_account_id}:license:l-{license_id}"
+
+
+def license_arn_forms(buyer_account_id: str, *seed: str) -> tuple[str, str]:
+    """``license_arn_for`` and ``legacy_license_arn_for`` at once (one digest)."""
+    license_id = _license_id(buyer_account_id, *seed)
+    return (
+        f"arn:aws:license-manager::{LICENSE_ISSUER_ACCOUNT}:license:l-{license_id}",
+        f"arn:aws:license-manager::{buyer_account_id}:license:l-{license_id}",
+    )
 
 
 def _license_id(buyer_account_id: str, *seed: str) -> str:
@@ -426,7 +437,6 @@ class CatalogSnapshot:
     buyers: dict[str, Buyer] = field(init=False)
     buyers_by_customer_identifier: dict[str, Buyer] = field(init=False)
     agreements_by_license: dict[str, Agreement] = field(init=False)
-    agreements_by_id: dict[str, Agreement] = field(init=False)
     agreements_by_buyer_product: dict[tuple[str, str], tuple[Agreement, ...]] = field(init=False)
     key_owners: dict[str, KeyOwner] = field(init=False)
     offers: dict[str, Offer] = field(init=False)
@@ -443,7 +453,6 @@ class CatalogSnapshot:
             {b.customer_identifier: b for b in catalog.buyers if b.customer_identifier},
         )
         set_(self, "agreements_by_license", {a.license_arn: a for a in catalog.agreements})
-        set_(self, "agreements_by_id", {a.agreement_id: a for a in catalog.agreements})
         grouped: dict[tuple[str, str], list[Agreement]] = {}
         for agreement in catalog.agreements:
             key = (agreement.buyer_account_id, agreement.product_code)
@@ -464,6 +473,12 @@ class CatalogSnapshot:
             for key in buyer.access_keys
         )
         set_(self, "key_owners", owners)
+
+    @cached_property
+    def agreements_by_id(self) -> dict[str, Agreement]:
+        """Agreements by their id, made on first use (a digest each: a server that never
+        looks an agreement up by id never pays for it)."""
+        return {a.agreement_id: a for a in self.catalog.agreements}
 
     @classmethod
     def empty(cls) -> CatalogSnapshot:

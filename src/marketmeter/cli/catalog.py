@@ -11,6 +11,7 @@ as readable tables, or as the operator's JSON with ``--json``. Entries are the c
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,15 +76,22 @@ def catalog() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @target_options()
 def catalog_apply(file: Path) -> None:
-    """Validate FILE and upsert it into the catalog (all or nothing; idempotent)."""
-    from marketmeter.catalog.loader import CatalogError, read_catalog_text
+    """Validate FILE and upsert it into the catalog (all or nothing; idempotent). A large file
+    is read entry by entry; on a terminal, a progress bar shows how far."""
+    from marketmeter.catalog.loader import CatalogError
 
     try:
-        text = read_catalog_text(file)
-    except CatalogError as error:
-        raise click.ClickException(str(error)) from None
+        size = file.stat().st_size
+        file.open("rb").close()
+    except OSError as error:
+        problem = f"cannot read the file: {error.strerror}"
+        raise click.ClickException(str(CatalogError(str(file), [problem]))) from None
     with service() as operator:
-        applied = operator.catalog_apply(text, str(file))
+        if sys.stderr.isatty():
+            with click.progressbar(length=size, label=f"applying {file}", file=sys.stderr) as bar:
+                applied = operator.catalog_apply(file, bar.update)
+        else:
+            applied = operator.catalog_apply(file)
     click.echo(
         f"applied {file}: {applied['sellers']} seller(s), {applied['products']} product(s), "
         f"{applied['buyers']} buyer(s), {applied['agreements']} agreement(s); "

@@ -9,11 +9,12 @@ journal) is reached through ``RemoteService.admin``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote
 
 from marketmeter.testing.admin_client import MarketmeterAdmin
@@ -27,11 +28,30 @@ __all__ = ["Exported", "LocalService", "RemoteService", "Service"]
 Params = Mapping[str, str]
 
 
+class _Counted:
+    """A binary file that tells ``progress`` how many bytes each read took."""
+
+    def __init__(self, stream: BinaryIO, progress: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._progress(len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.read(64 * 1024):
+            yield data
+
+
 class Service(Protocol):
     """Every ledger action a command can take, wherever it runs."""
 
     def describe(self) -> str: ...
-    def catalog_apply(self, text: str, source: str) -> dict[str, Any]: ...
+    def catalog_apply(
+        self, path: Path, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]: ...
     def catalog_show(self) -> dict[str, Any]: ...
     def accounts(self, kind: str) -> list[dict[str, Any]]: ...
     def account(self, kind: str, account: str) -> dict[str, Any]: ...
@@ -122,8 +142,17 @@ class LocalService:
     def close(self) -> None:
         self._runner.close()
 
-    def catalog_apply(self, text: str, source: str) -> dict[str, Any]:
-        return dict(self._run(self.operator.catalog.apply(text, source)))
+    def catalog_apply(
+        self, path: Path, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """Stream the file into the ledger (``CatalogOperations.apply_stream``); ``progress``
+        is told how many bytes each read took."""
+        from marketmeter.operator.catalog import document_digest
+
+        digest = document_digest([path])
+        with path.open("rb") as stream:
+            reader: Any = _Counted(stream, progress) if progress is not None else stream
+            return dict(self._run(self.operator.catalog.apply_stream(reader, str(path), digest)))
 
     def catalog_show(self) -> dict[str, Any]:
         return dict(self._run(self.operator.catalog.show()))
@@ -292,8 +321,12 @@ class RemoteService:
     def close(self) -> None:
         self.admin.close()
 
-    def catalog_apply(self, text: str, source: str) -> dict[str, Any]:
-        return dict(self._call("POST", "/catalog", {"document": text, "source": source}))
+    def catalog_apply(
+        self, path: Path, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        with path.open("rb") as stream:
+            reader: Any = _Counted(stream, progress or (lambda _: None))
+            return self.admin.apply_catalog(reader, str(path))
 
     def catalog_show(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"sellers": self.accounts("seller")}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from datetime import timedelta
 from typing import Protocol
 
@@ -32,6 +32,7 @@ __all__ = [
     "TokenGenerator",
     "expires_at",
     "mint_token",
+    "tokens_for_agreements",
     "tokens_for_new_agreements",
 ]
 
@@ -136,10 +137,25 @@ def tokens_for_new_agreements(
     subscribed or unsubscribe-pending; and covers that time) and is for a SaaS product."""
     kinds = {p.product_code: p.kind for p in current.catalog.products}
     kinds.update((p.product_code, p.kind) for p in incoming.products)
+    return tokens_for_agreements(
+        incoming.agreements, current.agreements_by_license, kinds, issued_at, generate
+    )
+
+
+def tokens_for_agreements(
+    agreements: Iterable[Agreement],
+    existing: Container[str],
+    kinds: Mapping[str, ProductKind],
+    issued_at: float,
+    generate: TokenGenerator,
+) -> list[RegistrationToken]:
+    """``tokens_for_new_agreements`` for part of a catalog: one token for each of
+    ``agreements`` whose LicenseArn ``existing`` does not hold, active at ``issued_at`` and for
+    a product ``kinds`` says is SaaS."""
     new: Iterable[Agreement] = (
         a
-        for a in incoming.agreements
-        if a.license_arn not in current.agreements_by_license
+        for a in agreements
+        if a.license_arn not in existing
         and a.bills
         and a.covers(issued_at)
         and kinds.get(a.product_code) is ProductKind.SAAS

@@ -13,18 +13,24 @@ Sellers and buyers share one set of actions (``AccountKind`` says what differs).
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import secrets
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import IO, Any, Generic, TypeVar
 
+from marketmeter.catalog.checks import CatalogChecker
 from marketmeter.catalog.loader import (
     CatalogError,
     ProductEntry,
+    as_catalog,
     load_catalog,
     load_catalog_data,
+    stream_catalog,
     target_entry,
 )
 from marketmeter.catalog.model import (
@@ -37,7 +43,11 @@ from marketmeter.catalog.model import (
     Seller,
 )
 from marketmeter.metering.clock import Clock
-from marketmeter.metering.registration_tokens import TokenGenerator, tokens_for_new_agreements
+from marketmeter.metering.registration_tokens import (
+    TokenGenerator,
+    tokens_for_agreements,
+    tokens_for_new_agreements,
+)
 from marketmeter.refusal import Refusal
 from marketmeter.store.base import (
     CatalogConflictError,
@@ -53,6 +63,7 @@ __all__ = [
     "AccountKind",
     "CatalogOperations",
     "buyer_json",
+    "document_digest",
     "product_json",
     "random_access_key",
     "seller_json",
@@ -70,6 +81,17 @@ def random_access_key() -> tuple[str, str]:
     key_id = "AKIA" + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
     secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
     return key_id, secret
+
+
+def document_digest(paths: Sequence[Path]) -> str:
+    """The SHA-256 of catalog files (names and bytes, in order): what ``serve --catalog``
+    compares with the digest of the last apply to recognise a catalog unchanged."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{path.name}\0".encode())
+        with path.open("rb") as stream:
+            digest.update(hashlib.file_digest(stream, "sha256").digest())
+    return digest.hexdigest()
 
 
 def _keys_json(keys: Sequence[AccessKey]) -> list[dict[str, Any]]:
@@ -123,6 +145,10 @@ def offer_json(offer: Offer) -> dict[str, Any]:
 
 
 _AccountT = TypeVar("_AccountT", Seller, Buyer)
+
+STREAM_CHUNK = 5_000
+"""Entries of a streamed catalog checked and written together (one ``executemany`` per
+table): what a streamed apply holds at once, beside the keys."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +318,49 @@ class CatalogOperations:
             "agreements": len(parsed.agreements),
             "catalogVersion": version,
             "tokensMinted": len(minted),
+        }
+
+    async def apply_stream(
+        self,
+        stream: IO[bytes] | IO[str],
+        source: str,
+        digest: str | None = None,
+    ) -> dict[str, Any]:
+        """``apply`` for a document of any size, read, checked and written entry by entry in
+        one transaction (``catalog.loader.stream_catalog``, ``STREAM_CHUNK`` entries at a
+        time), never held whole: all or nothing, with the same problem list and answer.
+        ``digest`` names the document (``serve --catalog`` recognises it unchanged)."""
+        known = await self.store.catalog_keys()
+        existing = known.license_arns  # the ledger's, not grown by the checker
+        checker = CatalogChecker(known)
+        issued_at = self._clock.now().timestamp()
+        counts = {"sellers": 0, "products": 0, "buyers": 0, "agreements": 0}
+        minted = 0
+
+        def chunks() -> Iterator[tuple[Catalog, list[Any]]]:
+            nonlocal minted
+            entries = stream_catalog(stream, known, source, checker)
+            while part := list(itertools.islice(entries, STREAM_CHUNK)):
+                catalog = as_catalog(part)
+                for section in counts:
+                    counts[section] += len(getattr(catalog, section))
+                tokens = tokens_for_agreements(
+                    catalog.agreements, existing, checker.product_kinds, issued_at, self._tokens
+                )
+                minted += len(tokens)
+                yield catalog, tokens
+
+        try:
+            version = await self.store.apply_catalog_chunks(chunks(), digest)
+        except CatalogError as error:
+            raise Refusal("catalog", str(error)) from None
+        except CatalogConflictError as error:
+            raise _store_refusal(error) from None
+        return {
+            "source": source,
+            **counts,
+            "catalogVersion": version,
+            "tokensMinted": minted,
         }
 
     # --- sellers and buyers ---------------------------------------------------------------

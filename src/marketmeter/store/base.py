@@ -10,11 +10,12 @@ Two backends implement ``OperatorStore`` (``store.sqlite``, ``store.postgres``, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from marketmeter.catalog.checks import KnownKeys
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.lifecycle.types import LifecycleEvent, Transition
 from marketmeter.metering.types import (
@@ -341,6 +342,21 @@ class Store(Protocol):
         buyer or product referred to that no longer exists, a CustomerIdentifier taken)."""
         ...
 
+    async def apply_catalog_chunks(
+        self,
+        chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
+        digest: str | None = None,
+    ) -> int:
+        """``apply_catalog`` for a catalog in parts (a streamed document), all in one
+        transaction: each part is checked and written in turn, and whatever iterating
+        ``chunks`` raises rolls it all back (and is raised here). ``digest`` names the document
+        (``catalog_digest_now``). Returns the new catalog version."""
+        ...
+
+    async def catalog_keys(self) -> KnownKeys:
+        """The stored catalog's keys (what a catalog being checked may refer to)."""
+        ...
+
     async def issue_tokens(self, tokens: Sequence[RegistrationToken]) -> None:
         """Store newly minted registration tokens durably."""
         ...
@@ -510,6 +526,18 @@ class OperatorStore(Store, Protocol):
     def apply_catalog_now(
         self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()
     ) -> int: ...
+
+    def apply_catalog_chunks_now(
+        self,
+        chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
+        digest: str | None = None,
+    ) -> int: ...
+
+    def catalog_keys_now(self) -> KnownKeys: ...
+
+    def catalog_digest_now(self) -> str | None:
+        """The digest given to the last apply, if the catalog has not changed since."""
+        ...
 
     def usage_now(self, query: UsageQuery) -> list[BilledRecord]: ...
 

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
 from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
@@ -119,6 +119,16 @@ class _Sql:
         with self._connection.cursor() as cursor:
             cursor.executemany(sql.replace("?", "%s"), list(rows))
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY table (columns) FROM STDIN`` with ``rows``: bulk writes
+        (``store.bulk_sql``)."""
+        with (
+            self._connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
 
 def migrate(connection: psycopg.Connection[Any]) -> int:
     """Apply the missing migrations in one transaction, under an advisory lock."""
@@ -170,8 +180,9 @@ class PostgresStore(SqlStore):
         self._snapshot_lock = threading.Lock()
         self._in_flight = 0  # writes waiting for a connection or running (the metrics)
         self._in_flight_lock = threading.Lock()
-        self._snapshot = CatalogSnapshot.empty()
-        self._snapshot = self._load_snapshot()
+        # loaded on first use: a command that never reads the catalog (catalog apply) never
+        # holds it
+        self._snapshot = CatalogSnapshot(-1, Catalog())
 
     def describe(self) -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.url)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from marketmeter.metering.types import ContainerRegistration, RegistrationToken, SigningKey
 from marketmeter.store.base import TokenQuery
+from marketmeter.store.bulk_sql import insert_rows
 from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = [
@@ -28,8 +29,9 @@ def _token(row: tuple[str, str, str, str, float, str | None]) -> RegistrationTok
 
 
 def insert_tokens(connection: SqlConnection, tokens: Sequence[RegistrationToken]) -> None:
-    connection.executemany(
-        f"INSERT INTO registration_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+    insert_rows(
+        connection,
+        f"INSERT INTO registration_tokens ({_TOKEN_COLUMNS})",
         [
             (t.value, t.product_code, t.buyer_account_id, t.license_arn, t.issued_at, t.offer_type)
             for t in tokens

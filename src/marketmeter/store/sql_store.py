@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TypeVar
 
+from marketmeter.catalog.checks import KnownKeys
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.lifecycle.types import Transition
 from marketmeter.metering.types import (
@@ -37,6 +38,7 @@ from marketmeter.metering.types import (
 from marketmeter.store import events_sql, registration_sql, snapshots_sql, usage_sql
 from marketmeter.store.base import (
     BilledRecord,
+    CatalogConflictError,
     CatalogEdit,
     DeliveryQuery,
     DueDelivery,
@@ -53,7 +55,12 @@ from marketmeter.store.base import (
     WriteObserver,
 )
 from marketmeter.store.catalog_edits_sql import edit_catalog
-from marketmeter.store.catalog_sql import apply_catalog
+from marketmeter.store.catalog_sql import (
+    apply_catalog,
+    apply_catalog_chunks,
+    catalog_digest,
+    catalog_keys,
+)
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import BILLED, ledger_row
 from marketmeter.store.migrations import current_version
@@ -62,6 +69,25 @@ from marketmeter.store.sql_connection import SqlConnection
 __all__ = ["SqlStore"]
 
 T = TypeVar("T")
+
+
+def _once(
+    chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]], digest: str | None
+) -> Callable[[SqlConnection], int]:
+    """The write of a streamed catalog, which cannot be retried (its chunks are read once):
+    a transaction PostgreSQL aborted is a conflict to apply again, never a silent half."""
+    tried = False
+
+    def work(sql: SqlConnection) -> int:
+        nonlocal tried
+        if tried:
+            raise CatalogConflictError(
+                "catalog", "the catalog changed while this one was applied; apply it again"
+            )
+        tried = True
+        return apply_catalog_chunks(sql, chunks, digest)
+
+    return work
 
 
 class SqlStore(ABC):
@@ -112,6 +138,30 @@ class SqlStore(ABC):
     def apply_catalog_now(self, catalog: Catalog, tokens: Sequence[RegistrationToken] = ()) -> int:
         """Blocking form of ``apply_catalog``, for the CLI."""
         return self._write_now(lambda sql: apply_catalog(sql, catalog, tokens))
+
+    async def apply_catalog_chunks(
+        self,
+        chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
+        digest: str | None = None,
+    ) -> int:
+        return await self._write(_once(chunks, digest))
+
+    def apply_catalog_chunks_now(
+        self,
+        chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
+        digest: str | None = None,
+    ) -> int:
+        """Blocking form of ``apply_catalog_chunks``, for the CLI."""
+        return self._write_now(_once(chunks, digest))
+
+    async def catalog_keys(self) -> KnownKeys:
+        return await self._scan(catalog_keys)
+
+    def catalog_keys_now(self) -> KnownKeys:
+        return self._read_now(catalog_keys)
+
+    def catalog_digest_now(self) -> str | None:
+        return self._read_now(catalog_digest)
 
     async def edit_catalog(self, edit: CatalogEdit) -> int:
         return await self._write(lambda sql: edit_catalog(sql, edit))

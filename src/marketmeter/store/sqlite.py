@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from marketmeter.catalog.model import CatalogSnapshot
+from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
 from marketmeter.store.base import BilledRecord, UsageQuery, WriteObserver
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
@@ -153,8 +153,9 @@ class SQLiteStore(SqlStore):
         self._scan_lock = threading.Lock()
         if self._stamp is not None:
             self._publish_catalog_version(self._watch)
-        self._snapshot = CatalogSnapshot.empty()
-        self._snapshot = self._load_snapshot()
+        # loaded on first use: a command that never reads the catalog (catalog apply) never
+        # holds it
+        self._snapshot = CatalogSnapshot(-1, Catalog())
 
     def describe(self) -> str:
         return f"SQLite {self.path} (WAL, synchronous={self.synchronous.upper()})"

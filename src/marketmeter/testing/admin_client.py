@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -73,11 +73,24 @@ class _Api:
         path: str,
         body: Any = None,
         params: Mapping[str, Any] | None = None,
+        content: Any = None,
+        content_type: str | None = None,
     ) -> Any:
+        """``body`` as JSON, or ``content`` (bytes or a binary file, streamed) as
+        ``content_type``."""
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        response = self._http.request(
-            method, f"/_marketmeter{path}", json=body, params=query or None
-        )
+        if content is not None:
+            response = self._http.request(
+                method,
+                f"/_marketmeter{path}",
+                content=content,
+                params=query or None,
+                headers={"Content-Type": content_type or "application/octet-stream"},
+            )
+        else:
+            response = self._http.request(
+                method, f"/_marketmeter{path}", json=body, params=query or None
+            )
         if response.status_code >= 400:
             try:
                 problem = response.json()
@@ -344,6 +357,21 @@ class MarketmeterAdmin:
         """Any admin route (``path`` after ``/_marketmeter``, e.g. ``/agreements``): its JSON
         answer, or ``AdminError``. Parameters that are None are left out."""
         return self._api.call(method, path, body, params)
+
+    def apply_catalog(self, document: str | bytes | BinaryIO, source: str) -> dict[str, Any]:
+        """Apply a catalog document of any size (YAML or JSON; text, bytes or a binary file,
+        streamed), as ``marketmeter catalog apply`` applies a file: what it held, the catalog
+        version after it, the tokens minted; ``AdminError`` with the problem list."""
+        content = document.encode() if isinstance(document, str) else document
+        return dict(
+            self._api.call(
+                "POST",
+                "/catalog",
+                params={"source": source},
+                content=content,
+                content_type="application/yaml",
+            )
+        )
 
     def usage(self, **filters: Any) -> list[dict[str, Any]]:
         """Billed records: filters ``product``, ``customer``, ``dimension``, ``from``, ``to``,
