@@ -3,9 +3,11 @@
 ``prepare`` runs in ``marketmeter serve`` before anything imports prometheus-client (which
 reads ``PROMETHEUS_MULTIPROC_DIR`` once, when it is imported): each process of the server then
 keeps its counters in files of that directory, and a scrape, whichever process answers it,
-sums them all. The directory is a new one per server (its files would otherwise add up
-across runs), removed when the server exits; a directory already set in the environment (by
-the server's own parent process, or by whoever runs it) is kept as it is.
+sums them all. The directory is a new one per server, removed when the server exits: one
+already set in the environment is not reused, since it may hold another server's counts (a
+test process that ran ``serve`` in process leaves its directory in the environment every
+server it starts next inherits: their scrapes added up). The server's own processes get the
+new one through the environment they inherit.
 """
 
 from __future__ import annotations
@@ -21,10 +23,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def prepare() -> str:
-    """The metrics directory of this server, made (and set in the environment) if none is."""
-    given = os.environ.get(MULTIPROC_ENV)
-    if given:
-        return given
+    """A new metrics directory for this server, set in the environment."""
     directory = tempfile.mkdtemp(prefix="marketmeter-metrics-")
     os.environ[MULTIPROC_ENV] = directory
     owner = os.getpid()
