@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from marketmeter.catalog.checks import KnownKeys
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.lifecycle.types import LifecycleEvent, Transition
 from marketmeter.metering.types import (
@@ -28,6 +27,9 @@ from marketmeter.metering.types import (
     SigningKey,
 )
 from marketmeter.store.ledger_rows import LedgerRow
+
+if TYPE_CHECKING:  # the catalog checker imports botocore's models: not for every importer
+    from marketmeter.catalog.checks import KnownKeys
 
 __all__ = [
     "BilledRecord",
