@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -25,19 +25,34 @@ from marketmeter.refusal import Refusal
 
 __all__ = ["usage"]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @click.group()
 def usage() -> None:
     """What has been billed."""
 
 
+# The options that select billed records, the same on every usage command, in this order.
+_RECORD_FILTERS = (
+    click.option("--product", help="Only this product code."),
+    click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier."),
+    click.option("--dimension", help="Only this dimension."),
+    click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch)."),
+    click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch)."),
+)
+
+
+def record_filters(command: F) -> F:
+    """``command`` with the options that select billed records (``_RECORD_FILTERS``)."""
+    for option in reversed(_RECORD_FILTERS):
+        command = option(command)
+    return command
+
+
 @usage.command("list")
 @target_options()
-@click.option("--product", help="Only this product code.")
-@click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
-@click.option("--dimension", help="Only this dimension.")
-@click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
-@click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@record_filters
 @click.option("--limit", default="1000", show_default=True, help="At most this many records.")
 @json_option
 def usage_list(
@@ -104,11 +119,7 @@ def usage_list(
     show_default=True,
     help="CSV (a header line, then a line per record) or JSON Lines.",
 )
-@click.option("--product", help="Only this product code.")
-@click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
-@click.option("--dimension", help="Only this dimension.")
-@click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
-@click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@record_filters
 @click.option(
     "--window",
     type=click.Choice(WINDOWS),
@@ -193,11 +204,7 @@ def _write(size: int, chunks: Iterator[tuple[bytes, int]], out: BinaryIO) -> Non
     show_default=True,
     help="UTC windows.",
 )
-@click.option("--product", help="Only this product code.")
-@click.option("--customer", help="Only this customer: AWS account id or CustomerIdentifier.")
-@click.option("--dimension", help="Only this dimension.")
-@click.option("--from", "start", help="Usage at or after this time (ISO 8601 or epoch).")
-@click.option("--to", "end", help="Usage before this time (ISO 8601 or epoch).")
+@record_filters
 @click.option("--limit", default="10000", show_default=True, help="At most this many rows.")
 @json_option
 def usage_summary(
