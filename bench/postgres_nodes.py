@@ -9,6 +9,10 @@ For each configuration: a fresh ledger with the bench catalog (``bench/make_cata
 marketmeter with ``synchronous_commit=on`` (durable), SQLite with ``synchronous=FULL``. Needs
 ``wrk`` and Debian's ``postgresql``. Everything shares this machine's cores: the figures are
 what one machine does, not what N machines would.
+
+Besides requests/s: the p99 of the slowest node, the CPU time the nodes (their process trees)
+and the database (the postmaster's tree) spent per request, in milliseconds, which a loaded
+machine changes far less than the rates, and each rate as a share of SQLite's in the same run.
 """
 
 from __future__ import annotations
@@ -19,17 +23,37 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.postgres_server import PostgresServer
 
-from bench.processes import ROOT, free_port, wait_healthy
+from bench.processes import ROOT, free_port, process_tree_cpu_seconds, wait_healthy
 from bench.run import LUA
 from bench.wrk_report import parse_wrk
 
 
-def run(db: str, catalog: Path, nodes: int, seconds: int, connections: int, buyers: int) -> float:
-    """Summed requests/s of ``nodes`` nodes serving ``db`` (the load's keys: ``buyers``)."""
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One configuration's run: summed rate, worst p99, CPU milliseconds per request."""
+
+    requests_per_second: float
+    p99_ms: float
+    node_cpu_ms: float
+    database_cpu_ms: float | None
+
+
+def run(
+    db: str,
+    catalog: Path,
+    nodes: int,
+    seconds: int,
+    connections: int,
+    buyers: int,
+    database_pid: int | None = None,
+) -> Measured:
+    """``nodes`` nodes serving ``db`` under load (the load's keys: ``buyers``); the CPU of the
+    process tree of ``database_pid`` is counted as the database's."""
     ports = [free_port() for _ in range(nodes)]
     procs = []
     try:
@@ -43,6 +67,8 @@ def run(db: str, catalog: Path, nodes: int, seconds: int, connections: int, buye
             )
             wait_healthy(procs[-1], f"http://127.0.0.1:{port}/_marketmeter/health")
         now = str(int(time.time()))  # one instant for every wrk's timestamps
+        nodes_before = sum(process_tree_cpu_seconds(proc.pid) for proc in procs)
+        database_before = process_tree_cpu_seconds(database_pid) if database_pid else 0.0
         loads = [
             subprocess.Popen(
                 [
@@ -62,21 +88,33 @@ def run(db: str, catalog: Path, nodes: int, seconds: int, connections: int, buye
             )
             for i, port in enumerate(ports)
         ]
-        total = 0.0
+        total, requests, p99 = 0.0, 0, 0.0
         for load in loads:
             out, _ = load.communicate()
             report = parse_wrk(out)
             if report.errors:
                 raise RuntimeError(f"wrk got errors ({report.describe_errors()}):\n{out}")
             total += report.requests_per_second
-        return total
+            requests += report.requests
+            p99 = max(p99, report.p99_ms)
+        node_cpu = sum(process_tree_cpu_seconds(proc.pid) for proc in procs) - nodes_before
+        database_cpu = (
+            process_tree_cpu_seconds(database_pid) - database_before if database_pid else None
+        )
+        per_request = 1000 / max(requests, 1)
+        return Measured(
+            total,
+            p99,
+            node_cpu * per_request,
+            None if database_cpu is None else database_cpu * per_request,
+        )
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
 
 
-def _measure(options: argparse.Namespace, work: Path) -> list[tuple[str, float]]:
+def _measure(options: argparse.Namespace, work: Path) -> list[tuple[str, Measured]]:
     catalog = work / "bench.yaml"
     catalog.write_text(
         subprocess.run(
@@ -86,7 +124,7 @@ def _measure(options: argparse.Namespace, work: Path) -> list[tuple[str, float]]
             check=True,
         ).stdout
     )
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, Measured]] = []
     rows.append(
         (
             "SQLite FULL, 1 node",
@@ -110,6 +148,7 @@ def _measure(options: argparse.Namespace, work: Path) -> list[tuple[str, float]]
                 options.seconds,
                 options.connections,
                 options.buyers,
+                server.process.pid if server.process else None,
             )
             rows.append((f"PostgreSQL, {nodes} node(s)", rate))
     finally:
@@ -129,9 +168,18 @@ def main() -> None:
         rows = _measure(options, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'configuration':<26} {'requests/s':>10} {'records/s':>10}")
-    for name, rate in rows:
-        print(f"{name:<26} {rate:>10.0f} {rate * 25:>10.0f}")
+    sqlite = rows[0][1].requests_per_second
+    print(
+        f"{'configuration':<26} {'requests/s':>10} {'records/s':>10} {'p99 ms':>8} "
+        f"{'node CPU ms/req':>15} {'db CPU ms/req':>13} {'x SQLite':>8}"
+    )
+    for name, measured in rows:
+        rate = measured.requests_per_second
+        database = "" if measured.database_cpu_ms is None else f"{measured.database_cpu_ms:.3f}"
+        print(
+            f"{name:<26} {rate:>10.0f} {rate * 25:>10.0f} {measured.p99_ms:>8.1f} "
+            f"{measured.node_cpu_ms:>15.3f} {database:>13} {rate / sqlite:>8.2f}"
+        )
 
 
 if __name__ == "__main__":
