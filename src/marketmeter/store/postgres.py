@@ -5,10 +5,9 @@ Same contract and behaviour as ``store.sqlite`` (``store.base.OperatorStore``):
 - Every decision that must hold across nodes is a unique constraint hit by ``INSERT ... ON
   CONFLICT DO NOTHING``: the ledger's dedupe key, MeterUsage's ClientToken claims, signing key
   versions, container registrations. No read-then-write, no application lock.
-- Billing a batch is **one round trip**: one statement unnests the batch, inserts what is new,
-  and returns, in request order, what the ledger holds for every key (an identical retry's first
-  id, or the quantity a different one was billed with). Only if another node committed the same
-  key between that statement's snapshot and its insert does a second read follow.
+- Billing is grouped (``store.postgres_biller``): the rows of every request in flight on this
+  node are billed together in **one statement, one round trip and one commit**; a second read
+  follows only when some key was already billed.
 - Acknowledged only after ``COMMIT`` with ``synchronous_commit = on``.
 - Migrations: the PostgreSQL files of the one versioned history (``store/migrations``), applied
   under an advisory lock so that nodes starting together apply them once; a newer schema is
@@ -38,13 +37,14 @@ from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
 from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
-from marketmeter.store.ledger_rows import BILLED, LEDGER_COLUMNS, LedgerRow, ledger_row
+from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 from marketmeter.store.migrations import (
     SCHEMA_MIGRATIONS_TABLE,
     current_version,
     pending,
     statements,
 )
+from marketmeter.store.postgres_biller import RETRIES, PostgresBiller
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sql_store import SqlStore
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
@@ -53,54 +53,8 @@ __all__ = ["PostgresStore", "migrate"]
 
 T = TypeVar("T")
 
-_RETRIES = 3
-
 # pg_advisory_xact_lock key for migrations: "mmeter" in ASCII.
 _MIGRATION_LOCK = 0x6D6D65746572
-
-_COLUMNS = LEDGER_COLUMNS
-_TYPES = (
-    "bigint[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "bigint[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "float8[]",
-    "text[]",
-    "float8[]",
-    "text[]",
-    "text[]",
-)
-_KEY_MATCH = (
-    "{a}.hour = {b}.hour AND {a}.scope = {b}.scope AND "
-    "{a}.customer_account = {b}.customer_account AND {a}.dimension = {b}.dimension"
-)
-_BILL = (
-    "WITH input AS (SELECT * FROM unnest("
-    + ", ".join(f"?::{t}" for t in _TYPES)
-    + f") WITH ORDINALITY AS t({_COLUMNS}, ord)), "
-    f"inserted AS (INSERT INTO usage_records ({_COLUMNS}) "
-    # Request order, as SQLite (the usage view lists a batch's ties in it). Two nodes billing
-    # overlapping keys in opposite orders can deadlock: PostgreSQL aborts one, ``_write``
-    # retries it, and the retry finds the other's rows.
-    f"SELECT {_COLUMNS} FROM input ORDER BY ord "
-    "ON CONFLICT (hour, scope, customer_account, dimension) DO NOTHING "
-    "RETURNING hour, scope, customer_account, dimension, metering_record_id, quantity_micros) "
-    "SELECT coalesce(inserted.metering_record_id, existing.metering_record_id), "
-    "coalesce(inserted.quantity_micros, existing.quantity_micros), "
-    # this entry wrote the row: its key was inserted and it is the key's first entry (rows
-    # are inserted in request order)
-    "inserted.metering_record_id IS NOT NULL AND input.ord = min(input.ord) OVER "
-    "(PARTITION BY input.hour, input.scope, input.customer_account, input.dimension) "
-    "FROM input "
-    f"LEFT JOIN inserted ON {_KEY_MATCH.format(a='inserted', b='input')} "
-    f"LEFT JOIN usage_records existing ON {_KEY_MATCH.format(a='existing', b='input')} "
-    "ORDER BY input.ord"
-)
 
 
 class _Sql:
@@ -154,7 +108,7 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
 class PostgresStore(SqlStore):
     """``store.base.OperatorStore`` on a PostgreSQL database shared by any number of nodes."""
 
-    def __init__(self, url: str, pool_size: int = 16) -> None:
+    def __init__(self, url: str, pool_size: int = 16, bill_flushers: int = 2) -> None:
         self.url = url
         # Blocking database calls run here, one thread per pooled connection, so the event
         # loop never waits on PostgreSQL and the default executor's few threads are no limit.
@@ -177,6 +131,10 @@ class PostgresStore(SqlStore):
         except (psycopg.Error, PoolTimeout) as error:
             self._pool.close()
             raise SchemaError(f"cannot connect to PostgreSQL: {error}") from None
+        # billing's group commit: its flushers take their connections from the pool
+        self._biller = PostgresBiller(
+            self._pool.connection, bill_flushers, lambda: self._write_observer
+        )
         self._snapshot_lock = threading.Lock()
         self._in_flight = 0  # writes waiting for a connection or running (the metrics)
         self._in_flight_lock = threading.Lock()
@@ -212,12 +170,12 @@ class PostgresStore(SqlStore):
             queued = self._in_flight
         started = time.perf_counter()
         try:
-            for attempt in range(_RETRIES):
+            for attempt in range(RETRIES):
                 try:
                     with self._pool.connection() as connection, connection.transaction():
                         return work(_Sql(connection))
                 except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                    if attempt == _RETRIES - 1:
+                    if attempt == RETRIES - 1:
                         raise
             raise AssertionError("unreachable")
         finally:
@@ -253,12 +211,15 @@ class PostgresStore(SqlStore):
         if not entries:
             return []
         rows = [ledger_row(entry) for entry in entries]
-        return await self._in_thread(self._write_now, lambda sql: _bill(sql, rows))
+        outcomes = await self._biller.submit(rows)
+        if outcomes is None:
+            return [LedgerOutcome(row[5], row[4], inserted=True) for row in rows]
+        return outcomes
 
     async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
         if not rows:
             return None
-        return await self._in_thread(self._write_now, lambda sql: _bill(sql, rows))
+        return await self._biller.submit(rows)
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         return await self._in_thread(self.usage_now, query)
@@ -274,20 +235,6 @@ class PostgresStore(SqlStore):
         await asyncio.to_thread(self.close_now)  # not on its own executor: it shuts that down
 
     def close_now(self) -> None:
+        self._biller.close()
         self._pool.close()
         self._threads.shutdown(wait=True)
-
-
-def _bill(sql: SqlConnection, rows: Sequence[LedgerRow]) -> list[LedgerOutcome]:
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    found = sql.execute(_BILL, columns).fetchall()
-    outcomes = []
-    for row, (held, quantity, fresh) in zip(rows, found, strict=True):
-        if held is None:
-            # Another node committed this key after our statement's snapshot was taken and
-            # before our insert: a new statement sees it.
-            again = sql.execute(BILLED, row[:4]).fetchone()
-            assert again is not None, "a conflicting key must be readable once committed"
-            held, quantity = again[0], again[1]
-        outcomes.append(LedgerOutcome(held, quantity, inserted=bool(fresh)))
-    return outcomes
