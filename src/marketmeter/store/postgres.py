@@ -13,6 +13,8 @@ Same contract and behaviour as ``store.sqlite`` (``store.base.OperatorStore``):
   under an advisory lock so that nodes starting together apply them once; a newer schema is
   refused.
 - The catalog snapshot is cached per node and reloaded when ``catalog_state.version`` moved.
+  The version is read for every request, but the requests of a node waiting at once share one
+  read that began after each of them asked (``store.shared_read``).
 
 The pool is psycopg's synchronous ``ConnectionPool``; async callers reach it through this
 store's own threads (one per pooled connection), so it serves any event loop and the blocking
@@ -45,6 +47,7 @@ from marketmeter.store.migrations import (
     statements,
 )
 from marketmeter.store.postgres_biller import RETRIES, PostgresBiller
+from marketmeter.store.shared_read import SharedRead
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sql_store import SqlStore
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
@@ -141,6 +144,7 @@ class PostgresStore(SqlStore):
         # loaded on first use: a command that never reads the catalog (catalog apply) never
         # holds it
         self._snapshot = CatalogSnapshot(-1, Catalog())
+        self._catalog_version = SharedRead(lambda: self._read(catalog_version))
 
     def describe(self) -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.url)
@@ -188,10 +192,16 @@ class PostgresStore(SqlStore):
     # --- catalog ---------------------------------------------------------------------------
 
     async def catalog_snapshot(self) -> CatalogSnapshot:
-        return await self._in_thread(self.catalog_snapshot_now)
+        version = await self._catalog_version()
+        if version == self._snapshot.version:
+            return self._snapshot
+        return await self._in_thread(self._snapshot_at, version)
 
     def catalog_snapshot_now(self) -> CatalogSnapshot:
-        version = self._read_now(catalog_version)
+        return self._snapshot_at(self._read_now(catalog_version))
+
+    def _snapshot_at(self, version: int) -> CatalogSnapshot:
+        """The snapshot, reloaded if ``version`` (just read) is not the cached one's."""
         if version != self._snapshot.version:
             with self._snapshot_lock:
                 if version != self._snapshot.version:
