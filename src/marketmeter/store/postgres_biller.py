@@ -73,7 +73,8 @@ _KEY = "hour, scope, customer_account, dimension"
 _INSERT = (
     f"INSERT INTO usage_records ({LEDGER_COLUMNS}) "
     f"SELECT {LEDGER_COLUMNS} FROM unnest("
-    + ", ".join(f"%s::{t}" for t in _TYPES)
+    # binary parameters: a third of the client's CPU of text ones (arrays of 14 columns)
+    + ", ".join(f"%b::{t}" for t in _TYPES)
     + f") WITH ORDINALITY AS t({LEDGER_COLUMNS}, ord) "
     # group order: the first entry of a key is the one inserted (the usage view lists ties
     # in it too)
@@ -82,7 +83,7 @@ _INSERT = (
 )
 _HELD = (
     "SELECT t.ord, u.seq, u.metering_record_id, u.quantity_micros "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
+    "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY "
     f"AS t({_KEY}, ord) "
     "JOIN usage_records u ON u.hour = t.hour AND u.scope = t.scope "
     "AND u.customer_account = t.customer_account AND u.dimension = t.dimension"
