@@ -151,3 +151,18 @@ def test_requests_in_flight_together_share_statements_and_get_their_own_answers(
         assert first in (None, [outcome(0), outcome(1)])
         assert again == [outcome(1, inserted=False)]
     assert len(billed(store_url)) == 80
+
+
+def test_a_database_out_of_reach_fails_the_group_at_once_not_job_by_job() -> None:
+    tries = []
+
+    @contextlib.contextmanager
+    def unreachable() -> Iterator[psycopg.Connection[Any]]:
+        tries.append(1)
+        raise psycopg.OperationalError("connection refused")
+        yield  # pragma: no cover
+
+    results = bill_group(unreachable, [[row(1)], [row(2)], [row(3)]])
+    assert [outcome for outcome, _ in results] == [None, None, None]
+    assert [str(error) for _, error in results] == ["connection refused"] * 3
+    assert len(tries) == 1

@@ -22,8 +22,10 @@ SQLite writer's group commit does (``store.sqlite_writer``).
   statement whole and it is run again (``RETRIES`` times in all).
 - **Failures stay with their job.** If the group's statement fails for any other reason, each
   job is billed again alone; a job that still fails gets the error, the others their outcomes.
-  Nothing is written twice: a statement that failed wrote nothing, and a key already billed
-  is never billed again.
+  Only when the database is out of reach (a connection lost or not had in time, a shutdown)
+  does every job of the group get that error at once, since each would alone. Nothing is
+  written twice: a statement that failed wrote nothing, a key already billed is never billed
+  again, and nothing is answered before its commit.
 - An event loop's futures are completed in one ``call_soon_threadsafe`` per group.
 """
 
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
 from marketmeter.metering.types import LedgerOutcome
 from marketmeter.store.base import WriteObserver
@@ -89,6 +92,9 @@ _HELD = (
     "AND u.customer_account = t.customer_account AND u.dimension = t.dimension"
 )
 _ABORTED = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+# The database out of reach (no connection within the pool's timeout, a connection lost, the
+# server shutting down): not any job's fault, and each job alone would wait for it again.
+_UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
 
 # What a job gets: None (every row new, each billed under its own id) or each row's outcome,
 # in order; or the error that failed it.
@@ -102,6 +108,8 @@ def bill_group(connect: Connect, jobs: Sequence[Sequence[LedgerRow]]) -> list[Bi
     try:
         return [(outcome, None) for outcome in _retried(connect, jobs)]
     except Exception as error:
+        if isinstance(error, _UNREACHABLE) and not isinstance(error, _ABORTED):
+            return [(None, error)] * len(jobs)  # each job alone would fail the same way
         if len(jobs) == 1:
             return [(None, error)]
         log.warning("a group of %d bill jobs failed (%s); billing each alone", len(jobs), error)
