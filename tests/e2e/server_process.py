@@ -75,6 +75,9 @@ class ServerProcess:
         args += ["--db", self.db_url]
         if self.catalog is not None:
             args += ["--catalog", str(self.catalog)]
+        if "--workers" not in self.extra:
+            # one process starts fastest; test_workers.py serves with several
+            args += ["--workers", "1"]
         args += list(self.extra)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
