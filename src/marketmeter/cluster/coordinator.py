@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import pickle
 import shutil
 import signal
@@ -28,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +38,7 @@ from typing import Any
 import uvicorn
 
 from marketmeter.app import MarketmeterApp
+from marketmeter.cluster import worker
 from marketmeter.cluster.link import LedgerService
 from marketmeter.cluster.shared_state import SharedState
 from marketmeter.config import Settings
@@ -83,13 +86,23 @@ def _listen(host: str, port: int) -> socket.socket:
 class _Workers:
     """The worker processes: started, started again when one dies, stopped."""
 
-    def __init__(self, runtime: Path, listening: socket.socket, count: int) -> None:
+    def __init__(
+        self, settings: Settings, runtime: Path, listening: socket.socket, count: int
+    ) -> None:
+        self._settings = settings
         self._runtime = runtime
         self._listening = listening
-        self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
+        self.processes: list[subprocess.Popen[bytes] | _Forked | None] = [None] * count
         self.stopping = False
 
+    def fork_all(self) -> None:
+        """The first workers: forked, with what the coordinator imported (no thread yet)."""
+        for index in range(len(self.processes)):
+            pid = worker.fork(self._settings, self._runtime, index, self._listening)
+            self.processes[index] = _Forked(pid)
+
     def start(self, index: int) -> None:
+        """A worker started again: a new interpreter (the coordinator runs threads now)."""
         descriptor = self._listening.fileno()
         self.processes[index] = subprocess.Popen(
             [
@@ -99,13 +112,10 @@ class _Workers:
                 str(self._runtime),
                 str(index),
                 str(descriptor),
+                str(os.getpid()),
             ],
             pass_fds=(descriptor,),
         )
-
-    def start_all(self) -> None:
-        for index in range(len(self.processes)):
-            self.start(index)
 
     async def supervise(self) -> None:
         """Start again any worker that exits while the server is not stopping."""
@@ -141,7 +151,42 @@ class _Workers:
                 await asyncio.to_thread(process.wait, patience)
             except subprocess.TimeoutExpired:
                 process.kill()
-                await asyncio.to_thread(process.wait)
+                await asyncio.to_thread(process.wait, None)
+
+
+class _Forked:
+    """A forked worker, as much of ``subprocess.Popen`` as ``_Workers`` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def serve(settings: Settings) -> None:
@@ -149,7 +194,7 @@ def serve(settings: Settings) -> None:
     settings, generated_token = prepared(settings)
     listening = _listen(settings.host, settings.port)
     runtime = Path(tempfile.mkdtemp(prefix="marketmeter-serve-"))
-    workers = _Workers(runtime, listening, settings.workers)
+    workers = _Workers(settings, runtime, listening, settings.workers)
     try:
         (runtime / "settings.pickle").write_bytes(pickle.dumps(settings))
         state = SharedState(str(runtime / "state"), create=True)
@@ -157,7 +202,7 @@ def serve(settings: Settings) -> None:
         state.publish(
             ClockState(datetime.now(UTC), "system", timedelta(0)), settings.quota == "off"
         )
-        workers.start_all()  # they import while the coordinator opens the store
+        workers.fork_all()  # they start while the coordinator opens the store
         app, store, catalog_line = build_service(settings)
         banner = banner_lines(settings, store, catalog_line, generated_token)
         host, port = listening.getsockname()[:2]

@@ -19,6 +19,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 # hop-by-hop: about the worker's connection, not the request
 _DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
+# and the worker's HTTP server dates its answers itself
+_NOT_FORWARDED = _DROPPED | {b"date"}
 
 
 class Forwarder:
@@ -26,7 +28,11 @@ class Forwarder:
 
     def __init__(self, path: str, connections: int) -> None:
         transport = httpx.AsyncHTTPTransport(
-            uds=path, limits=httpx.Limits(max_connections=connections, max_keepalive_connections=64)
+            uds=path,
+            # idle connections are let go before the coordinator's idle timeout could close them
+            limits=httpx.Limits(
+                max_connections=connections, max_keepalive_connections=64, keepalive_expiry=1.0
+            ),
         )
         self._client = httpx.AsyncClient(transport=transport, timeout=None)
 
@@ -64,7 +70,7 @@ class Forwarder:
             return
         try:
             answered = [
-                (k, v) for k, v in response.headers.raw if k.lower() not in _DROPPED
+                (k, v) for k, v in response.headers.raw if k.lower() not in _NOT_FORWARDED
             ] + list(extra or ())
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": answered}

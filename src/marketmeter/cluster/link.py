@@ -141,9 +141,11 @@ class CoordinatorLink:
         self._closing = False
         self.observing = True
 
-    async def connect(self, path: str, index: int, patience: float) -> None:
-        """Connect (retrying while the coordinator starts, up to ``patience`` seconds), then
-        say hello and wait until the coordinator is ready."""
+    async def connect(
+        self, path: str, index: int, patience: float, alive: Callable[[], bool]
+    ) -> None:
+        """Connect (retrying while the coordinator starts and is ``alive``, up to ``patience``
+        seconds), then say hello and wait until the coordinator is ready."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience
         while True:
@@ -151,7 +153,7 @@ class CoordinatorLink:
                 reader, self._writer = await asyncio.open_unix_connection(path)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
-                if loop.time() > deadline:
+                if loop.time() > deadline or not alive():
                     raise
                 await asyncio.sleep(0.02)
         self._reader_task = asyncio.create_task(self._read_answers(reader))

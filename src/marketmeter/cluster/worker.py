@@ -13,8 +13,9 @@ check that fails, and every call while a fault rule, a latency or a quota is set
 coordinator's full app unchanged (``cluster.forward``): the coordinator answers it exactly as
 one process does. Every answer carries ``x-marketmeter-worker`` (the worker's number).
 
-Started by the coordinator as ``python -m marketmeter.cluster.worker RUNTIME INDEX FD``: its
-settings are in ``RUNTIME/settings.pickle``, the listening socket is descriptor ``FD``. It
+Started by the coordinator (process ``PID``) as ``python -m marketmeter.cluster.worker RUNTIME
+INDEX FD PID``: its settings are in ``RUNTIME/settings.pickle``, the listening socket is
+descriptor ``FD``. It
 stops (draining its connections as uvicorn does) on SIGTERM or SIGINT, and when the
 coordinator goes away.
 """
@@ -22,7 +23,12 @@ coordinator goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 import logging
+import os
 import pickle
 import signal
 import socket
@@ -55,7 +61,7 @@ from marketmeter.servicemodel.spec import METERING, service_regions, target_pref
 from marketmeter.store.base import LedgerRow, OperatorStore
 from marketmeter.store.open import open_store
 
-__all__ = ["WORKER_HEADER", "WorkerApp", "main"]
+__all__ = ["WORKER_HEADER", "WorkerApp", "fork", "main", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,7 @@ OPERATION = "BatchMeterUsage"
 _TARGET = f"{target_prefix()}.{OPERATION}".encode()
 # the coordinator may be applying a large start-up catalog while the workers start
 _COORDINATOR_PATIENCE = 3600.0
+_PR_SET_PDEATHSIG = 1
 
 Message = MutableMapping[str, Any]
 
@@ -93,8 +100,9 @@ class _Undecided(Exception):
 class WorkerApp:
     """The worker's ASGI app."""
 
-    def __init__(self, settings: Settings, runtime: Path, index: int) -> None:
+    def __init__(self, settings: Settings, runtime: Path, index: int, parent: int) -> None:
         self._settings = settings
+        self._parent = parent
         self._runtime = runtime
         self._index = index
         self._header = [(WORKER_HEADER, str(index).encode())]
@@ -231,7 +239,10 @@ class WorkerApp:
 
     async def _start(self) -> None:
         await self.link.connect(
-            str(self._runtime / "ledger.sock"), self._index, _COORDINATOR_PATIENCE
+            str(self._runtime / "ledger.sock"),
+            self._index,
+            _COORDINATOR_PATIENCE,
+            lambda: os.getppid() == self._parent,
         )
         settings = self._settings
         # opened once the coordinator is ready: the schema is migrated, the catalog applied
@@ -296,18 +307,55 @@ def worker_config(app: WorkerApp, settings: Settings) -> uvicorn.Config:
     )
 
 
-def main(argv: list[str]) -> None:
-    runtime, index, descriptor = Path(argv[0]), int(argv[1]), int(argv[2])
-    settings: Settings = pickle.loads((runtime / "settings.pickle").read_bytes())
-    configure_logging(settings.log_format, settings.log_level, [settings.admin_token or ""])
-    listening = socket.socket(fileno=descriptor)
-    app = WorkerApp(settings, runtime, index)
+def _stop_with_parent() -> None:
+    """Ask Linux to kill this worker when the coordinator dies (a SIGKILL leaves it no time to
+    stop its workers; without it nothing can be billed): the port is free at once for the
+    next server. Elsewhere the lost link stops it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run(
+    settings: Settings, runtime: Path, index: int, listening: socket.socket, parent: int
+) -> int:
+    """Serve on ``listening`` until stopped; the exit status. In a process of its own: started
+    by ``main``, or forked by the coordinator before it opened anything (``fork``)."""
+    _stop_with_parent()
+    if os.getppid() != parent:  # the coordinator died before the signal was asked for
+        return 1
+    app = WorkerApp(settings, runtime, index, parent)
     server = app.server = uvicorn.Server(worker_config(app, settings))
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda signum, frame: None)
     asyncio.run(server.serve(sockets=[listening]))
-    if not server.started:
-        sys.exit(1)
+    return 0 if server.started else 1
+
+
+def fork(settings: Settings, runtime: Path, index: int, listening: socket.socket) -> int:
+    """A worker forked from the coordinator, which has imported all a worker needs already and
+    has no thread yet (its pid)."""
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()  # the parent's objects stay shared pages in the child
+    pid = os.fork()
+    if pid:
+        gc.unfreeze()
+        return pid
+    code = 1
+    try:
+        code = run(settings, runtime, index, listening, parent)
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def main(argv: list[str]) -> None:
+    runtime, index, descriptor, parent = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
+    settings: Settings = pickle.loads((runtime / "settings.pickle").read_bytes())
+    configure_logging(settings.log_format, settings.log_level, [settings.admin_token or ""])
+    sys.exit(run(settings, runtime, index, socket.socket(fileno=descriptor), parent))
 
 
 if __name__ == "__main__":
