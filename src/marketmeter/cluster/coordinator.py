@@ -210,7 +210,8 @@ def serve(settings: Settings) -> None:
         text = ready_text(f"http://{shown}:{port}", banner, credentials_line(settings))
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, lambda signum, frame: None)
-        started = asyncio.run(_coordinate(settings, app, state, runtime, workers, text))
+        with asyncio.Runner(loop_factory=worker.loop_factory()) as runner:
+            started = runner.run(_coordinate(settings, app, state, runtime, workers, text))
     finally:
         workers.stopping = True
         workers.signal_all(signal.SIGKILL)
