@@ -148,6 +148,38 @@ def test_a_clock_moved_holds_on_the_other_worker_and_the_journal_has_its_call(
     assert [r["meteringRecordId"] for r in billed] == [answer["Results"][0]["MeteringRecordId"]]
 
 
+def test_meter_usage_answered_by_a_worker_on_the_moved_clock_is_journaled_and_billed(
+    pinned: Pinned,
+) -> None:
+    pinned.admin(0, "PUT", "/clock", {"time": FROZEN, "frozen": True})
+    body = {
+        "ProductCode": "prod-ami",
+        "Timestamp": FROZEN_EPOCH - 60,
+        "UsageDimension": "vcpu_hours",
+        "UsageQuantity": 2,
+    }
+    headers = {
+        "x-amz-target": "AWSMPMeteringService.MeterUsage",
+        "content-type": "application/x-amz-json-1.1",
+        # open auth reads the caller from the credential scope; the instance is the session
+        "authorization": "AWS4-HMAC-SHA256 Credential=AKIATESTALICE0000001/20210601/us-east-1/"
+        "aws-marketplace/aws4_request, SignedHeaders=host;x-amz-target, Signature=0",
+        "x-amz-security-token": "i-workers-test",
+    }
+    status, answered, answer = pinned.call(1, "POST", "/", body, headers)
+    assert status == 200, answer
+
+    (entry,) = pinned.admin(0, "GET", "/journal?limit=1")["entries"]
+    assert (entry["requestId"], entry["operation"], entry["status"], entry["time"]) == (
+        answered["x-amzn-requestid"],
+        "MeterUsage",
+        200,
+        FROZEN,
+    )
+    billed = pinned.admin(0, "GET", "/usage?product=prod-ami")["records"]
+    assert [r["meteringRecordId"] for r in billed] == [answer["MeteringRecordId"]]
+
+
 def test_a_fault_rule_added_on_one_worker_fails_the_next_call_on_the_other(
     pinned: Pinned,
 ) -> None:

@@ -1,15 +1,17 @@
 """One worker process of ``marketmeter serve --workers N``: HTTP on the shared listening socket,
-the common BatchMeterUsage answered here, everything else handed to the coordinator.
+the common BatchMeterUsage and MeterUsage answered here, everything else handed to the
+coordinator.
 
-A worker answers a BatchMeterUsage call itself when it is the common batch
-(``protocol.batch_lane.BatchCodec``) on ``POST /`` and the test bench is idle
-(``cluster.shared_state``): it authenticates and authorizes the caller, reads the catalog
-from the database (its own read connections, the catalog stamp telling it when to reload),
-checks the rules on the coordinator's clock (``StampedClock``), then sends the ledger rows to
-the coordinator (``cluster.link``) and answers only once the coordinator has committed them,
-and once the call's journal entry is in the coordinator's journal. Whatever it does not
-answer itself (another operation, another path, an invalid or refused request, a whole-request
-check that fails, and every call while a fault rule, a latency or a quota is set) goes to the
+A worker answers a call itself when the test bench is idle (``cluster.shared_state``) and it
+is, on ``POST /``, the common BatchMeterUsage batch (``protocol.batch_lane.BatchCodec``) or a
+MeterUsage of an hourly record (no dry run, no client token): it authenticates and
+authorizes the caller, reads the catalog from the database (its own read connections, the
+catalog stamp telling it when to reload), checks the rules on the coordinator's clock
+(``StampedClock``), then sends the ledger rows to the coordinator (``cluster.link``) and
+answers only once the coordinator has committed them, and once the call's journal entry is
+in the coordinator's journal. Whatever it does not
+answer itself (another operation, another path, an invalid or refused request, a rule that
+refuses the call, and every call while a fault rule, a latency or a quota is set) goes to the
 coordinator's full app unchanged (``cluster.forward``): the coordinator answers it exactly as
 one process does. Every answer carries ``x-marketmeter-worker`` (the worker's number).
 
@@ -36,7 +38,7 @@ import sys
 import time
 from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 
@@ -47,18 +49,22 @@ from marketmeter.cluster.shared_state import SharedState, StampedClock
 from marketmeter.config import Settings
 from marketmeter.errors import AwsError, InternalServiceErrorException
 from marketmeter.metering.ids import RandomIds
+from marketmeter.metering.meter_usage import MeterUsage
 from marketmeter.metering.simple_batch import SimpleBatch
-from marketmeter.metering.types import LedgerOutcome
+from marketmeter.metering.types import Caller, LedgerEntry, LedgerOutcome
 from marketmeter.observe.logs import configure as configure_logging
 from marketmeter.protocol import serialize
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.batch_lane import BatchCodec
 from marketmeter.protocol.guarded_http import guarded_protocol
 from marketmeter.protocol.hooks import JournalEntry
+from marketmeter.protocol.parse import decode_and_validate, meter_usage_request
 from marketmeter.protocol.raw_request import RawRequest
 from marketmeter.protocol.sigv4 import SigV4Verifier
-from marketmeter.servicemodel.spec import METERING, service_regions, target_prefix
-from marketmeter.store.base import LedgerRow, OperatorStore
+from marketmeter.servicemodel.spec import METERING, service_model, service_regions, target_prefix
+from marketmeter.servicemodel.validation import compile_shape
+from marketmeter.store.base import LedgerRow, OperatorStore, Store
+from marketmeter.store.ledger_rows import ledger_row
 from marketmeter.store.open import open_store
 
 __all__ = ["WORKER_HEADER", "WorkerApp", "fork", "main", "run"]
@@ -66,8 +72,10 @@ __all__ = ["WORKER_HEADER", "WorkerApp", "fork", "main", "run"]
 log = logging.getLogger(__name__)
 
 WORKER_HEADER = b"x-marketmeter-worker"
-OPERATION = "BatchMeterUsage"
-_TARGET = f"{target_prefix()}.{OPERATION}".encode()
+# the operations a worker answers itself, by X-Amz-Target
+_OPERATIONS = {
+    f"{target_prefix()}.{name}".encode(): name for name in ("BatchMeterUsage", "MeterUsage")
+}
 # the coordinator may be applying a large start-up catalog while the workers start
 _COORDINATOR_PATIENCE = 3600.0
 _PR_SET_PDEATHSIG = 1
@@ -87,6 +95,15 @@ class _Ledger:
 
     async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
         return await self._link.bill_rows(rows)
+
+    async def bill(self, entries: Sequence[LedgerEntry]) -> list[LedgerOutcome]:
+        """``store.base.Store.bill``, what MeterUsage's hourly records need (a dry run and a
+        client token, which read or claim otherwise, are the coordinator's)."""
+        rows = [ledger_row(entry) for entry in entries]
+        outcomes = await self._link.bill_rows(rows)
+        if outcomes is None:
+            return [LedgerOutcome(row[5], row[4], inserted=True) for row in rows]
+        return outcomes
 
 
 class _ClientGone(Exception):
@@ -115,6 +132,10 @@ class WorkerApp:
         self._store: OperatorStore | None = None
         self._auth: Authenticator = OpenAuth()
         self._simple: SimpleBatch | None = None
+        self._meter: MeterUsage | None = None
+        self._meter_checker = compile_shape(
+            service_model().operation_model("MeterUsage").input_shape
+        )
         self.server: uvicorn.Server | None = None
 
     def _coordinator_lost(self) -> None:
@@ -131,14 +152,14 @@ class WorkerApp:
             self._simple is not None
             and scope["method"] == "POST"
             and scope["path"] == "/"
-            and _target(scope["headers"]) == _TARGET
+            and (operation := _OPERATIONS.get(_target(scope["headers"]) or b"")) is not None
             and self._state.idle
         ):
-            await self._batch(scope, receive, send)
+            await self._metering(operation, scope, receive, send)
         else:
             await self._forward(scope, receive, send, extra=self._header)
 
-    async def _batch(self, scope: Message, receive: Any, send: Any) -> None:
+    async def _metering(self, operation: str, scope: Message, receive: Any, send: Any) -> None:
         try:
             body = await _body(scope, receive, self._settings.max_body_bytes)
         except _ClientGone:
@@ -149,7 +170,7 @@ class WorkerApp:
         started = time.perf_counter()
         request_id = self._request_ids()
         try:
-            decided = await self._decide(scope, body)
+            decided = await self._decide(operation, scope, body)
         except _Undecided:
             await self._forward(scope, receive, send, body=body, extra=self._header)
             return
@@ -160,8 +181,8 @@ class WorkerApp:
                 time=self._clock.now().timestamp(),
                 wall_time=time.time(),
                 request_id=request_id,
-                operation=OPERATION,
-                target=_TARGET.decode(),
+                operation=operation,
+                target=f"{target_prefix()}.{operation}",
                 access_key_id=access_key,
                 product_code=code,
                 request_body=body,
@@ -181,7 +202,7 @@ class WorkerApp:
         await send({"type": "http.response.body", "body": response.body})
 
     async def _decide(
-        self, scope: Message, body: bytes
+        self, operation: str, scope: Message, body: bytes
     ) -> tuple[str | None, str | None, int, bytes, tuple[str, ...], str | None]:
         """Access key, product, status, answer, verdicts and error type of a call this
         worker answers; ``_Undecided`` if the coordinator must."""
@@ -195,9 +216,11 @@ class WorkerApp:
         )
         try:
             caller = await self._auth.authenticate(request, METERING)
-            self._auth.authorize(caller, OPERATION)
+            self._auth.authorize(caller, operation)
         except AwsError:
             raise _Undecided from None
+        if operation == "MeterUsage":
+            return await self._meter_usage(caller, body)
         parsed = self._codec.accept(body)
         if parsed is None:
             raise _Undecided
@@ -217,6 +240,30 @@ class WorkerApp:
             raise _Undecided  # a whole-request check failed: the coordinator's exact error
         answer = self._codec.encode(records, result)
         return caller.access_key_id, code, 200, answer, tuple(result.statuses), None
+
+    async def _meter_usage(
+        self, caller: Caller, body: bytes
+    ) -> tuple[str | None, str | None, int, bytes, tuple[str, ...], str | None]:
+        """MeterUsage of an hourly record: the rules of one process, billed by the
+        coordinator. An AWS error, raised before anything is billed or by a duplicate (which
+        billing again reproduces), is the coordinator's to answer and journal."""
+        assert self._meter is not None
+        try:
+            request = meter_usage_request(decode_and_validate(self._meter_checker, body))
+            if request.dry_run or request.client_token is not None:
+                raise _Undecided
+            async with asyncio.timeout(self._settings.limits.processing_timeout):
+                result = await self._meter(request, caller)
+        except AwsError:
+            raise _Undecided from None
+        except _Undecided:
+            raise
+        except Exception:
+            log.exception("worker %d: MeterUsage failed", self._index)
+            failed = _internal_error()
+            return caller.access_key_id, None, 500, failed.body, (), failed.error_type
+        answer = serialize.success(serialize.meter_usage_result(result)).body
+        return caller.access_key_id, request.product_code, 200, answer, ("Success",), None
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -253,9 +300,15 @@ class WorkerApp:
             self._auth = StrictAuth(
                 store.catalog_snapshot, SigV4Verifier(regions=service_regions())
             )
-        self._simple = SimpleBatch(
-            _Ledger(store, self.link), self._clock, RandomIds(), settings.usage_window
+        ledger = _Ledger(store, self.link)
+        self._meter = MeterUsage(
+            cast(Store, ledger),  # catalog reads and ``bill``: all an hourly record needs
+            self._clock,
+            RandomIds(),
+            settings.meter_usage_window,
+            settings.dry_run_answer,
         )
+        self._simple = SimpleBatch(ledger, self._clock, RandomIds(), settings.usage_window)
 
 
 def _target(headers: list[tuple[bytes, bytes]]) -> bytes | None:
