@@ -1,10 +1,11 @@
 """``marketmeter serve --workers N`` (N > 1): the coordinator process and its workers.
 
-The coordinator is the process ``serve`` starts in. It binds the public listening socket,
-starts N worker processes on it (``cluster.worker``), then opens the store and runs the whole
-single-process app (``app.MarketmeterApp``: the store's one writer, the test bench, the
-journal, the lifecycle's background tasks, the admin API, the dashboard) on a Unix socket of
-its runtime directory, which the workers forward to, and serves the workers' ledger writes and
+The coordinator is the process ``serve`` starts in. It binds the public address (one
+listening socket per worker, ``SO_REUSEPORT``), starts N worker processes on them
+(``cluster.worker``), then opens the store and runs the whole single-process app
+(``app.MarketmeterApp``: the store's one writer, the test bench, the journal, the
+lifecycle's background tasks, the admin API, the dashboard) on a Unix socket of its runtime
+directory, which the workers forward to, and serves the workers' ledger writes and
 journal entries on another (``cluster.link``). Before answering any call it publishes its
 service clock and whether the bench is idle (``cluster.shared_state``), so a clock moved or a
 fault rule added holds for the very next call on any worker; the catalog's version reaches
@@ -69,41 +70,49 @@ class _Internal(uvicorn.Server):
         yield
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on one address, one per worker: with ``SO_REUSEPORT`` the
+    kernel spreads new connections evenly over them (one socket shared by every worker
+    leaves most connections to whichever wakes first). A worker's socket stays open here
+    while it is started again: its connections wait in the backlog meanwhile."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listening = socket.socket(family, socket.SOCK_STREAM)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sockets: list[socket.socket] = []
     try:
-        listening.bind((host, port))
-        listening.listen(_BACKLOG)
+        for _ in range(count):
+            listening = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(listening)
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            listening.bind((host, port))
+            port = listening.getsockname()[1]  # port 0: the others take the one it got
+            listening.listen(_BACKLOG)
+            listening.set_inheritable(True)
     except BaseException:
-        listening.close()
+        for listening in sockets:
+            listening.close()
         raise
-    listening.set_inheritable(True)
-    return listening
+    return sockets
 
 
 class _Workers:
     """The worker processes: started, started again when one dies, stopped."""
 
-    def __init__(
-        self, settings: Settings, runtime: Path, listening: socket.socket, count: int
-    ) -> None:
+    def __init__(self, settings: Settings, runtime: Path, listening: list[socket.socket]) -> None:
         self._settings = settings
         self._runtime = runtime
         self._listening = listening
-        self.processes: list[subprocess.Popen[bytes] | _Forked | None] = [None] * count
+        self.processes: list[subprocess.Popen[bytes] | _Forked | None] = [None] * len(listening)
         self.stopping = False
 
     def fork_all(self) -> None:
         """The first workers: forked, with what the coordinator imported (no thread yet)."""
         for index in range(len(self.processes)):
-            pid = worker.fork(self._settings, self._runtime, index, self._listening)
+            pid = worker.fork(self._settings, self._runtime, index, self._listening[index])
             self.processes[index] = _Forked(pid)
 
     def start(self, index: int) -> None:
         """A worker started again: a new interpreter (the coordinator runs threads now)."""
-        descriptor = self._listening.fileno()
+        descriptor = self._listening[index].fileno()
         self.processes[index] = subprocess.Popen(
             [
                 sys.executable,
@@ -192,9 +201,9 @@ class _Forked:
 def serve(settings: Settings) -> None:
     """Serve with ``settings.workers`` worker processes until stopped."""
     settings, generated_token = prepared(settings)
-    listening = _listen(settings.host, settings.port)
+    listening = _listen(settings.host, settings.port, settings.workers)
     runtime = Path(tempfile.mkdtemp(prefix="marketmeter-serve-"))
-    workers = _Workers(settings, runtime, listening, settings.workers)
+    workers = _Workers(settings, runtime, listening)
     try:
         (runtime / "settings.pickle").write_bytes(pickle.dumps(settings))
         state = SharedState(str(runtime / "state"), create=True)
@@ -205,7 +214,7 @@ def serve(settings: Settings) -> None:
         workers.fork_all()  # they start while the coordinator opens the store
         app, store, catalog_line = build_service(settings)
         banner = banner_lines(settings, store, catalog_line, generated_token)
-        host, port = listening.getsockname()[:2]
+        host, port = listening[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         text = ready_text(f"http://{shown}:{port}", banner, credentials_line(settings))
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
@@ -215,7 +224,8 @@ def serve(settings: Settings) -> None:
     finally:
         workers.stopping = True
         workers.signal_all(signal.SIGKILL)
-        listening.close()
+        for each in listening:
+            each.close()
         shutil.rmtree(runtime, ignore_errors=True)
     if not started:
         sys.exit(1)
