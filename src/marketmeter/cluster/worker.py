@@ -63,8 +63,7 @@ from marketmeter.protocol.raw_request import RawRequest
 from marketmeter.protocol.sigv4 import SigV4Verifier
 from marketmeter.servicemodel.spec import METERING, service_model, service_regions, target_prefix
 from marketmeter.servicemodel.validation import compile_shape
-from marketmeter.store.base import LedgerRow, OperatorStore, Store
-from marketmeter.store.ledger_rows import ledger_row
+from marketmeter.store.base import LedgerRow, OperatorStore, Store, ledger_row
 from marketmeter.store.open import open_store
 
 __all__ = ["WORKER_HEADER", "WorkerApp", "fork", "main", "run"]
