@@ -107,7 +107,8 @@ class _Workers:
     def fork_all(self) -> None:
         """The first workers: forked, with what the coordinator imported (no thread yet)."""
         for index in range(len(self.processes)):
-            pid = worker.fork(self._settings, self._runtime, index, self._listening[index])
+            others = [s for i, s in enumerate(self._listening) if i != index]
+            pid = worker.fork(self._settings, self._runtime, index, self._listening[index], others)
             self.processes[index] = _Forked(pid)
 
     def start(self, index: int) -> None:
@@ -150,8 +151,12 @@ class _Workers:
                     process.send_signal(signum)
 
     async def stop(self, patience: float) -> None:
-        """SIGTERM to each worker, then wait for it to drain (SIGKILL after ``patience``)."""
+        """SIGTERM to each worker, then wait for it to drain (SIGKILL after ``patience``).
+        The coordinator's copies of the listening sockets close first: with the workers', a
+        new connection is refused at once."""
         self.stopping = True
+        for listening in self._listening:
+            listening.close()
         self.signal_all(signal.SIGTERM)
         for process in self.processes:
             if process is None:

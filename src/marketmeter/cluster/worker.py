@@ -394,9 +394,16 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def fork(settings: Settings, runtime: Path, index: int, listening: socket.socket) -> int:
+def fork(
+    settings: Settings,
+    runtime: Path,
+    index: int,
+    listening: socket.socket,
+    others: Sequence[socket.socket] = (),
+) -> int:
     """A worker forked from the coordinator, which has imported all a worker needs already and
-    has no thread yet (its pid)."""
+    has no thread yet (its pid). The child closes the ``others`` listening sockets: once every
+    process that listens on one has closed it, a new connection there is refused."""
     parent = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -407,6 +414,8 @@ def fork(settings: Settings, runtime: Path, index: int, listening: socket.socket
         return pid
     code = 1
     try:
+        for other in others:
+            other.close()
         code = run(settings, runtime, index, listening, parent)
     finally:
         logging.shutdown()
