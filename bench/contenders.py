@@ -48,6 +48,7 @@ class Contender:
     load_script = BATCH_LOAD
     records_per_request = 25  # what one 2xx answer bills
     distinct_keys = False  # whether every request bills a new key, however long the run
+    workers: int | None = None  # marketmeter's serve --workers (None: serve's default)
 
     def prepare(self, port: int) -> list[str]:
         raise NotImplementedError
@@ -113,6 +114,7 @@ class SQLiteContender(Contender):
         return [
             *(sys.executable, "-m", "marketmeter", "serve", "--host", "127.0.0.1"),
             *("--port", str(port), "--db", str(self._copy), "--sync", self.sync),
+            *workers_option(self.workers),
         ]
 
     def billed_rows_since(self, hour: int) -> int | None:
@@ -198,6 +200,7 @@ class PostgresContender(Contender):
         return [
             *(sys.executable, "-m", "marketmeter", "serve", "--host", "127.0.0.1"),
             *("--port", str(port), "--db", url),
+            *workers_option(self.workers),
         ]
 
     def database_pid(self) -> int | None:
@@ -223,6 +226,10 @@ class PostgresContender(Contender):
 
     def close(self) -> None:
         self.server.stop()
+
+
+def workers_option(workers: int | None) -> list[str]:
+    return [] if workers is None else ["--workers", str(workers)]
 
 
 def postgres_available() -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "run_command",
     "stat_cpu_ticks",
     "stop",
+    "tree_peak_rss_mib",
     "wait_healthy",
 ]
 
@@ -64,6 +65,29 @@ def process_tree_cpu_seconds(root: int) -> float:
         total += ticks.get(pid, 0)
         stack.extend(children.get(pid, ()))
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_peak_rss_mib(root: int) -> float:
+    """The peak resident sets (``VmHWM``) of ``root`` and every live descendant, added up,
+    MiB: every process of a server (``serve --workers``). Pages a forked worker still shares
+    with its parent count in both."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent, _ = stat_cpu_ticks(Path(f"/proc/{entry}/stat").read_text())
+            except (OSError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, ()))
+        try:
+            total += peak_rss_mib(pid)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or a kernel thread
+    return total
 
 
 def peak_rss_mib(pid: int) -> float:

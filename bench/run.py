@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.run --seconds 30 --connections 8 64 --contenders moto sqlite-full
     .venv/bin/python -m bench.run --growth 0 1000000 --json results.json
     .venv/bin/python -m bench.run --smoke             # every path, 2 s runs, under a minute
+    .venv/bin/python -m bench.run --workers 1 --connections 64   # marketmeter in one process
 
 Every run starts a server on a free 127.0.0.1 port with a fresh ledger (the bench catalog of
 ``bench/make_catalog.py``, applied once into a cached SQLite template and copied per run),
@@ -21,7 +22,9 @@ load), ``sqlite-meter-usage`` (MeterUsage, one record a request from a new insta
 fresh database per run; only where Debian's ``postgresql`` is installed). Per run: requests/s,
 records/s (2xx only), p50/p99/max latency, the server's CPU seconds and CPU % over the load
 window (its whole process tree, from ``/proc``; the database's apart), its peak RSS
-(``VmHWM``) and wrk's own CPU. The table's last two columns are the run's requests/s over
+(``VmHWM`` of every process of the server, added up) and wrk's own CPU. marketmeter serves
+with its default workers (one process per core, ``serve --workers``) unless ``--workers``
+says. The table's last two columns are the run's requests/s over
 moto-fair's and moto's at the same connection count, in the same invocation.
 
 Ledger growth (``--growth``): sqlite-full at ``--growth-connections`` on ledgers pre-filled with
@@ -62,10 +65,10 @@ from bench.processes import (
     ROOT,
     free_port,
     machine_description,
-    peak_rss_mib,
     process_tree_cpu_seconds,
     run_command,
     stop,
+    tree_peak_rss_mib,
     wait_healthy,
 )
 from bench.report import (
@@ -181,7 +184,7 @@ def _load(
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_cpu = process_tree_cpu_seconds(process.pid) - server_before
     database_cpu = process_tree_cpu_seconds(database) - database_before if database else None
-    rss = peak_rss_mib(process.pid)
+    rss = tree_peak_rss_mib(process.pid)
     if completed.returncode != 0:
         raise RuntimeError(f"wrk exited with {completed.returncode}: {completed.stderr.strip()}")
     report = parse_wrk(completed.stdout)
@@ -255,6 +258,13 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="check every path quickly: 2 s runs at 1 and 8 connections, growth 0 and 10,000 "
         "rows at 8 (overrides --seconds, --connections, --growth, --growth-connections)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="marketmeter's serve --workers for every marketmeter contender (default: serve's "
+        "own, one per core)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     options = parser.parse_args(argv)
@@ -357,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(why_not)
                 notes.append(why_not)
                 continue
+            contender.workers = options.workers
             try:
                 for connections in options.connections:
                     results.append(
@@ -371,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             ledger = filled_ledger(cache, template, options.buyers, rows)
             contender = SQLiteContender("sqlite-full", "full", ledger, work)
+            contender.workers = options.workers
             result = measure(
                 contender, options.growth_connections, options.seconds, options.buyers, work, rows
             )

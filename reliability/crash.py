@@ -2,12 +2,16 @@
 never billed twice.
 
     .venv/bin/python -m reliability.crash --cycles 50
+    .venv/bin/python -m reliability.crash --cycles 50 --workers 2 --kill any
     .venv/bin/python -m reliability.crash --cycles 20 --backend postgresql
 
 A real ``marketmeter serve`` on a fresh ledger (a SQLite file in a temporary directory, or a
 database of a dedicated PostgreSQL 15 server) takes BatchMeterUsage and MeterUsage from
 ``--clients`` threads (``reliability.crash_load``). Each cycle, at a random moment (``--seed``),
-the server gets SIGKILL and is started again at once; the time from the kill until
+one of the server's processes, chosen at random, gets SIGKILL (``--kill any``; ``--kill
+server``: always its first process): a worker of ``serve --workers``, which the server starts
+again while the others answer, or the coordinator (the only process with ``--workers 1``),
+whose workers then stop and which is started again at once; the time from the kill until
 ``/_marketmeter/health`` answers is that restart's time. On PostgreSQL each cycle also stops the
 database server in immediate mode at its own random moment and starts it again (marketmeter
 keeps running); the time until marketmeter's usage view answers again is recorded. The clients
@@ -20,6 +24,7 @@ to ``--json``); exits 1 on any violation.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -56,6 +61,11 @@ class CrashSettings:
     max_uptime: float = 1.5
     restart_limit: float = 2.0
     buyers: int | None = None  # SaaS buyers in the catalog; default: enough keys for the run
+    workers: int | None = None  # serve --workers (None: serve's default, one per core)
+    # what each cycle kills: the whole server (its first process), or any one of its processes
+    # at random (a worker, which the server starts again, or the coordinator, which the harness
+    # starts again with its workers)
+    kill: Literal["server", "any"] = "any"
 
 
 @dataclass
@@ -68,6 +78,7 @@ class CrashOutcome:
     verdict: Verdict
     restart_seconds: list[float] = field(default_factory=list)
     database_recovery_seconds: list[float] = field(default_factory=list)
+    workers_killed: int = 0
     requests: int = 0
     unanswered: int = 0
     retried_records: int = 0
@@ -85,8 +96,9 @@ def free_port() -> int:
 class MarketmeterProcess:
     """``marketmeter serve`` on one ledger and one port, killed and started again at will."""
 
-    def __init__(self, db: str, log: Path) -> None:
+    def __init__(self, db: str, log: Path, workers: int | None = None) -> None:
         self.db = db
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -95,6 +107,8 @@ class MarketmeterProcess:
     def start(self, catalog: Path | None = None) -> None:
         args = [sys.executable, "-m", "marketmeter", "serve", "--port", str(self.port)]
         args += ["--db", self.db, "--journal-size", "0"]
+        if self.workers is not None:
+            args += ["--workers", str(self.workers)]
         if catalog is not None:
             args += ["--catalog", str(catalog)]
         with self.log.open("ab") as log:
@@ -116,11 +130,49 @@ class MarketmeterProcess:
             time.sleep(0.005)
         raise RuntimeError(f"marketmeter did not answer {path} in 30 s")
 
+    def worker_pids(self) -> list[int]:
+        """The server's worker processes (none when it runs in one process)."""
+        if self.process is None:
+            return []
+        pid = self.process.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
     def kill(self) -> None:
+        """SIGKILL the server's first process; wait until its workers are gone too (they stop
+        when it dies)."""
         if self.process is not None:
+            workers = self.worker_pids()
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=30)
             self.process = None
+            deadline = time.monotonic() + 30
+            while any(map(_alive, workers)):
+                if time.monotonic() > deadline:
+                    for pid in workers:
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                    raise RuntimeError(f"workers {workers} outlived their coordinator by 30 s")
+                time.sleep(0.005)
+
+    def kill_worker(self, rng: random.Random) -> bool:
+        """SIGKILL one worker at random; False if there is none."""
+        workers = self.worker_pids()
+        if not workers:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rng.choice(workers), signal.SIGKILL)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie no longer runs
 
 
 def run_crash(settings: CrashSettings, workdir: Path) -> CrashOutcome:
@@ -137,7 +189,7 @@ def run_crash(settings: CrashSettings, workdir: Path) -> CrashOutcome:
         db = postgres.fresh_database()
     else:
         db = str(workdir / "ledger.db")
-    server = MarketmeterProcess(db, workdir / "marketmeter.log")
+    server = MarketmeterProcess(db, workdir / "marketmeter.log", settings.workers)
     acks = Acknowledgements()
     state = LoadState()
     keys = KeySpace(buyers, int(time.time()), f"s{settings.seed}")
@@ -147,6 +199,7 @@ def run_crash(settings: CrashSettings, workdir: Path) -> CrashOutcome:
     ]
     restarts: list[float] = []
     recoveries: list[float] = []
+    workers_killed = 0
     try:
         server.start(catalog)
         server.wait_answering(time.monotonic())
@@ -162,8 +215,12 @@ def run_crash(settings: CrashSettings, workdir: Path) -> CrashOutcome:
                 recoveries.append(server.wait_answering(stopped, "/_marketmeter/usage?limit=1"))
             time.sleep(rng.uniform(settings.min_uptime, settings.max_uptime))
             killed = time.monotonic()
-            server.kill()
-            server.start()
+            workers = len(server.worker_pids()) if settings.kill == "any" else 0
+            if rng.randrange(workers + 1) and server.kill_worker(rng):
+                workers_killed += 1  # the server starts it again; the others answer meanwhile
+            else:
+                server.kill()
+                server.start()
             restarts.append(server.wait_answering(killed))
         state.producing.clear()
         for client in clients:
@@ -184,6 +241,7 @@ def run_crash(settings: CrashSettings, workdir: Path) -> CrashOutcome:
     verdict = check(acks, rows, integrity, restarts, settings.restart_limit)
     outcome = CrashOutcome(settings, db, acks, rows, integrity, verdict, restarts, recoveries)
     outcome.requests, outcome.unanswered = state.requests, state.unanswered
+    outcome.workers_killed = workers_killed
     _count_retries(outcome, state)
     outcome.meter_usage_acknowledged = sum(1 for key in acks.acked if key[3])
     outcome.seconds = time.monotonic() - began
@@ -216,6 +274,7 @@ def summary(outcome: CrashOutcome) -> dict[str, Any]:
         "clients": settings.clients,
         "seed": settings.seed,
         "kills": len(outcome.restart_seconds) + 1,  # the cycles' and the final one
+        "workers_killed": outcome.workers_killed,  # of those kills, a worker's alone
         "database_stops": len(outcome.database_recovery_seconds),
         "acknowledged_records": outcome.verdict.acknowledged,
         "acknowledged_meter_usage": outcome.meter_usage_acknowledged,
@@ -239,13 +298,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="serve --workers (default: serve's own)."
+    )
+    parser.add_argument(
+        "--kill",
+        choices=["server", "any"],
+        default="any",
+        help="Each cycle kills the whole server, or any one of its processes at random.",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the summary here.")
     parser.add_argument(
         "--keep", type=Path, default=None, help="Work here (kept), not in a temp dir."
     )
     args = parser.parse_args(argv)
     settings = CrashSettings(
-        cycles=args.cycles, clients=args.clients, backend=args.backend, seed=args.seed
+        cycles=args.cycles,
+        clients=args.clients,
+        backend=args.backend,
+        seed=args.seed,
+        workers=args.workers,
+        kill=args.kill,
     )
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -202,6 +202,7 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.store.open",
         "marketmeter.store.copy",
         "marketmeter.server",  # serve runs it
+        "marketmeter.cluster.coordinator",  # serve --workers N runs it
         "marketmeter.observe.multiprocess",  # serve sets the metrics' directory up first
         "marketmeter.testing.admin_client",  # the admin API's client, against a server
     },
@@ -222,7 +223,7 @@ LAYER_MAP: dict[str, set[str]] = {
     "healthcheck": {"marketmeter.config"},
 }
 # assembly: the app and the server wire every layer together; the entry points start the CLI
-ASSEMBLY = {"app", "server", "__init__", "__main__"}
+ASSEMBLY = {"app", "server", "cluster", "__init__", "__main__"}
 
 
 def part_of(path: Path) -> str:

@@ -93,6 +93,7 @@ class MarketmeterApp:
             startup_quota=QuotaProfile(settings.quota),
         )
         self.store = store
+        self.clock = clock
         self.metrics = Metrics()
         store.observe_writes(self.metrics)
         keys = KeyRing(store, clock, key_pairs)
@@ -116,12 +117,15 @@ class MarketmeterApp:
             entitlement_service(GetEntitlements(store, clock), self.bench),
             agreement_service(AgreementApi(store, clock), self.bench),
         )
+        # what the endpoint tells of each call it answered (and, under serve --workers, what
+        # the coordinator tells of each call a worker answered)
+        self.observers = CallObservers(self.bench.journal, self.metrics, CallLogLine())
         self.endpoint = AwsEndpoint(
             services,
             authenticator_for(settings, store),
             request_ids,
             settings.max_body_bytes,
-            CallObservers(self.bench.journal, self.metrics, CallLogLine()),
+            self.observers,
             clock,
             settings.limits.processing_timeout,
             lanes={

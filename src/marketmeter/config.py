@@ -129,6 +129,7 @@ class Settings:
     journal_bytes: int = DEFAULT_JOURNAL_BYTES
     log_format: Literal["text", "json"] = "text"  # serve's log lines (docs/observability.md)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"  # info: a line per call
+    workers: int = 1  # processes answering HTTP (serve --workers; 1: one process does all)
     usage_window: UsageWindow = field(init=False)  # BatchMeterUsage
     meter_usage_window: UsageWindow = field(init=False)
 

@@ -41,9 +41,13 @@ from marketmeter.store.open import open_store
 
 __all__ = [
     "WILDCARD_WARNING",
+    "banner_lines",
     "build_service",
+    "credentials_line",
     "demo_catalog_text",
     "load_startup_catalog",
+    "prepared",
+    "ready_text",
     "serve",
     "uvicorn_config",
 ]
@@ -125,22 +129,23 @@ class _Server(uvicorn.Server):
         if not self.started:
             return
         host, port = self.servers[0].sockets[0].getsockname()[:2]
-        url = f"http://{host}:{port}"
-        print(
-            "\n".join(
-                [
-                    f"marketmeter {__version__}: AWS Marketplace Metering Service at {url}",
-                    *self.banner,
-                    f"Point AWS clients at it ({self.credentials}):",
-                    f"  export AWS_ENDPOINT_URL_MARKETPLACE_METERING={url}",
-                    f"  aws meteringmarketplace batch-meter-usage --endpoint-url {url} ...",
-                    f"  boto3.client('meteringmarketplace', endpoint_url='{url}')",
-                    f"Dashboard: {url}/_marketmeter/ui/",
-                    f"Ready: GET {url}/_marketmeter/health",
-                ]
-            ),
-            flush=True,
-        )
+        print(ready_text(f"http://{host}:{port}", self.banner, self.credentials), flush=True)
+
+
+def ready_text(url: str, banner: list[str], credentials: str) -> str:
+    """What ``serve`` prints once it answers at ``url``."""
+    return "\n".join(
+        [
+            f"marketmeter {__version__}: AWS Marketplace Metering Service at {url}",
+            *banner,
+            f"Point AWS clients at it ({credentials}):",
+            f"  export AWS_ENDPOINT_URL_MARKETPLACE_METERING={url}",
+            f"  aws meteringmarketplace batch-meter-usage --endpoint-url {url} ...",
+            f"  boto3.client('meteringmarketplace', endpoint_url='{url}')",
+            f"Dashboard: {url}/_marketmeter/ui/",
+            f"Ready: GET {url}/_marketmeter/health",
+        ]
+    )
 
 
 def build_service(settings: Settings) -> tuple[MarketmeterApp, OperatorStore, str]:
@@ -196,18 +201,28 @@ def _allow_file_descriptors(connections: int) -> None:
             )
 
 
-def serve(settings: Settings) -> None:
-    """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
+def prepared(settings: Settings) -> tuple[Settings, bool]:
+    """``settings`` with a generated admin token if strict mode has none (and whether it was
+    generated); logging configured and the open-files limit raised for it."""
     generated_token = settings.auth == "sigv4" and settings.admin_token is None
     if generated_token:
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(24))
     configure_logging(settings.log_format, settings.log_level, [settings.admin_token or ""])
     _allow_file_descriptors(settings.limits.max_connections)
-    app, store, catalog_line = build_service(settings)
-    server = _Server(uvicorn_config(app, settings, settings.host, settings.port))
+    return settings, generated_token
+
+
+def credentials_line(settings: Settings) -> str:
     if settings.auth == "sigv4":
-        server.credentials = "a catalog access key of the right kind, a region of the service"
-    server.banner = [
+        return "a catalog access key of the right kind, a region of the service"
+    return _Server.credentials
+
+
+def banner_lines(
+    settings: Settings, store: OperatorStore, catalog_line: str, generated_token: bool
+) -> list[str]:
+    """The lines ``serve`` prints about its ledger, catalog, auth and settings."""
+    banner = [
         f"  ledger:  {store.describe()}",
         f"  catalog: {catalog_line}",
         f"  auth:    {_auth_line(settings, generated_token)}",
@@ -224,8 +239,22 @@ def serve(settings: Settings) -> None:
         "(marketmeter faults|journal|reset|snapshot)",
         f"  limits:  {_limits_line(settings.limits)}",
     ]
+    if settings.workers > 1:
+        banner.append(
+            f"  workers: {settings.workers} processes answering HTTP, one writing the ledger"
+        )
     if HostPolicy(settings.host, settings.allowed_hosts).names is None:
-        server.banner.append(WILDCARD_WARNING)
+        banner.append(WILDCARD_WARNING)
+    return banner
+
+
+def serve(settings: Settings) -> None:
+    """Serve until stopped. Exits non-zero if the port or the database cannot be used."""
+    settings, generated_token = prepared(settings)
+    app, store, catalog_line = build_service(settings)
+    server = _Server(uvicorn_config(app, settings, settings.host, settings.port))
+    server.credentials = credentials_line(settings)
+    server.banner = banner_lines(settings, store, catalog_line, generated_token)
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal into the
     # handler that was installed before it: make that one a no-op so a drained stop exits 0.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):

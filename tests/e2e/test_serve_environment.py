@@ -43,6 +43,7 @@ SERVE_ENVIRONMENT = {
     "unsubscribe_delay": "MARKETMETER_UNSUBSCRIBE_DELAY",
     "log_format": "MARKETMETER_LOG_FORMAT",
     "log_level": "MARKETMETER_LOG_LEVEL",
+    "workers": "MARKETMETER_WORKERS",
     "max_connections": "MARKETMETER_MAX_CONNECTIONS",
     "max_header_bytes": "MARKETMETER_MAX_HEADER_BYTES",
     "max_headers": "MARKETMETER_MAX_HEADERS",

@@ -102,7 +102,9 @@ def _assert_clean(outcome: CrashOutcome, cycles: int) -> None:
 @pytest.mark.e2e
 @pytest.mark.timing
 def test_three_sigkill_cycles_on_sqlite_lose_nothing(tmp_path: Path) -> None:
-    settings = CrashSettings(cycles=3, clients=2, seed=7, min_uptime=0.2, max_uptime=0.6)
+    settings = CrashSettings(
+        cycles=3, clients=2, seed=7, min_uptime=0.2, max_uptime=0.6, workers=1, kill="server"
+    )
     outcome = run_crash(settings, tmp_path)
     _assert_clean(outcome, 3)
     assert outcome.database_recovery_seconds == []
@@ -125,9 +127,31 @@ def test_three_sigkill_cycles_on_sqlite_lose_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.timing
+def test_three_cycles_killing_a_worker_or_the_coordinator_of_two_workers_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    """``serve --workers 2``: each cycle SIGKILLs one of its three processes at random (seed 2:
+    the coordinator, then a worker twice, each started again by the coordinator)."""
+    settings = CrashSettings(
+        cycles=3, clients=2, seed=2, min_uptime=0.2, max_uptime=0.6, workers=2, kill="any"
+    )
+    outcome = run_crash(settings, tmp_path)
+    _assert_clean(outcome, 3)
+    assert outcome.workers_killed == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.timing
 def test_three_cycles_of_immediate_stop_and_sigkill_on_postgresql(tmp_path: Path) -> None:
     settings = CrashSettings(
-        cycles=3, clients=2, backend="postgresql", seed=7, min_uptime=0.2, max_uptime=0.6
+        cycles=3,
+        clients=2,
+        backend="postgresql",
+        seed=7,
+        min_uptime=0.2,
+        max_uptime=0.6,
+        workers=1,
+        kill="server",
     )
     outcome = run_crash(settings, tmp_path)
     _assert_clean(outcome, 3)

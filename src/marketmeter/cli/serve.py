@@ -5,6 +5,7 @@ from it."""
 from __future__ import annotations
 
 import errno
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -289,6 +290,16 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     show_default=True,
     help="The least severe level logged; info adds one line per AWS call.",
 )
+@click.option(
+    "--workers",
+    envvar="MARKETMETER_WORKERS",
+    show_envvar=True,
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes answering HTTP, in front of one that writes the ledger and holds the "
+    "test bench (docs/performance.md, Several processes). Default: the number of CPU "
+    "cores; 1: one process does everything.",
+)
 @_limit_options
 def serve(
     host: str,
@@ -312,11 +323,17 @@ def serve(
     unsubscribe_delay: int,
     log_format: str,
     log_level: str,
+    workers: int | None,
     **limit_values: int,
 ) -> None:
     """Start the Metering Service endpoint and the admin API."""
     prepare_metrics()  # before prometheus-client is imported (with the server, below)
-    from marketmeter.server import serve as run
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers > 1:
+        from marketmeter.cluster.coordinator import serve as run
+    else:
+        from marketmeter.server import serve as run
 
     if admin_token is not None and not admin_token.strip():
         raise click.BadParameter(
@@ -353,6 +370,7 @@ def serve(
         limits=limits,
         log_format="json" if log_format == "json" else "text",
         log_level=_LEVELS[log_level],
+        workers=workers,
     )
     from marketmeter.catalog.loader import CatalogError
 

@@ -24,15 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot, ProductKind
 from marketmeter.metering.clock import Clock
 from marketmeter.metering.ids import IdGenerator
-from marketmeter.metering.types import Caller, RecordStatus
+from marketmeter.metering.types import Caller, LedgerOutcome, RecordStatus
 from marketmeter.metering.windows import UsageWindow
-from marketmeter.store.base import LedgerRow, Store
+from marketmeter.store.base import LedgerRow
 
-__all__ = ["SimpleBatch", "SimpleBatchResult"]
+__all__ = ["BatchLedger", "SimpleBatch", "SimpleBatchResult"]
 
 _MICROS = 1_000_000
 _SUCCESS = RecordStatus.SUCCESS.value
@@ -41,6 +42,15 @@ _DUPLICATE = RecordStatus.DUPLICATE_RECORD.value
 
 # A buyer of a product by CustomerIdentifier: account, agreements, whether one always bills.
 _Subscriber = tuple[str, tuple[Agreement, ...], bool]
+
+
+class BatchLedger(Protocol):
+    """What the lane needs of the store (a ``store.base.Store``; in a worker of
+    ``serve --workers``, its own catalog reads and the coordinator's writes)."""
+
+    async def catalog_snapshot(self) -> CatalogSnapshot: ...
+
+    async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +64,9 @@ class SimpleBatchResult:
 class SimpleBatch:
     """The lane's rules, wired to the same store, clock, ids and window as BatchMeterUsage."""
 
-    def __init__(self, store: Store, clock: Clock, ids: IdGenerator, window: UsageWindow) -> None:
+    def __init__(
+        self, store: BatchLedger, clock: Clock, ids: IdGenerator, window: UsageWindow
+    ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids

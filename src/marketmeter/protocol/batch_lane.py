@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from marketmeter.metering.batch_meter_usage import BatchMeterUsage
-from marketmeter.metering.simple_batch import SimpleBatch
+from marketmeter.metering.simple_batch import SimpleBatch, SimpleBatchResult
 from marketmeter.metering.types import Caller
 from marketmeter.protocol import serialize
 from marketmeter.protocol.endpoint import RequestNotes
@@ -38,7 +38,7 @@ from marketmeter.protocol.parse import batch_meter_usage_request, decode_and_val
 from marketmeter.servicemodel.spec import service_model
 from marketmeter.servicemodel.validation import compile_shape
 
-__all__ = ["BatchLane"]
+__all__ = ["BatchCodec", "BatchLane"]
 
 OPERATION = "BatchMeterUsage"
 # The common batch's members, in the order the general serializer echoes a record.
@@ -90,15 +90,11 @@ def _text_check(shape: Any) -> Callable[[Sequence[str]], bool]:
     return check
 
 
-class BatchLane:
-    """The lane for one endpoint: its decoder and checks, compiled once from the model."""
+class BatchCodec:
+    """The lane's decoder, checks and encoder, compiled once from the model (a worker of
+    ``serve --workers`` uses them without the rest of the lane)."""
 
-    def __init__(
-        self,
-        simple: SimpleBatch,
-        rules: BatchMeterUsage,
-        controls: CallChecks,
-    ) -> None:
+    def __init__(self) -> None:
         request = service_model().operation_model(OPERATION).input_shape
         records = request.members["UsageRecords"]
         record = records.member
@@ -126,42 +122,9 @@ class BatchLane:
         quantity = record.members["Quantity"].metadata
         self._quantity_low = quantity.get("min", -(1 << 63))
         self._quantity_high = quantity.get("max", 1 << 63)
-        self._checker = compile_shape(request)
-        self._simple = simple
-        self._rules = rules
-        self._controls = controls
+        self.checker = compile_shape(request)
 
-    async def __call__(self, body: bytes, caller: Caller, notes: RequestNotes) -> bytes | None:
-        parsed = self._accept(body)
-        if parsed is None:
-            return None
-        code, records, timestamps, dimensions, customers, quantities = parsed
-        notes.product_code = code
-        decision = self._controls.check(OPERATION, code, caller, len(records))
-        held = await apply_decision(decision, notes)
-        if not held:
-            result = await self._simple(code, caller, timestamps, dimensions, customers, quantities)
-            if result is not None:
-                notes.verdicts = tuple(result.statuses)
-                unset = msgspec.UNSET
-                make = self._result_type
-                answer = {
-                    "Results": [
-                        make(record, status, unset if record_id is None else record_id)
-                        for record, status, record_id in zip(
-                            records, result.statuses, result.record_ids, strict=True
-                        )
-                    ],
-                    "UnprocessedRecords": [],
-                }
-                return self._encoder.encode(answer)
-        # the general rules, on the same body, the bench's check made once already
-        request = batch_meter_usage_request(decode_and_validate(self._checker, body))
-        general = await self._rules(request, caller, held)
-        notes.verdicts = record_verdicts(general, held, len(request.records))
-        return serialize.success(serialize.batch_meter_usage_result(general)).body
-
-    def _accept(
+    def accept(
         self, body: bytes
     ) -> tuple[str, list[Any], list[int], list[str], list[str], list[int]] | None:
         """The batch's values, or None unless it is a common batch within every constraint."""
@@ -183,3 +146,53 @@ class BatchLane:
         if not (self._dimension_ok(dimensions) and self._customer_ok(customers)):
             return None
         return request.ProductCode, records, timestamps, dimensions, customers, quantities
+
+    def encode(self, records: list[Any], result: SimpleBatchResult) -> bytes:
+        """The answer to a batch ``metering.simple_batch`` decided, echoing ``records``."""
+        unset = msgspec.UNSET
+        make = self._result_type
+        answer = {
+            "Results": [
+                make(record, status, unset if record_id is None else record_id)
+                for record, status, record_id in zip(
+                    records, result.statuses, result.record_ids, strict=True
+                )
+            ],
+            "UnprocessedRecords": [],
+        }
+        return self._encoder.encode(answer)
+
+
+class BatchLane:
+    """The lane for one endpoint."""
+
+    def __init__(
+        self,
+        simple: SimpleBatch,
+        rules: BatchMeterUsage,
+        controls: CallChecks,
+        codec: BatchCodec | None = None,
+    ) -> None:
+        self._codec = codec or BatchCodec()
+        self._simple = simple
+        self._rules = rules
+        self._controls = controls
+
+    async def __call__(self, body: bytes, caller: Caller, notes: RequestNotes) -> bytes | None:
+        parsed = self._codec.accept(body)
+        if parsed is None:
+            return None
+        code, records, timestamps, dimensions, customers, quantities = parsed
+        notes.product_code = code
+        decision = self._controls.check(OPERATION, code, caller, len(records))
+        held = await apply_decision(decision, notes)
+        if not held:
+            result = await self._simple(code, caller, timestamps, dimensions, customers, quantities)
+            if result is not None:
+                notes.verdicts = tuple(result.statuses)
+                return self._codec.encode(records, result)
+        # the general rules, on the same body, the bench's check made once already
+        request = batch_meter_usage_request(decode_and_validate(self._codec.checker, body))
+        general = await self._rules(request, caller, held)
+        notes.verdicts = record_verdicts(general, held, len(request.records))
+        return serialize.success(serialize.batch_meter_usage_result(general)).body

@@ -39,6 +39,11 @@ class BenchControls:
     def __post_init__(self) -> None:
         self.quotas.configure(self.startup_quota.profile, self.startup_quota.rates)
 
+    @property
+    def idle(self) -> bool:
+        """Whether ``check`` answers None to every call now (no quota, no fault, no latency)."""
+        return self.quotas.off and self.faults.idle
+
     def check(
         self, operation: str, product_code: str | None, caller: Caller, batch_size: int = 1
     ) -> FaultDecision | None:

@@ -441,6 +441,11 @@ class FaultInjector:
         with self._lock:
             self._latency_ms = checked
 
+    @property
+    def idle(self) -> bool:
+        """No rule in force and no global latency: ``decide`` answers None to every call."""
+        return not self._rules and not self._latency_ms
+
     def rules_json(self) -> list[dict[str, object]]:
         with self._lock:
             return [active.to_json() for active in self._rules]

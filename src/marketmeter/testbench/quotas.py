@@ -82,6 +82,11 @@ class QuotaLimiter:
             self._rates = {name: chosen[name] for name in _OPERATIONS if name in chosen}
             self._buckets = OrderedDict()
 
+    @property
+    def off(self) -> bool:
+        """No rate configured: ``admit`` admits every call."""
+        return not self._rates
+
     def bucket_count(self) -> int:
         """Buckets held now (at most ``max_buckets``)."""
         with self._lock:

@@ -110,7 +110,10 @@ class MarketmeterServer:
         args = [sys.executable, "-m", "marketmeter", "serve", "--port", "0", "--db", self.db]
         if self.catalog is not None:
             args += ["--catalog", str(self.catalog)]
-        args += ["--dry-run-answer", self.dry_run_answer.value, *self.serve_options]
+        args += ["--dry-run-answer", self.dry_run_answer.value]
+        if "--workers" not in self.serve_options:
+            args += ["--workers", "1"]  # one process starts fastest: what a test needs
+        args += self.serve_options
         self._process = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
