@@ -124,8 +124,8 @@ class ChildTable:
             return
         if connection.dialect == "postgresql":  # one statement: a round trip costs more
             connection.execute(
-                f"DELETE FROM {self.name} WHERE {self.parent} = ANY(?)",
-                ([parent for (parent,) in parents],),
+                f"DELETE FROM {self.name} WHERE {self.parent} = ANY(?::text[])",
+                (_text_array(parent for (parent,) in parents),),
             )
         else:
             connection.executemany(f"DELETE FROM {self.name} WHERE {self.parent} = ?", parents)
@@ -393,7 +393,10 @@ def _rows_where(
         return []
     if connection.dialect == "postgresql":
         return [
-            tuple(row) for row in connection.execute(f"{select} WHERE {column} = ANY(?)", (wanted,))
+            tuple(row)
+            for row in connection.execute(
+                f"{select} WHERE {column} = ANY(?::text[])", (_text_array(wanted),)
+            )
         ]
     rows: list[tuple[object, ...]] = []
     for start in range(0, len(wanted), _IN_CHUNK):
@@ -405,6 +408,16 @@ def _rows_where(
             )
         )
     return rows
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """PostgreSQL's text form of a ``text[]`` of ``values``: one string, joined in C
+    (psycopg adapts a list element by element in Python: a tenth of a 20 k apply's CPU)."""
+    items = list(values)
+    joined = '","'.join(items)
+    if "\\" in joined or '"' in joined:
+        joined = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in items)
+    return '{"' + joined + '"}' if items else "{}"
 
 
 def check_catalog(connection: SqlConnection, catalog: Catalog) -> None:
