@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 __all__ = ["prefetched"]
@@ -32,7 +32,7 @@ class _Failed:
         self.error = error
 
 
-def prefetched(source: Iterable[T], ahead: int = 1) -> Iterator[T]:
+def prefetched(source: Iterable[T], ahead: int = 1) -> Generator[T, None, None]:
     """The items of ``source`` in order, computed in a daemon thread up to ``ahead`` items
     before the consumer asks; what iterating ``source`` raises is raised here, after the items
     before it. Closing this iterator (or dropping it) stops the thread at its next item."""

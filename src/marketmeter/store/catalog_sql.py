@@ -299,9 +299,12 @@ def _configuration_json(configuration: AcceptedConfiguration) -> str | None:
     )
 
 
+_NO_CONFIGURATION = AcceptedConfiguration()  # shared by every agreement without one (frozen)
+
+
 def _configuration(text: str | None) -> AcceptedConfiguration:
     if not text:
-        return AcceptedConfiguration()
+        return _NO_CONFIGURATION
     raw = json.loads(text)
     return AcceptedConfiguration(
         raw.get("selector"),
@@ -620,6 +623,10 @@ def read_catalog(connection: SqlConnection) -> Catalog:
             "SELECT account_id, customer_identifier, name FROM buyers ORDER BY account_id"
         )
     )
+    # an agreement's buyer and product are the very strings of the buyer's and the product's
+    # entries, not copies of their own (the snapshot of a large catalog holds each once)
+    shared = {buyer.account_id: buyer.account_id for buyer in buyers}
+    shared.update((product.product_code, product.product_code) for product in products)
     entitlements: dict[str, list[Entitlement]] = {}
     for arn, dimension, value_type, value, expires_at in connection.execute(
         "SELECT license_arn, dimension, value_type, value, expires_at FROM entitlements "
@@ -628,12 +635,13 @@ def read_catalog(connection: SqlConnection) -> Catalog:
         entitlements.setdefault(arn, []).append(
             Entitlement(dimension, _read_value(value_type, value), expires_at)
         )
+    states = {state.value: state for state in AgreementState}
     agreements = tuple(
         Agreement(
             arn,
-            buyer,
-            product,
-            AgreementState(state),
+            shared.get(buyer, buyer),
+            shared.get(product, product),
+            states[state],
             starts_at,
             ends_at,
             bool(trial),
