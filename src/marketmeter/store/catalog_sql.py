@@ -528,7 +528,17 @@ def write_catalog(connection: SqlConnection, catalog: Catalog) -> int:
 
 
 def catalog_keys(connection: SqlConnection) -> KnownKeys:
-    """The stored catalog's keys, what a catalog being checked may refer to or clash with."""
+    """The stored catalog's keys, what a catalog being checked may refer to or clash with.
+    A buyer's account id is one string wherever it is held (what a large catalog applied
+    again holds grows with these keys)."""
+    accounts: dict[str, str] = {}
+    identifier_owners: dict[str, str] = {}
+    for account, identifier in connection.execute(
+        "SELECT account_id, customer_identifier FROM buyers"
+    ):
+        accounts[account] = account
+        if identifier is not None:
+            identifier_owners[identifier] = account
     return KnownKeys(
         sellers={row[0] for row in connection.execute("SELECT account_id FROM sellers")},
         products={
@@ -542,18 +552,12 @@ def catalog_keys(connection: SqlConnection) -> KnownKeys:
                 "SELECT offer_id, product_code, buyers FROM offers"
             )
         },
-        buyers={row[0] for row in connection.execute("SELECT account_id FROM buyers")},
+        buyers=set(accounts),
         key_owners={
-            row[0]: row[1]
+            row[0]: accounts.get(row[1], row[1])
             for row in connection.execute("SELECT access_key_id, account_id FROM access_keys")
         },
-        identifier_owners={
-            row[0]: row[1]
-            for row in connection.execute(
-                "SELECT customer_identifier, account_id FROM buyers "
-                "WHERE customer_identifier IS NOT NULL"
-            )
-        },
+        identifier_owners=identifier_owners,
         license_arns={row[0] for row in connection.execute("SELECT license_arn FROM agreements")},
     )
 
