@@ -35,7 +35,6 @@ from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.observe.logs import configure as configure_logging
 from marketmeter.operator.catalog import StreamedApply, document_digest
-from marketmeter.operator.prefetch import prefetched
 from marketmeter.protocol.guarded_http import guarded_protocol
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
@@ -103,11 +102,11 @@ def load_startup_catalog(
 
 def _apply_streamed(store: OperatorStore, catalog: Path, clock: Clock, digest: str | None) -> None:
     """``--catalog`` alone, read, checked and written as ``marketmeter catalog apply`` does:
-    entry by entry, the next chunk read while one is written, all in one transaction."""
+    entry by entry, all in one transaction."""
     applied = StreamedApply(store.catalog_keys_now(), clock.now().timestamp(), RandomTokens())
     try:
         with catalog.open("rb") as stream:
-            store.apply_catalog_chunks_now(prefetched(applied.chunks(stream, str(catalog))), digest)
+            store.apply_catalog_chunks_now(applied.chunks(stream, str(catalog)), digest)
     except OSError as error:
         raise CatalogError(str(catalog), [f"cannot read the file: {error.strerror}"]) from error
 

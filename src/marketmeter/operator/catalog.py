@@ -49,7 +49,6 @@ from marketmeter.metering.registration_tokens import (
     tokens_for_new_agreements,
 )
 from marketmeter.metering.types import RegistrationToken
-from marketmeter.operator.prefetch import prefetched
 from marketmeter.refusal import Refusal
 from marketmeter.store.base import (
     CatalogConflictError,
@@ -152,8 +151,8 @@ _AccountT = TypeVar("_AccountT", Seller, Buyer)
 
 STREAM_CHUNK = 20_000
 """Entries of a streamed catalog checked and written together (one ``executemany``, or one
-``COPY``, per table): what a streamed apply holds at once (twice, the next chunk being read
-while one is written: ``operator.prefetch``), beside the keys."""
+``COPY``, per table): what a streamed apply holds at once (on PostgreSQL twice, the next
+chunk being read while one is written: ``store.prefetch``), beside the keys."""
 
 
 class StreamedApply:
@@ -376,9 +375,7 @@ class CatalogOperations:
         known = await self.store.catalog_keys()
         applied = StreamedApply(known, self._clock.now().timestamp(), self._tokens)
         try:
-            version = await self.store.apply_catalog_chunks(
-                prefetched(applied.chunks(stream, source)), digest
-            )
+            version = await self.store.apply_catalog_chunks(applied.chunks(stream, source), digest)
         except CatalogError as error:
             raise Refusal("catalog", str(error)) from None
         except CatalogConflictError as error:

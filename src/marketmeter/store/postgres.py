@@ -154,6 +154,8 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
 class PostgresStore(SqlStore):
     """``store.base.OperatorStore`` on a PostgreSQL database shared by any number of nodes."""
 
+    prefetch_catalog_chunks = True  # its writes wait without the GIL (store.prefetch)
+
     def __init__(self, url: str, pool_size: int = 16) -> None:
         self.url = url
         # Blocking database calls run here, one thread per pooled connection, so the event

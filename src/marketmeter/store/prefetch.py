@@ -1,11 +1,13 @@
 """Running an iterator one step ahead, in a thread of its own.
 
 A streamed catalog apply alternates two kinds of work: reading and checking the next chunk of
-entries (Python, holding the GIL) and writing the chunk before it (the database: SQLite's
-steps and commit, PostgreSQL's round trips and its server's own CPU, both without the GIL).
-``prefetched`` lets the first go on while the second waits, so the apply takes about as long as
-the longer of the two rather than their sum. At most ``ahead`` items wait in between: what the
-apply holds grows by that many chunks, never with the document.
+entries (Python, holding the GIL) and writing the chunk before it. On PostgreSQL the writing
+is mostly waiting without the GIL (round trips, its server's own CPU, the commit's fsync):
+``prefetched`` lets the reading go on meanwhile, so the apply takes about as long as the longer
+of the two rather than their sum. (SQLite's steps release the GIL row by row: a thread reading
+beside them would take it from them at every row, so there the chunks are read in turn.) At
+most ``ahead`` items wait in between: what the apply holds grows by that many chunks, never
+with the document.
 """
 
 from __future__ import annotations

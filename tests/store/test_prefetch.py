@@ -1,4 +1,4 @@
-"""operator.prefetch: an iterator run one step ahead in a thread, its items and its error in
+"""store.prefetch: an iterator run one step ahead in a thread, its items and its error in
 order, and its thread stopped when the consumer stops."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from marketmeter.operator.prefetch import prefetched
+from marketmeter.store.prefetch import prefetched
 
 
 def test_items_in_order_then_the_error_the_source_raised() -> None:
