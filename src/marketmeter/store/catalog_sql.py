@@ -78,13 +78,15 @@ class UpsertTable:
 
     def write(self, connection: SqlConnection, catalog: Catalog) -> None:
         rows = list(self.rows(catalog))
+        head = f"INSERT INTO {self.name} ({', '.join(self.columns)})"
         if connection.dialect == "postgresql" and self.key == 1:
-            rows = self._changed(connection, rows)
+            new, rows = self._changed(connection, rows)
+            insert_rows(connection, head, new)  # no stored row to meet: a plain COPY
         key, rest = self.columns[: self.key], self.columns[self.key :]
         differs = " IS DISTINCT FROM " if connection.dialect == "postgresql" else " IS NOT "
         insert_rows(
             connection,
-            f"INSERT INTO {self.name} ({', '.join(self.columns)})",
+            head,
             rows,
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in rest)
@@ -93,9 +95,12 @@ class UpsertTable:
             key=self.key,
         )
 
-    def _changed(self, connection: SqlConnection, rows: list[Row]) -> list[Row]:
-        """The rows not stored as they are. PostgreSQL locks (and logs) every row an upsert
-        meets, even one its ``WHERE`` leaves alone, so unchanged rows are left out before."""
+    def _changed(self, connection: SqlConnection, rows: list[Row]) -> tuple[list[Row], list[Row]]:
+        """The rows whose key is not stored, and those stored otherwise. PostgreSQL locks
+        (and logs) every row an upsert meets, even one its ``WHERE`` leaves alone, so
+        unchanged rows are left out before; new ones need no upsert (the caller's
+        transaction holds the catalog's lock: no other writer adds them meanwhile)."""
+        rows = list({row[0]: row for row in rows}.values())  # a key listed twice: the last
         stored = {
             row[0]: row
             for row in _rows_where(
@@ -105,7 +110,8 @@ class UpsertTable:
                 [str(row[0]) for row in rows],
             )
         }
-        return [row for row in rows if stored.get(row[0]) != tuple(row)]
+        new = [row for row in rows if row[0] not in stored]
+        return new, [row for row in rows if row[0] in stored and stored[row[0]] != tuple(row)]
 
 
 @dataclass(frozen=True)
