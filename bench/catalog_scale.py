@@ -19,8 +19,10 @@ The peer, measured in the same run on the same file: PyYAML's ``CSafeLoader`` re
 whole (``yaml.load``), what any tool that takes a catalog at all pays; the ratios say how many
 times that the step took. Each apply's peak RSS is checked: at most ``--max-rss`` MiB (150) for
 20 k, twice that for 200 k (ten times the entries: the apply is streamed, so its memory
-grows with the keys it keeps, not with the document). Everything shares this
-machine's cores with whatever else runs: say so with any figure.
+grows with the keys it keeps, not with the document). The steps run with their bytecode
+compiled beforehand, as an installed marketmeter has it. Everything shares this machine's
+cores with whatever else runs: say so with any figure (the load average is printed with
+each size).
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ from bench.processes import (
 __all__ = ["main"]
 
 MARKETMETER = [sys.executable, "-m", "marketmeter"]
+# What every step imports, compiled once before the first is measured (an installed
+# marketmeter has its bytecode; a checkout run with PYTHONDONTWRITEBYTECODE would compile its
+# sources at every start): the bytecode goes to the run's own directory, never the checkout.
+_WARM_UP = "import marketmeter.server, marketmeter.cli.serve, marketmeter.cli.catalog"
+
+
+def _bytecode_in(directory: Path) -> None:
+    """Let the steps' processes keep their bytecode in ``directory``, and compile it."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(directory)
+    subprocess.run([sys.executable, "-c", _WARM_UP], check=True)
 
 
 @dataclass
@@ -159,6 +172,7 @@ def main() -> None:
     options = parser.parse_args()
     print(f"machine: {machine_description()} (shared: other work runs at the same time)")
     work = Path(tempfile.mkdtemp(prefix="marketmeter-catalog-scale-"))
+    _bytecode_in(work / "bytecode")
     postgres = None
     failed = False
     try:
@@ -169,7 +183,8 @@ def main() -> None:
             peer = _peer(catalog)
             mib = catalog.stat().st_size / 2**20
             print(
-                f"\n{size} buyers + {size} agreements ({mib:.1f} MiB); peer, yaml.load with "
+                f"\n{size} buyers + {size} agreements ({mib:.1f} MiB); load average "
+                f"{os.getloadavg()[0]:.1f}; peer, yaml.load with "
                 f"CSafeLoader: {peer.seconds:.2f} s, {peer.cpu:.2f} s CPU, "
                 f"peak RSS {peer.rss_mib:.1f} MiB"
             )
@@ -184,7 +199,7 @@ def main() -> None:
                     new_db = _SqliteLedgers(work / f"sqlite-{size}")
 
                 results = measure(catalog, new_db)
-                print(f"  {backend}:")
+                print(f"  {backend} (load average {os.getloadavg()[0]:.1f} after):")
                 for name, result in results.items():
                     wall, cpu = result.seconds / peer.seconds, result.cpu / peer.cpu
                     print(

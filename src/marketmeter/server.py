@@ -27,14 +27,14 @@ from marketmeter import __version__
 from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.directory import catalog_files, load_startup_files
-from marketmeter.catalog.loader import load_catalog
+from marketmeter.catalog.loader import CatalogError, load_catalog
 from marketmeter.config import ConnectionLimits, DryRunAnswer, Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.observe.logs import configure as configure_logging
-from marketmeter.operator.catalog import document_digest
+from marketmeter.operator.catalog import StreamedApply, document_digest
 from marketmeter.protocol.guarded_http import guarded_protocol
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
@@ -84,6 +84,9 @@ def load_startup_catalog(
         version = store.catalog_snapshot_now().version
         described = _described(catalog, catalog_dir, paths)
         return f"{described}, unchanged since catalog version {version}: {_counts(store)}"
+    if catalog is not None and not (catalog_dir is not None and paths[1:]):
+        _apply_streamed(store, catalog, clock, digest)
+        return f"{catalog}: {_counts(store)}"
     current = store.catalog_snapshot_now()
     loaded = load_startup_files(catalog, catalog_dir, current.catalog)
     if loaded is not None:
@@ -99,6 +102,17 @@ def load_startup_catalog(
         tokens = tokens_for_new_agreements(current, parsed, clock.now().timestamp(), RandomTokens())
         store.apply_catalog_chunks_now([(parsed, tokens)], digest)
     return f"{source}: {_counts(store)}"
+
+
+def _apply_streamed(store: OperatorStore, catalog: Path, clock: Clock, digest: str | None) -> None:
+    """``--catalog`` alone, read, checked and written as ``marketmeter catalog apply`` does:
+    entry by entry, all in one transaction."""
+    applied = StreamedApply(store.catalog_keys_now(), clock.now().timestamp(), RandomTokens())
+    try:
+        with catalog.open("rb") as stream:
+            store.apply_catalog_chunks_now(applied.chunks(stream, str(catalog)), digest)
+    except OSError as error:
+        raise CatalogError(str(catalog), [f"cannot read the file: {error.strerror}"]) from error
 
 
 def _described(catalog: Path | None, catalog_dir: Path | None, paths: list[Path]) -> str:

@@ -163,6 +163,9 @@ class CatalogChecker:
         self._file_products: set[str] = set()
         self._file_buyers: dict[str, int] = {}  # account id: index of its first entry
         self._flagged_buyers: set[str] = set()
+        # LicenseArns of the file: those the ledger holds are crossed off a copy of its set
+        # (no second string each when a large catalog is applied again), the others kept
+        self._ledger_arns_unseen = set(known.license_arns)
         self._file_arns: set[str] = set()
         self._product_keys = known.product_keys
         self._offers = known.offers
@@ -414,9 +417,12 @@ class CatalogChecker:
                 f"{where}: license_arn: must look like "
                 f"arn:aws:license-manager::{LICENSE_ISSUER_ACCOUNT}:license:l-<32 hex digits>"
             )
-        if arn in self._file_arns:
+        if arn in self._ledger_arns_unseen:
+            self._ledger_arns_unseen.discard(arn)
+        elif arn in self._file_arns or arn in self._known.license_arns:
             problems.append(f"{where}: license_arn: listed twice")
-        self._file_arns.add(arn)
+        else:
+            self._file_arns.add(arn)
         if start is not None and end is not None and end <= start:
             problems.append(f"{where}: end: must be after start")
         entitlements = tuple(

@@ -437,7 +437,9 @@ class CatalogSnapshot:
     buyers: dict[str, Buyer] = field(init=False)
     buyers_by_customer_identifier: dict[str, Buyer] = field(init=False)
     agreements_by_license: dict[str, Agreement] = field(init=False)
-    agreements_by_buyer_product: dict[tuple[str, str], tuple[Agreement, ...]] = field(init=False)
+    # a buyer's agreements (most buyers have one): keyed by the account id alone, so no key
+    # tuple per agreement (``agreements_of`` picks the product's)
+    agreements_by_buyer: dict[str, Agreement | tuple[Agreement, ...]] = field(init=False)
     key_owners: dict[str, KeyOwner] = field(init=False)
     offers: dict[str, Offer] = field(init=False)
 
@@ -453,15 +455,14 @@ class CatalogSnapshot:
             {b.customer_identifier: b for b in catalog.buyers if b.customer_identifier},
         )
         set_(self, "agreements_by_license", {a.license_arn: a for a in catalog.agreements})
-        grouped: dict[tuple[str, str], list[Agreement]] = {}
+        by_buyer: dict[str, Agreement | tuple[Agreement, ...]] = {}
         for agreement in catalog.agreements:
-            key = (agreement.buyer_account_id, agreement.product_code)
-            grouped.setdefault(key, []).append(agreement)
-        set_(
-            self,
-            "agreements_by_buyer_product",
-            {key: tuple(values) for key, values in grouped.items()},
-        )
+            buyer = agreement.buyer_account_id
+            held = by_buyer.setdefault(buyer, agreement)
+            if held is not agreement:
+                listed = held if type(held) is tuple else (held,)
+                by_buyer[buyer] = (*listed, agreement)
+        set_(self, "agreements_by_buyer", by_buyer)
         owners = {
             key.access_key_id: KeyOwner("seller", seller.account_id)
             for seller in catalog.sellers
@@ -485,7 +486,12 @@ class CatalogSnapshot:
         return cls(0, Catalog())
 
     def agreements_of(self, buyer_account_id: str, product_code: str) -> Iterable[Agreement]:
-        return self.agreements_by_buyer_product.get((buyer_account_id, product_code), ())
+        held = self.agreements_by_buyer.get(buyer_account_id)
+        if held is None:
+            return ()
+        if isinstance(held, Agreement):
+            return (held,) if held.product_code == product_code else ()
+        return tuple(a for a in held if a.product_code == product_code)
 
     def offer_refusal(self, offer_id: str, product_code: str, buyer_account_id: str) -> str | None:
         """Why the buyer cannot accept this offer of the catalog (another product's, or a

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
-from marketmeter.catalog.checks import CatalogChecker
+from marketmeter.catalog.checks import CatalogChecker, KnownKeys
 from marketmeter.catalog.loader import (
     CatalogError,
     ProductEntry,
@@ -48,6 +48,7 @@ from marketmeter.metering.registration_tokens import (
     tokens_for_agreements,
     tokens_for_new_agreements,
 )
+from marketmeter.metering.types import RegistrationToken
 from marketmeter.refusal import Refusal
 from marketmeter.store.base import (
     CatalogConflictError,
@@ -59,9 +60,11 @@ from marketmeter.store.base import (
 __all__ = [
     "BUYERS",
     "SELLERS",
+    "STREAM_CHUNK",
     "AccessKeyFactory",
     "AccountKind",
     "CatalogOperations",
+    "StreamedApply",
     "buyer_json",
     "document_digest",
     "product_json",
@@ -146,9 +149,48 @@ def offer_json(offer: Offer) -> dict[str, Any]:
 
 _AccountT = TypeVar("_AccountT", Seller, Buyer)
 
-STREAM_CHUNK = 5_000
-"""Entries of a streamed catalog checked and written together (one ``executemany`` per
-table): what a streamed apply holds at once, beside the keys."""
+STREAM_CHUNK = 20_000
+"""Entries of a streamed catalog checked and written together (one ``executemany``, or one
+``COPY``, per table): what a streamed apply holds at once (on PostgreSQL twice, the next
+chunk being read while one is written: ``store.prefetch``), beside the keys."""
+
+
+class StreamedApply:
+    """A catalog document applied as it is read: ``chunks`` yields ``STREAM_CHUNK`` checked
+    entries at a time (``catalog.loader.stream_catalog``, against ``known``, the ledger's
+    keys) with the registration tokens of their new SaaS agreements, issued at
+    ``issued_at``; after the last chunk it raises ``CatalogError`` if the document has any
+    problem, so the transaction writing the chunks applies none of them. ``counts`` holds the
+    entries of each section, ``minted`` the tokens minted, so far."""
+
+    def __init__(self, known: KnownKeys, issued_at: float, tokens: TokenGenerator) -> None:
+        self._known = known
+        self._existing = known.license_arns  # the ledger's, not grown by the checker
+        self._checker = CatalogChecker(known)
+        self._issued_at = issued_at
+        self._tokens = tokens
+        self.counts = {"sellers": 0, "products": 0, "buyers": 0, "agreements": 0}
+        self.minted = 0
+
+    def chunks(
+        self, stream: IO[bytes] | IO[str], source: str
+    ) -> Iterator[tuple[Catalog, list[RegistrationToken]]]:
+        checker = self._checker
+        entries = stream_catalog(stream, self._known, source, checker)
+        while part := list(itertools.islice(entries, STREAM_CHUNK)):
+            catalog = as_catalog(part)
+            del part
+            for section in self.counts:
+                self.counts[section] += len(getattr(catalog, section))
+            tokens = tokens_for_agreements(
+                catalog.agreements,
+                self._existing,
+                checker.product_kinds,
+                self._issued_at,
+                self._tokens,
+            )
+            self.minted += len(tokens)
+            yield catalog, tokens
 
 
 @dataclass(frozen=True)
@@ -327,40 +369,22 @@ class CatalogOperations:
         digest: str | None = None,
     ) -> dict[str, Any]:
         """``apply`` for a document of any size, read, checked and written entry by entry in
-        one transaction (``catalog.loader.stream_catalog``, ``STREAM_CHUNK`` entries at a
-        time), never held whole: all or nothing, with the same problem list and answer.
-        ``digest`` names the document (``serve --catalog`` recognises it unchanged)."""
+        one transaction (``streamed_chunks``), never held whole: all or nothing, with the same
+        problem list and answer. ``digest`` names the document (``serve --catalog``
+        recognises it unchanged)."""
         known = await self.store.catalog_keys()
-        existing = known.license_arns  # the ledger's, not grown by the checker
-        checker = CatalogChecker(known)
-        issued_at = self._clock.now().timestamp()
-        counts = {"sellers": 0, "products": 0, "buyers": 0, "agreements": 0}
-        minted = 0
-
-        def chunks() -> Iterator[tuple[Catalog, list[Any]]]:
-            nonlocal minted
-            entries = stream_catalog(stream, known, source, checker)
-            while part := list(itertools.islice(entries, STREAM_CHUNK)):
-                catalog = as_catalog(part)
-                for section in counts:
-                    counts[section] += len(getattr(catalog, section))
-                tokens = tokens_for_agreements(
-                    catalog.agreements, existing, checker.product_kinds, issued_at, self._tokens
-                )
-                minted += len(tokens)
-                yield catalog, tokens
-
+        applied = StreamedApply(known, self._clock.now().timestamp(), self._tokens)
         try:
-            version = await self.store.apply_catalog_chunks(chunks(), digest)
+            version = await self.store.apply_catalog_chunks(applied.chunks(stream, source), digest)
         except CatalogError as error:
             raise Refusal("catalog", str(error)) from None
         except CatalogConflictError as error:
             raise _store_refusal(error) from None
         return {
             "source": source,
-            **counts,
+            **applied.counts,
             "catalogVersion": version,
-            "tokensMinted": minted,
+            "tokensMinted": applied.minted,
         }
 
     # --- sellers and buyers ---------------------------------------------------------------

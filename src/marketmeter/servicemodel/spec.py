@@ -17,10 +17,12 @@ The functions without a service argument (``service_model``, ``target_prefix``,
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
-import botocore.session
+import botocore.loaders
+import botocore.model
 
 __all__ = [
     "AGREEMENT",
@@ -50,10 +52,20 @@ SERVICE_NAME = METERING
 
 
 @cache
+def _loader() -> Any:
+    """botocore's data loader, searching where a botocore session's would (its models,
+    ``~/.aws/models``, ``AWS_DATA_PATH``), without importing the session (clients, waiters,
+    their documentation: a tenth of a second at every start of a command that checks a
+    catalog)."""
+    return botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
+
+
+@cache
 def model_of(service: str) -> Any:
-    """The botocore ``ServiceModel`` of ``service`` (loaded on first use)."""
-    session = botocore.session.get_session()
-    return session.get_service_model(service)
+    """The botocore ``ServiceModel`` of ``service`` (loaded on first use), as a botocore
+    session's ``get_service_model`` builds it."""
+    description = _loader().load_service_model(service, "service-2")
+    return botocore.model.ServiceModel(description, service_name=service)
 
 
 def prefix_of(service: str) -> str:
@@ -77,7 +89,7 @@ def regions_of(service: str) -> frozenset[str]:
     """The regions AWS offers ``service`` in: every partition's endpoints of its endpoint
     prefix in botocore's ``endpoints.json`` (FIPS host names left out)."""
     prefix = model_of(service).metadata["endpointPrefix"]
-    endpoints = botocore.session.get_session().get_data("endpoints")
+    endpoints = _loader().load_data("endpoints")
     regions: set[str] = set()
     for partition in endpoints["partitions"]:
         entry = partition["services"].get(prefix, {})

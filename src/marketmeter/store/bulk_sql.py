@@ -3,8 +3,9 @@
 SQLite runs ``executemany`` in C, a row a step of one prepared statement: as fast as it gets.
 PostgreSQL would pay a round trip and a statement per row, so it gets multi-row ``INSERT ...
 VALUES (...), (...)`` statements of up to ``ROWS_PER_STATEMENT`` rows, and from
-``COPY_FROM`` rows on a ``COPY`` into a temporary table (dropped at the commit) and one
-``INSERT ... SELECT`` from it. A multi-row upsert may not touch one key twice, so rows with a
+``COPY_FROM`` rows on a ``COPY``: straight into the table for plain inserts, for an upsert
+into a temporary table (dropped at the commit) and one ``INSERT ... SELECT ... ON CONFLICT``
+from it. A multi-row upsert may not touch one key twice, so rows with a
 key already seen keep the last one (what row-by-row upserts would leave).
 """
 
@@ -63,8 +64,11 @@ def _copied(
     rows: Sequence[Sequence[object]],
     tail: str,
 ) -> None:
-    staging = f"bulk_{table}"
     names = ", ".join(columns)
+    if not tail:  # plain inserts: straight into the table
+        copy_rows(table, columns, rows)
+        return
+    staging = f"bulk_{table}"
     connection.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
         f"SELECT {names} FROM {table} WITH NO DATA"

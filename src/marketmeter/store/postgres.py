@@ -93,14 +93,17 @@ def migrate(connection: psycopg.Connection[Any]) -> int:
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         connection.execute(SCHEMA_MIGRATIONS_TABLE)
         current = current_version(_Sql(connection))
-        for migration in pending("postgresql", current):
-            for statement in statements(migration.sql):
-                connection.execute(statement)
-            connection.execute(
+        missing = pending("postgresql", current)
+        if missing:
+            # every statement in one round trip (no parameters: PostgreSQL's simple query
+            # protocol takes several), then every version row in another
+            script = [s for migration in missing for s in statements(migration.sql)]
+            connection.execute(";\n".join(script))
+            connection.cursor().executemany(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
-                (migration.version, migration.name, time.time()),
+                [(m.version, m.name, time.time()) for m in missing],
             )
-            current = migration.version
+            current = missing[-1].version
     return current
 
 
@@ -110,6 +113,8 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
 
 class PostgresStore(SqlStore):
     """``store.base.OperatorStore`` on a PostgreSQL database shared by any number of nodes."""
+
+    prefetch_catalog_chunks = True  # its writes wait without the GIL (store.prefetch)
 
     def __init__(self, url: str, pool_size: int = 16, bill_flushers: int = 2) -> None:
         self.url = url

@@ -64,6 +64,7 @@ from marketmeter.store.catalog_sql import (
 from marketmeter.store.claims_sql import CLAIMED, bill_claim
 from marketmeter.store.ledger_rows import BILLED, ledger_row
 from marketmeter.store.migrations import current_version
+from marketmeter.store.prefetch import prefetched
 from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = ["SqlStore"]
@@ -72,7 +73,9 @@ T = TypeVar("T")
 
 
 def _once(
-    chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]], digest: str | None
+    chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
+    digest: str | None,
+    prefetch: bool = False,
 ) -> Callable[[SqlConnection], int]:
     """The write of a streamed catalog, which cannot be retried (its chunks are read once):
     a transaction PostgreSQL aborted is a conflict to apply again, never a silent half."""
@@ -85,13 +88,16 @@ def _once(
                 "catalog", "the catalog changed while this one was applied; apply it again"
             )
         tried = True
-        return apply_catalog_chunks(sql, chunks, digest)
+        return apply_catalog_chunks(sql, prefetched(chunks) if prefetch else chunks, digest)
 
     return work
 
 
 class SqlStore(ABC):
     """The typed methods shared by ``SQLiteStore`` and ``PostgresStore``."""
+
+    # a streamed catalog's next chunk read while one is written (``store.prefetch``)
+    prefetch_catalog_chunks = False
 
     # --- primitives (each backend's own) ---------------------------------------------------
 
@@ -144,7 +150,7 @@ class SqlStore(ABC):
         chunks: Iterable[tuple[Catalog, Sequence[RegistrationToken]]],
         digest: str | None = None,
     ) -> int:
-        return await self._write(_once(chunks, digest))
+        return await self._write(_once(chunks, digest, self.prefetch_catalog_chunks))
 
     def apply_catalog_chunks_now(
         self,
@@ -152,7 +158,7 @@ class SqlStore(ABC):
         digest: str | None = None,
     ) -> int:
         """Blocking form of ``apply_catalog_chunks``, for the CLI."""
-        return self._write_now(_once(chunks, digest))
+        return self._write_now(_once(chunks, digest, self.prefetch_catalog_chunks))
 
     async def catalog_keys(self) -> KnownKeys:
         return await self._scan(catalog_keys)
