@@ -24,7 +24,7 @@ from tests.postgres_server import shared_server
 
 CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
 BACKEND_SWITCH = "MARKETMETER_TEST_DB"
-WORKERS_SWITCH = "MARKETMETER_TEST_WORKERS"
+WORKERS_SWITCH = "MARKETMETER_TEST_SERVE_WORKERS"
 
 
 def on_postgres() -> bool:
@@ -78,7 +78,7 @@ class ServerProcess:
             args += ["--catalog", str(self.catalog)]
         if "--workers" not in self.extra:
             # one process starts fastest; test_workers.py serves with several, and
-            # MARKETMETER_TEST_WORKERS=N runs every end-to-end test on N workers
+            # MARKETMETER_TEST_SERVE_WORKERS=N runs every end-to-end test on N workers
             args += ["--workers", os.environ.get(WORKERS_SWITCH, "1")]
         args += list(self.extra)
         with self.log.open("ab") as log:
