@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.run                     # everything, 10 s per run
     .venv/bin/python -m bench.run --seconds 30 --connections 8 64 --contenders moto sqlite-full
     .venv/bin/python -m bench.run --growth 0 1000000 --json results.json
-    .venv/bin/python -m bench.run --smoke             # every path, 2 s runs, under a minute
+    .venv/bin/python -m bench.run --smoke             # every path once, 1 s runs, ~20 s
     .venv/bin/python -m bench.run --workers 1 --connections 64   # marketmeter in one process
 
 Every run starts a server on a free 127.0.0.1 port with a fresh ledger (the bench catalog of
@@ -256,8 +256,9 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="check every path quickly: 2 s runs at 1 and 8 connections, growth 0 and 10,000 "
-        "rows at 8 (overrides --seconds, --connections, --growth, --growth-connections)",
+        help="check every path quickly: each contender once, a 1 s run at 8 connections, growth "
+        "0 and 10,000 rows at 8 (overrides --seconds, --connections, --growth, "
+        "--growth-connections)",
     )
     parser.add_argument(
         "--workers",
@@ -269,8 +270,8 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     options = parser.parse_args(argv)
     if options.smoke:
-        options.seconds = 2
-        options.connections = [1, 8]
+        options.seconds = 1
+        options.connections = [8]
         options.growth = [0, 10_000]
         options.growth_connections = 8
     if options.buyers is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import marketmeter.client
 from marketmeter.client import MeteringClient, RecordState
 from marketmeter.testing.pytest_plugin import TEST_ACCESS_KEY, TEST_REGION, Marketmeter
+from tests.pytest_runs import PYTEST
 
 PAGE = Path(__file__).parent.parent.parent / "docs" / "metering-client.md"
 _FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
@@ -33,7 +34,7 @@ def test_the_pages_tests_pass(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     path = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        list(PYTEST),
         cwd=tmp_path,
         env={**environment, "PYTHONPATH": str(tmp_path), "PATH": path},
         capture_output=True,

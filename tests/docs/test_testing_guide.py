@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.pytest_runs import PYTEST
 
 GUIDE = Path(__file__).parent.parent.parent / "docs" / "testing-your-integration.md"
 _FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
@@ -33,15 +34,7 @@ def test_the_guides_tests_pass(tmp_path: Path, mode: str) -> None:
         (tmp_path / name).write_text(code)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--marketmeter-mode={mode}",
-        ],
+        [*PYTEST, f"--marketmeter-mode={mode}"],
         cwd=tmp_path,
         env={**environment, "PYTHONPATH": str(tmp_path)},
         capture_output=True,

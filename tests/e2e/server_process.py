@@ -72,6 +72,10 @@ class ServerProcess:
         self.log = db.with_suffix(".log")
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
+        """Start the server and wait until it answers. "It" is this process: ``free_port`` can
+        give two starts at once (other workers, other suites on the machine) one port, and the
+        one that loses the bind exits only after the winner answers health checks; so the
+        server must also have printed, since this start, that it is ready on this port."""
         args = [sys.executable, "-m", "marketmeter", "serve", "--port", str(self.port)]
         args += ["--db", self.db_url]
         if self.catalog is not None:
@@ -81,6 +85,8 @@ class ServerProcess:
             # MARKETMETER_TEST_SERVE_WORKERS=N runs every end-to-end test on N workers
             args += ["--workers", os.environ.get(WORKERS_SWITCH, "1")]
         args += list(self.extra)
+        logged_before = self.log.stat().st_size if self.log.exists() else 0
+        ready = f":{self.port}/_marketmeter/health".encode()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 args,
@@ -92,6 +98,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"marketmeter exited early:\n{self.log.read_text()}")
+            if not self._logged_ready(logged_before, ready):
+                time.sleep(0.05)
+                continue
             try:
                 with urllib.request.urlopen(f"{self.url}/_marketmeter/health", timeout=1) as r:
                     if r.status == 200:
@@ -100,6 +109,14 @@ class ServerProcess:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"marketmeter did not become healthy:\n{self.log.read_text()}")
+
+    def _logged_ready(self, offset: int, ready: bytes) -> bool:
+        """Whether the log, past ``offset``, has the banner's ``Ready: GET ...`` line."""
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return any(
+                line.startswith(b"Ready: GET ") and line.rstrip().endswith(ready) for line in log
+            )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.process is None:

@@ -438,7 +438,7 @@ def test_issuer_license_arns_resolve_customer_to_usage_view(tmp_path: Path, now:
         [token] = body["tokens"]
         assert token["licenseArn"] == ISSUER_ALICE_CA
         resolved = call(
-            server, tmp_path, "resolve-customer", "--registration-token", token["token"]
+            server, tmp_path, "resolve-customer", f"--registration-token={token['token']}"
         )
         assert resolved == {
             "ProductCode": "prod-ca",
@@ -484,7 +484,11 @@ def test_resolve_customer(shared: ServerProcess, tmp_path: Path) -> None:
     assert body["tokens"][0]["licenseArn"] == LEGACY_LICENSE
 
     done = run_command(
-        tmp_path, "resolve-customer", ["--registration-token", token, "--debug"], shared.url
+        # one argument: a token may begin with "-", which the CLI would read as an option
+        tmp_path,
+        "resolve-customer",
+        [f"--registration-token={token}", "--debug"],
+        shared.url,
     )
     assert done.returncode == 0, f"aws exited {done.returncode}:\n{done.stderr}"
     # awscli 1.46 carries its own copy of the service model, older than boto3's: its

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 
 from marketmeter.testing import AdminError, MarketmeterServer
+from tests.pytest_runs import PYTEST
 
 CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
 
@@ -48,7 +48,7 @@ def test_second_starts_clean(marketmeter):
 def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [*PYTEST, *args],
         cwd=directory,
         env=environment,
         capture_output=True,
