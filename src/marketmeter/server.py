@@ -35,7 +35,7 @@ from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.registration_tokens import RandomTokens, tokens_for_new_agreements
 from marketmeter.observe.logs import configure as configure_logging
 from marketmeter.operator.catalog import StreamedApply, document_digest
-from marketmeter.protocol.guarded_http import guarded_protocol
+from marketmeter.protocol.guarded_http import guarded_uvicorn_config
 from marketmeter.store.base import OperatorStore
 from marketmeter.store.open import open_store
 
@@ -180,25 +180,8 @@ def build_service(settings: Settings) -> tuple[MarketmeterApp, OperatorStore, st
 def uvicorn_config(
     app: MarketmeterApp, settings: Settings, host: str, port: int, loop: str = "auto"
 ) -> uvicorn.Config:
-    """uvicorn serving ``app`` within ``settings.limits`` (``protocol.guarded_http``). A
-    stop waits for in-flight requests as long as a request may take (read, then processing)."""
-    limits = settings.limits
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop=loop,
-        http=guarded_protocol(limits, RandomIds()),
-        log_level="warning",
-        log_config=None,  # uvicorn's records go to the root logger: observe.logs formats them
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=limits.idle_timeout,
-        timeout_graceful_shutdown=limits.request_timeout + limits.processing_timeout,
-        server_header=False,
-        # nothing reads the client's address or scheme: no X-Forwarded-* rewriting per request
-        proxy_headers=False,
-    )
+    """uvicorn serving ``app`` within ``settings.limits`` (``protocol.guarded_http``)."""
+    return guarded_uvicorn_config(app, settings.limits, host, port, loop)
 
 
 def _allow_file_descriptors(connections: int) -> None:

@@ -56,7 +56,7 @@ from marketmeter.observe.logs import configure as configure_logging
 from marketmeter.protocol import serialize
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.batch_lane import BatchCodec
-from marketmeter.protocol.guarded_http import guarded_protocol
+from marketmeter.protocol.guarded_http import guarded_uvicorn_config
 from marketmeter.protocol.hooks import JournalEntry
 from marketmeter.protocol.parse import decode_and_validate, meter_usage_request
 from marketmeter.protocol.raw_request import RawRequest
@@ -344,19 +344,7 @@ def _internal_error() -> serialize.WireResponse:
 
 def worker_config(app: WorkerApp, settings: Settings) -> uvicorn.Config:
     """uvicorn as ``server.uvicorn_config`` sets it up for one process."""
-    limits = settings.limits
-    return uvicorn.Config(
-        app,
-        http=guarded_protocol(limits, RandomIds()),
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=limits.idle_timeout,
-        timeout_graceful_shutdown=limits.request_timeout + limits.processing_timeout,
-        server_header=False,
-        proxy_headers=False,
-    )
+    return guarded_uvicorn_config(app, settings.limits)
 
 
 def _stop_with_parent() -> None:

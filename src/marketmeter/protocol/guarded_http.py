@@ -29,6 +29,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from marketmeter.config import ConnectionLimits
@@ -42,7 +43,12 @@ from marketmeter.metering.ids import IdGenerator, RandomIds
 from marketmeter.protocol import serialize
 from marketmeter.protocol.endpoint import Receive, Scope, Send
 
-__all__ = ["GuardedHttpToolsProtocol", "guarded_protocol", "refusal_bytes"]
+__all__ = [
+    "GuardedHttpToolsProtocol",
+    "guarded_protocol",
+    "guarded_uvicorn_config",
+    "refusal_bytes",
+]
 
 _CLOSE = (b"connection", b"close")
 
@@ -242,3 +248,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             await send({"type": "http.response.body", "body": response.body})
 
         return refuse
+
+
+def guarded_uvicorn_config(
+    app: Any, limits: ConnectionLimits, host: str = "127.0.0.1", port: int = 0, loop: str = "auto"
+) -> uvicorn.Config:
+    """uvicorn serving ``app`` within ``limits`` on this module's protocol (a worker of
+    ``serve --workers`` is handed its listening socket instead of ``host`` and ``port``). A
+    stop waits for in-flight requests as long as a request may take (read, then processing)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop=loop,
+        http=guarded_protocol(limits, RandomIds()),
+        log_level="warning",
+        log_config=None,  # uvicorn's records go to the root logger: observe.logs formats them
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=limits.idle_timeout,
+        timeout_graceful_shutdown=limits.request_timeout + limits.processing_timeout,
+        server_header=False,
+        # nothing reads the client's address or scheme: no X-Forwarded-* rewriting per request
+        proxy_headers=False,
+    )
