@@ -4,7 +4,8 @@ loadgroup``): which tests must run one after another on one worker.
 - the tests marked ``timing`` (they assert tight wall-clock bounds: limits, slow clients,
   SIGTERM drain, the crash test's restarts) share one group, so that they run one after
   another on one worker; scripts/check goes further and runs them on their own, without
-  xdist, after the rest, since the other workers' load alone can break a bound;
+  xdist, beside ruff and mypy before the rest, since the other workers' load alone could
+  break a bound;
 - the tests of a module that share a module- or class-scoped fixture (a server started once
   for the module, say; the benchmark's ledger template, which also keeps its two wrk runs
   apart), or that reuse one server (``reused_server``, tests/e2e/conftest.py), share a group
