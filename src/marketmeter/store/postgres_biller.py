@@ -47,6 +47,7 @@ from psycopg_pool import PoolTimeout
 
 from marketmeter.metering.types import LedgerOutcome
 from marketmeter.store.base import WriteObserver
+from marketmeter.store.job_groups import next_group
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow
 
 __all__ = ["MAX_GROUP_ROWS", "RETRIES", "BillResult", "PostgresBiller", "bill_group"]
@@ -228,17 +229,7 @@ class PostgresBiller:
             first = self._queue.get()
             if first is None:
                 return
-            group, size, stopping = [first], len(first.rows), False
-            while size < MAX_GROUP_ROWS:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                group.append(job)
-                size += len(job.rows)
+            group, stopping = next_group(self._queue, first, _rows_of, MAX_GROUP_ROWS)
             queued = len(group) + self._queue.qsize()
             started = time.perf_counter()
             try:
@@ -279,3 +270,7 @@ def _complete(done: list[tuple[_Job, BillResult]]) -> None:
             job.waiter.set_result(outcome)
         else:
             job.waiter.set_exception(failure)
+
+
+def _rows_of(job: _Job) -> int:
+    return len(job.rows)

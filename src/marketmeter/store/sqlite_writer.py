@@ -28,6 +28,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from marketmeter.store.job_groups import next_group
+
 __all__ = ["SQLiteWriter"]
 
 T = TypeVar("T")
@@ -111,16 +113,7 @@ class SQLiteWriter:
                 first = self._queue.get()
                 if first is None:
                     break
-                group = [first]
-                while len(group) < _MAX_GROUP:
-                    try:
-                        job = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stopping = True
-                        break
-                    group.append(job)
+                group, stopping = next_group(self._queue, first, _one, _MAX_GROUP)
                 queued = len(group) + self._queue.qsize()
                 started = time.perf_counter()
                 _commit_group(connection, group, self._on_commit)
@@ -203,3 +196,7 @@ def _complete(waiters: list[tuple[asyncio.Future[Any], Any, BaseException | None
             waiter.set_result(result)
         else:
             waiter.set_exception(failure)
+
+
+def _one(job: _Job) -> int:
+    return 1
