@@ -50,6 +50,7 @@ from marketmeter.store.registration_sql import insert_tokens
 from marketmeter.store.sql_connection import SqlConnection
 
 __all__ = [
+    "AGREEMENT_COLUMNS",
     "CATALOG_TABLES",
     "ChildTable",
     "UpsertTable",
@@ -153,6 +154,20 @@ def _key_rows(kind: str, owners: Iterable[Seller | Buyer]) -> Iterable[Row]:
 _ACCESS_KEY_COLUMNS = ("access_key_id", "secret_access_key", "owner_kind", "account_id")
 
 # Every table a catalog writes, in the order it writes them (see the module's docstring).
+# The agreements table's columns, in the order catalog writes and snapshots (snapshots_sql) use.
+AGREEMENT_COLUMNS = (
+    "license_arn",
+    "buyer_account_id",
+    "product_code",
+    "state",
+    "starts_at",
+    "ends_at",
+    "free_trial",
+    "pending_since",
+    "offer_id",
+    "configuration",
+)
+
 CATALOG_TABLES: tuple[UpsertTable | ChildTable, ...] = (
     UpsertTable(
         "sellers", ("account_id", "name"), lambda c: ((s.account_id, s.name) for s in c.sellers)
@@ -226,18 +241,7 @@ CATALOG_TABLES: tuple[UpsertTable | ChildTable, ...] = (
     ),
     UpsertTable(
         "agreements",
-        (
-            "license_arn",
-            "buyer_account_id",
-            "product_code",
-            "state",
-            "starts_at",
-            "ends_at",
-            "free_trial",
-            "pending_since",
-            "offer_id",
-            "configuration",
-        ),
+        AGREEMENT_COLUMNS,
         lambda c: (
             (
                 a.license_arn,

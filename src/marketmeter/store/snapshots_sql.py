@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import orjson
 
 from marketmeter.store.base import SnapshotError, SnapshotInfo
-from marketmeter.store.catalog_sql import catalog_version
+from marketmeter.store.catalog_sql import AGREEMENT_COLUMNS, catalog_version
 from marketmeter.store.copy import COPIED_ORDER, COPIED_TABLES
 from marketmeter.store.events_sql import EVENT_LOG_TABLES
 from marketmeter.store.row_copy import advance_sequence, insert_rows
@@ -68,21 +68,7 @@ _CATALOG_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "dimensions": (("product_code", "name", "position"), "product_code, position"),
     "notification_urls": (("product_code", "position", "url"), "product_code, position"),
     "buyers": (("account_id", "customer_identifier", "name"), "account_id"),
-    "agreements": (
-        (
-            "license_arn",
-            "buyer_account_id",
-            "product_code",
-            "state",
-            "starts_at",
-            "ends_at",
-            "free_trial",
-            "pending_since",
-            "offer_id",
-            "configuration",
-        ),
-        "license_arn",
-    ),
+    "agreements": (AGREEMENT_COLUMNS, "license_arn"),
     "entitlements": (
         ("license_arn", "dimension", "position", "value_type", "value", "expires_at"),
         "license_arn, position",
