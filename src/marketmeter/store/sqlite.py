@@ -232,7 +232,9 @@ class SQLiteStore(SqlStore):
     async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
         # up to one INSERT statement: rolled back whole by SQLite if it fails, no savepoint
         atomic = len(rows) <= _ROWS_PER_INSERT
-        return await self._writer.submit_async(lambda c: _bill(c, rows), atomic=atomic)
+        return await self._writer.submit_async(
+            lambda c: _bill(c, rows), atomic=atomic, merge=_bill_each, payload=rows
+        )
 
     async def usage(self, query: UsageQuery) -> list[BilledRecord]:
         return await asyncio.to_thread(self.usage_now, query)
@@ -291,6 +293,23 @@ def _bill(connection: sqlite3.Connection, rows: Sequence[LedgerRow]) -> list[Led
             claimed.add(seq)
         outcomes.append(LedgerOutcome(record_id, quantity, inserted=mine))
     return outcomes
+
+
+def _bill_each(
+    connection: sqlite3.Connection, batches: list[Sequence[LedgerRow]]
+) -> list[list[LedgerOutcome] | None]:
+    """Several requests' rows billed as one (``_bill`` of them all, in order), then each
+    request's outcomes: what billing them one after the other gives, since the first entry
+    of a key in that order is the one written."""
+    outcomes = _bill(connection, [row for rows in batches for row in rows])
+    if outcomes is None:
+        return [None] * len(batches)
+    each: list[list[LedgerOutcome] | None] = []
+    start = 0
+    for rows in batches:
+        each.append(outcomes[start : start + len(rows)])
+        start += len(rows)
+    return each
 
 
 # 14 parameters a row: 500 rows stay far below SQLite's limit of 32,766 parameters.
