@@ -1,6 +1,6 @@
-"""Processes of the bench: the servers' CPU time (whole process trees, from ``/proc``) and peak
-RSS, the machine, a free port, starting checks (health, a billed probe record), stopping, and
-preparation commands run in the repository."""
+"""Processes of the bench: the servers' CPU time (whole process trees, from ``/proc``), peak
+RSS and proportional set size, the machine, a free port, starting checks (health, a billed
+probe record), stopping, and preparation commands run in the repository."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import platform
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "ROOT",
+    "PssSampler",
     "free_port",
     "machine_description",
     "peak_rss_mib",
@@ -26,6 +28,8 @@ __all__ = [
     "stat_cpu_ticks",
     "stop",
     "tree_peak_rss_mib",
+    "tree_pids",
+    "tree_pss_mib",
     "wait_healthy",
 ]
 
@@ -67,10 +71,8 @@ def process_tree_cpu_seconds(root: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def tree_peak_rss_mib(root: int) -> float:
-    """The peak resident sets (``VmHWM``) of ``root`` and every live descendant, added up,
-    MiB: every process of a server (``serve --workers``). Pages a forked worker still shares
-    with its parent count in both."""
+def tree_pids(root: int) -> list[int]:
+    """``root`` and every live descendant."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -79,15 +81,66 @@ def tree_peak_rss_mib(root: int) -> float:
             except (OSError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry))
-    total, stack = 0.0, [root]
+    pids, stack = [], [root]
     while stack:
         pid = stack.pop()
+        pids.append(pid)
         stack.extend(children.get(pid, ()))
+    return pids
+
+
+def tree_peak_rss_mib(root: int) -> float:
+    """The peak resident sets (``VmHWM``) of ``root`` and every live descendant, added up,
+    MiB: every process of a server (``serve --workers``). Pages a forked worker still shares
+    with its parent count in both."""
+    total = 0.0
+    for pid in tree_pids(root):
         try:
             total += peak_rss_mib(pid)
         except (OSError, ValueError):
             continue  # gone meanwhile, or a kernel thread
     return total
+
+
+def tree_pss_mib(root: int) -> float:
+    """The proportional set sizes (``Pss`` of ``smaps_rollup``) of ``root`` and every live
+    descendant, added up, MiB: what the processes hold together, a page shared by n of them
+    counting 1/n in each."""
+    total = 0.0
+    for pid in tree_pids(root):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+                    break
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class PssSampler:
+    """The peak of ``tree_pss_mib(root)``, sampled every ``interval`` seconds in a thread
+    while the ``with`` block runs (the kernel keeps no peak of the PSS)."""
+
+    def __init__(self, root: int, interval: float = 0.25) -> None:
+        self._root = root
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.peak_mib = 0.0
+
+    def __enter__(self) -> PssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, tree_pss_mib(self._root))
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_mib = max(self.peak_mib, tree_pss_mib(self._root))
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -43,6 +43,7 @@ class RunResult:
     server_cpu_percent: float = 0.0
     database_cpu_seconds: float | None = None
     peak_rss_mib: float = 0.0
+    peak_pss_mib: float = 0.0  # sampled during the load: what the processes hold together
     wrk_cpu_seconds: float = 0.0
     error: str | None = None
     note: str | None = None
@@ -152,6 +153,7 @@ TABLE_HEADERS = (
     "req/CPU s",
     "db CPU s",
     "peak RSS MiB",
+    "peak PSS MiB",
     "wrk CPU s",
     "ready s",
     "× moto fair",
@@ -200,6 +202,7 @@ def format_table(results: Sequence[RunResult]) -> str:
                 if result.database_cpu_seconds is None
                 else f"{result.database_cpu_seconds:.2f}",
                 f"{result.peak_rss_mib:.0f}",
+                f"{result.peak_pss_mib:.0f}",
                 f"{result.wrk_cpu_seconds:.2f}",
                 f"{result.ready_seconds:.2f}",
                 *(_times(ratio(rate, peer.get(result.connections))) for peer in references),

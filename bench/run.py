@@ -63,6 +63,7 @@ from bench.contenders import (
 )
 from bench.processes import (
     ROOT,
+    PssSampler,
     free_port,
     machine_description,
     process_tree_cpu_seconds,
@@ -160,26 +161,8 @@ def _load(
     database_before = process_tree_cpu_seconds(database) if database else 0.0
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    completed = subprocess.run(
-        [
-            *("wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"),
-            *("--timeout", f"{WRK_TIMEOUT}s"),
-            *("-s", str(contender.load_script), f"http://127.0.0.1:{port}/"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "BENCH_BUYERS": str(buyers),
-            "BENCH_DIMS": str(DIMENSIONS),
-            "BENCH_THREADS": "1",
-            "BENCH_OFFSET": "0",
-            "BENCH_NOW": str(now),
-            **contender.load_env(),
-        },
-        check=False,
-    )
+    with PssSampler(process.pid) as pss:
+        completed = _wrk(contender, port, connections, seconds, buyers, now)
     window = time.monotonic() - started
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_cpu = process_tree_cpu_seconds(process.pid) - server_before
@@ -203,10 +186,36 @@ def _load(
         server_cpu_percent=100 * server_cpu / window,
         database_cpu_seconds=database_cpu,
         peak_rss_mib=rss,
+        peak_pss_mib=pss.peak_mib,
         wrk_cpu_seconds=(children_after.ru_utime - children_before.ru_utime)
         + (children_after.ru_stime - children_before.ru_stime),
         note=note,
         records_per_request=contender.records_per_request,
+    )
+
+
+def _wrk(
+    contender: Contender, port: int, connections: int, seconds: int, buyers: int, now: int
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *("wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"),
+            *("--timeout", f"{WRK_TIMEOUT}s"),
+            *("-s", str(contender.load_script), f"http://127.0.0.1:{port}/"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "BENCH_BUYERS": str(buyers),
+            "BENCH_DIMS": str(DIMENSIONS),
+            "BENCH_THREADS": "1",
+            "BENCH_OFFSET": "0",
+            "BENCH_NOW": str(now),
+            **contender.load_env(),
+        },
+        check=False,
     )
 
 
