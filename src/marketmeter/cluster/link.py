@@ -7,13 +7,19 @@ order (a bill is answered once committed; many are in flight at once):
 
 - ``hello`` (payload: the worker's number): answered with whether the coordinator keeps call
   records at all (journal, metrics or call log), once it is ready;
-- ``bill`` (payload: ``store.ledger_rows`` rows): answered once the coordinator's store has
-  committed them, with what the ledger holds for each (``store.base.Store.bill_rows``);
-- ``record`` (payload: a ``JournalEntry``'s fields): answered once the entry is in the
-  journal, the metrics and the call log, so the call it describes is answered after.
+- ``bills`` (payload: a list of requests' ``store.ledger_rows`` rows): billed in one call of
+  the store, in order (so a key twice is billed by its first request, as if they committed
+  one after the other); answered once committed, with what the ledger holds for each row of
+  each request (``store.base.Store.bill_rows``; None for a request whose rows were all new);
+- ``records`` (payload: a list of ``JournalEntry`` fields): answered once the entries are in
+  the journal, the metrics and the call log, so the calls they describe are answered after.
+
+A worker's calls made in one turn of its event loop travel together: one ``bills`` frame and
+one ``records`` frame per turn, not one per request, so the coordinator's loop reads, decodes
+and answers a frame for many requests (docs/performance.md).
 
 An error answer (``ok`` false) carries the message of the coordinator's exception; the worker
-answers its client 500 (retry-safe), as a failed write does in one process.
+answers its clients 500 (retry-safe), as a failed write does in one process.
 """
 
 from __future__ import annotations
@@ -96,12 +102,13 @@ class LedgerService:
                     sequence, kind, payload = await _read(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-                if kind == "bill":
+                if kind == "bills":
                     task = asyncio.create_task(self._bill(writer, sequence, payload))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-                elif kind == "record":
-                    self._observers.record(entry_of(payload))
+                elif kind == "records":
+                    for fields in payload:
+                        self._observers.record(entry_of(fields))
                     writer.write(_frame((sequence, True, None)))
                 elif kind == "hello":
                     await self._ready.wait()
@@ -112,21 +119,35 @@ class LedgerService:
                 await asyncio.gather(*tasks, return_exceptions=True)
             writer.close()
 
-    async def _bill(self, writer: asyncio.StreamWriter, sequence: int, rows: list[Any]) -> None:
+    async def _bill(
+        self, writer: asyncio.StreamWriter, sequence: int, requests: list[list[Any]]
+    ) -> None:
+        rows = [tuple(row) for each in requests for row in each]
         try:
-            outcomes = await self._store.bill_rows([tuple(row) for row in rows])
+            outcomes = await self._store.bill_rows(rows)
         except Exception as error:
             log.exception("billing %d rows for a worker failed", len(rows))
             reply: tuple[Any, ...] = (sequence, False, str(error))
         else:
-            held = (
-                None
-                if outcomes is None
-                else [(o.metering_record_id, o.quantity_micros, o.inserted) for o in outcomes]
-            )
-            reply = (sequence, True, held)
+            reply = (sequence, True, _held_by_request(requests, outcomes))
         if not writer.is_closing():
             writer.write(_frame(reply))
+
+
+def _held_by_request(
+    requests: list[list[Any]], outcomes: list[LedgerOutcome] | None
+) -> list[list[tuple[str, int, bool]] | None]:
+    """Each request's share of the store's outcomes (None: every row of the store's call was
+    new, so every request's were)."""
+    if outcomes is None:
+        return [None] * len(requests)
+    held: list[list[tuple[str, int, bool]] | None] = []
+    start = 0
+    for each in requests:
+        share = outcomes[start : start + len(each)]
+        held.append([(o.metering_record_id, o.quantity_micros, o.inserted) for o in share])
+        start += len(each)
+    return held
 
 
 class CoordinatorLink:
@@ -139,6 +160,7 @@ class CoordinatorLink:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._batches: dict[str, tuple[list[Any], list[asyncio.Future[Any]]]] = {}
         self.observing = True
 
     async def connect(
@@ -160,13 +182,32 @@ class CoordinatorLink:
         self.observing = bool(await self._call("hello", index))
 
     async def bill_rows(self, rows: Sequence[LedgerRow]) -> list[LedgerOutcome] | None:
-        held = await self._call("bill", rows)
+        held = await self._batched("bills", rows)
         if held is None:
             return None
         return [LedgerOutcome(i, q, inserted) for i, q, inserted in held]
 
     async def record(self, entry: JournalEntry) -> None:
-        await self._call("record", entry_fields(entry))
+        await self._batched("records", entry_fields(entry))
+
+    async def _batched(self, kind: str, item: Any) -> Any:
+        """``item`` sent in this loop turn's ``kind`` frame; its share of the answer."""
+        if self._writer is None or self._writer.is_closing():
+            raise LinkLost("the coordinator is gone")
+        loop = asyncio.get_running_loop()
+        share: asyncio.Future[Any] = loop.create_future()
+        batch = self._batches.get(kind)
+        if batch is None:
+            batch = self._batches[kind] = ([], [])
+            loop.call_soon(self._send, kind)
+        batch[0].append(item)
+        batch[1].append(share)
+        return await share
+
+    def _send(self, kind: str) -> None:
+        items, shares = self._batches.pop(kind)
+        sent = asyncio.ensure_future(self._call(kind, items))
+        sent.add_done_callback(lambda done: _hand_out(done, shares))
 
     async def _call(self, kind: str, payload: Any) -> Any:
         writer = self._writer
@@ -211,3 +252,17 @@ class CoordinatorLink:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
+
+
+def _hand_out(done: asyncio.Future[Any], shares: list[asyncio.Future[Any]]) -> None:
+    """A batch's answer to each of its callers: its own part (``bills``), or the same
+    acknowledgement or failure for all."""
+    failure = LinkLost("the coordinator is gone") if done.cancelled() else done.exception()
+    value = None if failure is not None else done.result()
+    for index, share in enumerate(shares):
+        if share.done():
+            continue
+        if failure is not None:
+            share.set_exception(failure)
+        else:
+            share.set_result(value[index] if isinstance(value, list) else value)
