@@ -1,6 +1,6 @@
 """The SQLite writer's merged jobs (``store.sqlite_writer``): bills queued together run as one
-call of their merge, in queue order, and answer as if committed one after the other; a merge
-that fails is rolled back and each job runs alone."""
+call of their merge, in queue order, and answer as if committed one after the other; when a
+merge fails (having written nothing) each job runs alone."""
 
 from __future__ import annotations
 
@@ -119,9 +119,17 @@ def test_jobs_of_one_merge_get_one_call_and_a_failing_merge_leaves_each_job_alon
     calls: list[list[int]] = []
 
     def merge(connection: sqlite3.Connection, numbers: list[int]) -> list[int]:
+        """Several statements: under a savepoint of its own, so a failure writes nothing."""
         calls.append(numbers)
-        for number in numbers:
-            insert_seller(number)(connection)  # job 3 fails: the whole merge is rolled back
+        connection.execute("SAVEPOINT merge")
+        try:
+            for number in numbers:
+                insert_seller(number)(connection)  # job 3 fails: the whole merge is undone
+        except BaseException:
+            connection.execute("ROLLBACK TO merge")
+            connection.execute("RELEASE merge")
+            raise
+        connection.execute("RELEASE merge")
         return numbers
 
     def submit(number: int) -> Any:
@@ -145,3 +153,16 @@ def test_jobs_of_one_merge_get_one_call_and_a_failing_merge_leaves_each_job_alon
     with sqlite3.connect(tmp_path / "l.db") as connection:
         sellers = connection.execute("SELECT account_id FROM sellers ORDER BY 1").fetchall()
     assert sellers == [(f"{n:012d}",) for n in (1, 2, 4, 5)]
+
+
+def test_a_group_over_one_statement_is_billed_whole_with_its_repeated_keys(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "l.db")
+    jobs = [[row(n) for n in range(1000 * j, 1000 * j + 1000)] for j in range(3)]  # 3 statements
+    jobs.append([row(2500, quantity=2), row(3000)])  # key 2500 is the third job's
+    answers = asyncio.run(in_one_group(store, [store.bill_rows(rows) for rows in jobs]))
+    store.close_now()
+    assert answers[:3] == [[outcome(n) for n in range(1000 * j, 1000 * j + 1000)] for j in range(3)]
+    assert answers[3] == [outcome(2500, inserted=False), outcome(3000)]
+    assert len(billed(tmp_path / "l.db")) == 3001

@@ -122,7 +122,7 @@ class LedgerService:
     async def _bill(
         self, writer: asyncio.StreamWriter, sequence: int, requests: list[list[Any]]
     ) -> None:
-        rows = [tuple(row) for each in requests for row in each]
+        rows: list[Any] = [row for each in requests for row in each]  # as decoded: lists
         try:
             outcomes = await self._store.bill_rows(rows)
         except Exception as error:

@@ -300,19 +300,33 @@ def _bill_each(
 ) -> list[list[LedgerOutcome] | None]:
     """Several requests' rows billed as one (``_bill`` of them all, in order), then each
     request's outcomes: what billing them one after the other gives, since the first entry
-    of a key in that order is the one written."""
-    outcomes = _bill(connection, [row for rows in batches for row in rows])
+    of a key in that order is the one written. Nothing is written if it fails: up to
+    ``_ROWS_PER_INSERT`` rows are one statement, more are billed under a savepoint."""
+    rows = [row for each in batches for row in each]
+    if len(rows) <= _ROWS_PER_INSERT:
+        outcomes = _bill(connection, rows)
+    else:
+        connection.execute("SAVEPOINT bills")
+        try:
+            outcomes = _bill(connection, rows)
+        except BaseException:
+            connection.execute("ROLLBACK TO bills")
+            connection.execute("RELEASE bills")
+            raise
+        connection.execute("RELEASE bills")
     if outcomes is None:
         return [None] * len(batches)
     each: list[list[LedgerOutcome] | None] = []
     start = 0
-    for rows in batches:
-        each.append(outcomes[start : start + len(rows)])
-        start += len(rows)
+    for batch in batches:
+        each.append(outcomes[start : start + len(batch)])
+        start += len(batch)
     return each
 
 
-# 14 parameters a row: 500 rows stay far below SQLite's limit of 32,766 parameters.
+# 14 parameters a row: 500 rows stay far below SQLite's limit of 32,766 parameters. (2,000-row
+# statements were measured: no faster, and each prepared statement the connection keeps holds
+# its parameters' memory: 70 MiB more at the peak.)
 _ROWS_PER_INSERT = 500
 
 
