@@ -188,6 +188,9 @@ class SQLiteStore(SqlStore):
                 catalog = read_catalog(_Sql(self._watch))
             finally:
                 self._watch.execute("COMMIT")
+            # the pages of the whole catalog just read stay in the connection's cache (up to
+            # 2 MiB in every process of a server) for point reads that need few of them
+            self._watch.execute("PRAGMA shrink_memory")
         return CatalogSnapshot(version, catalog)
 
     def _publish_catalog_version(self, connection: sqlite3.Connection) -> None:
