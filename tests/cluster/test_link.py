@@ -8,28 +8,10 @@ import asyncio
 from pathlib import Path
 
 from marketmeter.cluster.link import CoordinatorLink, LedgerService
-from marketmeter.metering.types import LedgerEntry, LedgerOutcome, UsageRecord
+from marketmeter.metering.types import LedgerOutcome
 from marketmeter.protocol.hooks import JournalEntry
-from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 from marketmeter.store.sqlite import SQLiteStore
-
-HOUR = 1795435200  # 2026-11-23T12:00:00Z
-
-
-def row(n: int, quantity: int = 1) -> LedgerRow:
-    return ledger_row(
-        LedgerEntry(
-            hour=HOUR,
-            scope="product:p",
-            customer_account=f"{n:012d}",
-            dimension="users",
-            quantity_micros=quantity * 1_000_000,
-            metering_record_id=f"id-{n}-{quantity}",
-            product_code="p",
-            record=UsageRecord(timestamp=HOUR + 5.0, dimension="users", quantity=quantity),
-            received_at=HOUR + 6.0,
-        )
-    )
+from tests.store.ledger_keys import HOUR, row
 
 
 def entry(request_id: str) -> JournalEntry:

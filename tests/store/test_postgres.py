@@ -35,8 +35,8 @@ from marketmeter.store.open import open_store
 from marketmeter.store.postgres import PostgresStore
 from tests.conftest import OpenStore
 from tests.postgres_server import PostgresServer
+from tests.store.ledger_keys import HOUR, entry
 
-HOUR = 1795435200  # 2026-11-23T12:00:00Z
 ALICE = "444455556666"
 ALICE_LEGACY = "arn:aws:license-manager::444455556666:license:l-a0000000000000000000000000000001"
 
@@ -66,21 +66,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.01)
-
-
-def entry(n: int, quantity: int = 1, record_id: str | None = None) -> LedgerEntry:
-    """Key ``n``: one account per ``n`` in the same hour, dimension and product."""
-    return LedgerEntry(
-        hour=HOUR,
-        scope="product:p",
-        customer_account=f"{n:012d}",
-        dimension="users",
-        quantity_micros=quantity * 1_000_000,
-        metering_record_id=record_id or f"id-{n}-{quantity}",
-        product_code="p",
-        record=UsageRecord(timestamp=HOUR + 5.0, dimension="users", quantity=quantity),
-        received_at=HOUR + 6.0,
-    )
 
 
 def hold_keys(url: str, *keys: int) -> psycopg.Connection[Any]:

@@ -11,32 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from marketmeter.metering.types import LedgerEntry, LedgerOutcome, UsageRecord
-from marketmeter.store.ledger_rows import LedgerRow, ledger_row
+from marketmeter.store.ledger_rows import LedgerRow
 from marketmeter.store.sqlite import SQLiteStore
-
-HOUR = 1795435200  # 2026-11-23T12:00:00Z
-
-
-def row(n: int, quantity: int = 1, record_id: str | None = None) -> LedgerRow:
-    """Key ``n`` (one account per ``n``), billed under ``record_id`` (``id-<n>-<quantity>``)."""
-    return ledger_row(
-        LedgerEntry(
-            hour=HOUR,
-            scope="product:p",
-            customer_account=f"{n:012d}",
-            dimension="users",
-            quantity_micros=quantity * 1_000_000,
-            metering_record_id=record_id or f"id-{n}-{quantity}",
-            product_code="p",
-            record=UsageRecord(timestamp=HOUR + 5.0, dimension="users", quantity=quantity),
-            received_at=HOUR + 6.0,
-        )
-    )
-
-
-def outcome(n: int, quantity: int = 1, inserted: bool = True) -> LedgerOutcome:
-    return LedgerOutcome(f"id-{n}-{quantity}", quantity * 1_000_000, inserted)
+from tests.store.ledger_keys import outcome, row
 
 
 async def in_one_group(store: SQLiteStore, calls: list[Any]) -> list[Any]:

@@ -36,7 +36,7 @@ import msgspec
 
 from marketmeter.metering.types import LedgerOutcome
 from marketmeter.protocol.hooks import CallLog, JournalEntry
-from marketmeter.store.base import LedgerRow, Store
+from marketmeter.store.base import LedgerRow, Store, each_request
 
 __all__ = ["CoordinatorLink", "LedgerService", "LinkLost"]
 
@@ -137,17 +137,13 @@ class LedgerService:
 def _held_by_request(
     requests: list[list[Any]], outcomes: list[LedgerOutcome] | None
 ) -> list[list[tuple[str, int, bool]] | None]:
-    """Each request's share of the store's outcomes (None: every row of the store's call was
-    new, so every request's were)."""
-    if outcomes is None:
-        return [None] * len(requests)
-    held: list[list[tuple[str, int, bool]] | None] = []
-    start = 0
-    for each in requests:
-        share = outcomes[start : start + len(each)]
-        held.append([(o.metering_record_id, o.quantity_micros, o.inserted) for o in share])
-        start += len(each)
-    return held
+    """Each request's share of the store's outcomes, as the frame carries them."""
+    return [
+        None
+        if share is None
+        else [(o.metering_record_id, o.quantity_micros, o.inserted) for o in share]
+        for share in each_request(outcomes, requests)
+    ]
 
 
 class CoordinatorLink:

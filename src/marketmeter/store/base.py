@@ -26,7 +26,7 @@ from marketmeter.metering.types import (
     RequestClaimOutcome,
     SigningKey,
 )
-from marketmeter.store.ledger_rows import LedgerRow, ledger_row
+from marketmeter.store.ledger_rows import LedgerRow, each_request, ledger_row
 
 if TYPE_CHECKING:  # the catalog checker imports botocore's models: not for every importer
     from marketmeter.catalog.checks import KnownKeys
@@ -57,6 +57,7 @@ __all__ = [
     "UsageTotal",
     "Window",
     "WriteObserver",
+    "each_request",
     "ledger_row",
 ]
 

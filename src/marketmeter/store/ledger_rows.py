@@ -3,16 +3,29 @@
 Columns: hour, scope, customer_account, dimension, quantity_micros, metering_record_id,
 product_code, license_arn, customer_identifier, usage_timestamp, allocations (JSON text),
 received_at, operation, instance. ``BILLED`` reads back what the ledger holds for a key.
+``each_request`` splits what several requests' rows, billed together, came to.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence, Sized
+from typing import TypeVar
 
 import orjson
 
 from marketmeter.metering.quantities import json_number
 from marketmeter.metering.types import LedgerEntry, UsageAllocation
 
-__all__ = ["BILLED", "LEDGER_COLUMNS", "LedgerRow", "allocations_json", "ledger_row"]
+__all__ = [
+    "BILLED",
+    "LEDGER_COLUMNS",
+    "LedgerRow",
+    "allocations_json",
+    "each_request",
+    "ledger_row",
+]
+
+T = TypeVar("T")
 
 LEDGER_COLUMNS = (
     "hour, scope, customer_account, dimension, quantity_micros, metering_record_id, "
@@ -77,3 +90,16 @@ def allocations_json(allocations: tuple[UsageAllocation, ...] | None) -> str | N
             for allocation in allocations
         ]
     ).decode()
+
+
+def each_request(outcomes: Sequence[T] | None, requests: Sequence[Sized]) -> list[list[T] | None]:
+    """Each request's share of the outcomes of all their rows billed together, in order: None
+    for every request when ``outcomes`` is None (every row was new)."""
+    if outcomes is None:
+        return [None] * len(requests)
+    shares: list[list[T] | None] = []
+    start = 0
+    for request in requests:
+        shares.append(list(outcomes[start : start + len(request)]))
+        start += len(request)
+    return shares

@@ -48,7 +48,7 @@ from psycopg_pool import PoolTimeout
 from marketmeter.metering.types import LedgerOutcome
 from marketmeter.store.base import WriteObserver
 from marketmeter.store.job_groups import next_group
-from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow
+from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, each_request
 
 __all__ = ["MAX_GROUP_ROWS", "RETRIES", "BillResult", "PostgresBiller", "bill_group"]
 
@@ -160,12 +160,7 @@ def _bill(
         if mine:
             claimed.add(seq)
         outcomes.append(LedgerOutcome(record_id, quantity, inserted=mine))
-    results: list[list[LedgerOutcome] | None] = []
-    start = 0
-    for job in jobs:
-        results.append(outcomes[start : start + len(job)])
-        start += len(job)
-    return results
+    return each_request(outcomes, jobs)
 
 
 @dataclass(slots=True)

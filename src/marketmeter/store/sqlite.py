@@ -39,7 +39,7 @@ from marketmeter.metering.types import LedgerEntry, LedgerOutcome
 from marketmeter.store.base import BilledRecord, UsageQuery, WriteObserver
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
 from marketmeter.store.catalog_stamp import CatalogStamp, stamp_path
-from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, ledger_row
+from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, each_request, ledger_row
 from marketmeter.store.migrations import (
     SCHEMA_MIGRATIONS_TABLE,
     current_version,
@@ -333,14 +333,7 @@ def _bill_each(
             connection.execute("RELEASE bills")
             raise
         connection.execute("RELEASE bills")
-    if outcomes is None:
-        return [None] * len(batches)
-    each: list[list[LedgerOutcome] | None] = []
-    start = 0
-    for batch in batches:
-        each.append(outcomes[start : start + len(batch)])
-        start += len(batch)
-    return each
+    return each_request(outcomes, batches)
 
 
 # 14 parameters a row: 500 rows stay far below SQLite's limit of 32,766 parameters. (2,000-row
