@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import resource
@@ -28,7 +29,7 @@ from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.directory import catalog_files, load_startup_files
 from marketmeter.catalog.loader import CatalogError, load_catalog
-from marketmeter.config import ConnectionLimits, DryRunAnswer, Settings
+from marketmeter.config import COLLECTOR_THRESHOLDS, ConnectionLimits, DryRunAnswer, Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
 from marketmeter.metering.ids import RandomIds
@@ -200,12 +201,14 @@ def _allow_file_descriptors(connections: int) -> None:
 
 def prepared(settings: Settings) -> tuple[Settings, bool]:
     """``settings`` with a generated admin token if strict mode has none (and whether it was
-    generated); logging configured and the open-files limit raised for it."""
+    generated); logging configured, the open-files limit raised for it and the garbage
+    collector's thresholds set (``config.COLLECTOR_THRESHOLDS``)."""
     generated_token = settings.auth == "sigv4" and settings.admin_token is None
     if generated_token:
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(24))
     configure_logging(settings.log_format, settings.log_level, [settings.admin_token or ""])
     _allow_file_descriptors(settings.limits.max_connections)
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)  # a worker forked from this process inherits them
     return settings, generated_token
 
 

@@ -46,7 +46,7 @@ from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.cluster.forward import Forwarder
 from marketmeter.cluster.link import CoordinatorLink
 from marketmeter.cluster.shared_state import SharedState, StampedClock
-from marketmeter.config import Settings
+from marketmeter.config import COLLECTOR_THRESHOLDS, Settings
 from marketmeter.errors import AwsError, InternalServiceErrorException
 from marketmeter.metering.ids import RandomIds
 from marketmeter.metering.meter_usage import MeterUsage
@@ -414,6 +414,7 @@ def main(argv: list[str]) -> None:
     runtime, index, descriptor, parent = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
     settings: Settings = pickle.loads((runtime / "settings.pickle").read_bytes())
     configure_logging(settings.log_format, settings.log_level, [settings.admin_token or ""])
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)  # a forked worker has its coordinator's
     sys.exit(run(settings, runtime, index, socket.socket(fileno=descriptor), parent))
 
 
