@@ -33,7 +33,10 @@ DEFAULT_PORT = 8686
 DEFAULT_DB = "marketmeter.db"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # an AWS request body (AWS's own bound)
 DEFAULT_JOURNAL_ENTRIES = 10_000
-DEFAULT_JOURNAL_BYTES = 16 * 1024 * 1024  # about 2,000 full 25-record batches, in and out
+# Bodies the journal keeps: about 2,000 25-record BatchMeterUsage calls, in and out. It holds
+# about 1.5 times this in memory (18 MiB measured under load): 16 MiB (24 MiB held) put a
+# server with two workers over 200 MB (docs/performance.md).
+DEFAULT_JOURNAL_BYTES = 12 * 1024 * 1024
 DEFAULT_TOKEN_TTL = timedelta(hours=4)  # a SaaS registration token resolves this long
 
 # The cyclic garbage collector's thresholds in a serving process (CPython's: 700, 10, 10). A

@@ -235,8 +235,8 @@ def banner_lines(
         f"  lifecycle: unsubscribe-success {_duration(settings.unsubscribe_delay)} after "
         "unsubscribe-pending (service clock); notifications to each product's "
         "notification_urls (marketmeter agreements|events)",
-        f"  bench:   quota {settings.quota}; journal of the last {settings.journal_entries} calls "
-        "(marketmeter faults|journal|reset|snapshot)",
+        f"  bench:   quota {settings.quota}; journal of the last {settings.journal_entries} calls, "
+        f"{_size(settings.journal_bytes)} of bodies (marketmeter faults|journal|reset|snapshot)",
         f"  limits:  {_limits_line(settings.limits)}",
     ]
     if settings.workers > 1:
@@ -266,6 +266,14 @@ def serve(settings: Settings) -> None:
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     return None
+
+
+def _size(count: int) -> str:
+    """A byte count as the banner shows it: whole MiB or KiB where exact, else bytes."""
+    for unit, size in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if count and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count:,} bytes"
 
 
 def _auth_line(settings: Settings, generated_token: bool) -> str:

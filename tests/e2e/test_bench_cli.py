@@ -213,8 +213,9 @@ def test_help_lists_the_bench_commands_and_serve_options(tmp_path: Path) -> None
         assert line in commands
     assert "  --quota [off|aws]               Throttle per account at AWS's published\n" in serve
     assert "  --journal-size INTEGER RANGE    Calls kept in the request journal (0: no\n" in serve
-    assert "                                  var: MARKETMETER_JOURNAL_SIZE; default:\n" in serve
-    assert "                                  10000; x>=0]\n" in serve
+    assert "                                  journal).  [env var:\n" in serve
+    assert "                                  MARKETMETER_JOURNAL_SIZE; default: 10000;\n" in serve
+    assert "  --journal-bytes INTEGER RANGE   Bytes of request and response bodies the\n" in serve
     assert "marketmeter faults quota.  [env var:\n" in serve
     assert "                                  MARKETMETER_QUOTA; default: off]\n" in serve
 

@@ -623,7 +623,7 @@ AWS_STATE = {
 
 def test_serve_quota_aws_admits_ten_batch_calls_a_second(aws_quota_bench: Bench, now: int) -> None:
     bench = aws_quota_bench
-    banner = "  bench:   quota aws; journal of the last 10000 calls "
+    banner = "  bench:   quota aws; journal of the last 10000 calls, 12 MiB of bodies "
     assert f"{banner}(marketmeter faults|journal|reset|snapshot)\n" in bench.server.output()
     assert admin(bench.url, "GET", "/_marketmeter/faults/quota") == (200, AWS_STATE)
     assert bench.admin.faults.quota("off") == {"profile": "off", "rates": {}}

@@ -334,7 +334,7 @@ def test_delete_empties_the_journal(bench: Bench, now: int) -> None:
                 "entries": 0,
                 "bytes": 0,
                 "maxEntries": 10_000,
-                "maxBytes": 16 * 1024 * 1024,
+                "maxBytes": 12 * 1024 * 1024,
                 "dropped": 0,
                 "lastId": last,
             }
@@ -347,11 +347,14 @@ def test_delete_empties_the_journal(bench: Bench, now: int) -> None:
 
 @pytest.fixture
 def tiny_journal(tmp_path: Path) -> Iterator[Bench]:
-    yield from start_bench(tmp_path, "--journal-size", "5")
+    yield from start_bench(tmp_path, "--journal-size", "5", "--journal-bytes", "100000")
 
 
 def test_journal_size_keeps_only_the_newest_calls(tiny_journal: Bench, now: int) -> None:
-    assert "  bench:   quota off; journal of the last 5 calls " in tiny_journal.server.output()
+    assert (
+        "  bench:   quota off; journal of the last 5 calls, 100,000 bytes of bodies "
+        in tiny_journal.server.output()
+    )
     client = metering_client(tiny_journal.url)
     answers = [bill(client, record(now, quantity=n)) for n in range(1, 9)]
 
@@ -367,6 +370,7 @@ def test_journal_size_keeps_only_the_newest_calls(tiny_journal: Bench, now: int)
         3,
         8,
     )
+    assert stats["maxBytes"] == 100_000
 
 
 @pytest.fixture

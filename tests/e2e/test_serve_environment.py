@@ -36,6 +36,7 @@ SERVE_ENVIRONMENT = {
     "synchronous": "MARKETMETER_SYNC",
     "quota": "MARKETMETER_QUOTA",
     "journal_size": "MARKETMETER_JOURNAL_SIZE",
+    "journal_bytes": "MARKETMETER_JOURNAL_BYTES",
     "auth": "MARKETMETER_AUTH",
     "admin_token": "MARKETMETER_ADMIN_TOKEN",
     "admin_token_file": "MARKETMETER_ADMIN_TOKEN_FILE",
@@ -92,6 +93,7 @@ def test_serve_runs_from_the_environment_alone_with_a_catalog_directory(
         "MARKETMETER_DB": ledger_url(tmp_path / "ledger.db"),
         "MARKETMETER_CATALOG_DIR": str(seed),
         "MARKETMETER_JOURNAL_SIZE": "7",
+        "MARKETMETER_JOURNAL_BYTES": "65536",
         "MARKETMETER_MAX_CONNECTIONS": "50",
         "MARKETMETER_TOKEN_TTL": "7200",
     }
@@ -122,7 +124,8 @@ def test_serve_runs_from_the_environment_alone_with_a_catalog_directory(
     )
     assert "  tokens:  registration tokens expire after 2 hours (marketmeter token list)" in lines
     assert any(
-        line.startswith("  bench:   quota off; journal of the last 7 calls") for line in lines
+        line.startswith("  bench:   quota off; journal of the last 7 calls, 64 KiB of bodies")
+        for line in lines
     )
     assert any(line.startswith("  limits:  50 connections;") for line in lines)
 

@@ -56,7 +56,7 @@ def test_bounded_by_count_drops_the_oldest() -> None:
         "entries": 3,
         "bytes": 12,
         "maxEntries": 3,
-        "maxBytes": 16 * 1024 * 1024,
+        "maxBytes": 12 * 1024 * 1024,
         "dropped": 2,
         "lastId": 5,
     }

@@ -221,7 +221,17 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     type=click.IntRange(0),
     default=_DEFAULTS.journal_entries,
     show_default=True,
-    help="Calls kept in the request journal (0: no journal); at most 16 MiB of bodies.",
+    help="Calls kept in the request journal (0: no journal).",
+)
+@click.option(
+    "--journal-bytes",
+    envvar="MARKETMETER_JOURNAL_BYTES",
+    show_envvar=True,
+    type=click.IntRange(0),
+    default=_DEFAULTS.journal_bytes,
+    show_default=True,
+    help="Bytes of request and response bodies the journal keeps, the oldest calls' going first "
+    "(it holds about 1.5 times this in memory).",
 )
 @click.option(
     "--auth",
@@ -316,6 +326,7 @@ def serve(
     synchronous: str,
     quota: str,
     journal_size: int,
+    journal_bytes: int,
     auth: str,
     admin_token: str | None,
     admin_token_file: Path | None,
@@ -363,6 +374,7 @@ def serve(
         synchronous="normal" if synchronous == "normal" else "full",
         quota="aws" if quota == "aws" else "off",
         journal_entries=journal_size,
+        journal_bytes=journal_bytes,
         auth="sigv4" if auth == "sigv4" else "open",
         admin_token=resolve_admin_token(admin_token, admin_token_file),
         allowed_hosts=allowed_hosts,
