@@ -203,7 +203,7 @@ LAYER_MAP: dict[str, set[str]] = {
         "marketmeter.store.copy",
         "marketmeter.server",  # serve runs it
         "marketmeter.cluster.coordinator",  # serve --workers N runs it
-        "marketmeter.observe.multiprocess",  # serve sets the metrics' directory up first
+        "marketmeter.observe.single_process",  # serve sets prometheus-client up first
         "marketmeter.testing.admin_client",  # the admin API's client, against a server
     },
     # metrics, call logs: of the calls the wire layer answers and the store's writes

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server_process import CATALOG, ServerProcess
 
@@ -178,6 +179,41 @@ def test_meter_usage_answered_by_a_worker_on_the_moved_clock_is_journaled_and_bi
     )
     billed = pinned.admin(0, "GET", "/usage?product=prod-ami")["records"]
     assert [r["meteringRecordId"] for r in billed] == [answer["MeteringRecordId"]]
+
+
+def successes(pinned: Pinned, worker: int) -> tuple[float, float]:
+    """BatchMeterUsage's successful calls and records so far, scraped through ``worker``."""
+    connection = pinned.connections[worker]
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    text = response.read().decode()
+    assert (response.status, response.headers["x-marketmeter-worker"]) == (200, str(worker))
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    call = (("error_type", "none"), ("operation", "BatchMeterUsage"), ("outcome", "success"))
+    record = (("operation", "BatchMeterUsage"), ("status", "Success"))
+    return (
+        found.get(("marketmeter_calls_total", call), 0.0),
+        found.get(("marketmeter_records_total", record), 0.0),
+    )
+
+
+def test_the_metrics_count_the_calls_of_every_worker_whichever_answers_the_scrape(
+    pinned: Pinned,
+) -> None:
+    before = successes(pinned, 0)
+    for worker, customer, hours_ago in (
+        (0, "cust-alice", 0),
+        (1, "cust-bob", 0),
+        (1, "cust-alice", 1),
+    ):
+        status, _, answer = pinned.batch(worker, customer, now() - hours_ago * 3600)
+        assert (status, statuses(answer)) == (200, ["Success"])
+    after = successes(pinned, 1)
+    assert (after[0] - before[0], after[1] - before[1]) == (3.0, 3.0)
 
 
 def test_a_fault_rule_added_on_one_worker_fails_the_next_call_on_the_other(

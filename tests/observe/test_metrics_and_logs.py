@@ -1,71 +1,15 @@
-"""The metrics across processes (prometheus-client's multiprocess mode, as ``marketmeter
-serve`` runs it: a scrape answered by one process sums every process's counters), the labels
-of delivery targets, and the redaction every log line goes through."""
+"""The labels of delivery targets, and the redaction every log line goes through. (The metrics
+of a server with several workers: tests/e2e/test_workers.py.)"""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from marketmeter.observe.logs import CallLogLine, LogFormat, formatter, redact
 from marketmeter.observe.metrics import target_label
 from marketmeter.protocol.hooks import JournalEntry
-
-WORKER = textwrap.dedent(
-    """
-    import sys
-    from marketmeter.observe.metrics import Metrics
-    from marketmeter.protocol.hooks import JournalEntry
-    from marketmeter.store.base import TargetCounts
-
-    metrics = Metrics()
-    for n in range(int(sys.argv[1])):
-        metrics.record(JournalEntry(
-            time=0.0, wall_time=0.0, request_id=str(n), operation="MeterUsage", target=None,
-            access_key_id=None, product_code="p", request_body=b"", status=200,
-            error_type=None, response_body=b"", verdicts=("Success",), duration_ms=2.0,
-        ))
-    metrics.committed(3, 0.002)
-    outbox = [TargetCounts("p", "https://u:pw@hooks.example/a?k=s", 2, 5, 0)]
-    sys.stdout.buffer.write(metrics.exposition(outbox))
-    """
-)
-
-
-def test_a_scrape_sums_every_worker_process(tmp_path: Path) -> None:
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, str(n)], env=env, stdout=subprocess.PIPE)
-        for n in (7, 5)
-    ]
-    outputs = [worker.communicate(timeout=60)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0]
-    scraped = subprocess.run(
-        [sys.executable, "-c", WORKER, "0"], env=env, capture_output=True, check=True, timeout=60
-    ).stdout
-    values = {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(scraped.decode())
-        for sample in family.samples
-    }
-    ok = (("error_type", "none"), ("operation", "MeterUsage"), ("outcome", "success"))
-    assert values[("marketmeter_calls_total", ok)] == 12
-    records = (("operation", "MeterUsage"), ("status", "Success"))
-    assert values[("marketmeter_records_total", records)] == 12
-    count = ("marketmeter_call_duration_seconds_count", (("operation", "MeterUsage"),))
-    assert values[count] == 12
-    assert values[("marketmeter_store_commit_seconds_count", ())] == 3  # one per process
-    target = (("status", "pending"), ("target", "https://hooks.example/a"))
-    assert values[("marketmeter_notifications", target)] == 2
-    assert all(b"pw" not in output for output in [*outputs, scraped])
 
 
 def test_a_target_label_drops_what_may_carry_credentials() -> None:

@@ -30,7 +30,7 @@ from marketmeter.config import (
     TokenReuse,
 )
 from marketmeter.metering.windows import WindowPolicy
-from marketmeter.observe.multiprocess import prepare as prepare_metrics
+from marketmeter.observe.single_process import prepare as prepare_metrics
 
 __all__ = ["serve"]
 

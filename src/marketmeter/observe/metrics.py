@@ -15,14 +15,13 @@ prometheus-client.
   info, query or fragment, which may carry credentials).
 
 A call's metrics come from the same ``JournalEntry`` the request journal keeps
-(``observe.calls``), so the two always agree. Under ``marketmeter serve`` the counters live in
-prometheus-client's multiprocess files (``observe.multiprocess``) and a scrape sums every
-worker process's; elsewhere (a server in a test's process) in this object's own registry.
+(``observe.calls``), so the two always agree. They live in this object's registry, in the one
+process that records every call (under ``serve --workers N``, the coordinator:
+``observe.single_process``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,10 +34,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from marketmeter.observe.multiprocess import MULTIPROC_ENV
 from marketmeter.protocol.hooks import JournalEntry
 from marketmeter.store.base import TargetCounts
 
@@ -137,7 +134,6 @@ class Metrics:
             "marketmeter_store_write_queue_depth",
             "Writes queued or in flight when the last write transaction began.",
             registry=self.registry,
-            multiprocess_mode="livesum",
         )
         self.commit_time = Histogram(
             "marketmeter_store_commit_seconds",
@@ -182,13 +178,7 @@ class Metrics:
 
     def exposition(self, deliveries: Sequence[TargetCounts]) -> bytes:
         """The text format of every metric, ``deliveries`` (the outbox's counts) included."""
-        registry = CollectorRegistry()
-        directory = os.environ.get(MULTIPROC_ENV)
-        if directory:
-            MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-            text = generate_latest(registry)
-        else:
-            text = generate_latest(self.registry)
+        text = generate_latest(self.registry)
         outbox = CollectorRegistry()
         outbox.register(_Notifications(deliveries))
         return text + generate_latest(outbox)
