@@ -319,21 +319,8 @@ def _bill_each(
 ) -> list[list[LedgerOutcome] | None]:
     """Several requests' rows billed as one (``_bill`` of them all, in order), then each
     request's outcomes: what billing them one after the other gives, since the first entry
-    of a key in that order is the one written. Nothing is written if it fails: up to
-    ``_ROWS_PER_INSERT`` rows are one statement, more are billed under a savepoint."""
-    rows = [row for each in batches for row in each]
-    if len(rows) <= _ROWS_PER_INSERT:
-        outcomes = _bill(connection, rows)
-    else:
-        connection.execute("SAVEPOINT bills")
-        try:
-            outcomes = _bill(connection, rows)
-        except BaseException:
-            connection.execute("ROLLBACK TO bills")
-            connection.execute("RELEASE bills")
-            raise
-        connection.execute("RELEASE bills")
-    return each_request(outcomes, batches)
+    of a key in that order is the one written (the writer's merge: ``store.sqlite_writer``)."""
+    return each_request(_bill(connection, [row for each in batches for row in each]), batches)
 
 
 # 14 parameters a row: 500 rows stay far below SQLite's limit of 32,766 parameters. (2,000-row

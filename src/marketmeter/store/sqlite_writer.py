@@ -18,9 +18,8 @@ ledger's bills) runs together with the jobs next to it in the group that name th
 one call of ``merge`` with all their payloads, in queue order. The thread takes the GIL back
 after every statement, and an event loop busy in the same process makes it wait each time, so
 one statement for a group's bills instead of one per request nearly doubles what the writer
-commits beside a busy loop (docs/performance.md). ``merge`` writes nothing when it fails (one
-statement, which SQLite undoes whole, or a savepoint of its own); each job then runs alone,
-so a failure stays with its job.
+commits beside a busy loop (docs/performance.md). The call runs in a savepoint: if ``merge``
+fails, what it wrote is rolled back and each job runs alone, so a failure stays with its job.
 """
 
 from __future__ import annotations
@@ -208,15 +207,18 @@ def _run_alone(connection: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, Ba
 def _run_merged(
     connection: sqlite3.Connection, run: list[_Job]
 ) -> list[tuple[_Job, Any, BaseException | None]]:
-    """Jobs of one ``merge`` in one call of it (which writes nothing when it fails: one
-    statement, or a savepoint of its own); each job alone if it fails."""
+    """Jobs of one ``merge`` in one call of it, in a savepoint; each alone if it fails."""
     merge = run[0].merge
     assert merge is not None
+    connection.execute("SAVEPOINT merged")
     try:
         results = merge(connection, [job.payload for job in run])
     except Exception:
         log.warning("%d merged jobs failed together: each runs alone", len(run), exc_info=True)
+        connection.execute("ROLLBACK TO merged")
+        connection.execute("RELEASE merged")
         return [_run_alone(connection, job) for job in run]
+    connection.execute("RELEASE merged")
     return [(job, result, None) for job, result in zip(run, results, strict=True)]
 
 
