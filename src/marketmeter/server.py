@@ -29,6 +29,7 @@ from marketmeter.admin.browser_guard import HostPolicy
 from marketmeter.app import MarketmeterApp
 from marketmeter.catalog.directory import catalog_files, load_startup_files
 from marketmeter.catalog.loader import CatalogError, load_catalog
+from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.config import COLLECTOR_THRESHOLDS, ConnectionLimits, DryRunAnswer, Settings
 from marketmeter.lifecycle.webhooks import DeliveryPolicy
 from marketmeter.metering.clock import Clock, ServiceClock
@@ -163,10 +164,13 @@ def ready_text(url: str, banner: list[str], credentials: str) -> str:
     )
 
 
-def build_service(settings: Settings) -> tuple[MarketmeterApp, OperatorStore, str]:
+def build_service(
+    settings: Settings, catalog: CatalogSnapshot | None = None
+) -> tuple[MarketmeterApp, OperatorStore, str]:
     """Open the ledger, load the start-up catalog and assemble the app on a ``ServiceClock``.
-    Returns the app, its store (which the app closes at shutdown) and the catalog line."""
-    store = open_store(settings.db, settings.synchronous)
+    Returns the app, its store (which the app closes at shutdown) and the catalog line.
+    ``catalog``: the ledger's catalog as read already (``store.open.catalog_before_open``)."""
+    store = open_store(settings.db, settings.synchronous, catalog=catalog)
     clock = ServiceClock()
     try:
         catalog_line = load_startup_catalog(store, settings.catalog, clock, settings.catalog_dir)

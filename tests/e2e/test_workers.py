@@ -258,6 +258,30 @@ def test_a_catalog_applied_on_one_worker_holds_on_the_other(pinned: Pinned) -> N
     assert (status, statuses(answer)) == (200, ["Success"])
 
 
+def test_workers_forked_with_the_old_catalog_meter_against_the_one_applied_at_start(
+    tmp_path: Path,
+) -> None:
+    """``serve`` reads the ledger's catalog before it forks and applies ``--catalog`` after:
+    a worker started with the catalog read first answers its very first call by the one
+    applied."""
+    ledger = tmp_path / "ledger.db"
+    first = ServerProcess(ledger, CATALOG, "--workers", "2").start()
+    assert first.stop() == 0
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(CATALOG.read_text() + '  - {buyer: "555566667777", product: prod-legacy}\n')
+    server = ServerProcess(ledger, changed, "--workers", "2").start()
+    try:
+        pins = Pinned(server)
+        try:
+            for worker in (0, 1):
+                status, _, answer = pins.batch(worker, "cust-dave", now() - worker)
+                assert (status, statuses(answer)) == (200, ["Success"])
+        finally:
+            pins.close()
+    finally:
+        assert server.stop() == 0
+
+
 def drain_catalog(buyers: int) -> str:
     """One SaaS product of ten dimensions, ``buyers`` buyers subscribed to it."""
     lines = [

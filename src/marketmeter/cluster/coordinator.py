@@ -39,6 +39,7 @@ from typing import Any
 import uvicorn
 
 from marketmeter.app import MarketmeterApp
+from marketmeter.catalog.model import CatalogSnapshot
 from marketmeter.cluster import worker
 from marketmeter.cluster.link import LedgerService
 from marketmeter.cluster.shared_state import SharedState
@@ -52,6 +53,7 @@ from marketmeter.server import (
     ready_text,
     uvicorn_config,
 )
+from marketmeter.store.open import catalog_before_open
 
 __all__ = ["serve"]
 
@@ -104,11 +106,14 @@ class _Workers:
         self.processes: list[subprocess.Popen[bytes] | _Forked | None] = [None] * len(listening)
         self.stopping = False
 
-    def fork_all(self) -> None:
-        """The first workers: forked, with what the coordinator imported (no thread yet)."""
+    def fork_all(self, catalog: CatalogSnapshot | None) -> None:
+        """The first workers: forked, with what the coordinator imported (no thread yet) and
+        the ledger's ``catalog`` as it read it."""
         for index in range(len(self.processes)):
             others = [s for i, s in enumerate(self._listening) if i != index]
-            pid = worker.fork(self._settings, self._runtime, index, self._listening[index], others)
+            pid = worker.fork(
+                self._settings, self._runtime, index, self._listening[index], others, catalog
+            )
             self.processes[index] = _Forked(pid)
 
     def start(self, index: int) -> None:
@@ -216,8 +221,10 @@ def serve(settings: Settings) -> None:
         state.publish(
             ClockState(datetime.now(UTC), "system", timedelta(0)), settings.quota == "off"
         )
-        workers.fork_all()  # they start while the coordinator opens the store
-        app, store, catalog_line = build_service(settings)
+        # read once, before the fork: every process starts with this copy, its pages shared
+        catalog = catalog_before_open(settings.db)
+        workers.fork_all(catalog)  # they start while the coordinator opens the store
+        app, store, catalog_line = build_service(settings, catalog)
         banner = banner_lines(settings, store, catalog_line, generated_token)
         host, port = listening[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host

@@ -116,8 +116,16 @@ class _Undecided(Exception):
 class WorkerApp:
     """The worker's ASGI app."""
 
-    def __init__(self, settings: Settings, runtime: Path, index: int, parent: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Path,
+        index: int,
+        parent: int,
+        catalog: CatalogSnapshot | None = None,
+    ) -> None:
         self._settings = settings
+        self._catalog = catalog  # the coordinator's, if it forked this process
         self._parent = parent
         self._runtime = runtime
         self._index = index
@@ -293,8 +301,9 @@ class WorkerApp:
         settings = self._settings
         # opened once the coordinator is ready: the schema is migrated, the catalog applied
         store = self._store = await asyncio.to_thread(
-            open_store, settings.db, settings.synchronous, 4
+            open_store, settings.db, settings.synchronous, 4, self._catalog
         )
+        self._catalog = None  # the store holds it while it is current
         if settings.auth == "sigv4":
             self._auth = StrictAuth(
                 store.catalog_snapshot, SigV4Verifier(regions=service_regions())
@@ -357,14 +366,20 @@ def _stop_with_parent() -> None:
 
 
 def run(
-    settings: Settings, runtime: Path, index: int, listening: socket.socket, parent: int
+    settings: Settings,
+    runtime: Path,
+    index: int,
+    listening: socket.socket,
+    parent: int,
+    catalog: CatalogSnapshot | None = None,
 ) -> int:
     """Serve on ``listening`` until stopped; the exit status. In a process of its own: started
-    by ``main``, or forked by the coordinator before it opened anything (``fork``)."""
+    by ``main``, or forked by the coordinator before it opened its store (``fork``; then
+    ``catalog`` is the catalog it read)."""
     _stop_with_parent()
     if os.getppid() != parent:  # the coordinator died before the signal was asked for
         return 1
-    app = WorkerApp(settings, runtime, index, parent)
+    app = WorkerApp(settings, runtime, index, parent, catalog)
     server = app.server = uvicorn.Server(worker_config(app, settings))
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda signum, frame: None)
@@ -388,10 +403,13 @@ def fork(
     index: int,
     listening: socket.socket,
     others: Sequence[socket.socket] = (),
+    catalog: CatalogSnapshot | None = None,
 ) -> int:
     """A worker forked from the coordinator, which has imported all a worker needs already and
-    has no thread yet (its pid). The child closes the ``others`` listening sockets: once every
-    process that listens on one has closed it, a new connection there is refused."""
+    has no thread yet (its pid); ``catalog`` is the ledger's, as the coordinator read it (the
+    child's store starts with it: no read of its own, the pages shared). The child closes the
+    ``others`` listening sockets: once every process that listens on one has closed it, a new
+    connection there is refused."""
     parent = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -404,7 +422,7 @@ def fork(
     try:
         for other in others:
             other.close()
-        code = run(settings, runtime, index, listening, parent)
+        code = run(settings, runtime, index, listening, parent, catalog)
     finally:
         logging.shutdown()
         os._exit(code)

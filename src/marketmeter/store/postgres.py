@@ -112,11 +112,19 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
 
 
 class PostgresStore(SqlStore):
-    """``store.base.OperatorStore`` on a PostgreSQL database shared by any number of nodes."""
+    """``store.base.OperatorStore`` on a PostgreSQL database shared by any number of nodes.
+    ``catalog``: the catalog as read already, kept while the database's catalog version is its
+    own."""
 
     prefetch_catalog_chunks = True  # its writes wait without the GIL (store.prefetch)
 
-    def __init__(self, url: str, pool_size: int = 16, bill_flushers: int = 2) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 16,
+        bill_flushers: int = 2,
+        catalog: CatalogSnapshot | None = None,
+    ) -> None:
         self.url = url
         # Blocking database calls run here, one thread per pooled connection, so the event
         # loop never waits on PostgreSQL and the default executor's few threads are no limit.
@@ -148,7 +156,7 @@ class PostgresStore(SqlStore):
         self._in_flight_lock = threading.Lock()
         # loaded on first use: a command that never reads the catalog (catalog apply) never
         # holds it
-        self._snapshot = CatalogSnapshot(-1, Catalog())
+        self._snapshot = catalog or CatalogSnapshot(-1, Catalog())
         self._catalog_version = SharedRead(lambda: self._read(catalog_version))
 
     def describe(self) -> str:

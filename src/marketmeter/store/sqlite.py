@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 
 from marketmeter.catalog.model import Catalog, CatalogSnapshot
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome
-from marketmeter.store.base import BilledRecord, UsageQuery, WriteObserver
+from marketmeter.store.base import BilledRecord, SchemaError, UsageQuery, WriteObserver
 from marketmeter.store.catalog_sql import catalog_version, read_catalog
 from marketmeter.store.catalog_stamp import CatalogStamp, stamp_path
 from marketmeter.store.ledger_rows import LEDGER_COLUMNS, LedgerRow, each_request, ledger_row
@@ -51,7 +51,14 @@ from marketmeter.store.sql_store import SqlStore
 from marketmeter.store.sqlite_writer import SQLiteWriter
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
-__all__ = ["PRIVATE_FILE_MODE", "SQLiteStore", "Synchronous", "create_private", "migrate"]
+__all__ = [
+    "PRIVATE_FILE_MODE",
+    "SQLiteStore",
+    "Synchronous",
+    "create_private",
+    "migrate",
+    "read_catalog_unopened",
+]
 
 
 Synchronous = Literal["full", "normal"]
@@ -144,10 +151,40 @@ def migrate(connection: sqlite3.Connection) -> int:
     return current
 
 
-class SQLiteStore(SqlStore):
-    """``store.base.OperatorStore`` on one SQLite file."""
+def read_catalog_unopened(path: str) -> CatalogSnapshot | None:
+    """The catalog of the ledger at ``path``, read on a connection of its own that starts no
+    thread (``serve`` reads it before it forks its workers, which then share it); None if there
+    is no such file yet, its schema is not this code's newest, or it cannot be read (opening
+    the store then says why)."""
+    if path in ("", ":memory:") or path.startswith("file:") or not os.path.isfile(path):
+        return None
+    try:
+        connection = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        return None
+    try:
+        connection.execute("PRAGMA query_only = 1")
+        connection.execute("BEGIN")
+        sql = _Sql(connection)
+        if pending("sqlite", current_version(sql)):
+            return None
+        return CatalogSnapshot(catalog_version(sql), read_catalog(sql))
+    except (sqlite3.Error, SchemaError):
+        return None
+    finally:
+        connection.close()
 
-    def __init__(self, path: str | Path, synchronous: Synchronous = "full") -> None:
+
+class SQLiteStore(SqlStore):
+    """``store.base.OperatorStore`` on one SQLite file. ``catalog``: the catalog as read
+    already (``read_catalog_unopened``), kept while the ledger's catalog version is its own."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: Synchronous = "full",
+        catalog: CatalogSnapshot | None = None,
+    ) -> None:
         self.path = str(path)
         self.synchronous = synchronous
         with _connect(self.path, synchronous) as bootstrap:
@@ -171,7 +208,7 @@ class SQLiteStore(SqlStore):
             self._publish_catalog_version(self._watch)
         # loaded on first use: a command that never reads the catalog (catalog apply) never
         # holds it
-        self._snapshot = CatalogSnapshot(-1, Catalog())
+        self._snapshot = catalog or CatalogSnapshot(-1, Catalog())
 
     def describe(self) -> str:
         return f"SQLite {self.path} (WAL, synchronous={self.synchronous.upper()})"
