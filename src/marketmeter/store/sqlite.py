@@ -10,6 +10,7 @@
   process may change it, e.g. ``marketmeter catalog apply`` next to a running server). The
   version is read from the catalog stamp (``store.catalog_stamp``: shared memory, no query per
   request), which the writer thread updates after any commit that moved it.
+- The write-ahead log is checkpointed off the writer's thread (``store.sqlite_checkpoints``).
 - Point reads (a token, a key, a registration, a ledger key) run on one reader connection; WAL
   lets them proceed while the writer commits.
 - A new database file is created readable and writable by its owner only (0600): it holds
@@ -48,6 +49,7 @@ from marketmeter.store.migrations import (
 )
 from marketmeter.store.sql_connection import SqlConnection
 from marketmeter.store.sql_store import SqlStore
+from marketmeter.store.sqlite_checkpoints import Checkpoints
 from marketmeter.store.sqlite_writer import SQLiteWriter
 from marketmeter.store.usage_sql import billed_record, usage_query_sql
 
@@ -114,19 +116,11 @@ def _connect(path: str, synchronous: Synchronous) -> sqlite3.Connection:
     return connection
 
 
-# Pages the write-ahead log grows to before a commit copies it into the database (SQLite's
-# default: 1,000). A checkpoint runs inside the commit that crosses it, on the writer's thread,
-# and writes each page once however many times the log holds it: under load at 1,000 pages
-# the writer checkpointed about 25 times a second; 10,000 (40 MiB of log) answered 4 % more
-# requests (docs/performance.md).
-WAL_CHECKPOINT_PAGES = 10_000
-
-
 def _writer_connection(path: str, synchronous: Synchronous) -> sqlite3.Connection:
-    """The writer thread's connection: ``_connect``'s, checkpointing every
-    ``WAL_CHECKPOINT_PAGES`` pages of log."""
+    """The writer thread's connection: ``_connect``'s, never checkpointing as it commits
+    (``store.sqlite_checkpoints`` does)."""
     connection = _connect(path, synchronous)
-    connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+    connection.execute("PRAGMA wal_autocheckpoint = 0")
     return connection
 
 
@@ -194,9 +188,11 @@ class SQLiteStore(SqlStore):
         self._stamp = None
         if stamp is not None:
             self._stamp = CatalogStamp(stamp, stat.S_IMODE(os.stat(self.path).st_mode))
+        self._checkpoints = Checkpoints(lambda: _connect(self.path, synchronous))
         self._writer = SQLiteWriter(
             lambda: _writer_connection(self.path, synchronous),
             on_commit=self._publish_catalog_version if self._stamp is not None else None,
+            between_groups=self._checkpoints.after_group,
         )
         self._watch = _connect(self.path, synchronous)
         self._watch_lock = threading.Lock()
@@ -312,6 +308,7 @@ class SQLiteStore(SqlStore):
 
     def close_now(self) -> None:
         self._writer.close()
+        self._checkpoints.close()
         with self._watch_lock:
             self._watch.close()
         with self._scan_lock:

@@ -11,7 +11,8 @@ event loop ever waits on SQLite's write lock.
 ``call_soon_threadsafe`` per loop and group (not one wake-up per job). A job marked ``atomic``
 (a single statement, which SQLite rolls back whole when it fails, and reads) runs without a
 savepoint of its own. ``on_commit`` runs on the writer thread after every commit (the catalog
-stamp's publisher, ``store.catalog_stamp``).
+stamp's publisher, ``store.catalog_stamp``); ``between_groups`` after every group, once its
+jobs are answered (the log's checkpoints, ``store.sqlite_checkpoints``).
 
 **Merged jobs.** A job submitted with a ``merge`` function (``submit_async``'s ``merge``: the
 ledger's bills) runs together with the jobs next to it in the group that name the same one:
@@ -74,8 +75,10 @@ class SQLiteWriter:
         connect: Callable[[], sqlite3.Connection],
         committed: Callable[[int, float], None] | None = None,
         on_commit: Callable[[sqlite3.Connection], None] | None = None,
+        between_groups: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self._connect = connect
+        self._between_groups = between_groups
         # told of each group commit: jobs queued when it began (its own included), seconds
         self.committed = committed
         self._on_commit = on_commit
@@ -139,6 +142,8 @@ class SQLiteWriter:
                 _commit_group(connection, group, self._on_commit)
                 if self.committed is not None:
                     self.committed(queued, time.perf_counter() - started)
+                if self._between_groups is not None:
+                    self._between_groups(connection)
         finally:
             connection.close()
 

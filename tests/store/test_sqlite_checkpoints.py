@@ -1,0 +1,90 @@
+"""The write-ahead log's checkpoints off the writer's thread (store/sqlite_checkpoints.py):
+under commits that never stop, the log still starts again from its beginning, so it stays
+bounded; every committed row is in the database file once the log is copied; and a checkpoint
+thread that cannot start hands the job back to SQLite's inline checkpoints."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from marketmeter.store.sqlite_checkpoints import Checkpoints
+from marketmeter.store.sqlite_writer import SQLiteWriter
+
+PAGE = 4096
+FRAME = PAGE + 24  # a frame of the log: its header and one page
+RESTART_PAGES = 40
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    return connection
+
+
+def _writer_connection(path: Path) -> sqlite3.Connection:
+    connection = _connect(path)
+    connection.execute("PRAGMA wal_autocheckpoint = 0")
+    return connection
+
+
+def _insert(number: int) -> Callable[[sqlite3.Connection], sqlite3.Cursor]:
+    return lambda connection: connection.execute(
+        "INSERT INTO rows (n, filler) VALUES (?, ?)", (number, os.urandom(2 * PAGE))
+    )
+
+
+def test_the_log_stays_bounded_under_commits_that_never_stop(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with _connect(path) as setup:
+        setup.execute("CREATE TABLE rows (n INTEGER PRIMARY KEY, filler BLOB)")
+    setup.close()
+    checkpoints = Checkpoints(lambda: _connect(path), restart_pages=RESTART_PAGES, period=0)
+    writer = SQLiteWriter(lambda: _writer_connection(path), between_groups=checkpoints.after_group)
+    commits = 400  # each writes 3 pages or more: 1,200 frames if the log never started again
+    try:
+        for number in range(commits):
+            writer.submit(_insert(number)).result()  # one group each
+        log_bytes = os.path.getsize(f"{path}-wal")  # as long as it ever was: never shrunk
+    finally:
+        writer.close()
+        checkpoints.close()
+    assert log_bytes <= 32 + 2 * RESTART_PAGES * FRAME, log_bytes
+    with sqlite3.connect(path) as reader:
+        assert reader.execute("SELECT count(*), sum(n) FROM rows").fetchone() == (
+            commits,
+            sum(range(commits)),
+        )
+    reader.close()
+
+
+def test_without_its_thread_sqlite_checkpoints_inline_again(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+
+    def cannot_connect() -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    checkpoints = Checkpoints(cannot_connect, restart_pages=RESTART_PAGES)
+    checkpoints._thread.join(5)  # it gave up at once
+    writer = SQLiteWriter(lambda: _writer_connection(path), between_groups=checkpoints.after_group)
+    try:
+        writer.submit(lambda connection: None).result()
+        pages = writer.submit(
+            lambda connection: connection.execute("PRAGMA wal_autocheckpoint").fetchone()
+        )
+        assert pages.result() == (RESTART_PAGES,)
+    finally:
+        writer.close()
+        checkpoints.close()
+
+
+def test_closing_stops_the_thread(tmp_path: Path) -> None:
+    checkpoints = Checkpoints(lambda: _connect(tmp_path / "l.db"))
+    assert checkpoints._thread.is_alive()
+    checkpoints.close()
+    assert not checkpoints._thread.is_alive()
+    assert "marketmeter-checkpoints" not in {thread.name for thread in threading.enumerate()}
