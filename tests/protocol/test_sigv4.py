@@ -27,7 +27,7 @@ from marketmeter.protocol.sigv4 import (
     canonical_request,
     parse_authorization,
 )
-from marketmeter.servicemodel.spec import service_regions
+from marketmeter.servicemodel.spec import _loader, service_regions
 
 # AWS's Signature Version 4 test suite, as published (its LICENSE and NOTICE beside it)
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "sigv4"
@@ -192,6 +192,8 @@ def test_the_service_regions_are_botocores_endpoints() -> None:
     regions = service_regions()
     assert {"us-east-1", "eu-south-2", "cn-northwest-1", "us-gov-west-1"} <= regions
     assert {"ca-west-1", "ap-east-2", "mx-central-1", "us-east-1-fips"}.isdisjoint(regions)
+    # the endpoints file is not kept by the shared loader (7 MiB in every server process)
+    assert not [key for key in _loader()._cache if "endpoints" in key]
 
 
 def test_a_session_token_signed_by_botocore_verifies() -> None:

@@ -53,6 +53,7 @@ from marketmeter.server import (
     ready_text,
     uvicorn_config,
 )
+from marketmeter.servicemodel.spec import service_regions
 from marketmeter.store.open import catalog_before_open
 
 __all__ = ["serve"]
@@ -109,6 +110,8 @@ class _Workers:
     def fork_all(self, catalog: CatalogSnapshot | None) -> None:
         """The first workers: forked, with what the coordinator imported (no thread yet) and
         the ledger's ``catalog`` as it read it."""
+        if self._settings.auth == "sigv4":
+            service_regions()  # botocore's endpoints file read once, here: not in each worker
         for index in range(len(self.processes)):
             others = [s for i, s in enumerate(self._listening) if i != index]
             pid = worker.fork(

@@ -87,9 +87,13 @@ def operations_of(service: str) -> tuple[str, ...]:
 @cache
 def regions_of(service: str) -> frozenset[str]:
     """The regions AWS offers ``service`` in: every partition's endpoints of its endpoint
-    prefix in botocore's ``endpoints.json`` (FIPS host names left out)."""
+    prefix in botocore's ``endpoints.json`` (FIPS host names left out). The file is read by a
+    loader of its own, dropped after: the shared one would keep all of it (7 MiB in every
+    process of a server) for these few names."""
     prefix = model_of(service).metadata["endpointPrefix"]
-    endpoints = _loader().load_data("endpoints")
+    endpoints = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH")).load_data(
+        "endpoints"
+    )
     regions: set[str] = set()
     for partition in endpoints["partitions"]:
         entry = partition["services"].get(prefix, {})
