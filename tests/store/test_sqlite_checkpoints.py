@@ -69,10 +69,13 @@ def test_without_its_thread_sqlite_checkpoints_inline_again(tmp_path: Path) -> N
         raise sqlite3.OperationalError("unable to open database file")
 
     checkpoints = Checkpoints(cannot_connect, restart_pages=RESTART_PAGES)
-    checkpoints._thread.join(5)  # it gave up at once
     writer = SQLiteWriter(lambda: _writer_connection(path), between_groups=checkpoints.after_group)
     try:
-        writer.submit(lambda connection: None).result()
+        writer.submit(lambda connection: None).result()  # starts the thread, which gives up
+        writer.submit(lambda connection: None).result()  # the first group's hook has run
+        assert checkpoints._thread is not None
+        checkpoints._thread.join(5)
+        writer.submit(lambda connection: None).result()  # the writer learns it after a group
         pages = writer.submit(
             lambda connection: connection.execute("PRAGMA wal_autocheckpoint").fetchone()
         )
@@ -82,9 +85,18 @@ def test_without_its_thread_sqlite_checkpoints_inline_again(tmp_path: Path) -> N
         checkpoints.close()
 
 
-def test_closing_stops_the_thread(tmp_path: Path) -> None:
-    checkpoints = Checkpoints(lambda: _connect(tmp_path / "l.db"))
-    assert checkpoints._thread.is_alive()
-    checkpoints.close()
+def test_the_thread_starts_at_the_first_commit_and_stops_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    checkpoints = Checkpoints(lambda: _connect(path))
+    writer = SQLiteWriter(lambda: _writer_connection(path), between_groups=checkpoints.after_group)
+    try:
+        assert checkpoints._thread is None  # a store that only reads runs none
+        writer.submit(lambda connection: None).result()
+        writer.submit(lambda connection: None).result()  # the first group's hook has run
+        assert checkpoints._thread is not None
+        assert checkpoints._thread.is_alive()
+    finally:
+        writer.close()
+        checkpoints.close()
     assert not checkpoints._thread.is_alive()
     assert "marketmeter-checkpoints" not in {thread.name for thread in threading.enumerate()}

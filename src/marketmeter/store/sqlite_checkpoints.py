@@ -60,14 +60,20 @@ class Checkpoints:
         self._stop = threading.Event()
         self._long = False  # the thread saw the log past ``restart_pages``
         self._lost = False  # the thread could not connect: SQLite's inline checkpoints instead
-        self._thread = threading.Thread(
-            target=self._run, name="marketmeter-checkpoints", daemon=True
-        )
-        self._thread.start()
+        # started by the first commit: a store that only reads (a worker's) never runs it
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     def after_group(self, connection: sqlite3.Connection) -> None:
-        """The writer's, on its thread after each group: wakes the thread, and catches up on
-        ``connection`` (the writer's own) when the log is long."""
+        """The writer's, on its thread after each group: wakes the thread (started at the
+        first), and catches up on ``connection`` (the writer's own) when the log is long."""
+        if self._thread is None:
+            with self._starting:
+                if self._thread is None and not self._stop.is_set():
+                    self._thread = threading.Thread(
+                        target=self._run, name="marketmeter-checkpoints", daemon=True
+                    )
+                    self._thread.start()
         self._committed.set()
         if self._lost:
             self._lost = False
@@ -84,9 +90,11 @@ class Checkpoints:
 
     def close(self) -> None:
         """Stop the thread (the last connection to close checkpoints what is left)."""
-        self._stop.set()
+        with self._starting:
+            self._stop.set()
         self._committed.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def _run(self) -> None:
         try:
