@@ -20,6 +20,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from marketmeter.catalog.loader import load_catalog_file
+from marketmeter.store.sqlite import SQLiteStore
 from tests.e2e.server_process import CATALOG, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -265,8 +267,11 @@ def test_workers_forked_with_the_old_catalog_meter_against_the_one_applied_at_st
     a worker started with the catalog read first answers its very first call by the one
     applied."""
     ledger = tmp_path / "ledger.db"
-    first = ServerProcess(ledger, CATALOG, "--workers", "2").start()
-    assert first.stop() == 0
+    first = SQLiteStore(ledger)  # the ledger as a server left it: the first catalog in it
+    try:
+        first.apply_catalog_now(load_catalog_file(CATALOG))
+    finally:
+        first.close_now()
     changed = tmp_path / "changed.yaml"
     changed.write_text(CATALOG.read_text() + '  - {buyer: "555566667777", product: prod-legacy}\n')
     server = ServerProcess(ledger, changed, "--workers", "2").start()
