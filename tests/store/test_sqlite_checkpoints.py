@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,4 +98,3 @@ def test_the_thread_starts_at_the_first_commit_and_stops_at_close(tmp_path: Path
         writer.close()
         checkpoints.close()
     assert not checkpoints._thread.is_alive()
-    assert "marketmeter-checkpoints" not in {thread.name for thread in threading.enumerate()}
