@@ -98,3 +98,19 @@ def test_the_thread_starts_at_the_first_commit_and_stops_at_close(tmp_path: Path
         writer.close()
         checkpoints.close()
     assert not checkpoints._thread.is_alive()
+
+
+def test_a_failing_hook_between_groups_leaves_the_writer_running(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def failing(connection: sqlite3.Connection) -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    writer = SQLiteWriter(lambda: _writer_connection(tmp_path / "l.db"), between_groups=failing)
+    try:
+        assert writer.submit(lambda connection: 1).result(5) == 1
+        assert writer.submit(lambda connection: 2).result(5) == 2  # the thread is still there
+        assert len(calls) >= 1
+    finally:
+        writer.close()

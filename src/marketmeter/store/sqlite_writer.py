@@ -143,7 +143,10 @@ class SQLiteWriter:
                 if self.committed is not None:
                     self.committed(queued, time.perf_counter() - started)
                 if self._between_groups is not None:
-                    self._between_groups(connection)
+                    try:
+                        self._between_groups(connection)
+                    except Exception:  # the writer goes on: its jobs matter more
+                        log.exception("between-groups hook failed")
         finally:
             connection.close()
 
