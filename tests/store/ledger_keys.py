@@ -6,9 +6,14 @@ from __future__ import annotations
 from marketmeter.metering.types import LedgerEntry, LedgerOutcome, UsageRecord
 from marketmeter.store.ledger_rows import LedgerRow, ledger_row
 
-__all__ = ["HOUR", "entry", "outcome", "row"]
+__all__ = ["BILLED", "HOUR", "entry", "outcome", "row"]
 
 HOUR = 1795435200  # 2026-11-23T12:00:00Z
+
+# the ledger's rows in the order they were written: account, id, quantity (micros)
+BILLED = (
+    "SELECT customer_account, metering_record_id, quantity_micros FROM usage_records ORDER BY seq"
+)
 
 
 def entry(n: int, quantity: int = 1, record_id: str | None = None) -> LedgerEntry:

@@ -18,7 +18,7 @@ from marketmeter.store.ledger_rows import LedgerRow
 from marketmeter.store.postgres import PostgresStore
 from marketmeter.store.postgres_biller import bill_group
 from tests.conftest import OpenStore
-from tests.store.ledger_keys import outcome, row
+from tests.store.ledger_keys import BILLED, outcome, row
 
 postgresql = pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 
@@ -26,10 +26,7 @@ postgresql = pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def billed(url: str) -> list[tuple[str, str, int]]:
     """The ledger's rows in the order they were written: account, id, quantity (micros)."""
     with psycopg.connect(url) as connection:
-        rows = connection.execute(
-            "SELECT customer_account, metering_record_id, quantity_micros FROM usage_records "
-            "ORDER BY seq"
-        ).fetchall()
+        rows = connection.execute(BILLED).fetchall()
     return [(account, record_id, quantity) for account, record_id, quantity in rows]
 
 

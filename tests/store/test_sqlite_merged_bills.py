@@ -13,7 +13,7 @@ from typing import Any
 
 from marketmeter.store.ledger_rows import LedgerRow
 from marketmeter.store.sqlite import SQLiteStore
-from tests.store.ledger_keys import outcome, row
+from tests.store.ledger_keys import BILLED, outcome, row
 
 
 async def in_one_group(store: SQLiteStore, calls: list[Any]) -> list[Any]:
@@ -31,10 +31,7 @@ async def in_one_group(store: SQLiteStore, calls: list[Any]) -> list[Any]:
 
 def billed(path: Path) -> list[tuple[str, str, int]]:
     with sqlite3.connect(path) as connection:
-        rows = connection.execute(
-            "SELECT customer_account, metering_record_id, quantity_micros FROM usage_records "
-            "ORDER BY seq"
-        ).fetchall()
+        rows = connection.execute(BILLED).fetchall()
     return [(account, record_id, quantity) for account, record_id, quantity in rows]
 
 
