@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tests.ports import free_port
 
 __all__ = [
     "ROOT",
@@ -162,12 +163,6 @@ def machine_description() -> str:
         f"{cpus} CPUs (nproc), {model}; Linux {platform.release()}; "
         f"Python {platform.python_version()}"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout: float = 120.0) -> None:

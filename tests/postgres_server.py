@@ -19,13 +19,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+
+from tests.ports import free_port
 
 __all__ = ["PostgresServer", "postgres_bin_dir", "shared_server"]
 
@@ -47,12 +48,6 @@ def postgres_bin_dir() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresServer:
     """One throwaway cluster; ``url`` connects as the superuser ``postgres`` over TCP."""
 
@@ -62,7 +57,7 @@ class PostgresServer:
         self.data = self.root / "data"
         self.socket_dir = self.root / "socket"
         self.log = self.root / "postgres.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
         self._databases: set[str] = set()

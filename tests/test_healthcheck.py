@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from marketmeter.healthcheck import health_url
-from tests.e2e.server_process import free_port
+from tests.ports import free_port
 
 
 def test_the_health_url_follows_the_serve_environment() -> None:

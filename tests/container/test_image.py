@@ -24,8 +24,9 @@ import yaml
 from marketmeter.testing.admin_client import MarketmeterAdmin
 from tests.container.podman import Podman, PodmanMissing, find_tool
 from tests.e2e.conftest import make_client
-from tests.e2e.server_process import CATALOG, free_port
+from tests.e2e.server_process import CATALOG
 from tests.e2e.wire_records import record
+from tests.ports import free_port
 
 pytestmark = pytest.mark.container
 

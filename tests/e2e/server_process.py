@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from tests.postgres_server import shared_server
 
 CATALOG = Path(__file__).parent.parent / "data" / "catalog.yaml"
@@ -49,12 +49,6 @@ def ledger_url(db: Path) -> str:
     return shared_server().database(f"mm_{digest[:32]}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ServerProcess:
     """Start, stop and restart ``marketmeter serve`` on one ledger: the one at ``db``
     (``ledger_url``), or the database ``db_url`` when given (its log is still next to ``db``)."""
@@ -72,10 +66,11 @@ class ServerProcess:
         self.log = db.with_suffix(".log")
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
-        """Start the server and wait until it answers. "It" is this process: ``free_port`` can
-        give two starts at once (other workers, other suites on the machine) one port, and the
-        one that loses the bind exits only after the winner answers health checks; so the
-        server must also have printed, since this start, that it is ready on this port."""
+        """Start the server and wait until it answers. "It" is this process: should something
+        else hold the port (``free_port`` rules out our own starts and client sockets, not
+        other programs), the server that loses the bind exits only after the winner answers
+        health checks; so the server must also have printed, since this start, that it is
+        ready on this port."""
         args = [sys.executable, "-m", "marketmeter", "serve", "--port", str(self.port)]
         args += ["--db", self.db_url]
         if self.catalog is not None:

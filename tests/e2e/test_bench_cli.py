@@ -29,8 +29,9 @@ from marketmeter.servicemodel.spec import served_operation_names
 from tests.e2e.bench_fixtures import metering_client
 from tests.e2e.buyers import ALICE_KEY, SELLER_KEY, admin
 from tests.e2e.cli_runner import mm
-from tests.e2e.server_process import ServerProcess, free_port
+from tests.e2e.server_process import ServerProcess
 from tests.e2e.wire_records import record
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,8 @@ import pytest
 
 from tests.e2e.billing import Billed, bill_sample, check_records, iso
 from tests.e2e.cli_runner import mm
-from tests.e2e.server_process import CATALOG, ServerProcess, free_port, ledger_url, sqlite_only
+from tests.e2e.server_process import CATALOG, ServerProcess, ledger_url, sqlite_only
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

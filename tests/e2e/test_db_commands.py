@@ -21,8 +21,9 @@ from marketmeter.store.migrations import migrations_for
 from tests.e2e.buyers import ALICE_KEY, admin, buyer_client
 from tests.e2e.cli_runner import mm
 from tests.e2e.conftest import make_client
-from tests.e2e.server_process import CATALOG, ServerProcess, free_port
+from tests.e2e.server_process import CATALOG, ServerProcess
 from tests.e2e.wire_records import record
+from tests.ports import free_port
 from tests.postgres_server import PostgresServer, shared_server
 
 pytestmark = pytest.mark.e2e

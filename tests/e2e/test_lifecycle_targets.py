@@ -35,7 +35,8 @@ from marketmeter.lifecycle.sns_http import string_to_sign
 from tests.e2e.buyers import ClockControl, admin
 from tests.e2e.cli_runner import mm
 from tests.e2e.conftest import make_client
-from tests.e2e.server_process import ServerProcess, free_port
+from tests.e2e.server_process import ServerProcess
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

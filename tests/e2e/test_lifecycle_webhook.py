@@ -18,7 +18,8 @@ import pytest
 from marketmeter.catalog.model import product_id_for
 from tests.e2e.cli_runner import mm
 from tests.e2e.conftest import make_client
-from tests.e2e.server_process import ServerProcess, free_port
+from tests.e2e.server_process import ServerProcess
+from tests.ports import free_port
 
 
 class Receiver:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from marketmeter.server import demo_catalog_text
-from tests.e2e.server_process import ServerProcess, free_port, on_postgres
+from tests.e2e.server_process import ServerProcess, on_postgres
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 

@@ -16,8 +16,9 @@ import pytest
 from marketmeter.cli import main
 from marketmeter.store.open import open_store
 from tests.e2e.conftest import make_client
-from tests.e2e.server_process import free_port, ledger_url
+from tests.e2e.server_process import ledger_url
 from tests.e2e.wire_records import record
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backend_agnostic]
 

@@ -23,7 +23,8 @@ from marketmeter.store.open import open_store
 from tests.e2e.buyers import admin
 from tests.e2e.cli_runner import mm
 from tests.e2e.registration_page import RegistrationPage
-from tests.e2e.server_process import CATALOG, ServerProcess, free_port, ledger_url
+from tests.e2e.server_process import CATALOG, ServerProcess, ledger_url
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

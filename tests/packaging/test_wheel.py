@@ -19,7 +19,7 @@ import pytest
 from botocore.config import Config
 
 import marketmeter
-from tests.e2e.server_process import free_port
+from tests.ports import free_port
 
 pytestmark = pytest.mark.packaging
 
