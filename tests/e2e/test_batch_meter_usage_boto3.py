@@ -132,6 +132,12 @@ def test_account_id_and_license_paths(client: Any, now: int) -> None:
             "Product code 'no-such-product' is not a valid SaaS product.",
         ),
         (
+            [],
+            "no-such-product",
+            "InvalidProductCodeException",
+            "Product code 'no-such-product' is not a valid SaaS product.",
+        ),
+        (
             [record(0, dimension="Users")],
             "prod-legacy",
             "InvalidUsageDimensionException",

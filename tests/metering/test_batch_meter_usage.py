@@ -245,6 +245,21 @@ def test_missing_quantity_bills_zero_and_is_echoed_absent(bench: Bench) -> None:
 
 def test_an_empty_batch_answers_empty_results(bench: Bench) -> None:
     assert bench.meter().results == ()
+    assert bench.meter(product=None).results == ()
+
+
+@pytest.mark.parametrize("product", ["no-such-product", "prod-ami"])
+def test_an_empty_batch_still_names_a_valid_product(bench: Bench, product: str) -> None:
+    """A seller's start-up check (zero records, to try the product code and credentials) must
+    fail on a wrong code as a batch with records would."""
+    message = bench.fails(InvalidProductCodeException, product=product)
+    assert message == f"Product code '{product}' is not a valid SaaS product."
+
+
+def test_an_empty_batch_of_another_sellers_product_is_invalid(bench: Bench) -> None:
+    seller = Caller("seller", "111122223333", "AKIATESTSELLER000001")
+    message = bench.fails(InvalidProductCodeException, product="prod-other", caller=seller)
+    assert message == "Product code 'prod-other' is not a valid SaaS product."
 
 
 # --- whole-request failures ------------------------------------------------------------------

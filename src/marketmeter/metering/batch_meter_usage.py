@@ -85,8 +85,8 @@ class BatchMeterUsage:
         positions, which come back as UnprocessedRecords, unbilled, for the client to send
         again (AWS does this when it cannot process them now; the test bench on demand)."""
         records = request.records
-        if not records:
-            return BatchMeterUsageResult(results=())
+        if not records and request.product_code is None:
+            return BatchMeterUsageResult(results=())  # nothing to meter, no product to judge
         _check_exclusive_members(records)
         catalog = await self._store.catalog_snapshot()
         now = self._clock.now()
