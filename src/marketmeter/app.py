@@ -37,7 +37,7 @@ from marketmeter.observe.logs import CallLogLine, RequestLogLine
 from marketmeter.observe.metrics import CONTENT_TYPE, Metrics
 from marketmeter.operator.catalog import AccessKeyFactory, random_access_key
 from marketmeter.operator.service import Operator
-from marketmeter.operator.ticker import UnsubscribeTicker
+from marketmeter.operator.ticker import LifecycleTicker
 from marketmeter.protocol.agreement_service import agreement_service
 from marketmeter.protocol.auth import Authenticator, OpenAuth, StrictAuth
 from marketmeter.protocol.batch_lane import BatchLane
@@ -150,7 +150,7 @@ class MarketmeterApp:
             access_keys=access_keys,
         )
         self.lifecycle = self.operator.lifecycle
-        self.ticker = UnsubscribeTicker(self.lifecycle)
+        self.ticker = LifecycleTicker(self.lifecycle)
         self.deliverer = WebhookDeliverer(
             store,
             delivery,

@@ -374,6 +374,87 @@ def test_a_concurrent_agreements_products_events_reach_a_queue_through_a_rule(
     assert (failed["channel"], failed["deliveries"]) == ("none", [])  # logged, sent nowhere
 
 
+def test_a_contracts_end_on_the_clock_reaches_the_queues_and_the_apis(
+    tmp_path: Path, moto: Moto
+) -> None:
+    """A renewal date set, the clock moved past it: the legacy product's entitlement topic gets
+    entitlement-updated; the concurrent agreement's rule gets Ended (EXPIRED), then, the hour
+    for final records later, License Deprovisioned; the APIs say EXPIRED and grant nothing."""
+    legacy, ca = "exp-legacy", "exp-ca"
+    ent_url, ent_arn = moto.queue("exp-legacy-entitlements")
+    moto.subscribe_queue(f"aws-mp-entitlement-notification-{legacy}", ent_arn)
+    events_url, events_arn = moto.queue("exp-ca-events")
+    buyer = "616161616161"
+    moto.rule_to_queue(
+        "exp-ca-rule",
+        {"source": ["aws.agreement-marketplace"], "detail": {"acceptor": {"accountId": [buyer]}}},
+        events_arn,
+    )
+    catalog = _catalog(
+        tmp_path / "catalog.yaml",
+        [
+            (legacy, "legacy", [_target(moto, "topics", "sns")]),
+            (ca, "concurrent-agreements", [_target(moto, "bus", "eventbridge")]),
+        ],
+    )
+    start = 1_800_000_000  # 2027-01-15T08:00:00Z
+    end = start + 86_400
+    renewal = {"endsAt": "2027-01-16T08:00:00Z"}
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    try:
+        clock = ClockControl(server.url)
+        clock.set(start)
+        mine = subscribe(server, legacy, "717171717171")
+        theirs = subscribe(server, ca, buyer)
+        for agreement in (mine, theirs):
+            path = f"/agreements/{agreement['agreementId']}/entitlement-update"
+            call(server, "POST", path, renewal)
+        clock.advance(86_399)
+        assert call(server, "GET", f"/events?product={ca}")["events"][-1]["action"] == (
+            "entitlement-updated"
+        )
+        clock.advance(1)  # the end
+        entitlements = moto.read(ent_url, 2)
+        before_deprovision = moto.read(events_url, 3)
+        agreements = boto3.client(
+            "marketplace-agreement", endpoint_url=server.url, region_name="us-east-1", **KEYS
+        )
+        described = agreements.describe_agreement(agreementId=theirs["agreementId"])
+        granted = boto3.client(
+            "marketplace-entitlement", endpoint_url=server.url, region_name="us-east-1", **KEYS
+        ).get_entitlements(ProductCode=ca, Filter={"CUSTOMER_AWS_ACCOUNT_ID": [buyer]})
+        clock.advance(3600)  # the hour for final records
+        [deprovisioned] = moto.read(events_url, 1)
+        logged = call(server, "GET", "/events?action=expire")["events"]
+    finally:
+        server.stop()
+    customer = mine["customerIdentifier"]
+    assert [json.loads(body["Message"]) for body in entitlements] == [
+        message(customer, legacy, "entitlement-updated"),  # the renewal date set
+        message(customer, legacy, "entitlement-updated"),  # the end
+    ]
+    assert [e["detail-type"] for e in before_deprovision] == [
+        "Purchase Agreement Created - Proposer",
+        "License Updated - Manufacturer",
+        "Purchase Agreement Ended - Proposer",
+    ]
+    ended = before_deprovision[2]
+    assert ended["time"] == "2027-01-16T08:00:00Z"
+    assert ended["detail"]["agreement"] == {"id": theirs["agreementId"], "status": "EXPIRED"}
+    assert (described["status"], described["endTime"].timestamp()) == ("EXPIRED", end)
+    assert "Entitlements" not in granted
+    assert deprovisioned["detail-type"] == "License Deprovisioned - Manufacturer"
+    assert deprovisioned["time"] == "2027-01-16T09:00:00Z"
+    assert deprovisioned["detail"]["license"] == {"arn": theirs["licenseArn"]}
+    assert len(logged) == 2
+    expired = {e["productCode"]: e for e in logged}  # one commit, by LicenseArn
+    assert sorted((code, e["occurredAt"]) for code, e in expired.items()) == [
+        (ca, "2027-01-16T08:00:00Z"),
+        (legacy, "2027-01-16T08:00:00Z"),
+    ]
+    assert expired[legacy]["message"]["Timestamp"] == "2027-01-16T08:00:00.000Z"  # not moto's
+
+
 def _actions(bodies: list[dict[str, Any]]) -> list[str]:
     return [json.loads(body["Message"])["action"] for body in bodies]
 

@@ -21,7 +21,8 @@ from marketmeter.catalog.model import (
     TargetKind,
 )
 from marketmeter.lifecycle import transitions as lifecycle
-from marketmeter.lifecycle.types import Transition
+from marketmeter.lifecycle.contract_ends import announce_contract_ends
+from marketmeter.lifecycle.types import LifecycleAction, Transition
 from marketmeter.metering.ids import SequentialIds
 from marketmeter.refusal import Refusal
 from marketmeter.store.base import (
@@ -281,3 +282,28 @@ def test_a_paused_target_keeps_its_deliveries_and_redelivery_starts_afresh(
     assert asyncio.run(targeted.redeliver(event_id, "nowhere", WALL)) is None
     [listed] = asyncio.run(targeted.deliveries(DeliveryQuery(target="queue", status="pending")))
     assert listed.event.event_id == event_id
+
+
+FRANK_LEGACY = "arn:aws:license-manager::666677778888:license:l-f0000000000000000000000000000001"
+FRANK_END = 1_609_459_200.0  # 2021-01-01T00:00:00Z, the test catalog's ended contract
+
+
+def test_a_contract_end_announced_twice_is_logged_and_delivered_once(
+    hooked: OperatorStore,
+) -> None:
+    """Two nodes' tickers (or a restart looking back) announce one end: its derived event id
+    is logged once, and the second commit returns no event."""
+    hour = timedelta(hours=1)
+
+    def announce(catalog: CatalogSnapshot) -> Transition:
+        return announce_contract_ends(catalog, FRANK_END - 1, FRANK_END, hour)
+
+    [first] = run(hooked, announce).events
+    assert (first.action, first.license_arn, first.occurred_at) == (
+        LifecycleAction.EXPIRE,
+        FRANK_LEGACY,
+        FRANK_END,
+    )
+    assert run(hooked, announce).events == ()
+    assert [logged.event.event_id for logged in events(hooked, EventQuery())] == [first.event_id]
+    assert len(claim(hooked, WALL, 30.0, 10)) == 2  # one delivery to each of the two webhooks

@@ -17,7 +17,8 @@
   only the Proposer agreement event,
   https://docs.aws.amazon.com/marketplace/latest/userguide/saas-eventbridge-integration.html),
   license events as ``- Manufacturer``. Created: ``agreement {id, intent, status,
-  acceptanceTime, startTime, endTime?}``; Ended: ``agreement {id, status}``; License Updated /
+  acceptanceTime, startTime, endTime?}``; Ended: ``agreement {id, status}`` (``CANCELLED`` by
+  the buyer, ``EXPIRED`` at the contract's end date); License Updated /
   Deprovisioned: ``agreement {id}``, ``product {code, id}``, ``license {arn}``; all with
   ``acceptor``, ``proposer`` (Created: with the seller's ``name`` when the catalog has one) and
   ``offer``. Every agreement comes from an offer, so every event names one: the subscription's,
@@ -81,6 +82,7 @@ SNS_ACTIONS: dict[LifecycleAction, str] = {
     LifecycleAction.SUSPEND: "unsubscribe-success",
     LifecycleAction.RESUBSCRIBE: "subscribe-success",
     LifecycleAction.ENTITLEMENT_UPDATED: "entitlement-updated",
+    LifecycleAction.EXPIRE: "entitlement-updated",
 }
 
 _CREATED = "Purchase Agreement Created - Proposer"
@@ -98,8 +100,9 @@ DETAIL_TYPES: dict[LifecycleAction, str | None] = {
     LifecycleAction.SUSPEND: _LICENSE_DEPROVISIONED,
     LifecycleAction.RESUBSCRIBE: _CREATED,
     LifecycleAction.ENTITLEMENT_UPDATED: _LICENSE_UPDATED,
+    LifecycleAction.EXPIRE: _ENDED,
+    LifecycleAction.DEPROVISION: _LICENSE_DEPROVISIONED,
 }
-_AGREEMENT_STATUS = {_CREATED: "ACTIVE", _ENDED: "CANCELLED"}
 _SUBSCRIBE_ACTIONS = ("subscribe-success", "subscribe-fail")
 
 
@@ -212,15 +215,21 @@ def sns_envelope(
 
 
 def eventbridge_event(
-    detail_type: str, subject: MessageSubject, event_id: str, request_id: str, at: float
+    detail_type: str,
+    subject: MessageSubject,
+    event_id: str,
+    request_id: str,
+    at: float,
+    ended_status: str = "CANCELLED",
 ) -> dict[str, Any]:
-    """The EventBridge event of ``detail_type`` for the seller's default bus."""
+    """The EventBridge event of ``detail_type`` for the seller's default bus; an agreement that
+    ended is ``ended_status`` (``CANCELLED`` by the buyer, ``EXPIRED`` at its end date)."""
     agreement: dict[str, Any] = {"id": subject.agreement_id}
     if detail_type == _ENDED:
-        agreement["status"] = _AGREEMENT_STATUS[_ENDED]
+        agreement["status"] = ended_status
     elif detail_type == _CREATED:
         agreement["intent"] = "NEW"
-        agreement["status"] = _AGREEMENT_STATUS[_CREATED]
+        agreement["status"] = "ACTIVE"
         agreement["acceptanceTime"] = _event_time(at)
         if subject.starts_at is not None:
             agreement["startTime"] = _event_time(subject.starts_at)
@@ -268,7 +277,7 @@ def lifecycle_event(
     if not subject.concurrent_agreements:
         topic = (
             entitlement_topic_arn(subject.product_code)
-            if action is LifecycleAction.ENTITLEMENT_UPDATED
+            if action in (LifecycleAction.ENTITLEMENT_UPDATED, LifecycleAction.EXPIRE)
             else subscription_topic_arn(subject.product_code)
         )
         body: dict[str, Any] = sns_envelope(
@@ -283,7 +292,8 @@ def lifecycle_event(
             channel, topic, body = Channel.NONE, "", {}
         else:
             channel, topic = Channel.EVENTBRIDGE, detail_type
-            body = eventbridge_event(detail_type, subject, event_id, request_id, at)
+            ended = "EXPIRED" if action is LifecycleAction.EXPIRE else "CANCELLED"
+            body = eventbridge_event(detail_type, subject, event_id, request_id, at, ended)
     return LifecycleEvent(
         event_id=event_id,
         action=action,

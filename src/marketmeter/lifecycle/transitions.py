@@ -54,6 +54,7 @@ __all__ = [
     "complete_unsubscribe",
     "due_unsubscriptions",
     "find_agreement",
+    "message_subject",
     "resubscribe",
     "subscribe",
     "subscribe_fail",
@@ -71,7 +72,7 @@ def find_agreement(catalog: CatalogSnapshot, reference: str) -> Agreement:
     return agreement
 
 
-def _subject(
+def message_subject(
     catalog: CatalogSnapshot, agreement: Agreement, buyer: Buyer | None = None
 ) -> MessageSubject:
     product = catalog.products[agreement.product_code]
@@ -124,7 +125,7 @@ def _changed(
     ids: IdGenerator,
 ) -> Transition:
     resumed = action is LifecycleAction.RESUBSCRIBE and before.state is AgreementState.SUSPENDED
-    event = _event(action, _subject(catalog, after), at, ids, resumed)
+    event = _event(action, message_subject(catalog, after), at, ids, resumed)
     return Transition(action, after, Catalog(agreements=(after,)), events=(event,))
 
 
@@ -170,7 +171,7 @@ def subscribe(
         agreement = replace(agreement, offer_id=offer_id)
         changes = replace(plan.changes, agreements=(agreement,))
         plan = replace(plan, agreement=agreement, changes=changes)
-    subject = _subject(catalog, agreement, plan.buyer)
+    subject = message_subject(catalog, agreement, plan.buyer)
     event = _event(LifecycleAction.SUBSCRIBE_SUCCESS, subject, now, ids)
     return Transition(
         LifecycleAction.SUBSCRIBE_SUCCESS,

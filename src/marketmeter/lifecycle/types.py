@@ -24,6 +24,8 @@ class LifecycleAction(StrEnum):
     SUSPEND = "suspend"
     RESUBSCRIBE = "resubscribe"
     ENTITLEMENT_UPDATED = "entitlement-updated"
+    EXPIRE = "expire"  # a contract's end date passed on the service clock
+    DEPROVISION = "deprovision"  # the hour for final records after that end is over
 
 
 class Channel(StrEnum):
@@ -58,7 +60,7 @@ class LifecycleEvent:
         """Which notification it is (what a delivery target subscribes to); ``None`` for an
         event delivered nowhere."""
         if self.channel is Channel.SNS:
-            if self.action is LifecycleAction.ENTITLEMENT_UPDATED:
+            if self.action in (LifecycleAction.ENTITLEMENT_UPDATED, LifecycleAction.EXPIRE):
                 return NotificationKind.ENTITLEMENT
             return NotificationKind.SUBSCRIPTION
         if self.channel is Channel.EVENTBRIDGE:

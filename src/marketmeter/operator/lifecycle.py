@@ -3,7 +3,7 @@
 event log; with their JSON shapes.
 
 Each transition is planned and applied, with its events, in one transaction on the service
-clock. ``LifecycleService`` is what the admin API, the command line and the unsubscribe ticker
+clock. ``LifecycleService`` is what the admin API, the command line and the lifecycle ticker
 use; after each commit it wakes the webhook deliverer (``on_commit``), so a message is POSTed
 at once rather than at the deliverer's next poll. An agreement's ``state`` is its state at the
 service clock's now (an unsubscribe-pending agreement whose delay is over is ``unsubscribed``
@@ -29,6 +29,7 @@ from pydantic import (
 
 from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot, Entitlement
 from marketmeter.config import DEFAULT_TOKEN_TTL
+from marketmeter.lifecycle import contract_ends
 from marketmeter.lifecycle import transitions as lifecycle
 from marketmeter.lifecycle.types import LifecycleAction, LifecycleEvent, Transition
 from marketmeter.metering.clock import Clock, WallClock
@@ -279,6 +280,15 @@ class LifecycleService:
         now = self.now()
         return await self._run(
             lambda catalog: lifecycle.complete_unsubscribe(catalog, reference, now, self._ids)
+        )
+
+    async def announce_contract_ends(self, since: float, until: float) -> Transition:
+        """Log (and deliver) the events of every contract end, and of every deprovisioning an
+        hour for final records after one, that the clock passed after ``since`` up to
+        ``until`` (``lifecycle.contract_ends``); those logged before are not logged again."""
+        delay = self.unsubscribe_delay
+        return await self._run(
+            lambda catalog: contract_ends.announce_contract_ends(catalog, since, until, delay)
         )
 
     async def suspend(self, reference: str) -> Transition:

@@ -136,13 +136,15 @@ def log_events(
 ) -> tuple[LifecycleEvent, ...]:
     """Store ``events`` and a pending delivery of each to every webhook URL of its product and
     every delivery target of the product that takes its kind (none for channel ``none``);
-    returns them with ``seq`` set."""
+    returns them with ``seq`` set. An event whose id is logged already is skipped (and left
+    out of what is returned): a clock-driven event's id is derived, so that a second node or
+    a restart announcing it again logs it once (lifecycle.contract_ends)."""
     logged = []
     for event in events:
         row = sql.execute(
             "INSERT INTO lifecycle_events (event_id, action, product_code, buyer_account_id, "
             "license_arn, channel, topic, occurred_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING seq",
+            "ON CONFLICT (event_id) DO NOTHING RETURNING seq",
             (
                 event.event_id,
                 event.action.value,
@@ -155,6 +157,8 @@ def log_events(
                 orjson.dumps(event.body).decode(),
             ),
         ).fetchone()
+        if row is None:
+            continue
         seq = int(row[0])
         product = products.get(event.product_code)
         if event.kind is not None and product is not None:
