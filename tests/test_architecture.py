@@ -100,6 +100,7 @@ LEAVES = {
     "errors": set(),
     "refusal": set(),
     "catalog/model": set(),
+    "catalog/contracts": set(),
     "metering/types": set(),
     "lifecycle/types": {"marketmeter.catalog.model", "marketmeter.metering.types"},
     "protocol/hooks": {"marketmeter.errors", "marketmeter.metering.types"},
@@ -111,6 +112,7 @@ LAYER_MAP: dict[str, set[str]] = {
     # the Agreement API's rules: no HTTP, no SQL
     "agreements": {
         "marketmeter.agreements",
+        "marketmeter.catalog.contracts",
         "marketmeter.catalog.model",
         "marketmeter.errors",
         "marketmeter.metering.clock",
@@ -136,6 +138,7 @@ LAYER_MAP: dict[str, set[str]] = {
     "lifecycle": {
         "marketmeter",
         "marketmeter.lifecycle",
+        "marketmeter.catalog.contracts",
         "marketmeter.catalog.model",
         "marketmeter.metering",
         "marketmeter.refusal",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -15,9 +16,19 @@ import pytest
 
 from marketmeter.agreements.service import AgreementApi
 from marketmeter.agreements.status import agreement_status, entitlement_status
+from marketmeter.agreements.terms import derived_offer
 from marketmeter.agreements.timing import add_duration
+from marketmeter.catalog.contracts import derived_upfront_term
 from marketmeter.catalog.loader import load_catalog_file
-from marketmeter.catalog.model import AgreementState, CatalogSnapshot, agreement_id_for
+from marketmeter.catalog.model import (
+    Agreement,
+    AgreementState,
+    CatalogSnapshot,
+    PricingModel,
+    Product,
+    ProductKind,
+    agreement_id_for,
+)
 from marketmeter.errors import (
     AgreementAccessDeniedException,
     AgreementValidationException,
@@ -477,3 +488,30 @@ def test_durations_past_the_year_9999_show_no_date() -> None:
     assert add_duration(0.0, "P99999999Y") is None
     assert add_duration(0.0, "P1M") == 2678400.0
     assert add_duration(1580428800.0, "P1M") == 1582934400.0  # Jan 31 + 1 month: Feb 29
+
+
+@pytest.mark.parametrize(
+    ("pricing", "kinds"),
+    [
+        ("usage", ["legalTerm", "usageBasedPricingTerm"]),
+        ("contract", ["legalTerm", "configurableUpfrontPricingTerm"]),
+        (
+            "contract-with-consumption",
+            ["legalTerm", "configurableUpfrontPricingTerm", "usageBasedPricingTerm"],
+        ),
+    ],
+)
+def test_a_derived_offer_sells_as_the_product_is_priced(pricing: str, kinds: list[str]) -> None:
+    """A contract's derived offer has the rate card its subscriptions are granted by
+    (catalog.contracts.derived_upfront_term); only what is metered has a usage rate card."""
+    product = Product(
+        "prod-x",
+        "111122223333",
+        ProductKind.SAAS,
+        ("seats", "gb"),
+        pricing_model=PricingModel(pricing),
+    )
+    offer = derived_offer(product, Agreement(LICENSE + "l-1", "444455556666", "prod-x"))
+    assert [term.key for term in offer.terms] == kinds
+    if "configurableUpfrontPricingTerm" in kinds:
+        assert json.loads(offer.terms[1].body) == derived_upfront_term(("seats", "gb"))

@@ -174,6 +174,12 @@ CASES: list[tuple[str, int, str]] = [
     ),
     ("token mint", 2, "Missing option '--product' (see 'marketmeter token mint -h')"),
     ("agreements show", 2, "Missing argument 'AGREEMENT' (see 'marketmeter agreements show -h')"),
+    (
+        "agreements subscribe --product p --buyer 123456789012 --quantity seats=x",
+        2,
+        "Invalid value for '--quantity': 'seats=x': use DIMENSION=QUANTITY (a whole number) "
+        "(see 'marketmeter agreements subscribe -h')",
+    ),
     ("snapshot save", 2, "Missing argument 'NAME' (see 'marketmeter snapshot save -h')"),
     ("clock advance", 2, "Missing argument 'DURATION' (see 'marketmeter clock advance --help')"),
     (

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -564,3 +565,86 @@ def test_a_fault_rule_throttles_get_entitlements(changing: ServerProcess) -> Non
         "ThrottlingException",
         None,
     ]
+
+
+def test_a_contract_subscription_grants_what_the_buyer_configured(
+    changing: ServerProcess,
+) -> None:
+    """The command line subscribes a buyer to a contract product, buying quantities on the
+    derived offer's rate card: GetEntitlements answers them until the card's twelve months are
+    over, the Agreement API shows the configuration, and Created is followed by License
+    Updated. A choice the rate card does not have is one clear line naming it."""
+    buyer = "121212121212"
+    target = ("--endpoint", changing.url, "--admin-token", ADMIN_TOKEN, "--json")
+    subscribe = ("agreements", "subscribe", "--product", "ent-contract", "--buyer", buyer)
+    done = mm(
+        *subscribe,
+        "--quantity",
+        "AdminUsers=7",
+        "--quantity",
+        "ReadOnlyUsers=3",
+        *target,
+        cwd=Path.cwd(),
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    agreement = answer["agreement"]
+    start = datetime.fromisoformat(agreement["startsAt"])
+    end = int(start.replace(year=start.year + 1).timestamp())
+    assert agreement["endsAt"] == start.replace(year=start.year + 1).isoformat().replace(
+        "+00:00", "Z"
+    )
+    assert [event["message"]["detail-type"] for event in answer["events"]] == [
+        "Purchase Agreement Created - Proposer",
+        "License Updated - Manufacturer",
+    ]
+    client = entitlement_client(changing.url)
+    mine = {"CUSTOMER_AWS_ACCOUNT_ID": [buyer]}
+    arn = agreement["licenseArn"]
+    assert get(client, ProductCode="ent-contract", Filter=mine) == {
+        "Entitlements": [
+            wire(buyer, arn, "AdminUsers", {"IntegerValue": 7}, end),
+            wire(buyer, arn, "ReadOnlyUsers", {"IntegerValue": 3}, end),
+        ]
+    }
+    terms = boto3.client(
+        "marketplace-agreement",
+        endpoint_url=changing.url,
+        region_name="us-east-1",
+        aws_access_key_id=SELLER_KEY[0],
+        aws_secret_access_key=SELLER_KEY[1],
+    ).get_agreement_terms(agreementId=agreement["agreementId"])["acceptedTerms"]
+    [upfront] = [
+        t["configurableUpfrontPricingTerm"] for t in terms if "configurableUpfront" in str(t)
+    ]
+    assert upfront["configuration"] == {
+        "selectorValue": "P12M",
+        "dimensions": [
+            {"dimensionKey": "AdminUsers", "dimensionValue": 7},
+            {"dimensionKey": "ReadOnlyUsers", "dimensionValue": 3},
+        ],
+    }
+    assert "usageBasedPricingTerm" not in str(terms)  # sold by contract alone: nothing metered
+
+    wrong = mm(*subscribe[:-1], "343434343434", "--selector", "P36M", *target, cwd=Path.cwd())
+    assert wrong.returncode == 1
+    assert wrong.stderr == (
+        "Error: configuration.selector: 'P36M' is not a selector of the offer: P12M\n"
+    )
+    usage = mm(
+        "agreements",
+        "subscribe",
+        "--product",
+        "ent-usage",
+        "--buyer",
+        "343434343434",
+        "--quantity",
+        "users=2",
+        *target,
+        cwd=Path.cwd(),
+    )
+    assert usage.returncode == 1
+    assert usage.stderr == (
+        "Error: configuration: product ent-usage is priced by usage (pricing_model: usage): "
+        "no contract to configure\n"
+    )

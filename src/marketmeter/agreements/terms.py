@@ -4,8 +4,11 @@ The offer is the catalog's (``offers:``) when the agreement names one the catalo
 otherwise it is *derived* from the product (docs/agreement-api.md, "Offers and terms"): a
 public offer (``catalog.model.default_offer_id_for``, or the offer id the agreement was
 subscribed with) whose terms are a standard EULA, a usage-based rate card pricing each of the
-product's dimensions at ``0.00`` USD (marketmeter knows no prices), a 30-day free trial when
-the agreement is a free trial, and a validity term when the agreement has an end date.
+product's dimensions at ``0.00`` USD (marketmeter knows no prices) unless the product is sold by
+contract alone, a configurable upfront pricing term when it is sold by contract
+(``catalog.contracts.derived_upfront_term``: twelve months, any quantity of any dimension, at
+``0.00``), a 30-day free trial when the agreement is a free trial, and a validity term when the
+agreement has an end date.
 
 Each term carries its ``type`` and a stable ``id`` (``catalog.model.term_id_for``); the
 buyer's choices go into ``configuration``: the contract's duration and quantities
@@ -21,11 +24,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from marketmeter.agreements.timing import add_duration, days_between, wire_time
+from marketmeter.catalog.contracts import DEFAULT_CURRENCY, derived_upfront_term
 from marketmeter.catalog.model import (
     Agreement,
     CatalogSnapshot,
     Offer,
     OfferTerm,
+    PricingModel,
     Product,
     default_offer_id_for,
     term_id_for,
@@ -41,7 +46,6 @@ __all__ = [
     "term_of",
 ]
 
-DEFAULT_CURRENCY = "USD"
 # The term types (AcceptedTerm members) and the type each holds, for the derived offer.
 _TYPES = {
     "legalTerm": "LegalTerm",
@@ -78,13 +82,18 @@ def derived_offer(product: Product, agreement: Agreement) -> Offer:
         terms.append(
             _term("freeTrialPricingTerm", {"duration": DERIVED_FREE_TRIAL, "grants": grants})
         )
-    card = [{"dimensionKey": dimension, "price": "0.00"} for dimension in product.dimensions]
-    terms.append(
-        _term(
-            "usageBasedPricingTerm",
-            {"currencyCode": DEFAULT_CURRENCY, "rateCards": [{"rateCard": card}]},
+    if product.pricing_model.has_entitlements:
+        terms.append(
+            _term("configurableUpfrontPricingTerm", derived_upfront_term(product.dimensions))
         )
-    )
+    if product.pricing_model is not PricingModel.CONTRACT:  # usage is metered
+        card = [{"dimensionKey": dimension, "price": "0.00"} for dimension in product.dimensions]
+        terms.append(
+            _term(
+                "usageBasedPricingTerm",
+                {"currencyCode": DEFAULT_CURRENCY, "rateCards": [{"rateCard": card}]},
+            )
+        )
     if agreement.starts_at is not None and agreement.ends_at is not None:
         duration = f"P{days_between(agreement.starts_at, agreement.ends_at)}D"
         terms.append(_term("validityTerm", {"agreementDuration": duration}))

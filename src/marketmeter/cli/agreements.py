@@ -36,6 +36,9 @@ _SUBSCRIPTION_OPTIONS = {
     "buyer": "--buyer",
     "buyerAccountId": "--buyer",
     "offerId": "--offer",
+    "configuration": "--selector/--quantity",
+    "configuration.selector": "--selector",
+    "configuration.dimensions": "--quantity",
 }
 
 
@@ -302,14 +305,61 @@ def _subscription_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def _quantities(
+    _context: click.Context, _parameter: click.Parameter, specs: tuple[str, ...]
+) -> dict[str, int]:
+    """``--quantity DIMENSION=QUANTITY`` options as the subscription's ``dimensions``."""
+    found: dict[str, int] = {}
+    for spec in specs:
+        dimension, sep, quantity = spec.partition("=")
+        if not sep or not dimension or not quantity.isdecimal():
+            raise click.BadParameter(f"{spec!r}: use DIMENSION=QUANTITY (a whole number)")
+        found[dimension] = int(quantity)
+    return found
+
+
 @agreements.command("subscribe")
 @_subscription_options
+@click.option(
+    "--selector",
+    help="A contract offer's rate card to buy, by its selector: the duration, e.g. P12M "
+    "(default: the first card's).",
+)
+@click.option(
+    "--quantity",
+    "quantities",
+    multiple=True,
+    callback=_quantities,
+    metavar="DIMENSION=QUANTITY",
+    help="How much of a contract dimension to buy (repeat; default: 1 of the card's first).",
+)
+@click.option(
+    "--auto-renew/--no-auto-renew", default=None, help="Whether the contract renews itself."
+)
 def agreements_subscribe(
-    product: str, buyer: str, free_trial: bool, offer: str | None, as_json: bool
+    product: str,
+    buyer: str,
+    free_trial: bool,
+    offer: str | None,
+    as_json: bool,
+    selector: str | None,
+    quantities: dict[str, int],
+    auto_renew: bool | None,
 ) -> None:
-    """Subscribe a buyer to a product (subscribe-success)."""
+    """Subscribe a buyer to a product (subscribe-success); one sold by contract gets what the
+    offer's rate card sells (entitlement-updated)."""
+    body = _subscription_body(product, buyer, free_trial, offer)
+    configuration: dict[str, Any] = {}
+    if selector is not None:
+        configuration["selector"] = selector
+    if quantities:
+        configuration["dimensions"] = quantities
+    if auto_renew is not None:
+        configuration["autoRenew"] = auto_renew
+    if configuration:
+        body["configuration"] = configuration
     with service("endpoint", options=_SUBSCRIPTION_OPTIONS) as operator:
-        _report(subscribe_buyer(operator, product, buyer, free_trial, offer), as_json)
+        _report(operator.subscribe(body), as_json)
 
 
 @agreements.command("fail")

@@ -209,7 +209,9 @@ def refusal_line(error: Refusal, options: Mapping[str, str] | None = None) -> cl
     """A refusal as the CLI's error: with ``options`` (field → option) a usage error naming
     the option (exit 2), else one line (exit 1)."""
     if options is not None:
-        hint = options.get(error.field or "", f"--{error.field}")
+        parts = (error.field or "").split(".")  # a member's field: its nearest named parent's
+        named = (".".join(parts[:end]) for end in range(len(parts), 0, -1))
+        hint = next((options[field] for field in named if field in options), f"--{error.field}")
         return click.BadParameter(error.message, param_hint=hint)
     return click.ClickException(error.message)
 

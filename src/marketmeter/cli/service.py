@@ -212,8 +212,11 @@ class LocalService:
         return dict(self._run(self.operator.lifecycle.agreement(reference)))
 
     def subscribe(self, body: dict[str, Any]) -> dict[str, Any]:
+        from marketmeter.operator.lifecycle import configuration_of
+
         lifecycle = self.operator.lifecycle
-        done = self._run(lifecycle.subscribe(*_subscription(body)))
+        configuration = configuration_of(body.get("configuration"))
+        done = self._run(lifecycle.subscribe(*_subscription(body), configuration))
         return dict(self._run(lifecycle.result(done)))
 
     def subscribe_fail(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from marketmeter.catalog.model import (
+    AcceptedConfiguration,
     Agreement,
     AgreementState,
     Buyer,
@@ -43,6 +44,7 @@ from marketmeter.catalog.model import (
     customer_identifier_for,
     entitlement_problems,
 )
+from marketmeter.lifecycle.contract_grants import contract_grant
 from marketmeter.lifecycle.messages import MessageSubject, lifecycle_event
 from marketmeter.lifecycle.subscriptions import plan_subscription
 from marketmeter.lifecycle.types import LifecycleAction, LifecycleEvent, Transition
@@ -148,9 +150,12 @@ def subscribe(
     ids: IdGenerator,
     free_trial: bool = False,
     offer_id: str | None = None,
+    configuration: AcceptedConfiguration | None = None,
 ) -> Transition:
     """Subscribe the buyer (``lifecycle.subscriptions``); a new agreement emits
-    ``subscribe-success``. An unsubscribe-pending agreement must be resubscribed instead."""
+    ``subscribe-success``. An unsubscribe-pending agreement must be resubscribed instead. A
+    new agreement of a product sold by contract gets what ``configuration`` chose on its
+    offer (``lifecycle.contract_grants``), and then also ``entitlement-updated``."""
     try:
         plan = plan_subscription(catalog, product_code, buyer_account_id, now, tokens, free_trial)
     except Refusal as error:
@@ -158,6 +163,14 @@ def subscribe(
     refusal = catalog.offer_refusal(offer_id, product_code, buyer_account_id) if offer_id else None
     if refusal is not None:
         raise Refusal("offerId", refusal)
+    product = catalog.products[product_code]
+    chosen = configuration or AcceptedConfiguration()
+    if not chosen.empty and not product.pricing_model.has_entitlements:
+        raise Refusal(
+            "configuration",
+            f"product {product_code} is priced by usage (pricing_model: usage): "
+            "no contract to configure",
+        )
     agreement = plan.agreement
     if not plan.created_agreement:
         state = agreement.effective_state(now)
@@ -169,16 +182,30 @@ def subscribe(
         )
     if offer_id is not None:
         agreement = replace(agreement, offer_id=offer_id)
+    if product.pricing_model.has_entitlements:
+        offer = catalog.offers.get(offer_id) if offer_id is not None else None
+        start = agreement.starts_at if agreement.starts_at is not None else now
+        grant = contract_grant(product, offer, chosen, start)
+        if grant is not None:
+            agreement = replace(
+                agreement,
+                configuration=grant.configuration,
+                entitlements=grant.entitlements,
+                ends_at=grant.ends_at,
+            )
+    if agreement is not plan.agreement:
         changes = replace(plan.changes, agreements=(agreement,))
         plan = replace(plan, agreement=agreement, changes=changes)
     subject = message_subject(catalog, agreement, plan.buyer)
-    event = _event(LifecycleAction.SUBSCRIBE_SUCCESS, subject, now, ids)
+    events = [_event(LifecycleAction.SUBSCRIBE_SUCCESS, subject, now, ids)]
+    if agreement.entitlements:  # a new contract: what it grants is told as AWS tells it
+        events.append(_event(LifecycleAction.ENTITLEMENT_UPDATED, subject, now, ids))
     return Transition(
         LifecycleAction.SUBSCRIBE_SUCCESS,
         agreement,
         plan.changes,
         (plan.token,) if plan.token else (),
-        (event,),
+        tuple(events),
         plan,
     )
 

@@ -27,7 +27,13 @@ from pydantic import (
     ValidationError,
 )
 
-from marketmeter.catalog.model import Agreement, AgreementState, CatalogSnapshot, Entitlement
+from marketmeter.catalog.model import (
+    AcceptedConfiguration,
+    Agreement,
+    AgreementState,
+    CatalogSnapshot,
+    Entitlement,
+)
 from marketmeter.config import DEFAULT_TOKEN_TTL
 from marketmeter.lifecycle import contract_ends
 from marketmeter.lifecycle import transitions as lifecycle
@@ -41,12 +47,14 @@ from marketmeter.refusal import Refusal
 from marketmeter.store.base import DeliveryRecord, EventQuery, LoggedEvent, Store
 
 __all__ = [
+    "ConfigurationInput",
     "EntitlementInput",
     "EntitlementUpdateRequest",
     "LifecycleService",
     "SubscribeFailRequest",
     "SubscribeRequest",
     "agreement_json",
+    "configuration_of",
     "event_json",
     "event_query",
 ]
@@ -56,13 +64,49 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ConfigurationInput(_Request):
+    """What the buyer chooses on a contract offer's configurable upfront pricing term:
+    ``selector`` the rate card (the contract's duration, e.g. ``P12M``), ``dimensions`` the
+    quantity bought of each, ``autoRenew`` whether it renews (docs/subscription-lifecycle.md,
+    "A contract's subscription")."""
+
+    selector: str | None = Field(default=None, min_length=1, max_length=64)
+    dimensions: (
+        dict[
+            Annotated[str, Field(min_length=1, max_length=1024)],
+            Annotated[StrictInt, Field(ge=1, le=2**31 - 1)],
+        ]
+        | None
+    ) = Field(default=None, min_length=1, max_length=1000)
+    autoRenew: StrictBool | None = None
+
+    def accepted(self) -> AcceptedConfiguration:
+        dimensions = tuple((self.dimensions or {}).items())
+        return AcceptedConfiguration(self.selector, dimensions, self.autoRenew)
+
+
+def configuration_of(raw: Any) -> AcceptedConfiguration | None:
+    """A subscription's ``configuration`` (``ConfigurationInput``), checked; ``None`` if
+    absent."""
+    if raw is None:
+        return None
+    try:
+        return ConfigurationInput.model_validate(raw).accepted()
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(["configuration", *(str(part) for part in first["loc"])])
+        raise Refusal(field, first["msg"]) from None
+
+
 class SubscribeRequest(_Request):
-    """Subscribe a buyer to a product, as when the buyer accepts an offer."""
+    """Subscribe a buyer to a product, as when the buyer accepts an offer (and, when it is
+    sold by contract, configures it)."""
 
     productCode: str = Field(min_length=1)
     buyerAccountId: str = Field(pattern=r"^[0-9]{12}$")
     freeTrial: bool = False
     offerId: str | None = Field(default=None, min_length=1)
+    configuration: ConfigurationInput | None = None
 
 
 class SubscribeFailRequest(_Request):
@@ -240,6 +284,7 @@ class LifecycleService:
         buyer_account_id: str,
         free_trial: bool = False,
         offer_id: str | None = None,
+        configuration: AcceptedConfiguration | None = None,
     ) -> Transition:
         now = self.now()
         return await self._run(
@@ -252,6 +297,7 @@ class LifecycleService:
                 self._ids,
                 free_trial,
                 offer_id,
+                configuration,
             )
         )
 
@@ -375,7 +421,11 @@ class LifecycleService:
         asked = _request(body, SubscribeRequest)
         return await self.result(
             await self.subscribe(
-                asked.productCode, asked.buyerAccountId, asked.freeTrial, asked.offerId
+                asked.productCode,
+                asked.buyerAccountId,
+                asked.freeTrial,
+                asked.offerId,
+                asked.configuration.accepted() if asked.configuration is not None else None,
             )
         )
 
