@@ -101,7 +101,7 @@ MINIMUMS = {
     "GetEntitlements": 15,
 }
 # the members of the Agreement API's error shapes beyond __type and message
-AGREEMENT_ERROR_MEMBERS = {"reason", "resourceId", "resourceType"}
+AGREEMENT_ERROR_MEMBERS = {"requestId", "reason", "resourceId", "resourceType"}
 # the Agreement API (docs/agreement-api.md): over tests/data/catalog_offers.yaml
 MINIMUMS |= {
     "DescribeAgreement": 6,

@@ -2,7 +2,7 @@
 ``AWSMPCommerceService_v20200301``): the operations a seller calls, each a handler over
 ``agreements.service.AgreementApi`` (docs/agreement-api.md).
 
-Errors carry the model's members beyond ``message`` (``reason``, ``resourceId``,
+Errors carry the model's members beyond ``message`` (``requestId``, ``reason``, ``resourceId``,
 ``resourceType``), written by ``error_body``. Fault rules and quotas of the test bench apply
 by operation name (and product), before the rules run; the journal notes the product of a
 call naming an agreement.
@@ -29,8 +29,11 @@ Operation = Callable[[dict[str, Any], Caller], Awaitable[dict[str, Any]]]
 
 
 def error_body(failure: AwsError, request_id: str) -> bytes:
-    """``{"__type", "message", ...}`` with the error shape's other members."""
-    return orjson.dumps({"__type": failure.code, "message": failure.message, **failure.members()})
+    """``{"__type", "requestId", "message", ...}`` with the error shape's other members: every
+    error shape of the model has ``requestId``, the request's ``x-amzn-RequestId``, which the
+    SDKs read into the exception (boto3's ``response["requestId"]``)."""
+    body = {"__type": failure.code, "requestId": request_id, "message": failure.message}
+    return orjson.dumps({**body, **failure.members()})
 
 
 def _handler(name: str, operation: Operation, api: AgreementApi, controls: CallChecks) -> Handler:
