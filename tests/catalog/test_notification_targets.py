@@ -92,6 +92,14 @@ def test_each_kind_carries_by_default_what_it_can() -> None:
             {"name": "s", "kind": "sns", "access_key_id": "AKIAEXAMPLE"},
             "access_key_id and secret_access_key go together",
         ),
+        (  # SNS's own subscriptions decide raw delivery there; a bus takes events only
+            {"name": "s", "kind": "sns", "raw_delivery": True},
+            "raw_delivery: only for an sqs or http target",
+        ),
+        (
+            {"name": "b", "kind": "eventbridge", "raw_delivery": True},
+            "raw_delivery: only for an sqs or http target",
+        ),
     ],
 )
 def test_a_target_missing_what_its_kind_needs_is_refused(

@@ -600,7 +600,7 @@ class SnsEndpoint:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 endpoint.received.append((headers, body))
-                if body["Type"] == "SubscriptionConfirmation":
+                if body.get("Type") == "SubscriptionConfirmation":  # raw: the bare Message
                     with urllib.request.urlopen(body["SubscribeURL"], timeout=10) as answer:
                         assert answer.status == 200
                 self.send_response(200)
@@ -701,6 +701,43 @@ def test_an_http_target_speaking_snss_protocol_is_confirmed_first_and_signs(
         "SubscriptionConfirmation sent; waiting for a GET of its SubscribeURL",
         None,
     ]
+
+
+def test_http_targets_with_raw_delivery_get_the_bare_message(tmp_path: Path) -> None:
+    """raw_delivery on an http target: the bare Message and x-amz-sns-rawdelivery, as SNS's
+    raw message delivery POSTs it; over the SNS protocol, after the (JSON) confirmation."""
+    plain, subscribed = SnsEndpoint(), SnsEndpoint()
+    code = "legacy-raw"
+    targets = [
+        {"name": "plain", "kind": "http", "url": plain.url, "raw_delivery": True},
+        {
+            "name": "subscribed",
+            "kind": "http",
+            "url": subscribed.url,
+            "sns_protocol": True,
+            "raw_delivery": True,
+        },
+    ]
+    catalog = _catalog(tmp_path / "catalog.yaml", [(code, "legacy", targets)])
+    server = ServerProcess(tmp_path / "ledger.db", catalog).start()
+    try:
+        agreement = subscribe(server, code, "252525252525")
+        [(headers, body)] = plain.wait_for(1)
+        [confirmation, (raw_headers, raw_body)] = subscribed.wait_for(2)
+        [logged] = call(server, "GET", f"/events?product={code}")["events"]
+    finally:
+        server.stop()
+        for endpoint in (plain, subscribed):
+            endpoint.server.shutdown()
+            endpoint.server.server_close()
+    expected = message(agreement["customerIdentifier"], code, "subscribe-success")
+    assert body == raw_body == expected == json.loads(logged["message"]["Message"])
+    for sent in (headers, raw_headers):
+        assert sent["x-amz-sns-rawdelivery"] == "true"
+        assert sent["x-amz-sns-message-type"] == "Notification"
+        assert sent["x-amz-sns-message-id"] == logged["message"]["MessageId"]
+    assert confirmation[1]["Type"] == "SubscriptionConfirmation"
+    assert "x-amz-sns-rawdelivery" not in confirmation[0]
 
 
 @pytest.mark.timing

@@ -139,6 +139,8 @@ def _target(entry: TargetEntry, where: str, problems: list[str]) -> Notification
     for kind in wanted:
         if kind not in carries:
             problems.append(f"{where}: notifications: a {entry.kind} target cannot carry {kind}")
+    if entry.raw_delivery and entry.kind not in ("sqs", "http"):
+        problems.append(f"{where}: raw_delivery: only for an sqs or http target")
     required = {"sqs": "queue_url", "http": "url"}.get(entry.kind)
     if required is not None and getattr(entry, required) is None:
         problems.append(f"{where}: {required}: required for a {entry.kind} target")

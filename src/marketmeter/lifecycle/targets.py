@@ -13,7 +13,8 @@
 - ``eventbridge``: PutEvents of the event (``source``, ``detail-type``, ``resources``,
   ``time``, ``detail``) to a bus; the receiving bus sets ``id``, ``account`` and ``region``.
 - ``http``: POST to a URL (the deliverer uses ``lifecycle.sns_http`` when the target speaks
-  the SNS HTTP(S) subscription protocol).
+  the SNS HTTP(S) subscription protocol); with ``raw_delivery`` an SNS message's bare
+  ``Message``, as SNS's raw message delivery does.
 
 Every AWS call goes through boto3 (one client per endpoint, region and key pair, no retries of
 its own: the outbox retries), run on the sender's own threads so that a hanging endpoint never
@@ -39,7 +40,7 @@ from marketmeter.catalog.model import NotificationKind, NotificationTarget, Targ
 from marketmeter.lifecycle.messages import delivery_headers
 from marketmeter.lifecycle.types import Channel, LifecycleEvent
 
-__all__ = ["Sent", "TargetSenders", "topic_name"]
+__all__ = ["Sent", "TargetSenders", "http_body", "topic_name"]
 
 _ERROR_PREVIEW = 300
 
@@ -71,6 +72,17 @@ def sqs_body(event: LifecycleEvent, raw: bool) -> str:
     if event.channel is Channel.SNS and raw:
         return str(event.body["Message"])
     return orjson.dumps(event.body).decode()
+
+
+def http_body(event: LifecycleEvent, raw: bool) -> tuple[bytes, dict[str, str]]:
+    """What an HTTP(S) endpoint is POSTed: the SNS envelope or the EventBridge event with
+    ``delivery_headers``, or with ``raw`` an SNS message's bare ``Message`` and
+    ``x-amz-sns-rawdelivery: true``, as SNS's raw message delivery sends it
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-large-payload-raw-message-delivery.html)."""
+    headers = delivery_headers(event)
+    if event.channel is Channel.SNS and raw:
+        return str(event.body["Message"]).encode(), {**headers, "x-amz-sns-rawdelivery": "true"}
+    return orjson.dumps(event.body), headers
 
 
 def _aws_failure(error: Exception) -> Sent:
@@ -112,7 +124,8 @@ class TargetSenders:
 
     async def send(self, target: NotificationTarget, event: LifecycleEvent) -> Sent:
         if target.kind is TargetKind.HTTP:
-            return await self.post(target, orjson.dumps(event.body), delivery_headers(event))
+            content, headers = http_body(event, target.raw_delivery)
+            return await self.post(target, content, headers)
         work = {
             TargetKind.SNS: self._publish,
             TargetKind.SQS: self._send_message,

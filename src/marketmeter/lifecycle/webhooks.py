@@ -34,7 +34,7 @@ import orjson
 
 from marketmeter.catalog.model import CatalogSnapshot, NotificationTarget, TargetKind
 from marketmeter.lifecycle.sns_http import SnsHttp
-from marketmeter.lifecycle.targets import Sent, TargetSenders
+from marketmeter.lifecycle.targets import Sent, TargetSenders, http_body
 from marketmeter.metering.clock import WallClock
 from marketmeter.store.base import DueDelivery, Outcome, Store
 
@@ -188,7 +188,10 @@ class WebhookDeliverer:
         kind, body, headers = await self._sns_http.messages(
             due.event.product_code, target, due.event
         )
-        sent = await self._senders.post(target, orjson.dumps(body), headers)
+        content = orjson.dumps(body)
+        if kind == "Notification" and target.raw_delivery:  # confirmed: the bare Message
+            content, headers = http_body(due.event, raw=True)
+        sent = await self._senders.post(target, content, headers)
         if kind == "SubscriptionConfirmation" and sent.error is None:
             waiting = "SubscriptionConfirmation sent; waiting for a GET of its SubscribeURL"
             return Sent(sent.status, waiting)
