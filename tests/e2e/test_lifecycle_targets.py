@@ -182,8 +182,12 @@ def transition(server: ServerProcess, agreement: dict[str, Any], verb: str) -> N
     call(server, "POST", f"/agreements/{agreement['agreementId']}/{verb}", {})
 
 
-def message(customer: str, product: str, action: str, offer: bool = False) -> dict[str, str]:
+def message(customer: str, product: str, action: str) -> dict[str, str]:
+    """An SNS message as AWS sends it: a subscribe message names the offer (the product's
+    public offer: these subscriptions name none)."""
     found = {"action": action, "customer-identifier": customer, "product-code": product}
+    if action in ("subscribe-success", "subscribe-fail"):
+        found["offer-identifier"] = public_offer_id(product)
     if action != "entitlement-updated":
         found["isFreeTrialTermPresent"] = "false"
     return found

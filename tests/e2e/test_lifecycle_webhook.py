@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from marketmeter.catalog.model import product_id_for
+from marketmeter.lifecycle.messages import public_offer_id
 from tests.e2e.cli_runner import mm
 from tests.e2e.conftest import make_client
 from tests.e2e.server_process import ServerProcess
@@ -170,6 +171,7 @@ def test_unsubscribe_is_pending_then_succeeds_when_the_service_clock_passes_the_
         "action": "subscribe-success",
         "customer-identifier": customer,
         "product-code": "prod-legacy",
+        "offer-identifier": public_offer_id("prod-legacy"),  # the subscription named none
         "isFreeTrialTermPresent": "false",
     }
     assert first["TopicArn"] == (

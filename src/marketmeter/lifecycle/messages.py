@@ -4,8 +4,11 @@
   receives it (raw delivery off): an envelope (``Type``, ``MessageId``, ``TopicArn``,
   ``Message``, ``Timestamp``, ``SignatureVersion``, ``Signature``, ``SigningCertURL``,
   ``UnsubscribeURL``) whose ``Message`` is the JSON *string* of ``action``,
-  ``customer-identifier``, ``product-code``, ``offer-identifier`` (subscribe messages, when the
-  offer is known) and ``isFreeTrialTermPresent`` (``"true"``/``"false"``). Subscription changes
+  ``customer-identifier``, ``product-code``, ``offer-identifier`` (subscribe messages: AWS
+  sends it for every offer created since January 2024,
+  https://docs.aws.amazon.com/marketplace/latest/userguide/saas-notification.html; the
+  subscription's offer, else the product's public offer, as the EventBridge events name it)
+  and ``isFreeTrialTermPresent`` (``"true"``/``"false"``). Subscription changes
   go to topic ``aws-mp-subscription-notification-<productCode>``, entitlement changes
   (``entitlement-updated``) to ``aws-mp-entitlement-notification-<productCode>``.
 - Concurrent-agreements products: the EventBridge event of source
@@ -168,8 +171,8 @@ def sns_message(action: str, subject: MessageSubject) -> dict[str, str]:
     }
     if action == "entitlement-updated":
         return message
-    if action in _SUBSCRIBE_ACTIONS and subject.offer_id is not None:
-        message["offer-identifier"] = subject.offer_id
+    if action in _SUBSCRIBE_ACTIONS:  # every offer since January 2024 (module docstring)
+        message["offer-identifier"] = subject.offer_id or public_offer_id(subject.product_code)
     message["isFreeTrialTermPresent"] = "true" if subject.free_trial else "false"
     return message
 
