@@ -875,3 +875,29 @@ def test_snapshot_save_list_restore_delete(server: ServerProcess) -> None:
         "Error: name: must be 1 to 64 characters of A-Z a-z 0-9 . _ -\n"
     )
     assert [r["meteringRecordId"] for r in usage(server)] == ids
+
+
+def test_an_empty_page_rule_from_the_command_line(server: ServerProcess) -> None:
+    added = json.loads(
+        ok(
+            bench(
+                server,
+                *("faults", "add", "--operation", "GetEntitlements", "--empty-page"),
+                *("--times", "1"),
+            )
+        )
+    )
+    assert added == [
+        {
+            "id": 1,
+            "operation": "GetEntitlements",
+            "times": 1,
+            "emptyPage": True,
+            "remaining": 1,
+            "matched": 0,
+            "applied": 0,
+        }
+    ]
+    refused = bench(server, "faults", "add", "--operation", "MeterUsage", "--empty-page")
+    assert refused.returncode == 1
+    assert refused.stderr == 'Error: emptyPage: only with "operation": "GetEntitlements"\n'

@@ -648,3 +648,23 @@ def test_a_contract_subscription_grants_what_the_buyer_configured(
         "Error: configuration: product ent-usage is priced by usage (pricing_model: usage): "
         "no contract to configure\n"
     )
+
+
+def test_an_empty_page_with_a_next_token_is_followed_by_boto3s_paginator(
+    changing: ServerProcess,
+) -> None:
+    """AWS warns that a page may hold no entitlement yet carry a NextToken: a fault rule makes
+    one. The raw answer is exactly that; boto3's paginator follows it and misses nothing."""
+    client = entitlement_client(changing.url)
+    everything = get(client, ProductCode="ent-ccp")
+    rule = {"operation": "GetEntitlements", "productCode": "ent-ccp", "emptyPage": True}
+    status, body = admin(changing.url, "PATCH", "/_marketmeter/faults", {**rule, "times": 1})
+    assert status == 200, body
+    empty = get(client, ProductCode="ent-ccp")
+    assert list(empty) == ["NextToken"]  # no Entitlements key: an empty page, as ever
+    assert get(client, ProductCode="ent-ccp", NextToken=empty["NextToken"]) == everything
+
+    assert admin(changing.url, "PATCH", "/_marketmeter/faults", {**rule, "times": 1})[0] == 200
+    pages = list(client.get_paginator("get_entitlements").paginate(ProductCode="ent-ccp"))
+    assert [len(page.get("Entitlements", [])) for page in pages] == [0, 1]
+    assert as_wire(pages[1]) == everything

@@ -135,7 +135,7 @@ def test_parse_rules_names_the_failing_rule() -> None:
             "colour",
             "unknown key; known keys: service, region, operation, "
             "productCode, accessKeyId, probability, seed, times, everyNth, error, "
-            "unprocessedRecords, latencyMs, kind, target",
+            "unprocessedRecords, latencyMs, emptyPage, kind, target",
         ),
         ({"service": 3}, "service", "must be a non-empty string"),
         ({"region": ""}, "region", "must be a non-empty string"),
@@ -700,4 +700,50 @@ def test_a_delivery_failure_rule_refuses_what_it_cannot_do(
 ) -> None:
     with pytest.raises(Refusal) as refused:
         parse_rules(body)
+    assert (refused.value.field, refused.value.message) == (field, message)
+
+
+# --- empty pages -----------------------------------------------------------------------------
+
+
+def test_an_empty_page_rule_decides_an_empty_page_and_reads_back() -> None:
+    rule = {"operation": "GetEntitlements", "emptyPage": True, "times": 1}
+    injector = injector_with(rule)
+    decision = meter(injector, operation="GetEntitlements")
+    assert decision is not None
+    assert (decision.empty_page, decision.error, decision.label) == (
+        True,
+        None,
+        "fault rule 1: empty page",
+    )
+    assert meter(injector, operation="GetEntitlements") is None  # its one time is used
+    assert parse_rule(rule).to_json() == rule
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "message"),
+    [
+        ({"emptyPage": True}, "emptyPage", 'only with "operation": "GetEntitlements"'),
+        (
+            {"operation": "SearchAgreements", "emptyPage": True},
+            "emptyPage",
+            'only with "operation": "GetEntitlements"',
+        ),
+        (
+            {"operation": "GetEntitlements", "emptyPage": True, **THROTTLE},
+            "emptyPage",
+            'cannot be combined with "error"',
+        ),
+        (
+            {"operation": "GetEntitlements", "emptyPage": "yes"},
+            "emptyPage",
+            "must be true or false",
+        ),
+    ],
+)
+def test_an_empty_page_rule_that_cannot_be_is_refused(
+    rule: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(Refusal) as refused:
+        parse_rule(rule)
     assert (refused.value.field, refused.value.message) == (field, message)

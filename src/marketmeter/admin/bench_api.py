@@ -46,7 +46,8 @@ class UnprocessedSpec(BaseModel):
 
 class FaultRule(BaseModel):
     """A fault rule (LocalStack's chaos shape). What it matches (operation, product, access
-    key, region), what it does (an error, UnprocessedRecords, latency), and when (probability
+    key, region), what it does (an error, UnprocessedRecords, an empty GetEntitlements page,
+    latency), and when (probability
     with a seed, the next ``times`` calls, every Nth); answers add ``id``, ``remaining``,
     ``matched`` and ``applied``."""
 
@@ -59,6 +60,7 @@ class FaultRule(BaseModel):
     error: FaultErrorSpec | None = None
     unprocessedRecords: UnprocessedSpec | None = None
     latencyMs: float | None = None
+    emptyPage: bool | None = None
     probability: float | None = None
     seed: int | None = None
     times: int | None = None

@@ -164,13 +164,19 @@ def faults_list(as_json: bool) -> None:
 @click.option("--unprocessed", type=click.IntRange(1), help="Hold back N records of a batch.")
 @click.option("--unprocessed-indices", help="Hold back these positions, e.g. 0,3.")
 @click.option("--latency", type=click.FloatRange(0), help="Answer this many ms later.")
+@click.option(
+    "--empty-page",
+    is_flag=True,
+    default=None,
+    help="GetEntitlements: answer a page of none that still carries a NextToken.",
+)
 @click.option("--probability", type=float, help="Fire with this probability (0 < p <= 1).")
 @click.option("--seed", type=int, help="Seed for the probability (repeatable runs).")
 @click.option("--times", type=click.IntRange(1), help="Only the next N calls it fires on.")
 @click.option("--every", type=click.IntRange(1), help="Only every Nth matching call.")
 @click.option("--rule", "rule_json", help="The whole rule as JSON (LocalStack's shape).")
 def faults_add(rule_json: str | None, **options: Any) -> None:
-    """Add a fault rule. Without --error, --unprocessed or --latency it answers
+    """Add a fault rule. Without --error, --unprocessed, --latency or --empty-page it answers
     InternalServiceErrorException (500)."""
     if rule_json is not None:
         try:
@@ -192,6 +198,7 @@ def _rule_from_options(options: dict[str, Any]) -> dict[str, Any]:
         "access_key": "accessKeyId",
         "region": "region",
         "latency": "latencyMs",
+        "empty_page": "emptyPage",
         "probability": "probability",
         "seed": "seed",
         "times": "times",

@@ -101,6 +101,10 @@ def _matches(
     return all(fields[key] in values for key, values in filters.items())
 
 
+# A position before every entitlement's key (account, LicenseArn, dimension: none empty).
+_BEFORE_ALL = ("", "", "")
+
+
 class GetEntitlements:
     """The operation, wired to its store and the service clock."""
 
@@ -109,8 +113,11 @@ class GetEntitlements:
         self._clock = clock
 
     async def __call__(
-        self, request: GetEntitlementsRequest, caller: Caller
+        self, request: GetEntitlementsRequest, caller: Caller, empty_page: bool = False
     ) -> GetEntitlementsResult:
+        """The page after the request's NextToken; with ``empty_page`` (a fault rule), a page
+        of none whose NextToken resumes where this one would have begun (AWS: "an empty page
+        may still carry a NextToken the client must follow")."""
         check_filters(request.filters)
         digest = query_digest(request.product_code, request.filters)
         after = position_of(request.next_token, digest) if request.next_token else None
@@ -123,6 +130,8 @@ class GetEntitlements:
                 f"User: arn:aws:iam::{caller.account_id}:root is not authorized to perform: "
                 f"aws-marketplace:GetEntitlements on product {request.product_code}"
             )
+        if empty_page:
+            return GetEntitlementsResult((), request.next_token or token_for(_BEFORE_ALL, digest))
         if product is None:
             return GetEntitlementsResult(())
         now = self._clock.now().timestamp()

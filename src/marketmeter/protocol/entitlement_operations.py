@@ -27,7 +27,8 @@ def entitlement_service(
         notes.product_code = request.product_code
         decision = controls.check("GetEntitlements", request.product_code, caller)
         await apply_decision(decision, notes)
-        result = await get_entitlements(request, caller)
+        empty_page = decision is not None and decision.empty_page
+        result = await get_entitlements(request, caller, empty_page=empty_page)
         return serialize.get_entitlements_result(result)
 
     return ServiceBinding(ENTITLEMENT, {"GetEntitlements": handler})

@@ -20,12 +20,14 @@ __all__ = ["CallChecks", "CallLog", "FaultDecision", "JournalEntry"]
 
 @dataclass(frozen=True, slots=True)
 class FaultDecision:
-    """What to do to one call: wait, then raise ``error`` or hold back ``unprocessed`` records."""
+    """What to do to one call: wait, then raise ``error``, hold back ``unprocessed`` records,
+    or (GetEntitlements) answer an ``empty_page`` that still carries a NextToken."""
 
     label: str
     latency_seconds: float
     error: AwsError | None
     unprocessed: frozenset[int]
+    empty_page: bool = False
 
 
 @dataclass(slots=True)

@@ -3,7 +3,9 @@
 Sellers test their retry loops against throttling, 500s, UnprocessedRecords and slow answers.
 The rule JSON is LocalStack's chaos API shape (``/_localstack/chaos/faults``: ``service``,
 ``region``, ``operation``, ``probability``, ``error``) plus our extensions (``productCode``,
-``accessKeyId``, ``seed``, ``times``, ``everyNth``, ``unprocessedRecords``, ``latencyMs``).
+``accessKeyId``, ``seed``, ``times``, ``everyNth``, ``unprocessedRecords``, ``latencyMs``,
+``emptyPage``: a GetEntitlements page with no entitlement but a NextToken, which AWS warns
+clients may get and must follow).
 A rule of ``kind`` ``delivery-failure`` (with ``productCode``, ``target``, ``probability``,
 ``seed``, ``times``, ``everyNth``) fails notification deliveries instead of calls
 (``FaultInjector.decide_delivery``, asked by the deliverer before each attempt).
@@ -77,6 +79,7 @@ _RULE_KEYS = (
     "error",
     "unprocessedRecords",
     "latencyMs",
+    "emptyPage",
     "kind",
     "target",
 )
@@ -143,6 +146,7 @@ class FaultRule:
     error: FaultError | None = None
     unprocessed_records: UnprocessedRecords | None = None
     latency_ms: float | None = None
+    empty_page: bool = False  # GetEntitlements: an empty page that carries a NextToken
     kind: str | None = None  # None: a call's fault; "delivery-failure": a delivery's
     target: str | None = None  # delivery-failure: only this target (a name or webhook URL)
 
@@ -157,12 +161,13 @@ class FaultRule:
         return self.chance < 1 or (records is not None and records.count is not None)
 
     def effect(self) -> FaultError | UnprocessedRecords | None:
-        """What the rule does besides latency; a rule with no effect at all answers a 500."""
+        """What the rule does besides latency and empty pages; a rule with no effect at all
+        answers a 500."""
         if self.error is not None:
             return self.error
         if self.unprocessed_records is not None:
             return self.unprocessed_records
-        return None if self.latency_ms is not None else FaultError()
+        return None if self.latency_ms is not None or self.empty_page else FaultError()
 
     def matches(
         self,
@@ -200,6 +205,7 @@ class FaultRule:
                     self.unprocessed_records.to_json() if self.unprocessed_records else None
                 ),
                 "latencyMs": self.latency_ms,
+                "emptyPage": True if self.empty_page else None,
             }
         )
 
@@ -254,6 +260,13 @@ def parse_rule(body: object) -> FaultRule:
         raise Refusal("unprocessedRecords", 'only with "operation": "BatchMeterUsage"')
     if unprocessed is not None and error is not None:
         raise Refusal("unprocessedRecords", 'cannot be combined with "error"')
+    empty_page = body.get("emptyPage", False)
+    if not isinstance(empty_page, bool):
+        raise Refusal("emptyPage", "must be true or false")
+    if empty_page and operation != "GetEntitlements":
+        raise Refusal("emptyPage", 'only with "operation": "GetEntitlements"')
+    if empty_page and error is not None:
+        raise Refusal("emptyPage", 'cannot be combined with "error"')
     return FaultRule(
         service=service,
         region=_text(body, "region"),
@@ -267,6 +280,7 @@ def parse_rule(body: object) -> FaultRule:
         error=error,
         unprocessed_records=unprocessed,
         latency_ms=latency_ms,
+        empty_page=empty_page,
     )
 
 
@@ -592,10 +606,12 @@ class FaultInjector:
             unprocessed = effect.choose(batch_size, active.draw)
             noun = "record" if len(unprocessed) == 1 else "records"
             effects.append(f"{len(unprocessed)} unprocessed {noun}")
+        if rule.empty_page:
+            effects.append("empty page")
         if rule.latency_ms is not None:
             effects.append(f"latency {_milliseconds(rule.latency_ms)}")
         label = f"fault rule {active.id}: {', '.join(effects)}"
         if global_ms:
             label += f"; global latency {_milliseconds(global_ms)}"
         latency_ms = (rule.latency_ms or 0) + global_ms
-        return FaultDecision(label, latency_ms / 1000, failure, unprocessed)
+        return FaultDecision(label, latency_ms / 1000, failure, unprocessed, rule.empty_page)
