@@ -598,8 +598,28 @@ def test_a_custom_quota_throttles_per_access_key(bench: Bench, now: int) -> None
     assert resolve == "InvalidTokenException"  # no rate for ResolveCustomer
     throttled = bench.admin.journal.entries(error_type="ThrottlingException")
     assert [e["fault"] for e in throttled] == [
-        f"quota: MeterUsage over its rate for {ALICE_KEY[0]}"
-    ] * 3 + [f"quota: MeterUsage over its rate for {DAVE_KEY[0]}"]
+        f"quota: MeterUsage over its rate for {ALICE_KEY[0]} in us-east-1"
+    ] * 3 + [f"quota: MeterUsage over its rate for {DAVE_KEY[0]} in us-east-1"]
+
+
+def test_a_quota_is_per_region_as_aws_s(bench: Bench, now: int) -> None:
+    """AWS throttles each account in each region: a key over its rate in us-east-1 still has
+    its rate in eu-west-1."""
+    bench.admin.faults.quota("custom", {"BatchMeterUsage": 1})
+    east = metering_client(bench.url)
+    west = metering_client(bench.url, region="eu-west-1")
+
+    assert [outcome(lambda: bill(east, record(now))) for _ in range(2)] == [
+        "Success",
+        "ThrottlingException",
+    ]
+    assert outcome(lambda: bill(west, record(now))) == "Success"
+    assert outcome(lambda: bill(west, record(now))) == "ThrottlingException"
+    throttled = bench.admin.journal.entries(error_type="ThrottlingException")
+    assert [e["fault"] for e in throttled] == [
+        f"quota: BatchMeterUsage over its rate for {SELLER_KEY[0]} in us-east-1",
+        f"quota: BatchMeterUsage over its rate for {SELLER_KEY[0]} in eu-west-1",
+    ]
 
 
 def test_the_off_quota_admits_every_call(bench: Bench, now: int) -> None:
@@ -638,7 +658,8 @@ def test_serve_quota_aws_admits_ten_batch_calls_a_second(aws_quota_bench: Bench,
     assert outcomes[:10] == ["Success"] * 10
     assert outcomes.count("ThrottlingException") == 15 - admitted
     faults = [e["fault"] for e in bench.admin.journal.entries(status=400)]
-    assert faults == [f"quota: BatchMeterUsage over its rate for {SELLER_KEY[0]}"] * (15 - admitted)
+    in_region = f"{SELLER_KEY[0]} in us-east-1"
+    assert faults == [f"quota: BatchMeterUsage over its rate for {in_region}"] * (15 - admitted)
 
 
 # --- refused admin input -----------------------------------------------------------------------

@@ -172,7 +172,7 @@ def test_quota_throttles_per_access_key_and_refills(store: OperatorStore) -> Non
     assert [bench.call("BatchMeterUsage", request)[0] for _ in range(2)] == [200, 400]
     throttled = [e for e in bench.journal() if e.status == 400]
     assert [e.fault for e in throttled] == [
-        "quota: BatchMeterUsage over its rate for AKIATESTSELLER000001"
+        "quota: BatchMeterUsage over its rate for AKIATESTSELLER000001 in us-east-1"
     ] * 2
 
 

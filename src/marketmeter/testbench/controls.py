@@ -49,6 +49,8 @@ class BenchControls:
     ) -> FaultDecision | None:
         """What the bench does to this call, if anything."""
         account = caller.account_id or caller.access_key_id or "anonymous"
+        if caller.region is not None:  # AWS's quotas are per account and region
+            account = f"{account} in {caller.region}"
         if not self.quotas.admit(operation, account):
             return FaultDecision(
                 label=f"quota: {operation} over its rate for {account}",
