@@ -473,7 +473,13 @@ def test_paging_is_stable_while_entitlements_change(changing: ServerProcess) -> 
         {"entitlements": [{"dimension": "AdminUsers", "value": 4}]},
     )
     assert status == 200, body
-    assert [event["action"] for event in body["events"]] == ["entitlement-updated"]
+    # a concurrent agreement's quantities changed: AWS amends it, then updates its license
+    assert [event["message"]["detail-type"] for event in body["events"]] == [
+        "Purchase Agreement Amended - Proposer",
+        "License Updated - Manufacturer",
+    ]
+    assert [event["action"] for event in body["events"]] == ["amend", "entitlement-updated"]
+    assert body["events"][0]["message"]["detail"]["agreement"]["intent"] == "AMEND"
     assert body["agreement"]["entitlements"] == [
         {"dimension": "AdminUsers", "value": 4, "expiresAt": "2036-01-01T00:00:00Z"}
     ]

@@ -419,7 +419,7 @@ def test_a_contracts_end_on_the_clock_reaches_the_queues_and_the_apis(
         )
         clock.advance(1)  # the end
         entitlements = moto.read(ent_url, 2)
-        before_deprovision = moto.read(events_url, 3)
+        before_deprovision = moto.read(events_url, 4)
         agreements = boto3.client(
             "marketplace-agreement", endpoint_url=server.url, region_name="us-east-1", **KEYS
         )
@@ -439,10 +439,12 @@ def test_a_contracts_end_on_the_clock_reaches_the_queues_and_the_apis(
     ]
     assert [e["detail-type"] for e in before_deprovision] == [
         "Purchase Agreement Created - Proposer",
+        "Purchase Agreement Amended - Proposer",  # the renewal date set
         "License Updated - Manufacturer",
         "Purchase Agreement Ended - Proposer",
     ]
-    ended = before_deprovision[2]
+    assert before_deprovision[1]["detail"]["agreement"]["endTime"] == "2027-01-16T08:00:00Z"
+    ended = before_deprovision[3]
     assert ended["time"] == "2027-01-16T08:00:00Z"
     assert ended["detail"]["agreement"] == {"id": theirs["agreementId"], "status": "EXPIRED"}
     assert (described["status"], described["endTime"].timestamp()) == ("EXPIRED", end)

@@ -393,3 +393,39 @@ def test_resubscribing_while_unsubscribe_pending_sends_subscribe_success_instead
     # nothing is left for the ticker to complete: no unsubscribe-success follows
     resumed = after(snapshot, done)
     assert lifecycle.due_unsubscriptions(resumed, T + 2 * HOUR.total_seconds()) == []
+
+
+def test_amending_a_concurrent_agreement_emits_amended_then_license_updated() -> None:
+    """New quantities or a new end: AWS amends the agreement (intent AMEND, the Proposer's
+    autoRenewalEnabled), then updates its license. A legacy product gets entitlement-updated
+    alone; an update that changes neither (a free trial turned paid) no Amended."""
+    snapshot = catalog()
+    agreement_id = snapshot.agreements_by_license[CA_ARN].agreement_id
+    done = lifecycle.update_entitlement(snapshot, CA_ARN, T, SequentialIds(), ends_at=T + 86_400)
+    amended, license_updated = done.events
+    assert [e.action for e in done.events] == [
+        LifecycleAction.AMEND,
+        LifecycleAction.ENTITLEMENT_UPDATED,
+    ]
+    assert license_updated.topic == "License Updated - Manufacturer"
+    assert amended.body["detail-type"] == "Purchase Agreement Amended - Proposer"
+    assert amended.body["detail"] == {
+        "requestId": "00000000-0000-4000-8000-000000000004",
+        "catalog": "AWSMarketplace",
+        "agreement": {
+            "id": agreement_id,
+            "intent": "AMEND",
+            "status": "ACTIVE",
+            "acceptanceTime": "2027-01-15T08:00:00Z",
+            "startTime": "1970-01-01T00:00:00Z",
+            "endTime": "2027-01-16T08:00:00Z",
+            "autoRenewalEnabled": False,
+        },
+        "acceptor": {"accountId": "444455556666"},
+        "proposer": {"accountId": "111122223333"},
+        "offer": {"id": "offer-1"},
+    }
+    legacy = lifecycle.update_entitlement(snapshot, LEGACY_ARN, T, SequentialIds(), ends_at=T + 1)
+    assert [e.action for e in legacy.events] == [LifecycleAction.ENTITLEMENT_UPDATED]
+    paid = lifecycle.update_entitlement(snapshot, CA_ARN, T, SequentialIds(), free_trial=False)
+    assert [e.topic for e in paid.events] == ["License Updated - Manufacturer"]

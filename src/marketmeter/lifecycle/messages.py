@@ -20,7 +20,9 @@
   only the Proposer agreement event,
   https://docs.aws.amazon.com/marketplace/latest/userguide/saas-eventbridge-integration.html),
   license events as ``- Manufacturer``. Created: ``agreement {id, intent, status,
-  acceptanceTime, startTime, endTime?}``; Ended: ``agreement {id, status}`` (``CANCELLED`` by
+  acceptanceTime, startTime, endTime?}``; Amended (a concurrent agreement's quantities or end
+  changed): the same with intent ``AMEND`` and ``autoRenewalEnabled``; Ended: ``agreement {id,
+  status}`` (``CANCELLED`` by
   the buyer, ``EXPIRED`` at the contract's end date); License Updated /
   Deprovisioned: ``agreement {id}``, ``product {code, id}``, ``license {arn}``; all with
   ``acceptor``, ``proposer`` (Created: with the seller's ``name`` when the catalog has one) and
@@ -89,6 +91,7 @@ SNS_ACTIONS: dict[LifecycleAction, str] = {
 }
 
 _CREATED = "Purchase Agreement Created - Proposer"
+_AMENDED = "Purchase Agreement Amended - Proposer"
 _ENDED = "Purchase Agreement Ended - Proposer"
 _LICENSE_UPDATED = "License Updated - Manufacturer"
 _LICENSE_DEPROVISIONED = "License Deprovisioned - Manufacturer"
@@ -103,6 +106,7 @@ DETAIL_TYPES: dict[LifecycleAction, str | None] = {
     LifecycleAction.SUSPEND: _LICENSE_DEPROVISIONED,
     LifecycleAction.RESUBSCRIBE: _CREATED,
     LifecycleAction.ENTITLEMENT_UPDATED: _LICENSE_UPDATED,
+    LifecycleAction.AMEND: _AMENDED,
     LifecycleAction.EXPIRE: _ENDED,
     LifecycleAction.DEPROVISION: _LICENSE_DEPROVISIONED,
 }
@@ -125,6 +129,7 @@ class MessageSubject:
     starts_at: float | None = None
     ends_at: float | None = None
     seller_name: str = ""
+    auto_renew: bool = False
 
 
 def public_offer_id(product_code: str) -> str:
@@ -230,14 +235,16 @@ def eventbridge_event(
     agreement: dict[str, Any] = {"id": subject.agreement_id}
     if detail_type == _ENDED:
         agreement["status"] = ended_status
-    elif detail_type == _CREATED:
-        agreement["intent"] = "NEW"
+    elif detail_type in (_CREATED, _AMENDED):
+        agreement["intent"] = "NEW" if detail_type == _CREATED else "AMEND"
         agreement["status"] = "ACTIVE"
         agreement["acceptanceTime"] = _event_time(at)
         if subject.starts_at is not None:
             agreement["startTime"] = _event_time(subject.starts_at)
         if subject.ends_at is not None:
             agreement["endTime"] = _event_time(subject.ends_at)
+        if detail_type == _AMENDED:  # the Proposer's: whether it renews itself
+            agreement["autoRenewalEnabled"] = subject.auto_renew
     detail: dict[str, Any] = {
         "requestId": request_id,
         "catalog": "AWSMarketplace",

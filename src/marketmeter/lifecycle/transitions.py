@@ -22,7 +22,8 @@ States and the transitions between them (the state an agreement has *at now*, se
   (open-ended again);
 - ``update_entitlement``: ``subscribed`` or ``unsubscribe-pending`` stays, its entitlements
   replaced (an upgrade, an amendment) and its end moved (a renewal), or a free trial turned
-  into a paid agreement or back (``entitlement-updated``).
+  into a paid agreement or back (``entitlement-updated``; a concurrent agreement whose
+  entitlements or end changed is first ``Purchase Agreement Amended``).
 
 Any other move is refused (``Refusal``) with a message naming the state.
 """
@@ -92,6 +93,7 @@ def message_subject(
         starts_at=agreement.starts_at,
         ends_at=agreement.ends_at,
         seller_name=_seller_name(catalog, product.seller_account_id),
+        auto_renew=bool(agreement.configuration.auto_renew),
     )
 
 
@@ -378,4 +380,11 @@ def update_entitlement(
         if ends_at <= now or (agreement.starts_at is not None and ends_at <= agreement.starts_at):
             raise Refusal("endsAt", "must be after now and after the agreement's start")
         updated = replace(updated, ends_at=ends_at)
-    return _changed(catalog, LifecycleAction.ENTITLEMENT_UPDATED, agreement, updated, now, ids)
+    done = _changed(catalog, LifecycleAction.ENTITLEMENT_UPDATED, agreement, updated, now, ids)
+    amended = (updated.entitlements, updated.ends_at) != (agreement.entitlements, agreement.ends_at)
+    product = catalog.products[agreement.product_code]
+    if amended and product.integration is Integration.CONCURRENT_AGREEMENTS:
+        # AWS amends the agreement (intent AMEND), then updates its license
+        event = _event(LifecycleAction.AMEND, message_subject(catalog, updated), now, ids)
+        done = replace(done, events=(event, *done.events))
+    return done

@@ -24,6 +24,7 @@ class LifecycleAction(StrEnum):
     SUSPEND = "suspend"
     RESUBSCRIBE = "resubscribe"
     ENTITLEMENT_UPDATED = "entitlement-updated"
+    AMEND = "amend"  # a concurrent agreement's quantities or end changed (then its license)
     EXPIRE = "expire"  # a contract's end date passed on the service clock
     DEPROVISION = "deprovision"  # the hour for final records after that end is over
 
