@@ -226,6 +226,22 @@ def test_parse_rules_names_the_failing_rule() -> None:
             "unprocessedRecords.first",
             "unknown key; known keys: count, indices",
         ),
+        ({"emptyPage": True}, "emptyPage", 'only with "operation": "GetEntitlements"'),
+        (
+            {"operation": "SearchAgreements", "emptyPage": True},
+            "emptyPage",
+            'only with "operation": "GetEntitlements"',
+        ),
+        (
+            {"operation": "GetEntitlements", "emptyPage": True, **THROTTLE},
+            "emptyPage",
+            'cannot be combined with "error"',
+        ),
+        (
+            {"operation": "GetEntitlements", "emptyPage": "yes"},
+            "emptyPage",
+            "must be true or false",
+        ),
     ],
 )
 def test_input_errors_name_the_field(body: object, field: str, message: str) -> None:
@@ -718,32 +734,3 @@ def test_an_empty_page_rule_decides_an_empty_page_and_reads_back() -> None:
     )
     assert meter(injector, operation="GetEntitlements") is None  # its one time is used
     assert parse_rule(rule).to_json() == rule
-
-
-@pytest.mark.parametrize(
-    ("rule", "field", "message"),
-    [
-        ({"emptyPage": True}, "emptyPage", 'only with "operation": "GetEntitlements"'),
-        (
-            {"operation": "SearchAgreements", "emptyPage": True},
-            "emptyPage",
-            'only with "operation": "GetEntitlements"',
-        ),
-        (
-            {"operation": "GetEntitlements", "emptyPage": True, **THROTTLE},
-            "emptyPage",
-            'cannot be combined with "error"',
-        ),
-        (
-            {"operation": "GetEntitlements", "emptyPage": "yes"},
-            "emptyPage",
-            "must be true or false",
-        ),
-    ],
-)
-def test_an_empty_page_rule_that_cannot_be_is_refused(
-    rule: dict[str, object], field: str, message: str
-) -> None:
-    with pytest.raises(Refusal) as refused:
-        parse_rule(rule)
-    assert (refused.value.field, refused.value.message) == (field, message)
