@@ -10,6 +10,7 @@ from marketmeter.catalog.model import Agreement, AgreementState
 from marketmeter.lifecycle.contract_ends import (
     ContractEnds,
     announce_contract_ends,
+    due_instants,
     instant_event_ids,
 )
 from marketmeter.lifecycle.types import Channel, LifecycleAction
@@ -44,22 +45,23 @@ def contracts() -> tuple[Agreement, ...]:
 
 
 def test_the_end_and_the_hour_after_it_are_due_once_the_clock_passes_them() -> None:
-    ends = ContractEnds(catalog(*contracts()), HOUR)
+    snapshot = catalog(*contracts())
+    ends = ContractEnds(snapshot, HOUR)
 
-    assert ends.due(T, END - 0.001) == []
-    at_end = ends.due(T, END)
-    assert [(i.at, i.action, i.agreement.license_arn) for i in at_end] == [
+    def due(since: float, until: float) -> list[tuple[float, LifecycleAction, str]]:
+        found = due_instants(snapshot, HOUR, since, until)
+        assert ends.any_due(since, until) == bool(found)
+        return [(i.at, i.action, i.agreement.license_arn) for i in found]
+
+    assert due(T, END - 0.001) == []
+    assert due(T, END) == [
         (END, LifecycleAction.EXPIRE, LEGACY_ARN),
         (END, LifecycleAction.EXPIRE, CA_ARN),
     ]
-    assert ends.due(END, END + 3599) == []
-    [deprovision] = ends.due(END, END + 3600)
-    assert (deprovision.at, deprovision.action, deprovision.agreement.license_arn) == (
-        END + 3600,
-        LifecycleAction.DEPROVISION,
-        CA_ARN,
-    )
-    assert len(ends.due(T, END + 7200)) == 3
+    assert due(END, END + 3599) == []
+    assert due(END, END + 3600) == [(END + 3600, LifecycleAction.DEPROVISION, CA_ARN)]
+    assert len(due(T, END + 7200)) == 3
+    assert due(END + 3600, END + 7200) == []
 
 
 def test_a_legacy_contracts_end_is_entitlement_updated_on_the_entitlement_topic() -> None:
@@ -134,5 +136,8 @@ def test_announcing_again_gives_the_same_ids_and_a_moved_end_new_ones() -> None:
 
 
 def test_the_delay_sets_the_hour_for_final_records() -> None:
-    ends = ContractEnds(catalog(*contracts()), timedelta(minutes=5))
-    assert [i.at for i in ends.due(END, END + 3600)] == [END + 300]
+    snapshot = catalog(*contracts())
+    five = timedelta(minutes=5)
+    assert [i.at for i in due_instants(snapshot, five, END, END + 3600)] == [END + 300]
+    assert ContractEnds(snapshot, five).any_due(END + 299, END + 300)
+    assert not ContractEnds(snapshot, five).any_due(END + 300, END + 3600)

@@ -75,7 +75,7 @@ class LifecycleTicker:
         if since is None:
             since = now - self._service.unsubscribe_delay.total_seconds()
         announced = 0
-        if self._ends is not None and self._ends.due(since, now):
+        if self._ends is not None and self._ends.any_due(since, now):
             done = await self._service.announce_contract_ends(since, now)
             announced = len(done.events)
         # also when the clock went back: passing an end again announces nothing twice
