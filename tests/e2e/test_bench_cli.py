@@ -877,6 +877,7 @@ def test_snapshot_save_list_restore_delete(server: ServerProcess) -> None:
     assert [r["meteringRecordId"] for r in usage(server)] == ids
 
 
+@pytest.mark.backend_agnostic  # formats, fault rules, quotas: no ledger
 def test_an_empty_page_rule_from_the_command_line(server: ServerProcess) -> None:
     added = json.loads(
         ok(

@@ -602,6 +602,7 @@ def test_a_custom_quota_throttles_per_access_key(bench: Bench, now: int) -> None
     ] * 3 + [f"quota: MeterUsage over its rate for {DAVE_KEY[0]} in us-east-1"]
 
 
+@pytest.mark.backend_agnostic  # formats, fault rules, quotas: no ledger
 def test_a_quota_is_per_region_as_aws_s(bench: Bench, now: int) -> None:
     """AWS throttles each account in each region: a key over its rate in us-east-1 still has
     its rate in eu-west-1."""

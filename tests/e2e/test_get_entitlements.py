@@ -656,6 +656,7 @@ def test_a_contract_subscription_grants_what_the_buyer_configured(
     )
 
 
+@pytest.mark.backend_agnostic  # formats, fault rules, quotas: no ledger
 def test_an_empty_page_with_a_next_token_is_followed_by_boto3s_paginator(
     changing: ServerProcess,
 ) -> None:

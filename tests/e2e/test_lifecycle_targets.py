@@ -709,6 +709,7 @@ def test_an_http_target_speaking_snss_protocol_is_confirmed_first_and_signs(
     ]
 
 
+@pytest.mark.backend_agnostic  # formats, fault rules, quotas: no ledger
 def test_http_targets_with_raw_delivery_get_the_bare_message(tmp_path: Path) -> None:
     """raw_delivery on an http target: the bare Message and x-amz-sns-rawdelivery, as SNS's
     raw message delivery POSTs it; over the SNS protocol, after the (JSON) confirmation."""
