@@ -13,6 +13,8 @@ works the same against a server in the test's process, a subprocess, or one star
     admin.products.add({"product_code": "prod-x", "seller": "111122223333",
                         "kind": "saas", "dimensions": ["users"]})
     admin.sellers.add_key("111122223333")   # {"access_key_id", "secret_access_key"}
+    admin.agreements.subscribe("prod-...", "444455556666", quantities={"seats": 10})
+    admin.agreements.events(action="entitlement-updated")
 
 A server with an admin token wants it: ``MarketmeterAdmin(endpoint, admin_token=...)``, or
 the environment's ``MARKETMETER_ADMIN_TOKEN``. Every admin error (a 4xx with
@@ -21,6 +23,7 @@ the environment's ``MARKETMETER_ADMIN_TOKEN``. Every admin error (a 4xx with
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +37,7 @@ __all__ = [
     "ADMIN_TOKEN_ENV",
     "AccountsHandle",
     "AdminError",
+    "AgreementsHandle",
     "CatalogHandle",
     "ClockHandle",
     "FaultsHandle",
@@ -278,6 +282,124 @@ class JournalHandle:
         self._api.call("DELETE", "/journal")
 
 
+class AgreementsHandle:
+    """The subscription lifecycle (``/_marketmeter/agreements``, docs/subscription-lifecycle.md):
+    the agreements, their transitions and the log of the notifications they sent. A transition
+    answers ``{"action", "agreement", "events", "token"?}``; ``reference`` is an agreement id
+    (``agmt-...``) or a LicenseArn."""
+
+    def __init__(self, api: _Api) -> None:
+        self._api = api
+
+    def list(
+        self,
+        product: str | None = None,
+        buyer: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        params = {"product": product, "buyer": buyer, "state": state, "limit": limit}
+        return list(self._api.call("GET", "/agreements", params=params)["agreements"])
+
+    def get(self, reference: str) -> dict[str, Any]:
+        return dict(self._api.call("GET", f"/agreements/{quote(reference, safe='')}"))
+
+    def subscribe(
+        self,
+        product: str,
+        buyer: str,
+        free_trial: bool = False,
+        offer: str | None = None,
+        selector: str | None = None,
+        quantities: Mapping[str, int] | None = None,
+        auto_renew: bool | None = None,
+    ) -> dict[str, Any]:
+        """Subscribe ``buyer`` to ``product`` (on ``offer``); for a product sold by contract,
+        the rate card's ``selector`` (its duration), the ``quantities`` bought and
+        ``auto_renew`` (each left out: the offer's default)."""
+        configuration = {
+            key: value
+            for key, value in (
+                ("selector", selector),
+                ("dimensions", dict(quantities) if quantities else None),
+                ("autoRenew", auto_renew),
+            )
+            if value is not None
+        }
+        body: dict[str, Any] = {"productCode": product, "buyerAccountId": buyer}
+        body["freeTrial"] = free_trial
+        if offer is not None:
+            body["offerId"] = offer
+        if configuration:
+            body["configuration"] = configuration
+        return dict(self._api.call("POST", "/agreements", body))
+
+    def subscribe_fail(
+        self, product: str, buyer: str, free_trial: bool = False, offer: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"productCode": product, "buyerAccountId": buyer}
+        body["freeTrial"] = free_trial
+        if offer is not None:
+            body["offerId"] = offer
+        return dict(self._api.call("POST", "/subscribe-fail", body))
+
+    def _transition(self, reference: str, verb: str, body: Any = None) -> dict[str, Any]:
+        path = f"/agreements/{quote(reference, safe='')}/{verb}"
+        return dict(self._api.call("POST", path, body if body is not None else {}))
+
+    def unsubscribe(self, reference: str) -> dict[str, Any]:
+        return self._transition(reference, "unsubscribe")
+
+    def suspend(self, reference: str) -> dict[str, Any]:
+        return self._transition(reference, "suspend")
+
+    def resubscribe(self, reference: str) -> dict[str, Any]:
+        return self._transition(reference, "resubscribe")
+
+    def update(
+        self,
+        reference: str,
+        entitlements: Mapping[str, bool | int | float | str] | None = None,
+        ends_at: datetime | str | None = None,
+        free_trial: bool | None = None,
+    ) -> dict[str, Any]:
+        """An upgrade, amendment or renewal: ``entitlements`` (dimension → value) replace the
+        agreement's, ``ends_at`` moves its end, ``free_trial`` converts it."""
+        body: dict[str, Any] = {}
+        if entitlements is not None:
+            body["entitlements"] = [
+                {"dimension": dimension, "value": value}
+                for dimension, value in entitlements.items()
+            ]
+        if ends_at is not None:
+            body["endsAt"] = _time(ends_at)
+        if free_trial is not None:
+            body["freeTrial"] = free_trial
+        return self._transition(reference, "entitlement-update", body)
+
+    def events(
+        self,
+        product: str | None = None,
+        buyer: str | None = None,
+        action: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[dict[str, Any]]:
+        """The notifications logged, oldest first, each with its ``message`` and deliveries."""
+        params = {
+            "product": product,
+            "buyer": buyer,
+            "action": action,
+            "since": since,
+            "until": until,
+            "after": after,
+            "limit": limit,
+        }
+        return list(self._api.call("GET", "/events", params=params)["events"])
+
+
 class CatalogHandle:
     """One kind of catalog entry (``/_marketmeter/products``, ...): bodies and answers are the
     catalog file's entries (snake_case); reads never show secrets."""
@@ -343,6 +465,7 @@ class MarketmeterAdmin:
         self.sellers = AccountsHandle(self._api, "sellers")
         self.products = CatalogHandle(self._api, "products")
         self.buyers = AccountsHandle(self._api, "buyers")
+        self.agreements = AgreementsHandle(self._api)
 
     def health(self) -> dict[str, Any]:
         return dict(self._api.call("GET", "/health"))

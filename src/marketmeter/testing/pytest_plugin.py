@@ -28,6 +28,7 @@ from typing import Any, cast
 import pytest
 
 from marketmeter.testing.admin_client import (
+    AgreementsHandle,
     ClockHandle,
     FaultsHandle,
     JournalHandle,
@@ -83,6 +84,7 @@ class Marketmeter:
         self.clock: ClockHandle = self.admin.clock
         self.faults: FaultsHandle = self.admin.faults
         self.journal: JournalHandle = self.admin.journal
+        self.agreements: AgreementsHandle = self.admin.agreements
         self._client: Any = None
 
     @property
