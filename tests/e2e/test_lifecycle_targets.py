@@ -378,6 +378,7 @@ def test_a_concurrent_agreements_products_events_reach_a_queue_through_a_rule(
     assert (failed["channel"], failed["deliveries"]) == ("none", [])  # logged, sent nowhere
 
 
+@pytest.mark.backend_agnostic  # the log's once-only on PostgreSQL: tests/store
 def test_a_contracts_end_on_the_clock_reaches_the_queues_and_the_apis(
     tmp_path: Path, moto: Moto
 ) -> None:
