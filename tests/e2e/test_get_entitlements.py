@@ -25,6 +25,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from marketmeter.catalog.model import agreement_id_for
 from tests.e2e.cli_runner import mm
 from tests.e2e.server_process import CATALOG, ServerProcess
 
@@ -675,3 +676,27 @@ def test_an_empty_page_with_a_next_token_is_followed_by_boto3s_paginator(
     pages = list(client.get_paginator("get_entitlements").paginate(ProductCode="ent-ccp"))
     assert [len(page.get("Entitlements", [])) for page in pages] == [0, 1]
     assert as_wire(pages[1]) == everything
+
+
+def test_the_agreement_api_shows_what_a_catalog_contract_entitles_to(
+    shared: ServerProcess,
+) -> None:
+    """A catalog agreement with entitlements and no recorded configuration: its derived terms
+    say it bought what GetEntitlements answers (the whole-number ones), not one unit."""
+    terms = boto3.client(
+        "marketplace-agreement",
+        endpoint_url=shared.url,
+        region_name="us-east-1",
+        aws_access_key_id=SELLER_KEY[0],
+        aws_secret_access_key=SELLER_KEY[1],
+    ).get_agreement_terms(agreementId=agreement_id_for(ALICE_1))["acceptedTerms"]
+    [upfront] = [
+        t["configurableUpfrontPricingTerm"] for t in terms if "configurableUpfront" in str(t)
+    ]
+    assert upfront["configuration"] == {
+        "selectorValue": "P12M",
+        "dimensions": [
+            {"dimensionKey": "AdminUsers", "dimensionValue": 10},
+            {"dimensionKey": "ReadOnlyUsers", "dimensionValue": 25},
+        ],
+    }

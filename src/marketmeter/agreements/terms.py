@@ -12,9 +12,9 @@ agreement has an end date.
 
 Each term carries its ``type`` and a stable ``id`` (``catalog.model.term_id_for``); the
 buyer's choices go into ``configuration``: the contract's duration and quantities
-(``configurableUpfrontPricingTerm``; by default the first rate card's duration and one unit of
-its first dimension), auto-renewal (``renewalTerm``; off unless chosen), the agreement's
-dates (``validityTerm``).
+(``configurableUpfrontPricingTerm``; by default the first rate card's duration, and the
+agreement's whole-number entitlements of the card's dimensions, else one unit of its first),
+auto-renewal (``renewalTerm``; off unless chosen), the agreement's dates (``validityTerm``).
 """
 
 from __future__ import annotations
@@ -137,12 +137,14 @@ def _configure(key: str, body: dict[str, Any], agreement: Agreement) -> None:
     if key == "configurableUpfrontPricingTerm":
         cards = body.get("rateCards") or [{}]
         selector = chosen.selector or (cards[0].get("selector") or {}).get("value") or "P12M"
+        card = _card_for(cards, selector).get("rateCard") or [{}]
+        chosen_dimensions = chosen.dimensions or _bought(agreement, card)
         dimensions = [
             {"dimensionKey": dimension, "dimensionValue": value}
-            for dimension, value in chosen.dimensions
+            for dimension, value in chosen_dimensions
         ]
         if not dimensions:
-            first = (_card_for(cards, selector).get("rateCard") or [{}])[0]
+            first = card[0]
             dimensions = [
                 {"dimensionKey": first.get("dimensionKey", "default"), "dimensionValue": 1}
             ]
@@ -156,6 +158,17 @@ def _configure(key: str, body: dict[str, Any], agreement: Agreement) -> None:
             body["agreementStartDate"] = wire_time(agreement.starts_at)
         if agreement.ends_at is not None and "agreementEndDate" not in body:
             body["agreementEndDate"] = wire_time(agreement.ends_at)
+
+
+def _bought(agreement: Agreement, card: list[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """What an agreement with no recorded configuration bought of the card: its whole-number
+    entitlements of the card's dimensions (what GetEntitlements answers for it)."""
+    priced = {price.get("dimensionKey") for price in card if isinstance(price, dict)}
+    return tuple(
+        (entitlement.dimension, entitlement.value)
+        for entitlement in agreement.entitlements
+        if type(entitlement.value) is int and entitlement.dimension in priced
+    )
 
 
 def _card_for(cards: list[dict[str, Any]], selector: str) -> dict[str, Any]:
