@@ -115,6 +115,19 @@ def entitlement_client(
     )
 
 
+def accepted_terms(server: ServerProcess, agreement_id: str) -> dict[str, Any]:
+    """GetAgreementTerms through boto3 with the seller's key: each accepted term by its
+    member name (``configurableUpfrontPricingTerm``, ...)."""
+    terms = boto3.client(
+        "marketplace-agreement",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=SELLER_KEY[0],
+        aws_secret_access_key=SELLER_KEY[1],
+    ).get_agreement_terms(agreementId=agreement_id)["acceptedTerms"]
+    return {key: body for term in terms for key, body in term.items()}
+
+
 def as_wire(response: dict[str, Any]) -> dict[str, Any]:
     """boto3's answer with its datetimes back in epoch seconds, without ResponseMetadata."""
     out = dict(response)
@@ -614,16 +627,8 @@ def test_a_contract_subscription_grants_what_the_buyer_configured(
             wire(buyer, arn, "ReadOnlyUsers", {"IntegerValue": 3}, end),
         ]
     }
-    terms = boto3.client(
-        "marketplace-agreement",
-        endpoint_url=changing.url,
-        region_name="us-east-1",
-        aws_access_key_id=SELLER_KEY[0],
-        aws_secret_access_key=SELLER_KEY[1],
-    ).get_agreement_terms(agreementId=agreement["agreementId"])["acceptedTerms"]
-    [upfront] = [
-        t["configurableUpfrontPricingTerm"] for t in terms if "configurableUpfront" in str(t)
-    ]
+    terms = accepted_terms(changing, agreement["agreementId"])
+    upfront = terms["configurableUpfrontPricingTerm"]
     assert upfront["configuration"] == {
         "selectorValue": "P12M",
         "dimensions": [
@@ -631,7 +636,7 @@ def test_a_contract_subscription_grants_what_the_buyer_configured(
             {"dimensionKey": "ReadOnlyUsers", "dimensionValue": 3},
         ],
     }
-    assert "usageBasedPricingTerm" not in str(terms)  # sold by contract alone: nothing metered
+    assert "usageBasedPricingTerm" not in terms  # sold by contract alone: nothing metered
 
     wrong = mm(*subscribe[:-1], "343434343434", "--selector", "P36M", *target, cwd=Path.cwd())
     assert wrong.returncode == 1
@@ -683,16 +688,7 @@ def test_the_agreement_api_shows_what_a_catalog_contract_entitles_to(
 ) -> None:
     """A catalog agreement with entitlements and no recorded configuration: its derived terms
     say it bought what GetEntitlements answers (the whole-number ones), not one unit."""
-    terms = boto3.client(
-        "marketplace-agreement",
-        endpoint_url=shared.url,
-        region_name="us-east-1",
-        aws_access_key_id=SELLER_KEY[0],
-        aws_secret_access_key=SELLER_KEY[1],
-    ).get_agreement_terms(agreementId=agreement_id_for(ALICE_1))["acceptedTerms"]
-    [upfront] = [
-        t["configurableUpfrontPricingTerm"] for t in terms if "configurableUpfront" in str(t)
-    ]
+    upfront = accepted_terms(shared, agreement_id_for(ALICE_1))["configurableUpfrontPricingTerm"]
     assert upfront["configuration"] == {
         "selectorValue": "P12M",
         "dimensions": [
